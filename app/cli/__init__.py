@@ -1,0 +1,58 @@
+"""The `okng` console script.
+
+Subcommands live in small modules, one per room of the product; each exposes
+`register(subparsers)` which adds its commands with `set_defaults(func=...)`. Nothing here
+imports Qt: every subcommand but the GUI works without PyQt6 installed.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# Registry of command modules, in the order their commands appear in --help.
+COMMAND_MODULES = ("app.cli.project", "app.cli.train", "app.cli.explain", "app.cli.plc", "app.cli.sort", "app.cli.gui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="okng",
+        description="okng inspection workstation. Without a command, opens the workstation window.")
+    parser.add_argument("--version", action="version", version="okng 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # a room not built yet: its commands are simply absent
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *([] if argv is None else list(argv))])
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        print("okng: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: a clear message
+        from app.cli.common import user_error_types
+        if isinstance(exc, user_error_types()):
+            print(f"okng {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

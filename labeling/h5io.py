@@ -1,0 +1,125 @@
+"""Low-level HDF5 access shared by the store: locked transactions and extendable tables.
+
+Concurrency model (documented here because every other module relies on it):
+
+* The project file is never held open between operations. Each read or write is one short
+  transaction: open, do the work, flush, close. HDF5's own file locking (flock) gives writers
+  an exclusive lock and readers a shared one, so a reader in another process (a training job)
+  always sees the file as of a completed transaction: a consistent snapshot, never a
+  half-written one.
+* A process that finds the file locked by another one retries with a short back-off for up to
+  `LOCK_TIMEOUT_S`; the GUI keeps labelling while training reads, each waiting at most for
+  the other's transaction (milliseconds).
+* Inside one process, threads (GUI, sort logger, workers) serialise on a per-path RLock,
+  because HDF5 refuses to open one file twice in one process with different modes.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import h5py
+import numpy as np
+
+LOCK_TIMEOUT_S = 30.0
+_STR = h5py.string_dtype("utf-8")
+_locks: dict[str, threading.RLock] = {}
+_locks_guard = threading.Lock()
+
+
+class ProjectLocked(RuntimeError):
+    """Another process held the project file for longer than LOCK_TIMEOUT_S."""
+
+
+def _path_lock(path: Path) -> threading.RLock:
+    key = str(path.resolve())
+    with _locks_guard:
+        return _locks.setdefault(key, threading.RLock())
+
+
+def _is_lock_error(exc: OSError) -> bool:
+    text = str(exc).lower()
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text \
+        or "resource temporarily unavailable" in text
+
+
+@contextmanager
+def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) -> Iterator[h5py.File]:
+    """Open `path` for one transaction; retries while another process holds the lock."""
+    lock = _path_lock(path)
+    with lock:
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            try:
+                f = h5py.File(path, mode, libver=("v110", "latest"))
+                break
+            except (OSError, BlockingIOError) as exc:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
+                    if _is_lock_error(exc):
+                        raise ProjectLocked(f"{path}: held by another process for over {timeout:.0f} s") from exc
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+        try:
+            yield f
+            if mode != "r":
+                f.flush()
+        finally:
+            f.close()
+
+
+def append_rows(group: h5py.Group, name: str, values: list[Any], dtype: Any) -> int:
+    """Append values to an extendable 1-D dataset, creating it on first use; returns first row."""
+    if name not in group:
+        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(1024,))
+    ds = group[name]
+    start = ds.shape[0]
+    ds.resize((start + len(values),))
+    ds[start:] = np.asarray(values, dtype=object if dtype is _STR else dtype)
+    return start
+
+
+def append_json(group: h5py.Group, name: str, records: list[dict[str, Any]]) -> int:
+    return append_rows(group, name, [json.dumps(r, separators=(",", ":")) for r in records], _STR)
+
+
+def read_json_rows(group: h5py.Group, name: str) -> list[dict[str, Any]]:
+    if name not in group:
+        return []
+    raw = group[name][()]
+    return [json.loads(r.decode("utf-8") if isinstance(r, bytes) else r) for r in raw]
+
+
+def image_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """~256 KiB chunks of whole rows: a full-view read touches few chunks, a strip scrolls well."""
+    h, w = shape[0], shape[1]
+    per_row = w * (shape[2] if len(shape) == 3 else 1) * itemsize
+    rows = int(max(1, min(h, (256 * 1024) // max(per_row, 1))))
+    return (rows, w, shape[2]) if len(shape) == 3 else (rows, w)
+
+
+def write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str | None) -> None:
+    if name in group and group[name].shape == arr.shape and group[name].dtype == arr.dtype:
+        group[name][...] = arr
+        return
+    if name in group:
+        del group[name]
+    group.create_dataset(name, data=arr, chunks=image_chunks(arr.shape, arr.dtype.itemsize),
+                         compression=compression, shuffle=compression is not None and arr.dtype.itemsize > 1)
+
+
+def fsync_append(path: Path, line: str) -> None:
+    """Append one line and fsync: the acknowledgement point of a journalled change."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

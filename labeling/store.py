@@ -1,0 +1,453 @@
+"""The project store: one HDF5 file per project.
+
+Layout (version 1)::
+
+    /                      attrs: okng_format, okng_version, settings (JSON), journal_seq,
+                                  active_model
+    /index/parts           vlen JSON, one row per part (id, name, created, source, views, meta)
+    /events/log            vlen JSON, append-only audit trail: label, review, mask, prediction,
+                           delete, settings events (old values are never overwritten)
+    /parts/<id>/v<k>/image chunked, lzf-compressed pixels (uint8/uint16, gray or RGB)
+    /parts/<id>/v<k>/mask  uint8 class index (0 = background), same H x W as the image
+    /models/<id>           attrs meta (JSON); dataset checkpoint (uint8 bytes)
+
+Durability: see journal.py (small changes are journalled and fsync'd before they are applied)
+and h5io.py (every operation is one open-write-flush-close transaction, so nothing is lost when
+the process dies between operations, and other processes can read consistent snapshots).
+A new part's pixels are written before its index row, so an interrupted add_part leaves at most
+an unreferenced group, never a half part.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import h5py
+import numpy as np
+
+from . import journal
+from .h5io import append_json, read_json_rows, transaction, write_array
+from .types import (Label, Part, PartSource, Prediction, Review, ReviewStatus, ROI, Settings,
+                    SYSTEM_USER, User, Verdict, ViewInfo)
+
+FORMAT = "okng-project"
+VERSION = 1
+Listener = Callable[[dict[str, Any]], None]
+
+
+class ProjectError(Exception):
+    """A clear, user-facing problem with a project file or an operation on it."""
+
+
+def _check_image(img: np.ndarray, what: str) -> np.ndarray:
+    img = np.asarray(img)
+    if img.dtype not in (np.uint8, np.uint16):
+        raise ProjectError(f"{what}: pixel type {img.dtype} not supported (uint8 or uint16)")
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ProjectError(f"{what}: shape {img.shape} is neither gray (H,W) nor RGB (H,W,3)")
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ProjectError(f"{what}: empty image")
+    return np.ascontiguousarray(img)
+
+
+class Project:
+    """A project file. Cheap to keep open: no HDF5 handle is held between calls."""
+
+    def __init__(self, path: Path, readonly: bool, compression: str | None = "lzf") -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self.compression = compression
+        self.settings = Settings()
+        self.active_model_id: str | None = None
+        self._parts: dict[int, Part] = {}
+        self._events: list[dict[str, Any]] = []
+        self._listeners: list[Listener] = []
+
+    # ---------------------------------------------------------------- open / create
+    @classmethod
+    def create(cls, path: str | Path, settings: Settings | None = None, overwrite: bool = False) -> "Project":
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ProjectError(f"{path} already exists (use overwrite to replace it)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        journal.truncate(path)
+        with transaction(path, "w") as f:
+            f.attrs["okng_format"] = FORMAT
+            f.attrs["okng_version"] = VERSION
+            f.attrs["settings"] = json.dumps((settings or Settings()).to_dict())
+            f.attrs["journal_seq"] = 0
+            f.attrs["active_model"] = ""
+            f.create_group("parts")
+            f.create_group("index")
+            f.create_group("events")
+            f.create_group("models")
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: str | Path, readonly: bool = False) -> "Project":
+        path = Path(path)
+        if not path.exists():
+            raise ProjectError(f"{path}: no such project file")
+        if not h5py.is_hdf5(path):
+            raise ProjectError(f"{path}: not an HDF5 file (is it an okng project?)")
+        proj = cls(path, readonly)
+        if not readonly:
+            proj._replay_journal()
+        proj.reload()
+        return proj
+
+    def reload(self) -> None:
+        """Re-read index and events (e.g. after another process wrote)."""
+        try:
+            with transaction(self.path, "r") as f:
+                if f.attrs.get("okng_format") != FORMAT:
+                    raise ProjectError(f"{self.path}: HDF5 file is not an okng project")
+                if int(f.attrs.get("okng_version", 0)) > VERSION:
+                    raise ProjectError(f"{self.path}: written by a newer okng (format "
+                                       f"{int(f.attrs['okng_version'])}); please upgrade")
+                self.settings = Settings.from_dict(json.loads(f.attrs["settings"]))
+                self.active_model_id = str(f.attrs.get("active_model", "")) or None
+                rows = read_json_rows(f["index"], "parts")
+                events = read_json_rows(f["events"], "log")
+        except ProjectError:
+            raise
+        except (OSError, KeyError, ValueError) as exc:
+            raise ProjectError(f"{self.path}: cannot read project ({exc})") from exc
+        self._parts = {}
+        for row in rows:
+            self._parts[row["id"]] = Part(
+                id=row["id"], name=row.get("name", ""), created=row["created"],
+                source=PartSource(row.get("source", "capture")),
+                views=[ViewInfo(i, v["camera"], tuple(v["shape"]), v["dtype"])
+                       for i, v in enumerate(row["views"])],
+                meta=row.get("meta", {}))
+        self._events = []
+        for ev in events:
+            self._apply_event_to_cache(ev)
+
+    # ---------------------------------------------------------------- listeners
+    def add_listener(self, fn: Listener) -> None:
+        """fn(event) after every change made through this object (Qt models adapt this)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def _notify(self, event: dict[str, Any]) -> None:
+        for fn in list(self._listeners):
+            fn(event)
+
+    # ---------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self.part_ids())
+
+    def part_ids(self) -> list[int]:
+        return [pid for pid, p in self._parts.items() if not p.meta.get("deleted")]
+
+    def parts(self, include_deleted: bool = False) -> list[Part]:
+        return [p for p in self._parts.values() if include_deleted or not p.meta.get("deleted")]
+
+    def part(self, part_id: int) -> Part:
+        try:
+            return self._parts[int(part_id)]
+        except KeyError:
+            raise ProjectError(f"no part {part_id} in {self.path.name}") from None
+
+    def _view_path(self, part_id: int, view: int) -> str:
+        p = self.part(part_id)
+        if not 0 <= view < len(p.views):
+            raise ProjectError(f"part {part_id} has {len(p.views)} views, not view {view}")
+        return f"parts/{part_id}/v{view}"
+
+    def read_image(self, part_id: int, view: int = 0, roi: ROI | None = None) -> np.ndarray:
+        """Pixels of one view (or of an ROI of it: only the chunks it touches are read)."""
+        key = self._view_path(part_id, view)
+        with transaction(self.path, "r") as f:
+            ds = f[key]["image"]
+            if roi is None:
+                return ds[()]
+            r = roi.clip(ds.shape[1], ds.shape[0])
+            return ds[r.y:r.y + r.h, r.x:r.x + r.w]
+
+    def read_mask(self, part_id: int, view: int = 0) -> np.ndarray | None:
+        key = self._view_path(part_id, view)
+        with transaction(self.path, "r") as f:
+            g = f[key]
+            return g["mask"][()] if "mask" in g else None
+
+    def read_views(self, part_id: int) -> list[np.ndarray]:
+        p = self.part(part_id)
+        with transaction(self.path, "r") as f:
+            return [f[f"parts/{part_id}/v{i}/image"][()] for i in range(len(p.views))]
+
+    def events(self, part_id: int | None = None) -> list[dict[str, Any]]:
+        """The audit trail (all parts, or one), oldest first."""
+        return [e for e in self._events if part_id is None or e.get("part") == part_id]
+
+    def label_history(self, part_id: int) -> list[Label]:
+        return [Label.from_dict(e["label"]) for e in self.events(part_id) if e["op"] == "label"]
+
+    def review_history(self, part_id: int) -> list[Review]:
+        return [Review.from_dict(e["review"]) for e in self.events(part_id) if e["op"] == "review"]
+
+    def predictions(self, part_id: int) -> list[Prediction]:
+        return [Prediction.from_dict(e["prediction"]) for e in self.events(part_id) if e["op"] == "prediction"]
+
+    # ---------------------------------------------------------------- adding parts
+    def add_part(self, images: Sequence[np.ndarray], *, cameras: Sequence[str] | None = None,
+                 name: str = "", source: PartSource | str = PartSource.CAPTURE,
+                 masks: Sequence[np.ndarray | None] | None = None, meta: dict[str, Any] | None = None,
+                 label: Label | None = None) -> int:
+        """Store a part with its views (and optional masks/label); returns its id."""
+        self._writable()
+        if len(images) == 0:
+            raise ProjectError("a part needs at least one view")
+        imgs = [_check_image(im, f"view {i}") for i, im in enumerate(images)]
+        cams = list(cameras) if cameras is not None else [
+            self.settings.cameras[i] if i < len(self.settings.cameras) else f"cam{i}" for i in range(len(imgs))]
+        if len(cams) != len(imgs):
+            raise ProjectError(f"{len(imgs)} views but {len(cams)} camera names")
+        mlist = list(masks) if masks is not None else [None] * len(imgs)
+        for i, m in enumerate(mlist):
+            if m is not None:
+                mlist[i] = self._check_mask(m, imgs[i].shape[:2], f"view {i}")
+        source = PartSource(source)
+        with transaction(self.path, "a") as f:
+            pid = int(f.attrs.get("next_part_id", 1))
+            g = f["parts"].require_group(str(pid))
+            for i, img in enumerate(imgs):
+                vg = g.require_group(f"v{i}")
+                write_array(vg, "image", img, self.compression)
+                if mlist[i] is not None:
+                    write_array(vg, "mask", mlist[i], "lzf")
+            row = {"id": pid, "name": name or f"part-{pid:06d}", "created": time.time(),
+                   "source": source.value, "meta": meta or {},
+                   "views": [{"camera": c, "shape": list(im.shape), "dtype": str(im.dtype)}
+                             for c, im in zip(cams, imgs)]}
+            # The index row makes the part visible: written last.
+            append_json(f["index"], "parts", [row])
+            f.attrs["next_part_id"] = pid + 1
+        self._parts[pid] = Part(pid, row["name"], row["created"], source,
+                                [ViewInfo(i, c, tuple(im.shape), str(im.dtype), mlist[i] is not None)
+                                 for i, (c, im) in enumerate(zip(cams, imgs))], meta=row["meta"])
+        for i, m in enumerate(mlist):
+            if m is not None:
+                self._commit({"op": "mask", "part": pid, "view": i, "user": SYSTEM_USER.to_dict(),
+                              "has_mask": True})
+        if label is not None:
+            self._commit({"op": "label", "part": pid, "label": label.to_dict()})
+        self._notify({"op": "part_added", "part": pid})
+        return pid
+
+    # ---------------------------------------------------------------- journalled changes
+    def set_label(self, part_id: int, verdict: Verdict | str | int, defect_class: int | str = 0,
+                  user: User = SYSTEM_USER, comment: str = "") -> Label:
+        """Label a part; the previous label stays in the history. Durable on return."""
+        self.part(part_id)
+        verdict = Verdict.parse(verdict)
+        if isinstance(defect_class, str):
+            defect_class = self.settings.class_index(defect_class) if defect_class else 0
+        if not 0 <= int(defect_class) <= len(self.settings.classes):
+            raise ProjectError(f"defect class {defect_class} out of range 0..{len(self.settings.classes)}")
+        if verdict != Verdict.NG and defect_class:
+            raise ProjectError("a defect class only goes with an NG verdict")
+        label = Label(verdict, int(defect_class), user, time.time(), comment)
+        self._commit({"op": "label", "part": int(part_id), "label": label.to_dict()})
+        return label
+
+    def set_mask(self, part_id: int, view: int, mask: np.ndarray | None, user: User = SYSTEM_USER) -> None:
+        """Replace a view's mask (None clears it). Durable on return."""
+        self._view_path(part_id, view)
+        rec: dict[str, Any] = {"op": "mask", "part": int(part_id), "view": int(view),
+                               "user": user.to_dict(), "has_mask": mask is not None}
+        if mask is not None:
+            shape = self.part(part_id).views[view].shape[:2]
+            mask = self._check_mask(mask, shape, f"part {part_id} view {view}")
+            rec["pixels"] = journal.encode_array(mask)
+        self._commit(rec)
+
+    def set_review(self, part_id: int, status: ReviewStatus | str, comment: str = "",
+                   user: User = SYSTEM_USER) -> Review:
+        self.part(part_id)
+        review = Review(ReviewStatus(status), comment, user, time.time())
+        self._commit({"op": "review", "part": int(part_id), "review": review.to_dict()})
+        return review
+
+    def add_prediction(self, part_id: int, prediction: Prediction) -> None:
+        self.part(part_id)
+        self._commit({"op": "prediction", "part": int(part_id), "prediction": prediction.to_dict()})
+
+    def delete_part(self, part_id: int, user: User = SYSTEM_USER) -> None:
+        """Hide a part; its pixels and history stay in the file (audit)."""
+        self.part(part_id)
+        self._commit({"op": "delete", "part": int(part_id), "user": user.to_dict()})
+
+    def update_settings(self, settings: Settings, user: User = SYSTEM_USER) -> None:
+        self._commit({"op": "settings", "settings": settings.to_dict(), "user": user.to_dict()})
+
+    def set_roi(self, camera: str, roi: ROI | None, user: User = SYSTEM_USER) -> None:
+        s = Settings.from_dict(self.settings.to_dict())
+        if roi is None:
+            s.rois.pop(camera, None)
+        else:
+            s.rois[camera] = roi
+        self.update_settings(s, user)
+
+    def _check_mask(self, mask: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarray:
+        mask = np.asarray(mask)
+        if mask.shape != tuple(shape[:2]):
+            raise ProjectError(f"{what}: mask is {mask.shape[1]}x{mask.shape[0]}, image is {shape[1]}x{shape[0]}")
+        if mask.dtype != np.uint8:
+            if mask.size and (mask.min() < 0 or mask.max() > 255):
+                raise ProjectError(f"{what}: mask values must be class indices 0..255")
+            mask = mask.astype(np.uint8)
+        top = int(mask.max()) if mask.size else 0
+        if top > len(self.settings.classes) and not (top == 255 and not self.settings.classes):
+            raise ProjectError(f"{what}: mask uses class {top} but the project has "
+                               f"{len(self.settings.classes)} defect classes")
+        return np.ascontiguousarray(mask)
+
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ProjectError(f"{self.path.name} is open read-only")
+
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Journal (fsync) then apply one change, inside one exclusive transaction."""
+        self._writable()
+        record.setdefault("time", time.time())
+        with transaction(self.path, "a") as f:
+            self._replay_pending(f)
+            seq = int(f.attrs.get("journal_seq", 0)) + 1
+            record["seq"] = seq
+            journal.append(self.path, record)
+            self._apply(f, record)
+            f.attrs["journal_seq"] = seq
+        journal.truncate(self.path)
+        event = self._event_of(record)
+        self._apply_event_to_cache(event)
+        self._notify(event)
+
+    def _replay_journal(self) -> None:
+        if journal.size(self.path) == 0:
+            return
+        with transaction(self.path, "a") as f:
+            self._replay_pending(f)
+        journal.truncate(self.path)
+
+    def _replay_pending(self, f: h5py.File) -> None:
+        done = int(f.attrs.get("journal_seq", 0))
+        for rec in journal.read(self.path):
+            if int(rec.get("seq", 0)) > done:
+                self._apply(f, rec)
+                done = int(rec["seq"])
+                f.attrs["journal_seq"] = done
+
+    @staticmethod
+    def _event_of(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k != "pixels"}
+
+    def _apply(self, f: h5py.File, rec: dict[str, Any]) -> None:
+        if rec["op"] == "mask" and "pixels" in rec:
+            write_array(f[f"parts/{rec['part']}/v{rec['view']}"], "mask", journal.decode_array(rec["pixels"]), "lzf")
+        elif rec["op"] == "mask" and not rec.get("has_mask"):
+            vg = f[f"parts/{rec['part']}/v{rec['view']}"]
+            if "mask" in vg:
+                del vg["mask"]
+        elif rec["op"] == "settings":
+            f.attrs["settings"] = json.dumps(rec["settings"])
+        elif rec["op"] == "active_model":
+            f.attrs["active_model"] = rec.get("model") or ""
+        append_json(f["events"], "log", [self._event_of(rec)])
+
+    def _apply_event_to_cache(self, ev: dict[str, Any]) -> None:
+        op, pid = ev["op"], ev.get("part")
+        self._events.append(ev)
+        part = self._parts.get(pid) if pid is not None else None
+        if op == "label" and part:
+            part.label = Label.from_dict(ev["label"])
+        elif op == "review" and part:
+            part.review = Review.from_dict(ev["review"])
+        elif op == "prediction" and part:
+            part.prediction = Prediction.from_dict(ev["prediction"])
+        elif op == "delete" and part:
+            part.meta["deleted"] = True
+        elif op == "mask" and part:
+            v = part.views[ev["view"]]
+            part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, bool(ev.get("has_mask")))
+        elif op == "settings":
+            self.settings = Settings.from_dict(ev["settings"])
+        elif op == "active_model":
+            self.active_model_id = ev.get("model") or None
+
+    # ---------------------------------------------------------------- models
+    def save_model(self, model_id: str, meta: dict[str, Any], checkpoint: bytes) -> None:
+        """Store a trained model (checkpoint bytes + JSON metadata) inside the project."""
+        self._writable()
+        with transaction(self.path, "a") as f:
+            models = f.require_group("models")
+            if model_id in models:
+                del models[model_id]
+            g = models.create_group(model_id)
+            g.create_dataset("checkpoint", data=np.frombuffer(checkpoint, dtype=np.uint8))
+            g.attrs["meta"] = json.dumps(meta)
+        self._notify({"op": "model_saved", "model": model_id})
+
+    def models(self) -> list[dict[str, Any]]:
+        with transaction(self.path, "r") as f:
+            out = [dict(json.loads(g.attrs["meta"]), id=k) for k, g in f.get("models", {}).items()]
+        return sorted(out, key=lambda m: m.get("created", 0.0))
+
+    def model_meta(self, model_id: str) -> dict[str, Any]:
+        with transaction(self.path, "r") as f:
+            if model_id not in f.get("models", {}):
+                raise ProjectError(f"no model {model_id!r} in {self.path.name}")
+            return dict(json.loads(f["models"][model_id].attrs["meta"]), id=model_id)
+
+    def load_checkpoint(self, model_id: str) -> bytes:
+        with transaction(self.path, "r") as f:
+            if model_id not in f.get("models", {}):
+                raise ProjectError(f"no model {model_id!r} in {self.path.name}")
+            return f["models"][model_id]["checkpoint"][()].tobytes()
+
+    def set_active_model(self, model_id: str | None, user: User = SYSTEM_USER) -> None:
+        if model_id is not None:
+            self.model_meta(model_id)
+        self._commit({"op": "active_model", "model": model_id or "", "user": user.to_dict()})
+
+    # ---------------------------------------------------------------- summaries
+    def stats(self) -> dict[str, Any]:
+        parts = self.parts()
+        by_verdict = {v.name: 0 for v in Verdict}
+        by_class: dict[str, int] = {}
+        for p in parts:
+            by_verdict[p.verdict.name] += 1
+            if p.label and p.label.defect_class:
+                cname = self.settings.classes[p.label.defect_class - 1].name \
+                    if p.label.defect_class <= len(self.settings.classes) else str(p.label.defect_class)
+                by_class[cname] = by_class.get(cname, 0) + 1
+        reviews = {s.value: sum(1 for p in parts if p.review and p.review.status == s) for s in ReviewStatus}
+        return {
+            "path": str(self.path), "name": self.settings.name, "kind": self.settings.kind.value,
+            "cameras": self.settings.cameras, "classes": [c.name for c in self.settings.classes],
+            "parts": len(parts), "views": sum(len(p.views) for p in parts),
+            "labels": by_verdict, "defect_classes": by_class,
+            "masks": sum(1 for p in parts for v in p.views if v.has_mask),
+            "parts_with_mask": sum(1 for p in parts if any(v.has_mask for v in p.views)),
+            "reviews": reviews, "predictions": sum(1 for e in self._events if e["op"] == "prediction"),
+            "active_model": self.active_model_id,
+            "file_bytes": self.path.stat().st_size,
+        }
+
+
+def open_project(path: str | Path, readonly: bool = False) -> Project:
+    return Project.open(path, readonly=readonly)
+
+
+def iter_labeled(project: Project, verdicts: Iterable[Verdict] = (Verdict.OK, Verdict.NG)) -> list[Part]:
+    wanted = set(verdicts)
+    return [p for p in project.parts() if p.verdict in wanted]

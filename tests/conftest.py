@@ -1,0 +1,39 @@
+"""Test-wide setup: Qt runs offscreen; torch stays on few threads so tests fit 2 cores."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OKNG_HOME", str(Path(__file__).parent / ".okng-home-unused"))
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+BSDATA = SHARED / "data" / "bsdata"
+
+
+@pytest.fixture(autouse=True)
+def _okng_home(tmp_path_factory, monkeypatch):
+    """Station settings, recent files and weights go to a temp dir, never the user's home."""
+    home = tmp_path_factory.mktemp("okng-home")
+    monkeypatch.setenv("OKNG_HOME", str(home))
+    yield home
+
+
+@pytest.fixture
+def bsdata() -> Path:
+    if not (BSDATA / "labels.csv").exists():
+        pytest.skip("../shared/data/bsdata not present")
+    return BSDATA
+
+
+def pytest_configure(config):
+    try:
+        import torch
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except ImportError:  # pragma: no cover
+        pass
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
