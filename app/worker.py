@@ -1,0 +1,139 @@
+"""The one worker class: runs a plain long function off the GUI thread.
+
+Long work in okng is a plain function ``fn(*args, progress=..., should_stop=..., **kwargs)``
+(architecture practice 4). ``Worker`` runs it in a QThread and turns its callbacks into Qt
+signals, which reach slots in the GUI thread as queued calls. Nothing slow ever runs in a slot:
+a view creates a Worker, connects ``finished``/``failed`` and calls ``start()``.
+
+Exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()`` is emitted per run.
+A run whose ``cancel()`` was requested ends with ``cancelled`` whatever the function returned,
+so a view never applies a result the user asked to drop.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from PyQt6.QtCore import QObject, QThread, pyqtSignal
+
+log = logging.getLogger(__name__)
+
+# Workers that are running are kept alive here: a view may drop its reference (or be closed)
+# while the thread still runs, and a QThread destroyed while running aborts the process.
+_ALIVE: set["Worker"] = set()
+
+
+class _Thread(QThread):
+    def __init__(self, body: Callable[[], None]) -> None:
+        super().__init__()
+        self._body = body
+
+    def run(self) -> None:  # noqa: D401 - QThread entry point
+        self._body()
+
+
+class Worker(QObject):
+    """Run ``fn(*args, progress=emit, should_stop=flag, **kwargs)`` in a background thread."""
+
+    progress = pyqtSignal(object)
+    finished = pyqtSignal(object)
+    failed = pyqtSignal(str)
+    cancelled = pyqtSignal()
+
+    #: Progress callbacks closer together than this are dropped (the last one is always sent),
+    #: so a function reporting per frame cannot flood the GUI's event queue.
+    min_progress_interval_s: float = 0.03
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.fn, self.args, self.kwargs = fn, args, kwargs
+        self.name = getattr(fn, "__name__", "work")
+        self._stop = threading.Event()
+        self._thread: _Thread | None = None
+        self._last_progress = 0.0
+        self.result: Any = None
+        self.error: str | None = None
+
+    # ------------------------------------------------------------------ control
+    def start(self) -> None:
+        """Start the function in a new thread (a Worker runs once)."""
+        if self._thread is not None:
+            raise RuntimeError(f"worker {self.name!r} was already started")
+        self._thread = _Thread(self._run)
+        _ALIVE.add(self)
+        self._thread.finished.connect(self._release)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the function to stop (it sees should_stop() become True)."""
+        self._stop.set()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def wait(self, ms: int) -> bool:
+        """Block up to ms milliseconds for the thread to end; True if it has ended."""
+        return True if self._thread is None else bool(self._thread.wait(int(ms)))
+
+    def should_stop(self) -> bool:
+        return self._stop.is_set()
+
+    # ------------------------------------------------------------------ thread side
+    def _emit_progress(self, value: Any = None) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < self.min_progress_interval_s:
+            self._pending = value
+            return
+        self._last_progress = now
+        self._pending = None
+        self.progress.emit(value)
+
+    def _run(self) -> None:
+        self._pending: Any = None
+        try:
+            result = self.fn(*self.args, progress=self._emit_progress, should_stop=self.should_stop,
+                             **self.kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported to the GUI as a clear message
+            if self._stop.is_set():
+                self.cancelled.emit()
+                return
+            self.error = _message(exc)
+            log.warning("worker %s failed:\n%s", self.name, traceback.format_exc())
+            self.failed.emit(self.error)
+            return
+        if self._pending is not None:
+            self.progress.emit(self._pending)
+        if self._stop.is_set():
+            self.cancelled.emit()
+            return
+        self.result = result
+        self.finished.emit(result)
+
+    def _release(self) -> None:
+        _ALIVE.discard(self)
+
+
+def _message(exc: BaseException) -> str:
+    """User errors (ProjectError, HardwareError, ...) show as they are; others with their type."""
+    try:
+        from app.cli.common import user_error_types
+        if isinstance(exc, user_error_types()):
+            return str(exc)
+    except ImportError:  # pragma: no cover
+        pass
+    return f"{type(exc).__name__}: {exc}"
+
+
+def run_in_worker(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
+                  on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Worker:
+    """Convenience: create, wire and start a Worker; returns it."""
+    w = Worker(fn, *args, **kwargs)
+    if on_done is not None:
+        w.finished.connect(on_done)
+    if on_error is not None:
+        w.failed.connect(on_error)
+    w.start()
+    return w

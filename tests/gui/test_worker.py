@@ -1,0 +1,58 @@
+"""The one worker class: results, failures, cancel and progress reach the GUI thread."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from app.worker import Worker
+from labeling.store import ProjectError
+
+
+def _work(n, progress=None, should_stop=None, scale=1):
+    thread = threading.get_ident()
+    for i in range(n):
+        if should_stop():
+            return None
+        progress(i)
+        time.sleep(0.001)
+    return (n * scale, thread)
+
+
+def test_result_comes_back_from_another_thread(qtbot):
+    w = Worker(_work, 5, scale=3)
+    seen = []
+    w.progress.connect(seen.append)
+    with qtbot.waitSignal(w.finished, timeout=5000) as sig:
+        w.start()
+    value, thread = sig.args[0]
+    assert value == 15 and thread != threading.get_ident()
+    assert seen and seen[-1] == 4  # the last progress always arrives
+    assert w.wait(1000) and not w.is_running()
+
+
+def test_failure_is_a_clear_message(qtbot):
+    def bad(progress=None, should_stop=None):
+        raise ProjectError("part 7 has no view 3")
+    w = Worker(bad)
+    with qtbot.waitSignal(w.failed, timeout=5000) as sig:
+        w.start()
+    assert sig.args[0] == "part 7 has no view 3"
+
+
+def test_cancel_stops_the_function(qtbot):
+    def forever(progress=None, should_stop=None):
+        while not should_stop():
+            time.sleep(0.005)
+        return "ignored"
+    w = Worker(forever)
+    finished = []
+    w.finished.connect(finished.append)
+    w.start()
+    assert w.is_running()
+    with qtbot.waitSignal(w.cancelled, timeout=5000):
+        w.cancel()
+    assert finished == []
+    with pytest.raises(RuntimeError):
+        w.start()
