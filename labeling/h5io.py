@@ -58,7 +58,7 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
         delay = 0.002
         while True:
             try:
-                f = h5py.File(path, mode, libver=("v110", "latest"))
+                f = h5py.File(path, mode)
                 break
             except (OSError, BlockingIOError) as exc:
                 if not _is_lock_error(exc) or time.monotonic() > deadline:

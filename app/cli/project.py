@@ -1,0 +1,142 @@
+"""Project commands: demo, import, export, info."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli.common import ProgressBar, print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="create a demo project (simulated bolts or X-ray wool)")
+    p.add_argument("project", type=Path)
+    p.add_argument("--kind", choices=("bolts", "xray"), default="bolts")
+    p.add_argument("--parts", type=int, default=40)
+    p.add_argument("--size", default="640x480", help="bolt view size WxH (default 640x480)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("import", help="import images, labels and masks into a project (created if missing)")
+    p.add_argument("project", type=Path)
+    p.add_argument("source", type=Path)
+    p.add_argument("--format", required=True, dest="fmt", help="imagefolder, masks, labelme, coco, severstal")
+    p.add_argument("--strict", action="store_true", help="import nothing if any file has an error")
+    p.add_argument("--add-classes", action="store_true", help="add unknown defect classes to the project")
+    p.add_argument("--user", default="import", help="user name recorded with the labels")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="export a project's images, labels and masks")
+    p.add_argument("project", type=Path)
+    p.add_argument("dest", type=Path)
+    p.add_argument("--format", required=True, dest="fmt")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="summary of a project: parts, views, labels, masks, reviews, models")
+    p.add_argument("project", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 640x480") from None
+    if w < 32 or h < 32:
+        raise ValueError(f"--size {text!r}: at least 32x32")
+    return w, h
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from labeling.demo.build import make_demo_project
+
+    if args.parts < 1:
+        raise ValueError("--parts must be at least 1")
+    bar = ProgressBar(f"demo {args.kind}", args.parts, quiet=args.json)
+    project = make_demo_project(args.project, kind=args.kind, parts=args.parts, seed=args.seed,
+                                size=_size(args.size), overwrite=args.overwrite,
+                                progress=lambda done, total: bar.update(done, total))
+    bar.close()
+    return _report(project.stats(), args.json)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from labeling.formats import get_format, import_into
+    from labeling.store import Project
+    from labeling.types import Role, Settings, User
+
+    get_format(args.fmt)  # fail on an unknown format before creating anything
+    if not args.source.exists():
+        raise FileNotFoundError(f"{args.source}: no such file or folder")
+    created = not args.project.exists()
+    project = (Project.create(args.project, Settings(name=args.project.stem, cameras=["cam0"]))
+               if created else Project.open(args.project))
+    bar = ProgressBar(f"import {args.fmt}", quiet=args.json)
+    report = import_into(project, args.source, args.fmt, strict=args.strict,
+                         user=User(args.user, Role.INSPECTOR),
+                         add_classes=True if args.add_classes else None,
+                         progress=lambda done, total: bar.update(done, total))
+    bar.close()
+    out = dict(report.to_dict(), project=str(args.project), created=created)
+    if args.json:
+        print_json(out)
+    else:
+        for file, msg in report.errors:
+            print(f"  error: {file}: {msg}")
+        print(f"imported {report.imported} parts, skipped {report.skipped}, "
+              f"{len(report.errors)} errors -> {args.project}")
+        for key, value in report.counts.items():
+            print(f"  {key}: {value}")
+    return 1 if report.errors and (args.strict or report.imported == 0) else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from labeling.formats import export_project
+    from labeling.store import Project
+
+    project = Project.open(args.project, readonly=True)
+    bar = ProgressBar(f"export {args.fmt}", len(project), quiet=args.json)
+    report = export_project(project, args.dest, args.fmt,
+                            progress=lambda done, total: bar.update(done, total))
+    bar.close()
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(f"exported {report.exported} parts ({report.files} files) to {report.dest}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from labeling.store import Project
+
+    project = Project.open(args.project, readonly=True)
+    stats = project.stats()
+    try:
+        stats["models"] = [{k: m.get(k) for k in ("id", "arch", "freeze", "pretrained", "created")}
+                           for m in project.models()]
+    except Exception as exc:  # noqa: BLE001 - a damaged model group must not hide the rest
+        stats["models_error"] = str(exc)
+    return _report(stats, args.json)
+
+
+def _report(stats: dict, as_json: bool) -> int:
+    if as_json:
+        print_json(stats)
+        return 0
+    print(f"{stats['name']} ({stats['kind']}): {stats['path']}")
+    print(f"  parts {stats['parts']}, views {stats['views']}, masks {stats['masks']} "
+          f"(parts with a mask {stats['parts_with_mask']})")
+    print("  labels: " + ", ".join(f"{k} {v}" for k, v in stats["labels"].items()))
+    if stats["defect_classes"]:
+        print("  defect classes: " + ", ".join(f"{k} {v}" for k, v in stats["defect_classes"].items()))
+    print("  reviews: " + ", ".join(f"{k} {v}" for k, v in stats["reviews"].items()))
+    print(f"  predictions {stats['predictions']}, active model {stats['active_model'] or 'none'}")
+    for m in stats.get("models", []):
+        scratch = "" if m.get("pretrained", True) else "  (trained from scratch)"
+        print(f"  model {m['id']}: {m.get('arch')} freeze={m.get('freeze')}{scratch}")
+    print(f"  file size {stats['file_bytes'] / 1e6:.1f} MB")
+    return 0
