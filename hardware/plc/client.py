@@ -8,6 +8,7 @@ TriggerTracker.resync so nothing stale is answered.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable
@@ -21,6 +22,10 @@ from hardware.plc.registers import (PC_BLOCK_LEN, PC_HEARTBEAT, PC_STATUS, PLC_B
                                     RESULT_OFFSET, U16, PcBlock, PcResult, PcStatus,
                                     PlcBlock, PlcStatus, PlcVerdict, RegisterMap, Trigger,
                                     seq_delta)  # noqa: F401  (re-exported for callers)
+
+# pymodbus logs every refused connect at ERROR; without an application handler that would
+# spam stderr during an outage. A NullHandler keeps it quiet unless the app configures logging.
+logging.getLogger("pymodbus").addHandler(logging.NullHandler())
 
 BACKOFF_START_S = 0.1
 BACKOFF_MAX_S = 2.0
