@@ -16,6 +16,7 @@ from labeling.store import Project, ProjectError
 from labeling.types import Role, User
 
 from .station import ROLE_TITLES, StationSettings
+from .writer import StoreWriter
 
 if TYPE_CHECKING:
     from .rig import Rig
@@ -44,6 +45,8 @@ class AppContext(QObject):
         self.station = station or StationSettings.load()
         self.project: Project | None = None
         self.rig: Rig | None = None
+        self.writer = StoreWriter()  # every store write of the window, in order, off the GUI thread
+        self.writer.failed.connect(lambda m: self.status.emit(f"Not saved: {m}"))
         self._event_relay.connect(self._on_store_event)
 
     def _relay(self, event: dict[str, Any]) -> None:
@@ -111,6 +114,12 @@ class AppContext(QObject):
             self.station.save()
         except OSError as exc:
             self.status.emit(f"Could not save station settings: {exc}")
+
+    def shutdown(self) -> None:
+        """Finish pending writes and stop the rig (the window is closing)."""
+        if self.rig is not None:
+            self.rig.stop()
+        self.writer.stop()
 
     # ------------------------------------------------------------------ rig
     def set_rig(self, rig: "Rig | None") -> None:

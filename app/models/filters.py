@@ -1,0 +1,56 @@
+"""The labeling queue's filters and order (Qt-free: plain functions of a Part).
+
+Uncertainty of a model prediction is 1 - confidence (0 = sure, 1 = a coin toss); when no
+prediction exists a part has no uncertainty and sorts after those that have one.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from labeling.types import Part, ReviewStatus, Verdict
+
+UNCERTAIN_BELOW = 0.75  # confidence under this counts as "uncertain"
+
+
+def uncertainty(p: Part) -> float | None:
+    if p.prediction is None:
+        return None
+    return max(0.0, min(1.0, 1.0 - float(p.prediction.confidence)))
+
+
+def under_review(p: Part) -> bool:
+    """Labeled, and not (yet) accepted by a lab expert for its current label."""
+    if p.label is None or p.verdict == Verdict.UNLABELED:
+        return False
+    if p.review is None:
+        return True
+    return p.review.status == ReviewStatus.REJECTED or p.review.time < p.label.time
+
+
+def disagrees(p: Part) -> bool:
+    return (p.prediction is not None and p.verdict != Verdict.UNLABELED
+            and p.prediction.verdict != p.verdict)
+
+
+def uncertain(p: Part) -> bool:
+    u = uncertainty(p)
+    return u is not None and (1.0 - u) < UNCERTAIN_BELOW
+
+
+# Registry: the filter box lists these in order.
+FILTERS: dict[str, Callable[[Part], bool]] = {
+    "All": lambda p: True,
+    "Unlabeled": lambda p: p.verdict == Verdict.UNLABELED,
+    "OK": lambda p: p.verdict == Verdict.OK,
+    "NG": lambda p: p.verdict == Verdict.NG,
+    "Under review": under_review,
+    "Rejected": lambda p: p.review is not None and p.review.status == ReviewStatus.REJECTED,
+    "Disagrees with model": disagrees,
+    "Uncertain": uncertain,
+}
+
+
+def queue_key(p: Part) -> tuple:
+    """Labeling queue order: unlabeled first, then most uncertain first, then oldest first."""
+    u = uncertainty(p)
+    return (p.verdict != Verdict.UNLABELED, -(u if u is not None else -1.0), p.id)

@@ -1,0 +1,315 @@
+"""Label view: the labeling queue, a canvas with all views of a part, and the labeling keys.
+
+Keys (work wherever the focus is inside the view, except in text fields):
+  O / N      label the part OK / NG (with the selected defect class) and go to the next part
+  1-9        pick the defect class (relabels the current part if it is NG)
+  A          accept the model's verdict and go to the next part
+  B E P F H  brush, eraser, polygon, fill, pan;  [ ]  brush size;  Enter closes a polygon
+  Ctrl+Z / Ctrl+Y   undo / redo mask edits;  Tab  next view;  Up/Down (K/J)  previous/next part
+Every change goes to the store at once, through the window's serial writer (never in a slot).
+
+Run alone for a look: ``python -m app.views.label_view PROJECT.h5``
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from PyQt6.QtCore import QEvent, QObject, Qt, pyqtSignal
+from PyQt6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit,
+                             QSplitter, QTextEdit, QVBoxLayout, QWidget)
+
+from app.widgets.canvas import MaskCanvas
+from app.widgets.label_panel import LabelPanel
+from app.widgets.part_list import PartList
+from app.widgets.qimage import thumbnail
+from app.widgets.review_panel import ReviewPanel
+from app.widgets.view_strip import ViewStrip
+from app.worker import Worker
+from labeling.masktools import MaskEditor
+from labeling.store import Project
+from labeling.types import Part, Role, Verdict
+
+K = Qt.Key
+_TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox, QComboBox)
+
+
+def load_part(project: Project, part_id: int, progress: Callable[[Any], None] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Read a part's views, masks, thumbnails and heatmaps (runs in a Worker)."""
+    part = project.part(part_id)
+    images = project.read_views(part_id)
+    masks = [project.read_mask(part_id, i) if v.has_mask else None for i, v in enumerate(part.views)]
+    heat = (part.prediction.extra.get("heatmaps") if part.prediction else None) or []
+    return {"part": part_id, "images": images, "masks": masks,
+            "thumbs": [thumbnail(im, 160) for im in images],
+            "heatmaps": [np.asarray(h, np.float32) if h is not None else None for h in heat]}
+
+
+class LabelView(QWidget):
+    """Labeling mode: part list | views + canvas | verdict, tools, model, review, audit."""
+
+    part_loaded = pyqtSignal(int)  # a part's pixels are on screen (tests and status wait on it)
+
+    def __init__(self, ctx: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.part_id: int | None = None
+        self.view_index = 0
+        self.current_class = 0
+        self.editors: list[MaskEditor] = []
+        self.images: list[np.ndarray] = []
+        self.heatmaps: list[np.ndarray | None] = []
+        self._loader: Worker | None = None
+        self.parts = PartList(ctx, self)
+        self.strip = ViewStrip(self)
+        self.canvas = MaskCanvas(self)
+        self.panel = LabelPanel(self)
+        self.review = ReviewPanel(self)
+        center = QWidget()
+        cl = QVBoxLayout(center)
+        cl.setContentsMargins(0, 0, 0, 0)
+        cl.addWidget(self.strip)
+        cl.addWidget(self.canvas, 1)
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.panel)
+        rl.addWidget(self.review, 1)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        for w, stretch in ((self.parts, 0), (center, 1), (right, 0)):
+            split.addWidget(w)
+            split.setStretchFactor(split.indexOf(w), stretch)
+        split.setSizes([360, 900, 330])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(split)
+        self.keys: dict[tuple[Qt.Key, bool], Callable[[], Any]] = self._keymap()
+        self._wire()
+        self.set_tool("brush")
+        self.panel.show_tool("brush", self.canvas.brush_radius, self.canvas.opacity)
+        self._project_changed(ctx.project)
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    # ------------------------------------------------------------------ wiring
+    def _keymap(self) -> dict[tuple[Qt.Key, bool], Callable[[], Any]]:
+        m: dict[tuple[Qt.Key, bool], Callable[[], Any]] = {
+            (K.Key_O, False): lambda: self.label(Verdict.OK),
+            (K.Key_N, False): lambda: self.label(Verdict.NG),
+            (K.Key_A, False): self.accept_model,
+            (K.Key_B, False): lambda: self.set_tool("brush"),
+            (K.Key_E, False): lambda: self.set_tool("eraser"),
+            (K.Key_P, False): lambda: self.set_tool("polygon"),
+            (K.Key_F, False): lambda: self.set_tool("fill"),
+            (K.Key_H, False): lambda: self.set_tool("pan"),
+            (K.Key_BracketLeft, False): lambda: self.set_radius(round(self.canvas.brush_radius / 1.25)),
+            (K.Key_BracketRight, False): lambda: self.set_radius(round(self.canvas.brush_radius * 1.25) + 1),
+            (K.Key_Return, False): self.canvas.close_polygon,
+            (K.Key_Enter, False): self.canvas.close_polygon,
+            (K.Key_Escape, False): lambda: self.set_tool(self.canvas.tool),
+            (K.Key_Tab, False): lambda: self.show_view((self.view_index + 1) % max(1, len(self.images))),
+            (K.Key_Down, False): self.parts.select_next, (K.Key_J, False): self.parts.select_next,
+            (K.Key_Up, False): self.parts.select_previous, (K.Key_K, False): self.parts.select_previous,
+            (K.Key_Z, True): self.undo, (K.Key_Y, True): self.redo,
+        }
+        for i in range(1, 10):
+            m[(getattr(K, f"Key_{i}"), False)] = lambda i=i: self.pick_class(i)
+        return m
+
+    def _wire(self) -> None:
+        self.parts.part_selected.connect(self.load)
+        self.strip.view_clicked.connect(self.show_view)
+        self.canvas.mask_edited.connect(lambda _diff: self.save_mask())
+        p = self.panel
+        p.verdict_clicked.connect(self.label)
+        p.class_clicked.connect(self.pick_class)
+        p.tool_clicked.connect(self.set_tool)
+        p.radius_changed.connect(self.set_radius)
+        p.opacity_changed.connect(self.canvas.set_opacity)
+        p.undo_clicked.connect(self.undo)
+        p.redo_clicked.connect(self.redo)
+        p.accept_model_clicked.connect(self.accept_model)
+        p.heatmap_toggled.connect(lambda on: self._show_heatmap())
+        self.review.review_requested.connect(self.set_review)
+        self.ctx.project_changed.connect(self._project_changed)
+        self.ctx.part_event.connect(self._part_event)
+        self.ctx.settings_changed.connect(lambda: self._project_changed(self.ctx.project, keep=True))
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
+        if ev.type() != QEvent.Type.KeyPress or not self.isVisible() or isinstance(obj, _TEXT_INPUTS):
+            return False
+        if not isinstance(obj, QWidget) or not (obj is self or self.isAncestorOf(obj)):
+            return False
+        mods = ev.modifiers()
+        ctrl = bool(mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier))
+        key = K(ev.key())
+        if ctrl and key == K.Key_Z and mods & Qt.KeyboardModifier.ShiftModifier:
+            self.redo()
+            return True
+        fn = self.keys.get((key, ctrl))
+        if fn is None:
+            return False
+        fn()
+        return True
+
+    # ------------------------------------------------------------------ project and parts
+    @property
+    def project(self) -> Project | None:
+        return self.ctx.project
+
+    def _project_changed(self, project: Project | None, keep: bool = False) -> None:
+        if not keep:
+            self.part_id = None
+        classes = project.settings.classes if project else []
+        self.panel.set_classes(classes)
+        if self.current_class > len(classes):
+            self.current_class = 0
+        if self.current_class == 0 and classes:
+            self.pick_class(1)
+        self.canvas.value = self._brush_value()
+        if not keep:
+            self._clear()
+            self.parts.refresh()
+            if self.parts.current_part_id() is None:
+                self.parts.select_row(0)
+            pid = self.parts.current_part_id()
+            if pid is not None and pid != self.part_id:
+                self.load(pid)
+
+    def part(self) -> Part | None:
+        return self.project.part(self.part_id) if self.project and self.part_id is not None else None
+
+    def load(self, part_id: int) -> None:
+        """Show a part: its pixels are read in a worker, then put on screen (part_loaded)."""
+        if self.project is None:
+            return
+        if self.canvas.editor is not None and self.canvas.editor.in_stroke:
+            self.canvas.end_stroke()
+        if self._loader is not None and self._loader.is_running():
+            self._loader.cancel()  # its result is dropped (cancelled, not finished)
+        self.part_id = int(part_id)
+        self._show_part_info()
+        self._loader = Worker(load_part, self.project, self.part_id)
+        self._loader.finished.connect(self._loaded)
+        self._loader.failed.connect(lambda m: self.ctx.status.emit(f"Cannot show part {part_id}: {m}"))
+        self._loader.start()
+
+    def _loaded(self, data: dict[str, Any]) -> None:
+        if data["part"] != self.part_id:
+            return
+        self.images = data["images"]
+        self.editors = [MaskEditor(m.copy() if m is not None else np.zeros(im.shape[:2], np.uint8), depth=100)
+                        for im, m in zip(self.images, data["masks"])]
+        self.heatmaps = data["heatmaps"]
+        part = self.part()
+        self.strip.set_views(data["thumbs"], [v.camera for v in part.views] if part else [])
+        self.show_view(0)
+        self.part_loaded.emit(self.part_id)
+
+    def _clear(self) -> None:
+        self.images, self.editors, self.heatmaps = [], [], []
+        self.canvas.set_view(None, None)
+        self.strip.set_views([], [])
+        self._show_part_info()
+
+    def show_view(self, index: int) -> None:
+        if not 0 <= index < len(self.images):
+            return
+        if self.canvas.editor is not None and self.canvas.editor.in_stroke:
+            self.canvas.end_stroke()
+        self.view_index = index
+        classes = self.project.settings.classes if self.project else []
+        self.canvas.set_view(self.images[index], self.editors[index], [c.color for c in classes])
+        self.strip.show_current(index)
+        self._show_heatmap()
+
+    def _show_heatmap(self) -> None:
+        h = self.heatmaps[self.view_index] if self.view_index < len(self.heatmaps) else None
+        self.canvas.set_heatmap(h, visible=self.panel.heatmap.isChecked())
+
+    def _part_event(self, event: dict[str, Any]) -> None:
+        if event.get("part") == self.part_id and event.get("op") != "mask":
+            self._show_part_info()
+
+    def _show_part_info(self) -> None:
+        part = self.part()
+        classes = self.project.settings.classes if self.project else []
+        self.panel.show_part(part, classes)
+        events = self.project.events(self.part_id) if part else []
+        self.review.show_part(part, events, [c.name for c in classes])
+
+    # ------------------------------------------------------------------ labeling actions
+    def _write(self, name: str, fn: Callable[..., Any], *args: Any, key: Any = None, **kw: Any) -> None:
+        self.ctx.writer.submit(name, fn, *args, key=key, **kw)
+
+    def label(self, verdict: Verdict, advance: bool = True, defect_class: int | None = None) -> None:
+        """Label the current part (NG carries the selected defect class) and go to the next one."""
+        if self.project is None or self.part_id is None:
+            return
+        dc = (self.current_class if defect_class is None else defect_class) if verdict == Verdict.NG else 0
+        self._write(f"label part {self.part_id}", self.project.set_label, self.part_id, verdict, dc,
+                    user=self.ctx.user)
+        if advance:
+            self.parts.select_next()
+
+    def pick_class(self, index: int) -> None:
+        classes = self.project.settings.classes if self.project else []
+        if not 1 <= index <= len(classes):
+            return
+        self.current_class = index
+        self.canvas.value = self._brush_value()
+        self.panel.show_class(index)
+        part = self.part()
+        if part is not None and part.verdict == Verdict.NG and (part.label.defect_class if part.label else 0) != index:
+            self.label(Verdict.NG, advance=False, defect_class=index)
+
+    def _brush_value(self) -> int:
+        has_classes = bool(self.project and self.project.settings.classes)
+        return self.current_class if has_classes and self.current_class else (1 if has_classes else 255)
+
+    def accept_model(self) -> None:
+        part = self.part()
+        if part is None or part.prediction is None:
+            self.ctx.status.emit("No model prediction for this part to accept.")
+            return
+        pred = part.prediction
+        self.label(pred.verdict, defect_class=pred.defect_class if pred.verdict == Verdict.NG else 0)
+
+    def set_review(self, status: str, comment: str) -> None:
+        if self.project is None or self.part_id is None:
+            return
+        if not self.ctx.require_role(Role.LAB_EXPERT, Role.SUPERVISOR):
+            return
+        self._write(f"review part {self.part_id}", self.project.set_review, self.part_id, status,
+                    comment, user=self.ctx.user)
+
+    # ------------------------------------------------------------------ mask tools
+    def set_tool(self, tool: str) -> None:
+        self.canvas.set_tool(tool)
+        self.panel.show_tool(tool, self.canvas.brush_radius, self.canvas.opacity)
+
+    def set_radius(self, r: int) -> None:
+        self.canvas.set_brush_radius(r)
+        self.panel.show_tool(self.canvas.tool, self.canvas.brush_radius, self.canvas.opacity)
+
+    def undo(self) -> None:
+        self.canvas.undo()
+
+    def redo(self) -> None:
+        self.canvas.redo()
+
+    def save_mask(self) -> None:
+        """Queue the current view's mask for the store (coalesced per view; the copy is ~2 ms)."""
+        ed = self.canvas.editor
+        if self.project is None or self.part_id is None or ed is None:
+            return
+        mask = ed.mask.copy() if ed.mask.any() else None
+        self._write(f"mask part {self.part_id}", self.project.set_mask, self.part_id, self.view_index,
+                    mask, user=self.ctx.user, key=("mask", self.part_id, self.view_index))
+
+
+if __name__ == "__main__":  # pragma: no cover - a look at the view alone
+    from app.widgets.standalone import run_standalone
+    run_standalone(LabelView)
