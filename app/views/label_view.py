@@ -61,6 +61,7 @@ class LabelView(QWidget):
         self.images: list[np.ndarray] = []
         self.heatmaps: list[np.ndarray | None] = []
         self._loader: Worker | None = None
+        self._issued: dict[int, tuple[Verdict, int]] = {}  # labels queued but maybe not yet written
         self.parts = PartList(ctx, self)
         self.strip = ViewStrip(self)
         self.canvas = MaskCanvas(self)
@@ -230,6 +231,11 @@ class LabelView(QWidget):
         self.canvas.set_heatmap(h, visible=self.panel.heatmap.isChecked())
 
     def _part_event(self, event: dict[str, Any]) -> None:
+        pid = event.get("part")
+        if event.get("op") == "label" and pid in self._issued and self.project is not None:
+            lab = self.project.part(pid).label
+            if lab is not None and (lab.verdict, lab.defect_class) == self._issued[pid]:
+                del self._issued[pid]  # the store has caught up
         if event.get("part") == self.part_id and event.get("op") != "mask":
             self._show_part_info()
 
@@ -251,6 +257,7 @@ class LabelView(QWidget):
         dc = (self.current_class if defect_class is None else defect_class) if verdict == Verdict.NG else 0
         self._write(f"label part {self.part_id}", self.project.set_label, self.part_id, verdict, dc,
                     user=self.ctx.user)
+        self._issued[self.part_id] = (verdict, dc)  # what the store will say once the write lands
         if advance:
             self.parts.select_next()
 
@@ -262,7 +269,11 @@ class LabelView(QWidget):
         self.canvas.value = self._brush_value()
         self.panel.show_class(index)
         part = self.part()
-        if part is not None and part.verdict == Verdict.NG and (part.label.defect_class if part.label else 0) != index:
+        if part is None:
+            return
+        verdict, dc = self._issued.get(part.id) or (
+            part.verdict, part.label.defect_class if part.label else 0)
+        if verdict == Verdict.NG and dc != index:
             self.label(Verdict.NG, advance=False, defect_class=index)
 
     def _brush_value(self) -> int:
