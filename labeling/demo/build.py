@@ -40,6 +40,7 @@ class DemoKind:
 
     settings: Callable[[str, int, tuple[int, int]], Settings]
     render: Callable[[int, int, tuple[int, int]], Rendered]
+    min_size: tuple[int, int]  # smallest (width, height) the generator accepts
 
 
 def _bolt_settings(name: str, seed: int, size: tuple[int, int]) -> Settings:
@@ -67,8 +68,8 @@ def _xray_render(index: int, seed: int, size: tuple[int, int]) -> Rendered:
 
 
 KINDS: dict[str, DemoKind] = {
-    "bolts": DemoKind(_bolt_settings, _bolt_render),
-    "xray": DemoKind(_xray_settings, _xray_render),
+    "bolts": DemoKind(_bolt_settings, _bolt_render, (32, 32)),
+    "xray": DemoKind(_xray_settings, _xray_render, (16, 8)),
 }
 
 
@@ -87,9 +88,10 @@ def make_demo_project(path: str | Path, kind: str = "bolts", parts: int = 40, se
     if int(parts) < 0:
         raise ValueError(f"demo parts must be >= 0, got {parts}")
     size = (int(size[0]), int(size[1]))
-    if min(size) < 16:
-        raise ValueError(f"demo size {size[0]}x{size[1]} is too small")
     spec = KINDS[kind]
+    if size[0] < spec.min_size[0] or size[1] < spec.min_size[1]:  # checked before the file exists
+        raise ValueError(f"demo size {size[0]}x{size[1]} is too small for {kind} "
+                         f"(at least {spec.min_size[0]}x{spec.min_size[1]})")
     project = Project.create(path, spec.settings(f"demo-{kind}", int(seed), size), overwrite=overwrite)
     cams = project.settings.cameras
     for i in range(int(parts)):

@@ -230,4 +230,6 @@ def test_make_demo_project_stops_early_and_stays_valid(tmp_path):
     assert len(make_demo_project(tmp_path / "s.h5", parts=1, size=TINY, overwrite=True).parts()) == 1
     with pytest.raises(ValueError):
         make_demo_project(tmp_path / "t.h5", kind="rivets", parts=1)
+    with pytest.raises(ValueError, match="too small"):
+        make_demo_project(tmp_path / "t.h5", kind="bolts", parts=1, size=(24, 24))
     assert not (tmp_path / "t.h5").exists()
