@@ -11,17 +11,37 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from hardware.errors import PlcError
-from hardware.plc.handshake import TriggerTracker, Watchdog  # noqa: F401  (re-exported)
-from hardware.plc.registers import (PC_BLOCK_LEN, PC_HEARTBEAT, PC_STATUS, PLC_BLOCK_LEN,
-                                    RESULT_OFFSET, U16, PcBlock, PcResult, PcStatus,
-                                    PlcBlock, PlcStatus, PlcVerdict, RegisterMap, Trigger,
-                                    seq_delta)  # noqa: F401  (re-exported for callers)
+from hardware.plc.handshake import TriggerTracker, Watchdog
+from hardware.plc.registers import (
+    DEFAULT_MAP,
+    PC_BLOCK_LEN,
+    PC_HEARTBEAT,
+    PC_STATUS,
+    PLC_BLOCK_LEN,
+    RESULT_OFFSET,
+    U16,
+    PcBlock,
+    PcResult,
+    PcStatus,
+    PlcBlock,
+    PlcStatus,
+    PlcVerdict,
+    RegisterMap,
+    Trigger,
+    seq_delta,
+)
+
+# Callers may take the whole PC-side API from this module.
+__all__ = ["BACKOFF_MAX_S", "PcBlock", "PcResult", "PcStatus", "PlcBlock", "PlcClient", "PlcError",
+           "PlcStatus", "PlcVerdict", "RegisterMap", "Trigger", "TriggerTracker", "Watchdog",
+           "parse_endpoint", "seq_delta"]
 
 # pymodbus logs every refused connect at ERROR; without an application handler that would
 # spam stderr during an outage. A NullHandler keeps it quiet unless the app configures logging.
@@ -34,10 +54,12 @@ BACKOFF_MAX_S = 2.0
 class PlcClient:
     """Reads the PLC block and writes the PC block of one PLC; use it from one thread only."""
 
-    def __init__(self, host: str, port: int, regmap: RegisterMap = RegisterMap(),
-                 timeout: float = 0.3, backoff_max: float = BACKOFF_MAX_S) -> None:
+    def __init__(self, host: str, port: int, regmap: RegisterMap = DEFAULT_MAP,
+                 timeout: float = 0.3, backoff_max: float = BACKOFF_MAX_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host, self.port, self.regmap, self.timeout = host, int(port), regmap, timeout
         self.backoff_max = float(backoff_max)
+        self._clock = clock
         # retries=0: a lost answer is reported at once; the caller's next poll is the retry,
         # and the sequence numbers make a repeated write harmless.
         self._mb = ModbusTcpClient(host, port=self.port, timeout=timeout, retries=0,
@@ -46,6 +68,7 @@ class PlcClient:
         self._delay = BACKOFF_START_S
         self._next_try = 0.0
         self._owner: int | None = None
+        self.attempts = 0            # connection attempts (tests check the backoff with these)
         self.connects = 0            # grows on every new connection: callers resync on change
         self.failures = 0
         self.last_error: str | None = None
@@ -65,9 +88,10 @@ class PlcClient:
         """Connect if the backoff allows it (0.1 s doubling, capped at `backoff_max`)."""
         if self._mb.connected:
             return True
-        now = time.monotonic()
+        now = self._clock()
         if now < self._next_try:
             return False
+        self.attempts += 1
         if self._mb.connect():
             self._delay = BACKOFF_START_S
             self.connects += 1
@@ -81,11 +105,11 @@ class PlcClient:
         """Close the socket (any thread)."""
         self._mb.close()
 
-    def __enter__(self) -> "PlcClient":
+    def __enter__(self) -> PlcClient:
         self.connect()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # --- I/O --------------------------------------------------------------------------
@@ -113,7 +137,7 @@ class PlcClient:
         # Drop the socket so a late answer cannot be mistaken for the next request's.
         self.failures += 1
         self._mb.close()
-        self._next_try = time.monotonic() + self._delay
+        self._next_try = self._clock() + self._delay
         self._delay = min(self._delay * 2, self.backoff_max)
         self.last_error = f"lost connection to PLC at {self.host}:{self.port}"
 

@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from hardware.plc.handshake import Watchdog
-from hardware.plc.registers import U16, U32, PcResult, PlcVerdict, seq_add
+from hardware.plc.registers import U32, PcResult, PlcVerdict, seq_add
 
 COUNTER_NAMES = ("triggers", "passed", "rejected", "rejected_by_watchdog", "missed",
                  "answered", "answered_late", "ok", "ng", "errors", "mismatched", "unmatched",
@@ -46,8 +46,8 @@ class Conveyor:
     history_len: int = 10000
     trig_seq: int = 0
     next_part_id: int = field(init=False)
-    queue: "OrderedDict[int, TrackedPart]" = field(default_factory=OrderedDict)
-    gone: "OrderedDict[int, TrackedPart]" = field(default_factory=OrderedDict)
+    queue: OrderedDict[int, TrackedPart] = field(default_factory=OrderedDict)
+    gone: OrderedDict[int, TrackedPart] = field(default_factory=OrderedDict)
     history: deque = field(init=False)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
     alarm: bool = True                     # PC watchdog alarm: true until the PC heartbeat moves

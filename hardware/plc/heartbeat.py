@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from hardware.errors import PlcError
 from hardware.plc.client import PlcClient
 from hardware.plc.handshake import Watchdog
-from hardware.plc.registers import U16, PcStatus, PlcBlock, RegisterMap
+from hardware.plc.registers import DEFAULT_MAP, U16, PcStatus, PlcBlock, RegisterMap
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ class Heartbeat:
     is True; `set_status` gives the wanted bits. `stop()` clears READY and SORT_MODE_ON first.
     """
 
-    def __init__(self, host: str, port: int, regmap: RegisterMap = RegisterMap(),
+    def __init__(self, host: str, port: int, regmap: RegisterMap = DEFAULT_MAP,
                  health: Callable[[], bool] = lambda: True, period: float = 0.1,
                  plc_timeout: float = 0.5, timeout: float = 0.3) -> None:
         self.regmap, self.health, self.period = regmap, health, float(period)

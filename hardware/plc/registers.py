@@ -8,9 +8,10 @@ every PLC maps Modbus areas onto its own memory.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum, IntFlag
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from hardware.errors import PlcError
 
@@ -109,7 +110,7 @@ class PcResult:
         c = float(self.confidence)
         if math.isnan(c):
             return 0
-        return int(round(min(1.0, max(0.0, c)) * 1000))
+        return int(min(1.0, max(0.0, c)) * 1000 + 0.5)   # half up: 0.8765 -> 877
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ class RegisterMap:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "RegisterMap":
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RegisterMap:
         """Build from a settings dict; unknown keys are an error, missing keys take defaults."""
         data = dict(data or {})
         known = {"plc_base", "pc_base", "unit_id", "word_order"}
@@ -229,6 +230,9 @@ class RegisterMap:
         return PcBlock(heartbeat=int(regs[PC_HEARTBEAT]) & U16,
                        result=self.decode_result(regs[RESULT_OFFSET:RESULT_OFFSET + RESULT_LEN]),
                        status=PcStatus(int(regs[PC_STATUS]) & 0xF))
+
+
+DEFAULT_MAP = RegisterMap()   # the contract's defaults (bases 0/10, unit 1, high word first)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,18 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from hardware.errors import HardwareError
 from hardware.plc.conveyor import Conveyor
-from hardware.plc.registers import (PC_BLOCK_LEN, PC_HEARTBEAT, PLC_BLOCK_LEN, RESULT_LEN,
-                                    RESULT_OFFSET, PcBlock, PlcBlock, PlcStatus, RegisterMap)
+from hardware.plc.registers import (
+    DEFAULT_MAP,
+    PC_BLOCK_LEN,
+    PC_HEARTBEAT,
+    PLC_BLOCK_LEN,
+    RESULT_LEN,
+    RESULT_OFFSET,
+    PcBlock,
+    PlcBlock,
+    PlcStatus,
+    RegisterMap,
+)
 
 logging.getLogger("pymodbus").addHandler(logging.NullHandler())
 WRITE_FCS = (6, 16)
@@ -30,7 +40,7 @@ class PlcSimulator:
     """The PLC and its conveyor: heartbeat, triggers, tracking queue, gate, watchdog."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, rate: float = 5.0,
-                 travel_s: float = 0.4, regmap: RegisterMap = RegisterMap(),
+                 travel_s: float = 0.4, regmap: RegisterMap = DEFAULT_MAP,
                  heartbeat_period: float = 0.05, parts: int | None = None,
                  watchdog_s: float = 0.5, tick_s: float = 0.005, part_id_start: int = 1000) -> None:
         if rate < 0 or travel_s < 0 or heartbeat_period <= 0 or tick_s <= 0:
@@ -75,11 +85,11 @@ class PlcSimulator:
             self._thread = None
         return self.counters()
 
-    def __enter__(self) -> "PlcSimulator":
+    def __enter__(self) -> PlcSimulator:
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
@@ -137,6 +147,12 @@ class PlcSimulator:
         try:
             self._loop.run_until_complete(self._main(ready, box))
         finally:
+            # Requests still in progress on closed connections: finish them quietly.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self._loop.close()
 
     async def _main(self, ready: threading.Event, box: dict) -> None:
@@ -198,9 +214,15 @@ class PlcSimulator:
         await self._write_plc_block()          # TRIG_SEQ and PART_ID change in one update
         return part
 
+    def set_rate(self, rate: float) -> None:
+        """Change the conveyor speed (parts/s; 0 stops new parts) while running."""
+        if rate < 0:
+            raise HardwareError("PLC simulator: rate must be >= 0")
+        self.rate = float(rate)
+
     async def _conveyor_task(self) -> None:
-        t0 = time.monotonic()
-        next_hb, made = t0, 0
+        next_hb = time.monotonic()
+        next_part: float | None = None
         while True:
             now = time.monotonic()
             if now >= next_hb:
@@ -208,10 +230,15 @@ class PlcSimulator:
                 if not self.heartbeat_frozen:
                     self._plc_hb = (self._plc_hb + 1) & 0xFFFF
                 await self._write_plc_block()
-            if self.rate > 0 and (self.parts is None or made < self.parts) \
-                    and now >= t0 + (made + 1) / self.rate:
-                made += 1
-                await self._new_part()
+            rate = self.rate
+            if rate > 0 and (self.parts is None or self.conveyor.counts["triggers"] < self.parts):
+                if next_part is None:
+                    next_part = now + 1.0 / rate
+                elif now >= next_part:
+                    next_part += 1.0 / rate
+                    await self._new_part()
+            else:
+                next_part = None
             with self._lock:
                 self.conveyor.on_pc_heartbeat(self._mem[self.regmap.pc(PC_HEARTBEAT)], now)
                 self.conveyor.advance(now)
