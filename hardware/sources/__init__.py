@@ -6,15 +6,29 @@ lazily so that, e.g., harvesters is loaded only when a GenICam source is asked f
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from hardware.sources.base import (
-    Capture, CaptureError, RateLimiter, Source, SourceExhausted, SourceInfo, validate_views,
+    Capture,
+    CaptureError,
+    RateLimiter,
+    Source,
+    SourceExhausted,
+    SourceInfo,
+    validate_views,
 )
 
 __all__ = [
-    "SOURCES", "make_source", "register_source", "Capture", "CaptureError", "Source",
-    "SourceInfo", "SourceExhausted", "RateLimiter", "validate_views",
+    "SOURCES",
+    "Capture",
+    "CaptureError",
+    "RateLimiter",
+    "Source",
+    "SourceExhausted",
+    "SourceInfo",
+    "make_source",
+    "register_source",
+    "validate_views",
 ]
 
 

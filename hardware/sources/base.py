@@ -15,8 +15,15 @@ import numpy as np
 from hardware.errors import CaptureError, HardwareError
 
 __all__ = [
-    "Capture", "SourceInfo", "Source", "SourceExhausted", "CaptureError", "HardwareError",
-    "validate_views", "RateLimiter", "parse_resolution",
+    "Capture",
+    "CaptureError",
+    "HardwareError",
+    "RateLimiter",
+    "Source",
+    "SourceExhausted",
+    "SourceInfo",
+    "parse_resolution",
+    "validate_views",
 ]
 
 KINDS = ("multi-camera", "line-scan")

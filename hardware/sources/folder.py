@@ -15,7 +15,14 @@ import cv2
 import numpy as np
 
 from hardware.errors import CaptureError, HardwareError
-from hardware.sources.base import Capture, RateLimiter, Source, SourceExhausted, SourceInfo, validate_views
+from hardware.sources.base import (
+    Capture,
+    RateLimiter,
+    Source,
+    SourceExhausted,
+    SourceInfo,
+    validate_views,
+)
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".npy"}
 

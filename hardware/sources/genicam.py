@@ -8,23 +8,26 @@ NewestOnly buffer handling so a fetch returns a current frame, not a queued one.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from genicam import genapi, gentl
 
 from hardware.errors import CaptureError, HardwareError
 from hardware.sources.base import Capture, RateLimiter, SourceInfo, validate_views
 
+# what the GenTL/GenApi layers raise (node missing, read-only, timeout, device gone)
+GENICAM_ERRORS = (gentl.GenericException, genapi.GenericException, AttributeError, ValueError,
+                  RuntimeError, OSError)
+
 
 def bundled_producer() -> Path | None:
     """The simulated GenTL producer shipped in the genicam wheel (viky.cti), if installed."""
-    try:
-        import genicam
-    except ImportError:
-        return None
+    import genicam
     path = Path(genicam.__file__).parent / "viky.cti"
     return path if path.exists() else None
 
@@ -37,7 +40,7 @@ def _set(node_map: Any, name: str, value: Any) -> bool:
     try:
         node.value = value
         return True
-    except Exception:  # read-only or value not in the enumeration: keep the camera's own setting
+    except GENICAM_ERRORS:  # read-only or value not in the enumeration: keep the camera's own setting
         return False
 
 
@@ -102,7 +105,7 @@ class GenICamSource:
             self._harvester = h
             self.close()
             raise
-        except Exception as exc:  # genicam raises its own exception family
+        except GENICAM_ERRORS as exc:
             self._harvester = h
             self.close()
             raise HardwareError(f"GenICam open failed: {exc}") from None
@@ -123,10 +126,8 @@ class GenICamSource:
             _set(nm, "TriggerMode", "Off")
         self.triggered.append(triggered)
         if not triggered:
-            try:  # free-running: the freshest frame, never a stale queued one
-                _set(ia.data_streams[0].node_map, "StreamBufferHandlingMode", "NewestOnly")
-            except Exception:
-                pass
+            # free-running: the freshest frame, never a stale queued one
+            _set(ia.data_streams[0].node_map, "StreamBufferHandlingMode", "NewestOnly")
         ia.num_buffers = max(2, int(getattr(ia, "min_num_buffers", 2) or 2))
 
     def capture(self, timeout: float = 1.0) -> Capture:
@@ -141,7 +142,7 @@ class GenICamSource:
             if trig and self.trigger == "Software":
                 try:
                     ia.remote_device.node_map.TriggerSoftware.execute()
-                except Exception as exc:
+                except GENICAM_ERRORS as exc:
                     raise CaptureError(f"part {k}: camera {cam} software trigger failed: {exc}") from None
         deadline = time.monotonic() + timeout
         views = []
@@ -154,7 +155,7 @@ class GenICamSource:
                     views.append(_to_array(buf.payload.components[0]))
             except CaptureError:
                 raise
-            except Exception as exc:  # TimeoutException and other GenTL errors
+            except GENICAM_ERRORS as exc:  # TimeoutException and other GenTL errors
                 raise CaptureError(f"part {k}: camera {cam} gave no frame within {timeout:.2f} s "
                                    f"({type(exc).__name__})") from None
         validate_views(views, self.cameras)
@@ -162,11 +163,9 @@ class GenICamSource:
 
     def close(self) -> None:
         for ia in self._acquirers:
-            try:
+            with contextlib.suppress(*GENICAM_ERRORS):  # a camera that already went away
                 ia.stop()
                 ia.destroy()
-            except Exception:  # closing must not fail on a camera that already went away
-                pass
         self._acquirers, self.triggered, self.cameras = [], [], []
         if self._harvester is not None:
             self._harvester.reset()

@@ -9,8 +9,9 @@ instead of piling threads onto it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,7 +81,7 @@ class OpenCVSource:
         futures = [self._pool.submit(c.grab) for c in self._caps]
         self._pending = list(futures)
         stamp = time.time()
-        done, not_done = wait(futures, timeout=timeout)
+        _done, not_done = wait(futures, timeout=timeout)
         if not_done:
             late = [cam for cam, f in zip(self.cameras, futures) if f in not_done]
             raise CaptureError(f"part {k}: camera(s) {', '.join(late)} timed out after {timeout:.2f} s")

@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from hardware.errors import CaptureError
-from hardware.sources.base import Capture, RateLimiter, SourceInfo, parse_resolution, validate_views
+from hardware.sources.base import (
+    Capture,
+    RateLimiter,
+    SourceInfo,
+    parse_resolution,
+    validate_views,
+)
 
 CAMERAS = ["cam0", "cam1", "cam2", "cam3"]
 DEFAULT_RESOLUTION = (1280, 960)

@@ -13,7 +13,6 @@ from hardware.sources.folder import record
 def recorded(tmp_path):
     sim = make_source("sim:64x48", seed=5)
     sim.open()
-    truth = []
     root = tmp_path / "run"
     record(sim, root, parts=4)
     sim.close()
