@@ -1,0 +1,260 @@
+"""Backbones by name over torchvision: build, replace the head, freeze groups, Grad-CAM layer.
+
+Adding a backbone is one entry in BACKBONES. Each spec knows its stages in forward order
+(`groups`), the head module, the last conv stage for Grad-CAM, and its default input size.
+Freeze policies:
+  head        only the classifier trains (the bolt study's first transfer run)
+  last-block  the last stage + the head train (the bolt study's fine-tuning: blocks 1-4 frozen)
+  none        everything trains, from pretrained weights when available
+  scratch     everything trains from random init (pretrained weights are never loaded)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .errors import TrainingError
+
+FREEZE_POLICIES = ("head", "last-block", "none", "scratch")
+
+
+def _get(model: nn.Module, dotted: str) -> nn.Module:
+    return model.get_submodule(dotted)
+
+
+def _set(model: nn.Module, dotted: str, module: nn.Module) -> None:
+    parent, _, name = dotted.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, name, module)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One torchvision architecture as okng uses it."""
+
+    name: str
+    factory: str  # torchvision.models function name
+    head: str  # dotted name of the final nn.Linear
+    groups: tuple[tuple[str, ...], ...]  # stages in forward order (dotted module names)
+    target_layer: str  # last conv stage, the Grad-CAM default
+    input_size: tuple[int, int] = (224, 224)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, num_classes: int, pretrained_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+        """The network with ImageNet weights (if given) and a fresh head for num_classes."""
+        if pretrained_state is None:
+            model = self._factory()(weights=None)
+        else:
+            # Skeleton on the meta device, then adopt the given tensors: no wasted random init
+            # (VGG16's takes half a minute on a busy 2-core CPU).
+            with torch.device("meta"):
+                model = self._factory()(weights=None)
+            try:
+                model.load_state_dict(pretrained_state, strict=True, assign=True)
+            except RuntimeError as exc:
+                raise TrainingError(f"pretrained weights do not fit {self.name}: {str(exc)[:300]}") from exc
+        self.replace_head(model, num_classes)
+        _no_inplace(model)
+        return model
+
+    def build_for_state(self, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+        """The network with a num_classes head, all tensors taken from a saved state (strict)."""
+        with torch.device("meta"):
+            model = self._factory()(weights=None)
+            self.replace_head(model, num_classes)
+        try:
+            model.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as exc:
+            raise TrainingError(f"checkpoint does not fit {self.name} with {num_classes} classes: "
+                                f"{str(exc)[:300]}") from exc
+        _no_inplace(model)
+        return model
+
+    def build_meta(self, num_classes: int) -> nn.Module:
+        """Structure only (meta tensors, no memory): for shape checks and listings."""
+        with torch.device("meta"):
+            model = self._factory()(weights=None)
+            self.replace_head(model, num_classes)
+        return model
+
+    def _factory(self) -> Callable[..., nn.Module]:
+        import torchvision.models as tvm
+        return getattr(tvm, self.factory)
+
+    def replace_head(self, model: nn.Module, num_classes: int) -> None:
+        old = _get(model, self.head)
+        if not isinstance(old, nn.Linear):
+            raise TrainingError(f"{self.name}: head {self.head} is not a Linear layer")
+        new = nn.Linear(old.in_features, num_classes)
+        _set(model, self.head, new)
+
+    def head_modules(self) -> tuple[str, ...]:
+        """The classifier module (fc, or the whole `classifier` block of dense layers)."""
+        return (self.head.rpartition(".")[0],) if "." in self.head else (self.head,)
+
+    def trainable_prefixes(self, policy: str) -> tuple[str, ...]:
+        """Dotted prefixes whose parameters train under a freeze policy."""
+        if policy not in FREEZE_POLICIES:
+            raise TrainingError(f"unknown freeze policy {policy!r} (expected {', '.join(FREEZE_POLICIES)})")
+        if policy in ("none", "scratch"):
+            return ("",)
+        heads = self.head_modules()
+        if policy == "head":
+            return heads
+        return tuple(self.groups[-1]) + heads
+
+    def frozen_groups(self, policy: str) -> int:
+        """How many leading stages are frozen (their output can be cached)."""
+        if policy in ("none", "scratch"):
+            return 0
+        return len(self.groups) if policy == "head" else len(self.groups) - 1
+
+
+def _no_inplace(model: nn.Module) -> None:
+    # Out-of-place activations: a hooked activation must not be overwritten by the next layer
+    # (Grad-CAM reads it), and frozen-feature caching relies on clean stage outputs.
+    for m in model.modules():
+        if isinstance(m, (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.Hardsigmoid)) and getattr(m, "inplace", False):
+            m.inplace = False
+
+
+def _resnet(name: str) -> BackboneSpec:
+    return BackboneSpec(name, name, "fc",
+                        (("conv1", "bn1", "relu", "maxpool"), ("layer1",), ("layer2",), ("layer3",), ("layer4",)),
+                        "layer4")
+
+
+def _features(name: str, n_features: int, head: str, blocks: list[list[int]],
+              input_size: tuple[int, int] = (224, 224)) -> BackboneSpec:
+    groups = tuple(tuple(f"features.{i}" for i in b) for b in blocks)
+    assert sum(len(b) for b in blocks) == n_features
+    return BackboneSpec(name, name, head, groups, f"features.{n_features - 1}", input_size)
+
+
+def _vgg16() -> BackboneSpec:
+    # Five conv blocks, each ending in a max-pool (features 4, 9, 16, 23, 30). The head is the
+    # whole classifier (the dense layers a Keras-style transfer run retrains); target = the last
+    # conv's ReLU (features.29), as in the original Grad-CAM on VGG16.
+    blocks = [list(range(0, 5)), list(range(5, 10)), list(range(10, 17)), list(range(17, 24)), list(range(24, 31))]
+    spec = _features("vgg16", 31, "classifier.6", blocks)
+    return BackboneSpec(spec.name, spec.factory, spec.head, spec.groups, "features.29")
+
+
+_EFF_SIZES = {"efficientnet_b0": 224, "efficientnet_b1": 240, "efficientnet_b2": 260,
+              "efficientnet_b3": 300, "efficientnet_b4": 380}
+
+
+def _build_registry() -> dict[str, BackboneSpec]:
+    reg: dict[str, BackboneSpec] = {}
+    reg["vgg16"] = _vgg16()
+    for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        reg[n] = _resnet(n)
+    reg["mobilenet_v2"] = _features("mobilenet_v2", 19, "classifier.1",
+                                    [[0, 1], [2, 3], [4, 5, 6], [7, 8, 9, 10, 11, 12, 13], [14, 15, 16, 17, 18]])
+    reg["mobilenet_v3_small"] = _features("mobilenet_v3_small", 13, "classifier.3",
+                                          [[0, 1], [2, 3], [4, 5, 6, 7, 8], [9, 10, 11, 12]])
+    reg["mobilenet_v3_large"] = _features("mobilenet_v3_large", 17, "classifier.3",
+                                          [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9, 10, 11, 12], [13, 14, 15, 16]])
+    for n, s in _EFF_SIZES.items():
+        reg[n] = _features(n, 9, "classifier.1", [[0, 1, 2], [3], [4], [5], [6, 7, 8]], (s, s))
+    return reg
+
+
+BACKBONES: dict[str, BackboneSpec] = _build_registry()
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """The spec of a backbone by name, with a clear error listing the known ones."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise TrainingError(f"unknown architecture {name!r} (known: {', '.join(BACKBONES)})") from None
+
+
+def _matches(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def apply_freeze(model: nn.Module, spec: BackboneSpec, policy: str) -> list[str]:
+    """Set requires_grad per the policy; returns the trainable parameter names."""
+    prefixes = spec.trainable_prefixes(policy)
+    trainable = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(_matches(name, prefixes))
+        if p.requires_grad:
+            trainable.append(name)
+    return trainable
+
+
+def set_train_mode(model: nn.Module, spec: BackboneSpec, policy: str) -> None:
+    """train() for trainable parts, eval() for frozen ones (frozen BatchNorm keeps its stats)."""
+    model.train()
+    prefixes = spec.trainable_prefixes(policy)
+    if "" in prefixes:
+        return
+    for name, m in model.named_modules():
+        if name and not _matches(name, prefixes) and not any(p.startswith(name + ".") for p in prefixes):
+            m.eval()
+
+
+class FrozenTrunk(nn.Module):
+    """The frozen leading stages of a backbone, run once to cache their output."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, n_groups: int) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList(_get(model, m) for g in spec.groups[:n_groups] for m in g)
+        self.names = [m for g in spec.groups[:n_groups] for m in g]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.parts:
+            x = m(x)
+        return x
+
+
+class TrainableTail(nn.Module):
+    """The rest of the network after the frozen trunk: what trains on cached features."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, n_groups: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.model = model
+        self.start = n_groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tail_forward(self.model, self.spec, self.start, x)
+
+
+def tail_forward(model: nn.Module, spec: BackboneSpec, start: int, x: torch.Tensor) -> torch.Tensor:
+    """Forward from stage `start` to the logits, mirroring torchvision's own forward()."""
+    names = [m for g in spec.groups[start:] for m in g]
+    for name in names:
+        x = _get(model, name)(x)
+    return _HEADS[_family(spec.name)](model, x)
+
+
+def _family(name: str) -> str:
+    for fam in ("resnet", "vgg", "mobilenet_v2", "mobilenet_v3", "efficientnet"):
+        if name.startswith(fam):
+            return fam
+    raise TrainingError(f"no tail forward for {name}")
+
+
+def _resnet_head(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.fc(torch.flatten(model.avgpool(x), 1))
+
+
+def _mnv2_head(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
+    return model.classifier(torch.flatten(x, 1))
+
+
+def _pooled_head(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.classifier(torch.flatten(model.avgpool(x), 1))
+
+
+_HEADS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
+    "resnet": _resnet_head, "vgg": _pooled_head, "mobilenet_v2": _mnv2_head,
+    "mobilenet_v3": _pooled_head, "efficientnet": _pooled_head,
+}

@@ -1,0 +1,137 @@
+"""Typed training configuration (no torch import: the CLI and the UI build these cheaply)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import TrainingError
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "step", "none")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentations (never applied to validation/test). 0 / False = off."""
+
+    hflip: float = 0.5  # probability
+    vflip: float = 0.0
+    rotate: float = 0.0  # max degrees, uniform in [-rotate, rotate]
+    crop: float = 0.0  # random crop keeping at least (1 - crop) of each side, resized back
+    brightness: float = 0.0  # +- fraction
+    contrast: float = 0.0  # +- fraction
+    hue: float = 0.0  # +- degrees of hue (colour views only)
+    saturation: float = 0.0  # +- fraction
+    value: float = 0.0  # +- fraction (HSV V)
+    noise: float = 0.0  # Gaussian noise std (in [0, 1] pixel units)
+    clahe: float = 0.0  # probability of CLAHE (corrosion and X-ray studies)
+
+    def active(self) -> list[str]:
+        return [f.name for f in fields(self) if getattr(self, f.name)]
+
+    def flips_only(self) -> bool:
+        """Only flips: frozen-stage features can be cached once per flip variant."""
+        return set(self.active()) <= {"hflip", "vflip"}
+
+    @classmethod
+    def none(cls) -> "AugmentConfig":
+        return cls(hflip=0.0)
+
+    @classmethod
+    def preset(cls, name: str) -> "AugmentConfig":
+        """Named presets: none, flips (default, cacheable), light, strong."""
+        presets = {
+            "none": cls.none(),
+            "flips": cls(hflip=0.5, vflip=0.5),
+            "light": cls(hflip=0.5, vflip=0.5, rotate=10, crop=0.1, brightness=0.15, contrast=0.15),
+            "strong": cls(hflip=0.5, vflip=0.5, rotate=20, crop=0.15, brightness=0.15, contrast=0.2,
+                          hue=10, saturation=0.2, value=0.15, noise=0.02, clahe=0.3),
+        }
+        if name not in presets:
+            raise TrainingError(f"unknown augmentation preset {name!r} (known: {', '.join(presets)})")
+        return presets[name]
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on; stored with the model."""
+
+    arch: str = "resnet18"
+    freeze: str = "last-block"  # head | last-block | none | scratch
+    epochs: int = 10
+    batch_size: int = 32
+    frozen_batch_size: int = 128  # batches over cached frozen features are cheap: larger
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"
+    class_weights: str | list[float] | None = "balanced"  # "balanced", explicit [w_ok, w_ng], or None
+    patience: int = 5  # early stopping on validation balanced accuracy; 0 = off
+    seed: int = 0
+    input_size: int | tuple[int, int] | None = None  # None = the backbone's default
+    fit: str = "letterbox"
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig.preset("flips"))
+    cache_features: bool = True  # cache frozen-stage outputs when the augmentations allow it
+    folds: int = 0  # k-fold cross-validation (0/1 = a single stratified split)
+    val_fraction: float = 0.2
+    target_ng_recall: float | None = None  # pick the threshold reaching this NG recall on validation
+    device: str = "auto"
+    warm_start: str | None = None  # model id of this project to start from
+    num_threads: int | None = None  # torch threads (None = leave as is)
+
+    def validate(self) -> "TrainConfig":
+        """Clear errors for bad values (the CLI and the UI show them as they are)."""
+        from .backbones import BACKBONES, FREEZE_POLICIES  # noqa: PLC0415 - torch only when used
+        if self.arch not in BACKBONES:
+            raise TrainingError(f"unknown architecture {self.arch!r} (known: {', '.join(BACKBONES)})")
+        if self.freeze not in FREEZE_POLICIES:
+            raise TrainingError(f"unknown freeze policy {self.freeze!r} (expected {', '.join(FREEZE_POLICIES)})")
+        if self.optimizer not in OPTIMIZERS:
+            raise TrainingError(f"unknown optimizer {self.optimizer!r} (expected {', '.join(OPTIMIZERS)})")
+        if self.schedule not in SCHEDULES:
+            raise TrainingError(f"unknown schedule {self.schedule!r} (expected {', '.join(SCHEDULES)})")
+        if self.device not in DEVICES:
+            raise TrainingError(f"unknown device {self.device!r} (expected {', '.join(DEVICES)})")
+        if self.epochs < 1 or self.batch_size < 1 or self.frozen_batch_size < 1:
+            raise TrainingError("epochs and batch sizes must be at least 1")
+        if not self.lr > 0:
+            raise TrainingError(f"learning rate must be positive, got {self.lr}")
+        if not 0.0 < self.val_fraction < 0.9:
+            raise TrainingError(f"val_fraction must be in (0, 0.9), got {self.val_fraction}")
+        if self.folds < 0 or self.folds == 1 or self.folds > 50:
+            raise TrainingError(f"folds must be 0 (single split) or 2..50, got {self.folds}")
+        if self.target_ng_recall is not None and not 0.0 < self.target_ng_recall <= 1.0:
+            raise TrainingError(f"target NG recall must be in (0, 1], got {self.target_ng_recall}")
+        if isinstance(self.class_weights, str) and self.class_weights != "balanced":
+            raise TrainingError("class_weights must be 'balanced', a list [w_ok, w_ng] or None")
+        size = self.input_hw(224)
+        if min(size) < 16 or max(size) > 2048:
+            raise TrainingError(f"input size {size} out of range 16..2048")
+        return self
+
+    def input_hw(self, default: int | tuple[int, int]) -> tuple[int, int]:
+        s = self.input_size if self.input_size is not None else default
+        if isinstance(s, int):
+            return (s, s)
+        return (int(s[0]), int(s[1]))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(d["input_size"], tuple):
+            d["input_size"] = list(d["input_size"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise TrainingError(f"unknown training options: {', '.join(sorted(unknown))}")
+        d = dict(d)
+        if isinstance(d.get("augment"), dict):
+            d["augment"] = AugmentConfig(**d["augment"])
+        if isinstance(d.get("input_size"), list):
+            d["input_size"] = tuple(d["input_size"])
+        return cls(**d)

@@ -1,0 +1,139 @@
+"""Inference with a model of the project: what live sort and the workstation call.
+
+`load_model(project, "active")` rebuilds the network from its checkpoint (verified), with the
+ROIs, normalisation, input size and operating threshold recorded at training time, so a model
+keeps seeing parts the way it was trained even after the project's ROIs change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from labeling.store import Project
+from labeling.types import ROI, Verdict
+
+from .checkpoint import build_from_bytes
+from .data import IMAGENET_MEAN, IMAGENET_STD, ViewGeometry, preprocess_view
+from .errors import TrainingError
+
+
+@dataclass
+class PartDecision:
+    """A model's decision on one part."""
+
+    verdict: Verdict
+    confidence: float  # probability of the verdict given (max NG score, or 1 - it)
+    defect_class: int  # 1-based defect class (0 = none / binary model)
+    view_scores: list[float]  # P(NG) per view
+    threshold: float = 0.5
+    geometries: list[ViewGeometry] = field(default_factory=list)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' = CUDA when present, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError("device 'cuda' asked for but no CUDA GPU is available")
+    return torch.device(device)
+
+
+class LoadedModel:
+    """A trained model ready to score views (eval mode, no gradients)."""
+
+    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], device: torch.device) -> None:
+        self.meta = meta
+        self.arch: str = meta["arch"]
+        self.class_names: list[str] = list(meta.get("class_names", ["OK", "NG"]))
+        self.input_size: tuple[int, int] = tuple(int(v) for v in meta["input_size"])  # type: ignore[assignment]
+        norm = meta.get("normalization", {})
+        self.mean: tuple[float, ...] = tuple(norm.get("mean", IMAGENET_MEAN))
+        self.std: tuple[float, ...] = tuple(norm.get("std", IMAGENET_STD))
+        self.fit: str = meta.get("fit", meta.get("config", {}).get("fit", "letterbox"))
+        self.rois: dict[str, ROI] = {k: ROI(*v) for k, v in meta.get("rois", {}).items()}
+        self.threshold: float = float(meta.get("threshold", 0.5))
+        self.target_layer: str = meta.get("target_layer", "")
+        self.ng_index: int = self.class_names.index("NG") if "NG" in self.class_names else len(self.class_names) - 1
+        self.device = device
+        self.model = model.to(device).eval()
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def id(self) -> str:
+        return str(self.meta.get("id", ""))
+
+    def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, ViewGeometry]:
+        """One full view -> model input, with the model's recorded ROI for this camera."""
+        return preprocess_view(image, self.rois.get(camera), self.input_size, self.mean, self.std, self.fit)
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Raw logits of a preprocessed (N, 3, h, w) batch."""
+        with torch.inference_mode():
+            x = batch.to(self.device)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            return self.model(x).float().cpu()
+
+    def ng_scores(self, batch: torch.Tensor) -> np.ndarray:
+        """P(NG) per row of a preprocessed batch."""
+        return torch.softmax(self.logits(batch), dim=1)[:, self.ng_index].numpy()
+
+    def predict_views(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> PartDecision:
+        """All views of one part in ONE batched forward; NG if any view reaches the threshold."""
+        if len(images) == 0:
+            raise TrainingError("a part needs at least one view to predict")
+        if len(images) != len(cameras):
+            raise TrainingError(f"{len(images)} views but {len(cameras)} camera names")
+        tensors, geoms = zip(*(self.preprocess(im, cam) for im, cam in zip(images, cameras)))
+        scores = self.ng_scores(torch.stack(tensors))
+        return decide(scores, self.threshold, list(geoms))
+
+
+def decide(view_scores: Sequence[float], threshold: float, geometries: list[ViewGeometry] | None = None,
+           rule: str = "max") -> PartDecision:
+    """Part verdict from per-view P(NG): NG if any view is NG (max score) against the threshold."""
+    s = [float(v) for v in view_scores]
+    part = aggregate(s, rule)
+    ng = part >= threshold
+    return PartDecision(Verdict.NG if ng else Verdict.OK, part if ng else 1.0 - part, 0, s,
+                        threshold, geometries or [])
+
+
+def aggregate(view_scores: Sequence[float], rule: str = "max") -> float:
+    """Part NG score from view scores: 'max' (any view NG, the default) or 'mean'."""
+    if rule == "max":
+        return float(max(view_scores))
+    if rule == "mean":
+        return float(np.mean(view_scores))
+    raise TrainingError(f"unknown part rule {rule!r} (expected max or mean)")
+
+
+def resolve_model_id(project: Project, model_id: str | None) -> str:
+    """'active' (or None) -> the project's active model id, with a clear error when there is none."""
+    if model_id in (None, "", "active"):
+        project.reload()
+        if not project.active_model_id:
+            raise TrainingError(f"{project.path.name} has no active model: train one, then "
+                                "`okng activate PROJECT ID`")
+        return project.active_model_id
+    return str(model_id)
+
+
+def load_model(project: Project | str | Path, model_id: str = "active", device: str = "auto") -> LoadedModel:
+    """Rebuild a stored model (checksum verified, weights_only load) ready for inference."""
+    if not isinstance(project, Project):
+        project = Project.open(project, readonly=True)
+    mid = resolve_model_id(project, model_id)
+    meta = project.model_meta(mid)
+    if meta.get("cancelled"):
+        raise TrainingError(f"model {mid} is from a cancelled run and cannot be used")
+    data = project.load_checkpoint(mid)
+    model, ckpt = build_from_bytes(data, meta.get("checkpoint_sha256"), what=f"model {mid}")
+    if ckpt.get("arch") != meta.get("arch"):
+        raise TrainingError(f"model {mid}: checkpoint is a {ckpt.get('arch')}, meta says {meta.get('arch')}")
+    return LoadedModel(model, meta, resolve_device(device))
