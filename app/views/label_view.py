@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 from PyQt6.QtCore import QEvent, QObject, Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit,
-                             QSplitter, QTextEdit, QVBoxLayout, QWidget)
+                             QScrollArea, QSplitter, QTextEdit, QVBoxLayout, QWidget)
 
 from app.widgets.canvas import MaskCanvas
 from app.widgets.label_panel import LabelPanel
@@ -72,16 +72,22 @@ class LabelView(QWidget):
         cl.setContentsMargins(0, 0, 0, 0)
         cl.addWidget(self.strip)
         cl.addWidget(self.canvas, 1)
-        right = QWidget()
-        rl = QVBoxLayout(right)
-        rl.setContentsMargins(0, 0, 0, 0)
+        inner = QWidget()
+        rl = QVBoxLayout(inner)
+        rl.setContentsMargins(0, 0, 6, 0)
         rl.addWidget(self.panel)
         rl.addWidget(self.review, 1)
+        right = QScrollArea()  # on small screens the column scrolls instead of squashing buttons
+        right.setWidget(inner)
+        right.setWidgetResizable(True)
+        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setMinimumWidth(400)
+        right.setFrameShape(QScrollArea.Shape.NoFrame)
         split = QSplitter(Qt.Orientation.Horizontal)
         for w, stretch in ((self.parts, 0), (center, 1), (right, 0)):
             split.addWidget(w)
             split.setStretchFactor(split.indexOf(w), stretch)
-        split.setSizes([360, 900, 330])
+        split.setSizes([360, 820, 420])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
@@ -191,6 +197,11 @@ class LabelView(QWidget):
         if self._loader is not None and self._loader.is_running():
             self._loader.cancel()  # its result is dropped (cancelled, not finished)
         self.part_id = int(part_id)
+        part = self.part()
+        if part is not None and part.label is not None and part.label.defect_class:
+            self.current_class = part.label.defect_class  # brush paints this part's defect
+            self.canvas.value = self._brush_value()
+            self.panel.show_class(self.current_class)
         self._show_part_info()
         self._loader = Worker(load_part, self.project, self.part_id)
         self._loader.finished.connect(self._loaded)
@@ -323,4 +334,5 @@ class LabelView(QWidget):
 
 if __name__ == "__main__":  # pragma: no cover - a look at the view alone
     from app.widgets.standalone import run_standalone
-    run_standalone(LabelView)
+    import sys
+    sys.exit(run_standalone(LabelView))

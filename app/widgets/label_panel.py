@@ -38,6 +38,7 @@ class LabelPanel(QWidget):
         self.verdict = QLabel("—")
         self.verdict.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.verdict.setObjectName("verdictNone")
+        self.verdict.setWordWrap(True)
         self.who = QLabel("")
         self.who.setObjectName("muted")
         self.who.setWordWrap(True)

@@ -13,7 +13,7 @@ from labeling.types import Part, Verdict
 
 def describe_event(ev: dict[str, Any], class_names: list[str]) -> str:
     """One line of the audit trail, e.g. '14:03:12  NG (no coating)  by ana (inspector)'."""
-    t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(ev.get("time", 0))))
+    t = time.strftime("%m-%d %H:%M:%S", time.localtime(float(ev.get("time", 0))))
     op = ev.get("op", "?")
     user = ev.get("user")
     if op == "label":
@@ -66,6 +66,7 @@ class ReviewPanel(QWidget):
         tl = QVBoxLayout(trail)
         self.trail = QListWidget()
         self.trail.setObjectName("trail")
+        self.trail.setWordWrap(True)
         tl.addWidget(self.trail)
         lay.addWidget(trail, 1)
         self.accept_btn.clicked.connect(lambda: self._request("accepted"))

@@ -6,8 +6,12 @@ import sys
 from typing import Any, Sequence
 
 
-def run_standalone(view_cls: type, argv: Sequence[str] | None = None, title: str | None = None) -> int:
-    """Open PROJECT (optional), build view_cls(ctx, None) in a window and run the event loop."""
+def run_standalone(view_cls: type, argv: Sequence[str] | None = None, title: str | None = None,
+                   start_rig: bool = False) -> int:
+    """Open PROJECT (optional), build view_cls(ctx, None) in a window and run the event loop.
+
+    start_rig: also start the simulated rig and PLC simulator (views that show live data).
+    """
     from PyQt6.QtWidgets import QApplication
 
     from app.context import AppContext
@@ -25,6 +29,9 @@ def run_standalone(view_cls: type, argv: Sequence[str] | None = None, title: str
     view.setWindowTitle(title or f"okng · {view_cls.__name__}")
     view.resize(1500, 900)
     view.show()
+    if start_rig:
+        from app.main import sync_rig
+        sync_rig(ctx)
     code = app.exec()
     ctx.shutdown()
     return code

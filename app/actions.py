@@ -1,0 +1,164 @@
+"""File and station actions of the main window (new, open, recent, import, export, demo, PINs).
+
+Every slow step (creating the demo, importing, exporting) runs through the Worker behind a
+progress dialog; errors show as one clear message and never close the window.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+
+from labeling.store import Project, ProjectError
+from labeling.types import ProjectKind, Role
+
+from .station import okng_home
+from .widgets.progress import run_with_progress
+from .widgets.project_dialogs import NewProjectDialog, ReportDialog, TransferDialog, report_text
+from .widgets.role_dialog import PinDialog, RoleDialog
+
+DEMO_KINDS = {ProjectKind.MULTI_CAMERA: "bolts", ProjectKind.LINE_SCAN: "xray"}
+
+
+def demo_path(kind: str = "bolts") -> Path:
+    return okng_home() / f"demo-{kind}.h5"
+
+
+def build_demo(path: Path, kind: str, parts: int, progress: Callable[[Any], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Path:
+    """Create the demo project (labeling.demo.build) at path; returns path."""
+    from labeling.demo.build import make_demo_project
+    size = (640, 480) if kind == "bolts" else (640, 1600)
+    make_demo_project(path, kind=kind, parts=parts, size=size, overwrite=True,
+                      progress=(lambda i, n: progress((i, n))) if progress else None,
+                      should_stop=should_stop)
+    return path
+
+
+class ProjectActions:
+    """Owns the File menu's actions; the window only adds the menu."""
+
+    def __init__(self, ctx: Any, window: QWidget) -> None:
+        self.ctx, self.window = ctx, window
+        self.worker: Any = None
+        self.recent_menu = QMenu("Open recent", window)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+
+    def menu(self, bar: Any) -> None:
+        m = bar.addMenu("&File")
+        self._add(m, "&New project…", self.new_project, QKeySequence.StandardKey.New)
+        self._add(m, "&Open project…", self.open_dialog, QKeySequence.StandardKey.Open)
+        m.addMenu(self.recent_menu)
+        m.addSeparator()
+        self._add(m, "&Import…", self.import_dialog, "Ctrl+I")
+        self._add(m, "&Export…", self.export_dialog, "Ctrl+E")
+        m.addSeparator()
+        self._add(m, "Create demo project (bolts)", lambda: self.make_demo("bolts"))
+        self._add(m, "Create demo project (X-ray)", lambda: self.make_demo("xray"))
+        m.addSeparator()
+        self._add(m, "&Quit", self.window.close, QKeySequence.StandardKey.Quit)
+        s = bar.addMenu("&Station")
+        self._add(s, "Switch user / role…", self.switch_role, "Ctrl+U")
+        self._add(s, "Role PINs…", self.edit_pins)
+
+    def _add(self, menu: QMenu, text: str, fn: Callable[[], Any], key: Any = None) -> QAction:
+        a = QAction(text, self.window)
+        if key is not None:
+            a.setShortcut(QKeySequence(key))
+        a.triggered.connect(lambda _=False: fn())
+        menu.addAction(a)
+        return a
+
+    def _error(self, msg: str) -> None:
+        QMessageBox.warning(self.window, "okng", msg)
+
+    # ------------------------------------------------------------------ projects
+    def open_path(self, path: str | Path) -> bool:
+        try:
+            self.ctx.open_project(path)
+        except (ProjectError, OSError) as exc:
+            self._error(str(exc))
+            return False
+        return True
+
+    def open_dialog(self) -> None:
+        p, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(okng_home()), "okng project (*.h5)")
+        if p:
+            self.open_path(p)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.ctx.station.existing_recent():
+            self.recent_menu.addAction(str(p), lambda p=p: self.open_path(p))
+        if self.recent_menu.isEmpty():
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    def new_project(self) -> None:
+        dlg = NewProjectDialog(self.window, okng_home())
+        if not dlg.exec():
+            return
+        path, settings = dlg.settings()
+        try:
+            proj = Project.create(path, settings)
+        except (ProjectError, OSError) as exc:
+            self._error(str(exc))
+            return
+        self.ctx.set_project(proj)
+
+    def make_demo(self, kind: str = "bolts", on_done: Callable[[Path], None] | None = None) -> None:
+        """Build the demo project in a Worker with a progress dialog, then open it."""
+        path = demo_path(kind)
+
+        def done(p: Path) -> None:
+            if self.open_path(p) and on_done is not None:
+                on_done(p)
+        self.worker = run_with_progress(self.window, f"Creating the {kind} demo project", build_demo, path,
+                                        kind, self.ctx.station.demo_parts, on_done=done, on_error=self._error)
+
+    def import_dialog(self) -> None:
+        if self.ctx.project is None:
+            return self._error("Open or create a project first.")
+        from labeling.formats import FORMATS, import_into
+        dlg = TransferDialog(FORMATS, export=False, parent=self.window)
+        if not dlg.exec():
+            return
+        fmt, src = dlg.values()
+        self.worker = run_with_progress(
+            self.window, f"Importing {src.name} ({fmt})", _adapt(import_into), self.ctx.project, src, fmt,
+            user=self.ctx.user, on_done=lambda r: self._report("Import finished", r), on_error=self._error)
+
+    def export_dialog(self) -> None:
+        if self.ctx.project is None:
+            return self._error("Open a project first.")
+        from labeling.formats import FORMATS, export_project
+        dlg = TransferDialog(FORMATS, export=True, parent=self.window)
+        if not dlg.exec():
+            return
+        fmt, dest = dlg.values()
+        self.worker = run_with_progress(
+            self.window, f"Exporting to {dest} ({fmt})", _adapt(export_project), self.ctx.project, dest, fmt,
+            on_done=lambda r: self._report("Export finished", r), on_error=self._error)
+
+    def _report(self, title: str, report: Any) -> None:
+        if self.ctx.project is not None:
+            self.ctx.project.reload()  # parts were added by the worker's writes
+            self.ctx.set_project(self.ctx.project)
+        ReportDialog(title, report_text(report), self.window).open()
+
+    # ------------------------------------------------------------------ station
+    def switch_role(self) -> None:
+        RoleDialog(self.ctx, self.window).exec()
+
+    def edit_pins(self) -> None:
+        if self.ctx.require_role(Role.SUPERVISOR):
+            PinDialog(self.ctx, self.window).exec()
+
+
+def _adapt(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Core functions report progress(i, n); the Worker's callback takes one value."""
+    def run(*args: Any, progress: Callable[[Any], None], should_stop: Callable[[], bool], **kw: Any) -> Any:
+        return fn(*args, progress=lambda i, n: progress((i, n)), should_stop=should_stop, **kw)
+    run.__name__ = getattr(fn, "__name__", "run")
+    return run

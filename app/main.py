@@ -1,0 +1,68 @@
+"""The GUI entry point: build the QApplication and the MainWindow, open a project, start the rig.
+
+First start (no project given, none in the recent list): a demo project is created in
+$OKNG_HOME (through the Worker, with a progress dialog) and opened, and the simulated rig and
+the built-in PLC simulator start, so a newcomer sees the whole loop at once.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from labeling.types import ProjectKind
+
+
+def sync_rig(ctx: Any, enabled: bool = True) -> None:
+    """Run the rig that fits the open project (cameras or X-ray); restart it when the kind changes."""
+    from .rig import Rig
+    if not enabled:
+        return
+    kind = ctx.project.settings.kind.value if ctx.project is not None else ProjectKind.MULTI_CAMERA.value
+    if ctx.rig is not None and ctx.rig.kind == kind:
+        return
+    rig = Rig(kind=kind, source=ctx.station.source, plc=ctx.station.plc)
+    rig.changed.connect(ctx.rig_changed.emit)
+    ctx.set_rig(rig)
+    rig.start()
+
+
+def build(project: str | Path | None = None, rig: bool = True, demo: bool | None = None) -> tuple[Any, Any, Any]:
+    """(QApplication, AppContext, MainWindow), shown, with the project opened or the demo building."""
+    from PyQt6.QtWidgets import QApplication
+
+    from .context import AppContext
+    from .main_window import MainWindow
+    from .theme import apply_theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("okng")
+    apply_theme(app)
+    ctx = AppContext()
+    win = MainWindow(ctx)
+    ctx.project_changed.connect(lambda _p: sync_rig(ctx, rig))
+    win.show()
+    target = Path(project) if project else ctx.station.last_project
+    if target is not None and not demo:
+        if win.actions_.open_path(target):
+            win.show_view("Label")
+        sync_rig(ctx, rig)
+    else:
+        win.actions_.make_demo("bolts", on_done=lambda _p: win.show_view("Capture"))
+        sync_rig(ctx, rig)
+    return app, ctx, win
+
+
+def run(project: str | Path | None = None, rig: bool = True, demo: bool = False) -> int:
+    """Open the workstation and run until the window closes."""
+    app, _ctx, _win = build(project, rig=rig, demo=demo)
+    return int(app.exec())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return run(args[0] if args else None)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""StatusBar: sources, PLC, active model, user and role, always visible.
+
+Reads AppContext state on its signals and on a 1 s timer (the PLC heartbeat count moves on its
+own); no logic, only the text and colour of five fields.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtWidgets import QLabel, QPushButton, QStatusBar
+
+from .station import ROLE_TITLES
+
+
+def _pill(label: QLabel, text: str, state: str) -> None:
+    """state: OK, Warn, Bad or Info (qss object names pillOK, ...)."""
+    label.setText(text)
+    if label.objectName() != f"pill{state}":
+        label.setObjectName(f"pill{state}")
+        label.style().unpolish(label)
+        label.style().polish(label)
+
+
+class StatusBar(QStatusBar):
+    user_clicked = pyqtSignal()
+
+    def __init__(self, ctx: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.sources = QLabel()
+        self.plc = QLabel()
+        self.model = QLabel()
+        self.project = QLabel()
+        self.user = QPushButton()
+        self.user.setFlat(True)
+        self.user.setToolTip("Switch user and role (Ctrl+U)")
+        self.user.clicked.connect(self.user_clicked.emit)
+        for w in (self.project, self.sources, self.plc, self.model):
+            self.addPermanentWidget(w)
+        self.addPermanentWidget(self.user)
+        ctx.status.connect(lambda m: self.showMessage(m, 8000))
+        for sig in (ctx.project_changed, ctx.user_changed, ctx.rig_changed, ctx.parts_changed):
+            sig.connect(self.refresh)
+        ctx.models_changed.connect(self.refresh_model)
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start(1000)
+        self._model_meta: dict[str, Any] | None = None
+        self.refresh_model()
+
+    def refresh_model(self) -> None:
+        """Re-read the active model's metadata (only when models change: it is a file read)."""
+        proj = self.ctx.project
+        self._model_meta = None
+        if proj is not None and proj.active_model_id:
+            try:
+                self._model_meta = proj.model_meta(proj.active_model_id)
+            except Exception:  # noqa: BLE001 - a missing model shows as such
+                self._model_meta = {"id": proj.active_model_id, "missing": True}
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        ctx = self.ctx
+        proj = ctx.project
+        _pill(self.project, f"{proj.settings.name} · {len(proj)} parts" if proj else "no project", "Info")
+        rig = ctx.rig
+        if rig is None:
+            _pill(self.sources, "sources: off", "Warn")
+            _pill(self.plc, "PLC: off", "Warn")
+        else:
+            text, ok = rig.cameras_text()
+            _pill(self.sources, text, "OK" if ok else "Bad")
+            st = rig.plc
+            if rig.plc_error and not st.get("connected"):
+                _pill(self.plc, "PLC: none", "Bad")
+                self.plc.setToolTip(rig.plc_error)
+            elif st.get("connected"):
+                sim = " (simulator)" if rig.plc_sim is not None else ""
+                _pill(self.plc, f"PLC connected{sim} · ♥ {st.get('heartbeats', 0)}", "OK")
+                self.plc.setToolTip(f"PLC at {st.get('endpoint', '?')}; heartbeats seen: {st.get('heartbeats', 0)}")
+            else:
+                _pill(self.plc, "PLC: not connected", "Bad")
+                self.plc.setToolTip(st.get("error", ""))
+        meta = self._model_meta
+        if meta is None:
+            _pill(self.model, "model: none", "Warn")
+        elif meta.get("missing"):
+            _pill(self.model, f"model {meta['id']}: missing", "Bad")
+        else:
+            name = meta.get("backbone") or meta.get("name") or ""
+            scratch = " · trained from scratch" if meta.get("pretrained") is False else ""
+            _pill(self.model, f"model {meta['id']} {name}{scratch}".strip(), "OK" if not scratch else "Warn")
+        u = ctx.user
+        self.user.setText(f"User: {u.name} · {ROLE_TITLES[u.role]}")

@@ -1,0 +1,117 @@
+"""The agreement table of the Explain view: one row per view (part, camera, IoU, energy, pointing).
+
+A thin QAbstractTableModel over the report's rows (training.explain ViewRow objects or dicts),
+behind a QSortFilterProxyModel so every column sorts numerically; missing values sort last.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    pyqtSignal,
+)
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+COLUMNS = [("part", "part_id"), ("view", "view"), ("camera", "camera"), ("class", "cls"),
+           ("score", "score"), ("IoU", "iou"), ("energy in mask", "energy"), ("pointing", "pointing")]
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _get(row: Any, key: str) -> Any:
+    return row.get(key) if isinstance(row, dict) else getattr(row, key, None)
+
+
+class AgreementModel(QAbstractTableModel):
+    """Rows of an ExplainReport; read-only."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.rows: list[Any] = []
+
+    def set_rows(self, rows: list[Any]) -> None:
+        self.beginResetModel()
+        self.rows = list(rows)
+        self.endResetModel()
+
+    def rowCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section][0]
+        return None
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        value = _get(row, COLUMNS[index.column()][1])
+        if role == Qt.ItemDataRole.DisplayRole:
+            if value is None:
+                return "—"
+            if isinstance(value, bool):
+                return "hit" if value else "miss"
+            if isinstance(value, float):
+                return f"{value:.3f}"
+            return str(value)
+        if role == SORT_ROLE:
+            if value is None:
+                return float("-inf")
+            return float(value) if isinstance(value, (int, float, bool)) else str(value)
+        if role == Qt.ItemDataRole.ForegroundRole and isinstance(value, bool):
+            return QColor("#2ecc71" if value else "#ff4d4d")
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        return None
+
+    def row_at(self, source_row: int) -> Any:
+        return self.rows[source_row]
+
+
+class _Proxy(QSortFilterProxyModel):
+    def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if type(a) is not type(b):
+            return str(a) < str(b)
+        return a < b
+
+
+class AgreementTable(QTableView):
+    """Sortable view of the agreement rows; `row_selected(row)` when the user picks one."""
+
+    row_selected = pyqtSignal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = AgreementModel(self)
+        self.proxy = _Proxy(self)
+        self.proxy.setSourceModel(self.source)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.setModel(self.proxy)
+        self.setSortingEnabled(True)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setVisible(False)
+        self.selectionModel().currentRowChanged.connect(self._current)
+
+    def set_rows(self, rows: list[Any]) -> None:
+        self.source.set_rows(rows)
+
+    def rows(self) -> list[Any]:
+        return self.source.rows
+
+    def select_row(self, view_row: int) -> None:
+        self.selectRow(view_row)
+
+    def _current(self, current: QModelIndex, _prev: QModelIndex) -> None:
+        if current.isValid():
+            self.row_selected.emit(self.source.row_at(self.proxy.mapToSource(current).row()))

@@ -1,0 +1,138 @@
+"""TrainForm: the training settings (backbone, freeze policy, epochs, augmentations, folds...).
+
+The form only holds control values; `values()` gives a plain dict that the Train view turns into
+a training.loop.TrainConfig (app.views.train_view.make_config), so the widget knows nothing of
+the training code beyond the names it offers.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+FREEZE_HELP = {
+    "head": "train only the classifier head (fast; needs ImageNet weights to be useful)",
+    "last-block": "train the last block + head (the bolt study's fine-tuning)",
+    "none": "train every layer (from ImageNet weights when available)",
+    "scratch": "train every layer from random init (no pretrained weights)",
+}
+# name shown -> name passed to the training code's augmentation list
+AUGMENTATIONS = {
+    "horizontal flip": "hflip", "vertical flip": "vflip", "rotation": "rotate",
+    "random crop": "crop", "brightness / contrast": "brightness_contrast", "HSV": "hsv",
+    "Gaussian noise": "noise", "CLAHE": "clahe",
+}
+DEFAULT_AUG = ("hflip", "vflip", "brightness_contrast")
+
+
+def _backbones() -> tuple[list[str], dict[str, tuple[int, int]]]:
+    try:
+        from training.backbones import BACKBONES
+    except Exception:  # noqa: BLE001 - the form still opens; Start reports the real error
+        return ["mobilenet_v3_small", "resnet18"], {}
+    return list(BACKBONES), {n: tuple(s.input_size) for n, s in BACKBONES.items()}
+
+
+class TrainForm(QWidget):
+    """Controls for one training run; `changed` fires on any edit (the preview refreshes)."""
+
+    changed = pyqtSignal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        names, self.default_sizes = _backbones()
+        self.arch = QComboBox()
+        self.arch.addItems(names)
+        self.arch.setCurrentText("mobilenet_v3_small" if "mobilenet_v3_small" in names else names[0])
+        self.freeze = QComboBox()
+        for name, help_ in FREEZE_HELP.items():
+            self.freeze.addItem(name)
+            self.freeze.setItemData(self.freeze.count() - 1, help_, 3)  # 3 = ToolTipRole
+        self.freeze.setCurrentText("last-block")
+        self.epochs = QSpinBox(minimum=1, maximum=500, value=10)
+        self.batch = QSpinBox(minimum=1, maximum=512, value=16)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(["adam", "sgd"])
+        self.size = QSpinBox(minimum=32, maximum=1024, singleStep=16, value=224)
+        self.size.setSuffix(" px")
+        self.size.setToolTip("Input size (square). Small defects need a large size or ROI crops.")
+        self.folds = QSpinBox(minimum=1, maximum=20, value=1)
+        self.folds.setToolTip("1 = one stratified train/test split; K > 1 = K-fold cross-validation "
+                              "(mean +- std reported)")
+        self.seed = QSpinBox(minimum=0, maximum=1_000_000, value=0)
+        form = QFormLayout()
+        for label, w in (("Backbone", self.arch), ("Freeze policy", self.freeze), ("Epochs", self.epochs),
+                         ("Batch size", self.batch), ("Learning rate", self.lr),
+                         ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
+                         ("Seed", self.seed)):
+            form.addRow(label, w)
+        self.aug: dict[str, QCheckBox] = {}
+        box = QGroupBox("Augmentations")
+        grid = QGridLayout(box)
+        for i, (shown, key) in enumerate(AUGMENTATIONS.items()):
+            cb = QCheckBox(shown)
+            cb.setChecked(key in DEFAULT_AUG)
+            cb.toggled.connect(self.changed.emit)
+            self.aug[key] = cb
+            grid.addWidget(cb, i // 2, i % 2)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(form)
+        lay.addWidget(box)
+        self.arch.currentTextChanged.connect(self._arch_changed)
+        for w in (self.freeze, self.optimizer):
+            w.currentTextChanged.connect(self.changed.emit)
+        for s in (self.epochs, self.batch, self.size, self.folds, self.seed):
+            s.valueChanged.connect(self.changed.emit)
+        self._arch_changed(self.arch.currentText())
+
+    def _arch_changed(self, name: str) -> None:
+        size = self.default_sizes.get(name)
+        if size:
+            self.size.setValue(int(size[0]))
+        self.changed.emit()
+
+    def augmentations(self) -> list[str]:
+        return [k for k, cb in self.aug.items() if cb.isChecked()]
+
+    def values(self) -> dict[str, Any]:
+        """The settings as plain data (names match TrainConfig fields where they exist)."""
+        s = int(self.size.value())
+        return {"arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
+                "epochs": int(self.epochs.value()), "batch_size": int(self.batch.value()),
+                "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
+                "input_size": (s, s), "augment": self.augmentations(), "folds": int(self.folds.value()),
+                "seed": int(self.seed.value())}
+
+    def set_values(self, v: dict[str, Any]) -> None:
+        """Set controls from a dict like values() (unknown keys ignored)."""
+        if "arch" in v:
+            self.arch.setCurrentText(str(v["arch"]))
+        if "freeze" in v:
+            self.freeze.setCurrentText(str(v["freeze"]))
+        for key, spin in (("epochs", self.epochs), ("batch_size", self.batch), ("folds", self.folds),
+                          ("seed", self.seed)):
+            if key in v:
+                spin.setValue(int(v[key]))
+        if "lr" in v:
+            self.lr.setValue(float(v["lr"]))
+        if "optimizer" in v:
+            self.optimizer.setCurrentText(str(v["optimizer"]))
+        if "input_size" in v:
+            size = v["input_size"]
+            self.size.setValue(int(size[0] if isinstance(size, (tuple, list)) else size))
+        if "augment" in v:
+            for key, cb in self.aug.items():
+                cb.setChecked(key in v["augment"])

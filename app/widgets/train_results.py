@@ -1,0 +1,243 @@
+"""Training results: metrics table, confusion matrix, ROC/PR curves and the model comparison.
+
+Everything here reads a model's metadata dict (as project.models() returns it) and shows it;
+"Make active" only emits `activate(model_id)`, the view does the store call.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from typing import Any
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.plot_curves import ConfusionMatrix, RocPrPlot
+
+SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
+                ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("kappa", "Cohen's kappa"),
+                ("threshold", "threshold"), ("ng_recall", "NG recall")]
+COMPARE_COLS = ["model", "arch", "freeze", "from", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
+                "created", "active"]
+
+
+def _num(v: Any) -> str:
+    if isinstance(v, dict) and "mean" in v:  # k-fold: mean +- std
+        std = v.get("std")
+        return f"{_num(v['mean'])} ± {_num(std)}" if std is not None else _num(v["mean"])
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return "—" if v is None else str(v)
+
+
+def _scalar(v: Any) -> float | None:
+    if isinstance(v, dict):
+        v = v.get("mean")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def metrics_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The metrics dict of a model meta (test metrics when split by phase)."""
+    m = meta.get("metrics") or {}
+    for key in ("test", "val", "eval"):
+        if isinstance(m.get(key), dict) and ("accuracy" in m[key] or "confusion_matrix" in m[key]):
+            return m[key]
+    return m
+
+
+def per_class(m: dict[str, Any], classes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """[(class name, {precision, recall, f1, support})] from the shapes the engine may use."""
+    pc = m.get("per_class") or m.get("classes") or m.get("report")
+    if isinstance(pc, dict):
+        return [(str(k), v) for k, v in pc.items() if isinstance(v, dict)]
+    if isinstance(pc, list):
+        return [(str(r.get("name", r.get("class", classes[i] if i < len(classes) else i))), r)
+                for i, r in enumerate(pc) if isinstance(r, dict)]
+    out = []
+    for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "f1"), ("support", "support")):
+        vals = m.get(key)
+        if isinstance(vals, list):
+            for i, v in enumerate(vals):
+                if len(out) <= i:
+                    out.append((classes[i] if i < len(classes) else str(i), {}))
+                out[i][1][name] = v
+    return out
+
+
+def curve(m: dict[str, Any], name: str) -> tuple[list[float], list[float]] | None:
+    """ROC (fpr, tpr) or PR (recall, precision) points, if the metrics carry them."""
+    c = m.get(f"{name}_curve") or (m.get("curves") or {}).get(name)
+    if not isinstance(c, dict):
+        return None
+    keys = (("fpr", "tpr") if name == "roc" else ("recall", "precision"))
+    if all(k in c for k in keys):
+        return list(c[keys[0]]), list(c[keys[1]])
+    return None
+
+
+def class_names(meta: dict[str, Any]) -> list[str]:
+    return list(meta.get("class_names") or meta.get("classes") or ["OK", "NG"])
+
+
+def pretrained_text(meta: dict[str, Any]) -> tuple[str, bool]:
+    """('ImageNet weights', True) or ('trained from scratch', False)."""
+    pre = meta.get("pretrained")
+    if pre is None:
+        pre = meta.get("imagenet", False)
+    return ("ImageNet weights", True) if pre else ("trained from scratch", False)
+
+
+class MetricsPanel(QWidget):
+    """Metrics table, confusion matrix and ROC/PR of one model."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel("No model yet: start a training run.")
+        self.title.setObjectName("tileTitle")
+        self.origin = QLabel("")
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.confusion = ConfusionMatrix()
+        self.curves = RocPrPlot()
+        top = QHBoxLayout()
+        left = QVBoxLayout()
+        left.addWidget(self.table)
+        left.addWidget(self.summary)
+        top.addLayout(left, 3)
+        top.addWidget(self.confusion, 2)
+        lay = QVBoxLayout(self)
+        head = QHBoxLayout()
+        head.addWidget(self.title)
+        head.addStretch(1)
+        head.addWidget(self.origin)
+        lay.addLayout(head)
+        lay.addLayout(top, 2)
+        lay.addWidget(self.curves, 3)
+
+    def show_model(self, meta: dict[str, Any] | None) -> None:
+        if not meta:
+            return
+        m = metrics_of(meta)
+        classes = class_names(meta)
+        self.title.setText(f"Model {meta.get('id', '?')} · {meta.get('arch', '?')} · "
+                           f"freeze {meta.get('freeze', (meta.get('config') or {}).get('freeze', '?'))}")
+        text, pre = pretrained_text(meta)
+        self.origin.setText(text if pre else f"⚠ {text.upper()}")
+        self.origin.setObjectName("pillOK" if pre else "pillWarn")
+        self.origin.style().unpolish(self.origin)
+        self.origin.style().polish(self.origin)
+        rows = per_class(m, classes)
+        self.table.setRowCount(len(rows))
+        for r, (name, v) in enumerate(rows):
+            for c, val in enumerate([name, v.get("precision"), v.get("recall"), v.get("f1"), v.get("support")]):
+                item = QTableWidgetItem(_num(val))
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                self.table.setItem(r, c, item)
+        self.summary.setText("   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS
+                                       if key in m))
+        self.confusion.show_matrix(m.get("confusion_matrix", m.get("confusion")), classes)
+        self.curves.show_curves(curve(m, "roc"), curve(m, "pr"), _scalar(m.get("roc_auc")),
+                                _scalar(m.get("pr_auc")))
+
+
+class ModelsTable(QWidget):
+    """All models of the project side by side; select one and make it active."""
+
+    activate = pyqtSignal(str)
+    selected = pyqtSignal(object)  # meta dict
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, len(COMPARE_COLS))
+        self.table.setHorizontalHeaderLabels(COMPARE_COLS)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSortingEnabled(True)
+        self.make_active = QPushButton("Make active")
+        self.make_active.setToolTip("Use the selected model for live sorting and pre-labeling")
+        self.make_active.setEnabled(False)
+        self.make_active.clicked.connect(self._activate)
+        self.table.itemSelectionChanged.connect(self._selection)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.table)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.make_active)
+        lay.addLayout(row)
+        self.metas: dict[str, dict[str, Any]] = {}
+
+    def show_models(self, metas: list[dict[str, Any]], active: str | None) -> None:
+        self.metas = {str(m.get("id")): m for m in metas}
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(len(metas))
+        for r, meta in enumerate(metas):
+            m = metrics_of(meta)
+            pcs = dict(per_class(m, class_names(meta)))
+            ng = next((v for k, v in pcs.items() if k.upper() != "OK"), {})
+            created = meta.get("created")
+            when = _dt.datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") \
+                if isinstance(created, (int, float)) else str(created or "")
+            values = [meta.get("id"), meta.get("arch"), meta.get("freeze", (meta.get("config") or {}).get("freeze")),
+                      pretrained_text(meta)[0], m.get("accuracy"), m.get("balanced_accuracy"), m.get("roc_auc"),
+                      ng.get("f1"), when, "●" if str(meta.get("id")) == active else ""]
+            for c, v in enumerate(values):
+                item = QTableWidgetItem(_num(v))
+                num = _scalar(v)
+                if num is not None:
+                    item.setData(Qt.ItemDataRole.DisplayRole, round(num, 3))
+                item.setData(Qt.ItemDataRole.UserRole, str(meta.get("id")))
+                self.table.setItem(r, c, item)
+        self.table.setSortingEnabled(True)
+
+    def current_id(self) -> str | None:
+        items = self.table.selectedItems()
+        return str(items[0].data(Qt.ItemDataRole.UserRole)) if items else None
+
+    def select(self, model_id: str) -> None:
+        for r in range(self.table.rowCount()):
+            item = self.table.item(r, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == model_id:
+                self.table.selectRow(r)
+                return
+
+    def _selection(self) -> None:
+        mid = self.current_id()
+        self.make_active.setEnabled(mid is not None)
+        if mid in self.metas:
+            self.selected.emit(self.metas[mid])
+
+    def _activate(self) -> None:
+        mid = self.current_id()
+        if mid:
+            self.activate.emit(mid)
+
+
+class ResultsTabs(QTabWidget):
+    """Metrics of the selected model | comparison of all models."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.metrics = MetricsPanel()
+        self.models = ModelsTable()
+        self.addTab(self.metrics, "Metrics")
+        self.addTab(self.models, "Compare models")
+        self.models.selected.connect(self.metrics.show_model)

@@ -1,0 +1,69 @@
+"""Waterfall: the X-ray detector's lines scrolling by, redrawn ~30 times a second from a ring buffer.
+
+The acquisition loop (app.rig.linescan_loop, in a Worker) writes every corrected line into a
+LineRing; this widget only copies the ring's snapshot into an ImageItem on a 33 ms timer, and
+only when new lines arrived, so the GUI never waits on the detector and no line is dropped here.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+
+class Waterfall(QWidget):
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ring: Any = None
+        self.view = pg.GraphicsLayoutWidget()
+        # newest line at the bottom, like a belt moving towards the viewer
+        self.vb = self.view.addViewBox(invertY=True, lockAspect=False, enableMenu=False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.image)
+        self.info = QLabel("no detector")
+        self.info.setObjectName("muted")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.info)
+        self.levels: tuple[float, float] | None = None
+        self._seen = -1
+        self.redraws = 0
+        self.timer = QTimer(self)
+        self.timer.setInterval(33)
+        self.timer.timeout.connect(self.redraw)
+
+    def set_ring(self, ring: Any) -> None:
+        self.ring, self._seen, self.levels = ring, -1, None
+        if ring is None:
+            self.timer.stop()
+            self.info.setText("no detector")
+        else:
+            self.timer.start()
+
+    def redraw(self) -> None:
+        ring = self.ring
+        if ring is None or ring.total == self._seen:
+            return
+        self._seen = ring.total
+        img = ring.snapshot()
+        if self.levels is None and ring.total >= 256:
+            lo, hi = np.percentile(img[-min(ring.total, len(img)):], (0.5, 99.5))
+            self.levels = (float(lo), float(max(hi, lo + 1)))
+        self.image.setImage(img, autoLevels=False, levels=self.levels or (0.0, 65535.0))
+        if self.redraws == 0:
+            self.vb.autoRange(padding=0)
+        self.redraws += 1
+        self.info.setText(f"{ring.total:,} lines received")
+
+    def showEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+        if self.ring is not None:
+            self.timer.start()
+        super().showEvent(ev)
+
+    def hideEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+        self.timer.stop()  # nothing to draw for nobody
+        super().hideEvent(ev)
