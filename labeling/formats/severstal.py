@@ -1,0 +1,123 @@
+"""`severstal`: the Kaggle steel-defect CSV (ImageId,ClassId,EncodedPixels) and its images.
+
+EncodedPixels are 1-based "start length" runs going down columns. ClassId is a class number
+(okng_classes.json beside the CSV names them). Images sit in train_images/ (or images/, or the
+CSV's folder); images without a run are OK, with runs NG with the class covering most pixels.
+The older layout (ImageId_ClassId,EncodedPixels) is read too. Only what the format can say
+round-trips: verdicts follow the masks.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from ..store import Project
+from .base import (
+    ClassRef,
+    ExportJob,
+    FormatError,
+    ImportItem,
+    ItemError,
+    ReadResult,
+    image_files,
+    mask_values,
+    read_image,
+    rel,
+)
+from .rle import severstal_decode, severstal_encode
+
+MAIN = "train.csv"
+IMAGE_DIRS = ("train_images", "images")
+
+
+def _find_csv(src: Path) -> Path:
+    if src.is_file():
+        return src
+    if (src / MAIN).is_file():
+        return src / MAIN
+    found = sorted(src.glob("*.csv"))
+    if len(found) != 1:
+        raise FormatError(f"{src}: expected one Severstal CSV ({MAIN}), found {len(found)}")
+    return found[0]
+
+
+def _mask(runs: list[tuple[int, str]], what: str, shape: tuple[int, int]
+          ) -> tuple[np.ndarray, dict[int, ClassRef]]:
+    out = np.zeros(shape, np.uint8)
+    for cls, text in runs:
+        try:
+            out[severstal_decode(text, shape)] = cls
+        except FormatError as exc:
+            raise FormatError(f"{what} class {cls}: {exc}") from None
+    return out, {c: c for c, _ in runs}
+
+
+class SeverstalFormat:
+    name = "severstal"
+    description = "Kaggle Severstal steel CSV (ImageId,ClassId,EncodedPixels) with train_images/"
+    main_file = MAIN
+
+    def read(self, src: Path) -> ReadResult:
+        cpath = _find_csv(src)
+        root = cpath.parent
+        img_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), root)
+        try:
+            rows = list(csv.reader(io.StringIO(cpath.read_text(encoding="utf-8-sig"))))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            yield ItemError(cpath.name, f"cannot read CSV ({exc})")
+            return
+        header = [h.strip() for h in rows[0]] if rows else []
+        if header[:3] == ["ImageId", "ClassId", "EncodedPixels"]:
+            split = False
+        elif header[:2] == ["ImageId_ClassId", "EncodedPixels"]:
+            split = True
+        else:
+            yield ItemError(cpath.name, f"CSV header {header} is not ImageId,ClassId,EncodedPixels")
+            return
+        runs: dict[str, list[tuple[int, str]]] = {}
+        for line, row in enumerate(rows[1:], start=2):
+            if not any(c.strip() for c in row):
+                continue
+            try:
+                if split:
+                    image, _, cls_text = row[0].strip().rpartition("_")
+                    enc = row[1] if len(row) > 1 else ""
+                else:
+                    image, cls_text, enc = row[0].strip(), row[1], row[2] if len(row) > 2 else ""
+                cls = int(cls_text)
+                if not image or cls < 1:
+                    raise ValueError
+            except (ValueError, IndexError):
+                yield ItemError(f"{cpath.name} line {line}", f"malformed row {row}")
+                continue
+            runs.setdefault(image, [])
+            if enc.strip():
+                runs[image].append((cls, enc.strip()))
+        listed = {p.resolve(): p for p in image_files(img_dir, recursive=False)}
+        for image, image_runs in runs.items():
+            path = img_dir / image
+            listed.pop(path.resolve(), None)
+            what = rel(path, root)
+            yield ImportItem(file=what, path=path, verdict=None,
+                             load_mask=partial(_mask, image_runs, what) if image_runs else None,
+                             load_image=partial(read_image, path, what))
+        for path in sorted(listed.values()):
+            yield ImportItem(file=rel(path, root), path=path, verdict=None,
+                             load_image=partial(read_image, path, rel(path, root)))
+
+    def write(self, project: Project, dest: Path, job: ExportJob) -> None:
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["ImageId", "ClassId", "EncodedPixels"])
+        for part, view, stem in job.views():
+            job.save_image(f"train_images/{stem}.png", project.read_image(part.id, view))
+            mask = project.read_mask(part.id, view)
+            for c in (v for v in mask_values(mask) if v) if mask is not None else ():
+                w.writerow([f"{stem}.png", c, severstal_encode(mask == c)])
+        job.save_text(job.main_file or MAIN, out.getvalue())
+        job.save_classes()
+
