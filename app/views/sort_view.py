@@ -53,6 +53,12 @@ class TapSource:
         self.count = 0
         self._lock = threading.Lock()
 
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (seed, resolution, ...) is the wrapped source's: the engine may ask.
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
     def open(self) -> None:
         self.source.open()
 
