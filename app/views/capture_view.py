@@ -106,6 +106,7 @@ class CaptureView(QWidget):
             rig.frame.connect(self.show_capture)
             rig.product.connect(self._product)
             rig.triggered.connect(self._triggered)
+            self.waterfall.rig = rig
             self.waterfall.set_ring(rig.ring if rig.kind == ProjectKind.LINE_SCAN.value else None)
         else:
             self.waterfall.set_ring(None)

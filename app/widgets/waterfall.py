@@ -18,9 +18,11 @@ class Waterfall(QWidget):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.ring: Any = None
+        self.rig: Any = None  # for the acquisition stats (dropped lines) shown under the image
         self.view = pg.GraphicsLayoutWidget()
-        # newest line at the bottom, like a belt moving towards the viewer
-        self.vb = self.view.addViewBox(invertY=True, lockAspect=False, enableMenu=False)
+        # time runs left to right (newest line at the right edge), across-belt pixels top to
+        # bottom: a 640-pixel detector fills a wide screen without distortion
+        self.vb = self.view.addViewBox(invertY=True, lockAspect=True, enableMenu=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
         self.info = QLabel("no detector")
@@ -49,15 +51,19 @@ class Waterfall(QWidget):
         if ring is None or ring.total == self._seen:
             return
         self._seen = ring.total
-        img = ring.snapshot()
-        if self.levels is None and ring.total >= 256:
-            lo, hi = np.percentile(img[-min(ring.total, len(img)):], (0.5, 99.5))
+        img = ring.snapshot().T
+        if ring.total >= 256 and (self.levels is None or self.redraws % 30 == 0):
+            # robust levels from the lines received so far, refreshed about once a second
+            filled = img[:, -min(ring.total, img.shape[1]):]
+            lo, hi = np.percentile(filled[::4, ::4], (1.0, 99.5))
             self.levels = (float(lo), float(max(hi, lo + 1)))
         self.image.setImage(img, autoLevels=False, levels=self.levels or (0.0, 65535.0))
         if self.redraws == 0:
             self.vb.autoRange(padding=0)
         self.redraws += 1
-        self.info.setText(f"{ring.total:,} lines received")
+        stats = getattr(self.rig, "stats", None) or {}
+        dropped = f" · {stats['dropped']} dropped" if "dropped" in stats else ""
+        self.info.setText(f"{ring.total:,} lines received{dropped}")
 
     def showEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
         if self.ring is not None:
