@@ -34,12 +34,13 @@ def main(parts: int = 200, big: int = 10_000) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.h5"
         p = Project.create(path, Settings(classes=list(BOLT_CLASSES)))
-        add_ms = []
+        add_ms, add_cpu = [], []
         for i in range(parts):
             views = [pool[(i + k) % len(pool)] for k in range(4)]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             p.add_part(views)
             add_ms.append((time.perf_counter() - t0) * 1e3)
+            add_cpu.append((time.process_time() - c0) * 1e3)
         ids = p.part_ids()
         read_ms = []
         for _ in range(200):
@@ -60,11 +61,12 @@ def main(parts: int = 200, big: int = 10_000) -> dict:
         build_s = time.perf_counter() - t0
         for pid in q.part_ids()[: big // 2]:
             q.set_label(pid, "NG" if pid % 3 else "OK", 1 if pid % 3 else 0)
-        open_s = []
+        open_s, open_cpu = [], []
         for _ in range(5):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             Project.open(bigpath)
             open_s.append(time.perf_counter() - t0)
+            open_cpu.append(time.process_time() - c0)
         label_ms = []
         for pid in q.part_ids()[:200]:
             t0 = time.perf_counter()
@@ -73,11 +75,14 @@ def main(parts: int = 200, big: int = 10_000) -> dict:
     return {
         "bench": "store",
         "add_part_4x1280x960_ms_median": round(statistics.median(add_ms), 2),
+        "add_part_cpu_ms_median": round(statistics.median(add_cpu), 2),
         "add_part_ms_p95": round(sorted(add_ms)[int(0.95 * len(add_ms))], 2),
         "read_view_ms_median": round(statistics.median(read_ms), 2),
         "read_view_ms_p95": round(sorted(read_ms)[int(0.95 * len(read_ms))], 2),
         "open_10000_parts_s": round(statistics.median(open_s), 3),
+        "open_10000_parts_cpu_s": round(statistics.median(open_cpu), 3),
         "open_with_labels": big // 2,
+        "load_average_1m": round(__import__("os").getloadavg()[0], 1),
         "set_label_ms_median": round(statistics.median(label_ms), 2),
         "file_bytes_per_part": int(size / parts),
         "raw_bytes_per_part": int(raw / parts),

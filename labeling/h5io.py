@@ -106,7 +106,9 @@ def image_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     """~256 KiB chunks of whole rows: a full-view read touches few chunks, a strip scrolls well."""
     h, w = shape[0], shape[1]
     per_row = w * (shape[2] if len(shape) == 3 else 1) * itemsize
-    rows = int(max(1, min(h, (256 * 1024) // max(per_row, 1))))
+    # Rows split evenly: an uncompressed last chunk is stored whole, so a ragged split wastes space.
+    n_chunks = -(-h * per_row // (256 * 1024))
+    rows = int(max(1, -(-h // max(n_chunks, 1))))
     return (rows, w, shape[2]) if len(shape) == 3 else (rows, w)
 
 

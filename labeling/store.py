@@ -127,13 +127,18 @@ class Project:
         except (OSError, KeyError, ValueError) as exc:
             raise ProjectError(f"{self.path}: cannot read project ({exc})") from exc
         self._parts = {}
+        # ViewInfo is immutable and most parts share camera/shape/dtype: intern them, which
+        # keeps opening a 10,000-part project cheap.
+        interned: dict[tuple, ViewInfo] = {}
+        sources = {s.value: s for s in PartSource}
         for row in rows:
+            views = []
+            for i, v in enumerate(row["views"]):
+                key = (i, v["camera"], tuple(v["shape"]), v["dtype"])
+                views.append(interned.get(key) or interned.setdefault(key, ViewInfo(*key)))
             self._parts[row["id"]] = Part(
                 id=row["id"], name=row.get("name", ""), created=row["created"],
-                source=PartSource(row.get("source", "capture")),
-                views=[ViewInfo(i, v["camera"], tuple(v["shape"]), v["dtype"])
-                       for i, v in enumerate(row["views"])],
-                meta=row.get("meta", {}))
+                source=sources[row.get("source", "capture")], views=views, meta=row.get("meta", {}))
         self._events = []
         for ev in events:
             self._apply_event_to_cache(ev)
