@@ -61,7 +61,9 @@ class Acquisition:
         """Stop the thread (the detector stays open; close it separately)."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=30)  # a detector read is bounded by read_timeout; 30 s is a hang
+            if self._thread.is_alive():
+                raise RuntimeError("line-scan acquisition thread did not stop")
             self._thread = None
 
     def __enter__(self) -> Self:

@@ -8,6 +8,7 @@ becomes one part.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,6 +36,7 @@ class StripAssembler:
         self.next_line: int | None = None  # detector line number the strip continues with
         self.lines = 0  # lines in the strip so far (filled ones included)
         self.filled = 0
+        self.gaps: deque[tuple[int, int]] = deque(maxlen=1000)  # (first missing line, count), newest last
 
     def push(self, numbers: np.ndarray, raw: np.ndarray) -> tuple[int, np.ndarray]:
         """Add numbered raw lines; return (first line number, corrected contiguous lines)."""
@@ -50,6 +52,9 @@ class StripAssembler:
             if np.any(steps < 1):
                 keep = steps >= 1  # a line number seen twice (never from one detector) is ignored
                 numbers, lines = numbers[keep], lines[keep]
+            for j in np.flatnonzero(np.diff(numbers, prepend=first - 1) > 1):
+                start = first if j == 0 else int(numbers[j - 1]) + 1
+                self.gaps.append((start, int(numbers[j]) - start))
             total = int(numbers[-1]) - first + 1
             where = (numbers - first).astype(np.int64)
             src = np.searchsorted(where, np.arange(total), side="right") - 1

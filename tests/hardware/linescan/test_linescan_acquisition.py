@@ -42,42 +42,44 @@ def test_default_rate_no_dropped_lines_and_products_match_truth(belt_factory):
     det.open()
     cal = calibrate_detector(det, lines=64)
     pipe = LineScanPipeline(det, cal)
+    before, lost_before = det._next, det.lost
     products = pipe.run_for(1.6)
     s = pipe.stats
-    assert s.dropped == 0 and s.overrun == 0 and s.filled == 0 and det.lost == 0
-    assert 1500 < s.lines < 2600  # about 1.6 s of lines arrived, all of them
+    assert s.dropped == 0 and s.overrun == 0 and s.filled == 0 and det.lost == lost_before
+    assert s.lines == det._next - before > 1000  # every line the detector sent went into the strip
     assert pipe.acquisition.stats.received == s.lines
     assert _match(products, det, belt, pipe.assembler.next_line) <= TOL
 
 
 def test_high_rate_with_drops_detected_and_bridged(belt_factory):
     belt = belt_factory(1, strips=3)
-    det = DetectorSimulator(belt, rate=8000, seed=1, fifo_lines=512)
+    det = DetectorSimulator(belt, rate=5000, seed=1, fifo_lines=512)
     det.open()
     cal = calibrate_detector(det, lines=64)
+    lost_before = det.lost  # (a busy machine may drop calibration lines: not this run's business)
     pipe = LineScanPipeline(det, cal)
     pipe.acquisition.start()
-    products = pipe.run_for(0.4)
+    products = pipe.run_for(0.5)
     with det._lock:  # the reader is stalled (as by a long GC pause): the FIFO overflows
-        gap_at = det._next
-        time.sleep(0.15)
-    products += pipe.run_for(0.6)
+        time.sleep(0.25)
+    products += pipe.run_for(0.8)
     pipe.acquisition.stop()
     while pipe.acquisition.available:
         products += pipe.step(timeout=0)
     s = pipe.stats
-    assert det.lost > 0 and s.dropped == det.lost  # every lost line is counted, none invented
-    assert s.filled == det.lost  # and bridged, so line numbers stay belt positions
+    lost = det.lost - lost_before
+    assert lost >= 1250 - 512 and s.dropped == lost  # every lost line counted, none invented
+    assert s.filled == lost == sum(n for _, n in pipe.assembler.gaps)  # and bridged
     assert s.lines == pipe.acquisition.stats.received + s.dropped
-    # products away from the gap are still cut where the generator put them
-    gap = (det.scene_line(gap_at) - 20, det.scene_line(gap_at + det.lost) + 20)
+    # products away from gaps are still cut where the generator put them
+    gaps = [(det.scene_line(a) - 20, det.scene_line(a + n) + 20) for a, n in pipe.assembler.gaps]
     last = det.scene_line(pipe.assembler.next_line)
     found = [(det.scene_line(p.start_line), det.scene_line(p.end_line)) for p in products]
     truth = [(t.start, t.end) for t in belt.products(0, last)
-             if t.end + 16 < last and (t.end < gap[0] or t.start > gap[1])]
-    assert len(truth) >= 3
+             if t.end + 16 < last and all(t.end < g0 or t.start > g1 for g0, g1 in gaps)]
+    assert truth
     for a, b in truth:
-        assert any(abs(f[0] - a) <= TOL and abs(f[1] - b) <= TOL for f in found), (a, b, gap, last, found[-4:])
+        assert any(abs(f[0] - a) <= TOL and abs(f[1] - b) <= TOL for f in found), (a, b, gaps, found)
 
 
 def test_ring_overrun_when_the_consumer_falls_a_ring_behind(belt_factory):

@@ -62,7 +62,7 @@ def test_assembler_fills_dropped_lines_and_keeps_history():
     assert first == 5 and len(out) == 5
     # lines 10 and 11 were dropped by the detector: repeated from line 9 so lengths stay true
     first, out = asm.push(np.array([12, 13, 14]), raw[5:8])
-    assert first == 10 and len(out) == 5 and asm.filled == 2
+    assert first == 10 and len(out) == 5 and asm.filled == 2 and list(asm.gaps) == [(10, 2)]
     np.testing.assert_array_equal(out[0], raw[4])
     np.testing.assert_array_equal(out[2], raw[5])
     assert asm.lines == 10 and asm.next_line == 15
