@@ -219,7 +219,8 @@ class ExportJob:
         self.files += 1
 
     def class_name(self, index: int) -> str:
-        return self.project.settings.classes[index - 1].name
+        classes = self.project.settings.classes
+        return classes[index - 1].name if 1 <= index <= len(classes) else f"class {index}"
 
     def save_classes(self, folder: Path | None = None) -> None:
         classes = [{"name": c.name, "color": c.color, "hotkey": c.hotkey}

@@ -23,10 +23,12 @@ from .base import (
     FormatError,
     ImportItem,
     ItemError,
-    mask_values,
     read_classes_file,
 )
 
+# What a malformed source can raise while an item is loaded: reported per file, never a crash.
+_BAD_INPUT = (FormatError, ProjectError, OSError, ValueError, KeyError, TypeError, AttributeError,
+              IndexError)
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
 
@@ -137,32 +139,33 @@ def _prepare(item: ImportItem, classes: _Classes, user: User) -> _Prepared:
         image = item.load_image()
         h, w = image.shape[:2]
         mask = None
+        per_class = np.zeros(256, np.int64)  # pixels per project class
         if item.load_mask is not None:
             raw, refs = item.load_mask((h, w))
             if raw.shape != (h, w):
                 raise FormatError(f"mask is {raw.shape[1]}x{raw.shape[0]} but the image is {w}x{h}")
-            lut = np.zeros(256, np.uint8)
             raw = np.asarray(raw, np.uint8)
-            for value in mask_values(raw):
-                if value == 0:
-                    continue
-                if value not in refs:
-                    raise FormatError(f"mask value {value} names no class")
-                lut[value] = classes.resolve(refs[value])
-            mask = lut[raw]
+            per_value = np.bincount(raw.ravel(), minlength=256)
+            lut = np.zeros(256, np.uint8)
+            for value in np.flatnonzero(per_value[1:]).tolist():
+                if value + 1 not in refs:
+                    raise FormatError(f"mask value {value + 1} names no class")
+                lut[value + 1] = classes.resolve(refs[value + 1])
+            identity = all(lut[v] == v for v in np.flatnonzero(per_value).tolist())
+            mask = raw if identity else lut[raw]
+            per_class = np.bincount(lut, weights=per_value, minlength=256)
+        painted = bool(per_class[1:].any())
         verdict = item.verdict
         if verdict is None:
-            verdict = Verdict.NG if mask is not None and mask.any() else Verdict.OK
+            verdict = Verdict.NG if painted else Verdict.OK
         cls = 0
         if item.defect_class is not None and item.defect_class != "":
             if verdict != Verdict.NG:
                 raise FormatError(f"defect class {item.defect_class!r} given for a {verdict.name} part "
                                   "(a defect class only goes with NG)")
             cls = classes.resolve(item.defect_class)
-        elif item.defect_class is None and verdict == Verdict.NG and mask is not None and mask.any():
-            counts = np.bincount(mask.ravel(), minlength=256)
-            counts[0] = 0
-            cls = int(np.argmax(counts))  # ties: the lowest class number
+        elif item.defect_class is None and verdict == Verdict.NG and painted:
+            cls = int(np.argmax(per_class[1:])) + 1  # ties: the lowest class number
         return _Prepared(image, mask, Label(verdict, cls, user, time.time()))
     except BaseException:
         classes.restore(state)
@@ -219,7 +222,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
             try:
                 if msg is None:
                     _prepare(item, classes, user)
-            except (FormatError, ProjectError, OSError, ValueError) as exc:
+            except _BAD_INPUT as exc:
                 msg = str(exc)
             if msg:
                 report.errors.append((item.file, msg))
@@ -241,7 +244,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
         try:
             if msg is None:
                 prepared = _prepare(item, classes, user)
-        except (FormatError, ProjectError, OSError, ValueError) as exc:
+        except _BAD_INPUT as exc:
             msg = str(exc)
         if prepared is not None:
             try:

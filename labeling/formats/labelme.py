@@ -17,7 +17,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from skimage.draw import ellipse
 
 from ..store import Project
 from ..types import Verdict
@@ -50,9 +49,8 @@ def _paint(shape: dict[str, Any], out: np.ndarray, value: int) -> None:
         (x0, y0), (x1, y1) = pts
         fill_polygon(out, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], value)
     elif kind == "circle" and len(pts) == 2:
-        r = float(np.hypot(*(pts[1] - pts[0])))
-        rr, cc = ellipse(pts[0][1], pts[0][0], r, r, shape=out.shape)
-        out[rr, cc] = value
+        cx, cy = (round(float(v)) for v in pts[0])
+        cv2.circle(out, (cx, cy), round(float(np.hypot(*(pts[1] - pts[0])))), int(value), -1)
     elif kind == "mask" and len(pts) >= 1:
         crop = decode_image(base64.b64decode(shape.get("mask") or ""), "mask shape") > 0
         if crop.ndim == 3:
@@ -138,15 +136,20 @@ class LabelmeFormat:
             jdir = src / "labelme" if (src / "labelme").is_dir() else src
             jsons = sorted(p for p in jdir.rglob("*.json") if p.name != CLASSES_FILE)
         referenced: set[Path] = set()
+        broken: set[str] = set()  # stems of unreadable JSONs: their images must not pass as OK
         for jpath in jsons:
             item = _item(jpath, root)
             if isinstance(item, ImportItem):
                 referenced.add(item.path.resolve())
+            else:
+                broken.add(jpath.stem)
             yield item
         if src.is_dir():
             img_root = src / "images" if (src / "images").is_dir() else src
             for path in image_files(img_root):
-                if path.resolve() not in referenced:
+                if path.stem in broken:
+                    yield ItemError(rel(path, root), f"skipped: its labelme file {path.stem}.json is unreadable")
+                elif path.resolve() not in referenced:
                     yield ImportItem(file=rel(path, root), path=path, verdict=Verdict.OK,
                                      load_image=partial(read_image, path, rel(path, root)))
 

@@ -115,14 +115,15 @@ def test_malformed_files(tmp_path):
     (lm / "a.json").write_text('{"shapes": [ {"label": "dent", ')
     r = import_into(p, lm, "labelme")
     assert r.errors[0][0] == "a.json" and "malformed JSON" in r.errors[0][1]
-    assert r.imported == 2  # a.png (its JSON is broken, so it counts as an image without one) and b.png
+    assert r.errors[1][0] == "a.png" and "unreadable" in r.errors[1][1]  # not taken for OK
+    assert r.imported == 1  # b.png, an image without JSON: OK
     (tmp_path / "c.json").write_text("[1, 2]")
     r = import_into(p, tmp_path / "c.json", "coco")
     assert "not a COCO file" in r.errors[0][1]
     (tmp_path / "s.csv").write_text("ImageId,ClassId,EncodedPixels\nx.png,one,1 2\n")
     r = import_into(p, tmp_path / "s.csv", "severstal")
     assert "malformed row" in r.errors[0][1]
-    assert len(Project.open(p.path).parts()) == 2
+    assert len(Project.open(p.path).parts()) == 1
 
 
 def test_labelme_json_size_must_match_image(tmp_path):
@@ -185,3 +186,15 @@ def test_ok_with_class_is_an_error(tmp_path):
     r = import_into(_project(tmp_path), d, "masks")
     assert r.imported == 0 and "only goes with NG" in r.errors[0][1]
     assert Verdict.OK  # the verdict parser stays the store's
+
+
+def test_odd_labelme_shapes_are_reported(tmp_path):
+    d = tmp_path / "lm"
+    write_png(d / "a.png", np.zeros((6, 6), np.uint8))
+    (d / "a.json").write_text(json.dumps({"shapes": ["not a shape"], "imagePath": "a.png"}))
+    write_png(d / "b.png", np.zeros((6, 6), np.uint8))
+    (d / "b.json").write_text(json.dumps({"shapes": [{"label": "dent", "points": "x"}], "imagePath": "b.png"}))
+    p = _project(tmp_path)
+    r = import_into(p, d, "labelme")
+    assert r.imported == 0 and [f for f, _ in r.errors] == ["a.png", "b.png"]
+    assert len(Project.open(p.path).parts()) == 0

@@ -90,7 +90,9 @@ def test_labelme_embedded_image_rectangle_and_flags(tmp_path):
     img[..., 0] = 90
     _, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     doc = {"version": "5.0.1", "flags": {"NG": True},
-           "shapes": [{"label": "scratch", "points": [[1.2, 2.7], [4.9, 5.1]], "shape_type": "rectangle"}],
+           "shapes": [{"label": "scratch", "points": [[1.2, 2.7], [4.9, 5.1]], "shape_type": "rectangle"},
+                      {"label": "dent", "points": [[8, 5], [9, 5]], "shape_type": "circle"},
+                      {"label": "dent", "points": [[0, 0]], "shape_type": "point"}],
            "imagePath": "gone.png", "imageData": base64.b64encode(png.tobytes()).decode(),
            "imageHeight": 8, "imageWidth": 10}
     (tmp_path / "e.json").write_text(json.dumps(doc))
@@ -102,7 +104,8 @@ def test_labelme_embedded_image_rectangle_and_flags(tmp_path):
     e = parts["e"]
     assert np.array_equal(p.read_image(e.id), img)
     m = p.read_mask(e.id)
-    assert (m[2:6, 1:5] == 1).all() and np.count_nonzero(m) == 16  # rows 2..5, columns 1..4
+    assert (m[2:6, 1:5] == 1).all() and np.count_nonzero(m == 1) == 16  # rows 2..5, columns 1..4
+    assert m[5, 8] == 2 and m[4, 8] == m[6, 8] == m[5, 7] == m[5, 9] == 2 and m[0, 0] == 0
     assert e.verdict == Verdict.NG and parts["plain"].verdict == Verdict.OK
 
 
