@@ -1,0 +1,381 @@
+"""The headless live sort engine: PLC trigger -> capture -> one batched forward -> one FC16 write.
+
+Critical path (engine thread, its own PlcClient): one FC3 poll of the PLC block; on a new
+TRIG_SEQ capture all views, decide the part with one batched forward (NG if any view is NG), and
+answer with ONE FC16 write of PC offsets 1-6. Everything else runs off that path: logging the
+part into the project and Grad-CAM for NG parts (PartLogger's thread, its own store handle), and
+PC_HEARTBEAT (the Heartbeat thread, its own client) which ticks only while this loop shows
+progress and capture/inference are not failing repeatedly.
+
+Fail-safe rules of docs/plc-register-map.md: a failure in capture or inference answers THAT
+part with ERROR and the loop goes on; skipped sequences are answered ERROR and counted missed;
+a lost connection keeps the loop alive (reconnect with backoff capped at 2 s, then resync so a
+stale TRIG_SEQ is never answered); stopping clears SORT_MODE_ON and READY first.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hardware.errors import HardwareError
+from hardware.plc.registers import PcStatus, PlcVerdict
+from hardware.sort.classifier import Classifier
+from hardware.sort.config import SortConfig
+from hardware.sort.link import PlcLink
+from hardware.sort.partlog import PartLogger, PartRecord
+from hardware.sort.stats import LatencyStats
+
+log = logging.getLogger(__name__)
+
+def _warm_sim(source: Any) -> None:
+    # The sim renderer caches its static layers per (seed, size) on first use (~1 s at
+    # 1280x960); rendering a throwaway part fills the cache without using up trigger k=0.
+    from labeling.demo.bolts import render_part
+    render_part(0, seed=source.seed, size=tuple(source.resolution), ng_rate=source.ng_rate)
+
+
+# Sources whose first capture pays a one-off cost, and how to pay it before going live.
+SOURCE_WARMERS: dict[str, Callable[[Any], None]] = {"sim": _warm_sim}
+
+VERDICT_NAMES = {PlcVerdict.OK: "OK", PlcVerdict.NG: "NG", PlcVerdict.ERROR: "ERROR"}
+
+
+@dataclass
+class SortProgress:
+    """Reported after each trigger: parts done (of total when known) and a snapshot."""
+
+    done: int
+    total: int | None
+    message: str
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SortSummary:
+    """What a run did: counts, latency percentiles (ms), rate, log and PLC link figures."""
+
+    triggers: int = 0
+    answered: int = 0
+    verdicts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "NG": 0, "ERROR": 0})
+    errors: int = 0
+    missed: int = 0
+    capture_errors: int = 0
+    inference_errors: int = 0
+    write_failures: int = 0
+    unanswered: int = 0  # decided while the PLC was unreachable (logged locally)
+    shadow: bool = False
+    duration_s: float = 0.0
+    parts_per_s: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    plc: dict[str, Any] = field(default_factory=dict)
+    log: dict[str, Any] = field(default_factory=dict)
+    model_id: str = ""
+    source: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+        return asdict(self)
+
+
+class SortEngine:
+    """Runs the sort loop on the calling thread (`run`) or its own thread (`start`/`stop`)."""
+
+    def __init__(self, project: Any, classifier: Classifier, source: Any,
+                 config: SortConfig | None = None) -> None:
+        self.project = project
+        self.classifier = classifier
+        self.source = source
+        self.config = config or SortConfig()
+        self.model_id = self.config.model_id or str(getattr(classifier, "model_id", "") or "")
+        self.stats = LatencyStats()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._summary = SortSummary(shadow=self.config.shadow, model_id=self.model_id)
+        self._last: dict[str, Any] = {}
+        self._alive = 0.0  # monotonic time of the last sign of loop progress
+        self._failures = 0  # consecutive capture/inference failures
+        self._link: PlcLink | None = None
+        self._logger: PartLogger | None = None
+        self._result: SortSummary | None = None
+        self._error: BaseException | None = None
+        self._t0 = 0.0
+
+    # ------------------------------------------------------------------ public API
+    def run(self, parts: int | None = None, duration: float | None = None,
+            progress: Callable[[SortProgress], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> SortSummary:
+        """Sort until `parts` triggers were handled, `duration` s passed, or a stop request."""
+        if parts is not None and parts <= 0:
+            raise ValueError("parts must be positive")
+        if duration is not None and duration <= 0:
+            raise ValueError("duration must be positive")
+        self._stop.clear()
+        self._setup()
+        reason = "stopped"
+        try:
+            deadline = None if duration is None else time.monotonic() + duration
+            while True:
+                if self._stop.is_set() or (should_stop is not None and should_stop()):
+                    break
+                if parts is not None and self._summary.triggers >= parts:
+                    reason = "parts"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    reason = "duration"
+                    break
+                handled = self._step()
+                if handled and progress is not None:
+                    progress(SortProgress(self._summary.triggers, parts,
+                                          f"seq {self._last.get('trig_seq')} {self._last.get('verdict')}",
+                                          self.snapshot()))
+        finally:
+            self._teardown()
+        self._summary.stop_reason = reason
+        return self.summary()
+
+    def start(self, parts: int | None = None, duration: float | None = None) -> None:
+        """Run in a background thread; `stop()` ends it and returns the summary."""
+        if self._thread is not None and self._thread.is_alive():
+            raise HardwareError("the sort engine is already running")
+        self._result, self._error = None, None
+
+        def target() -> None:
+            try:
+                self._result = self.run(parts=parts, duration=duration)
+            except BaseException as exc:
+                self._error = exc
+                log.exception("sort engine stopped on an error")
+
+        self._thread = threading.Thread(target=target, name="okng-sort", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> SortSummary:
+        """Stop the engine thread (clears SORT_MODE_ON and READY first) and return the summary."""
+        self._stop.set()
+        return self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> SortSummary:
+        """Wait for the engine thread to end by itself; re-raises its error."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise HardwareError("the sort engine did not stop in time")
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+        return self._result or self.summary()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def healthy(self) -> bool:
+        """True while the loop makes progress and capture/inference do not fail repeatedly.
+
+        The heartbeat thread asks this every tick: a stalled pipeline stops PC_HEARTBEAT, so the
+        PLC's 500 ms watchdog rejects the parts in flight.
+        """
+        fresh = time.monotonic() - self._alive < self.config.health_max_age
+        return fresh and self._failures < self.config.max_failures and not self._stop.is_set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A consistent copy of counters, last decision, rate and latency (for a UI)."""
+        with self._lock:
+            s = self._summary
+            snap = {"triggers": s.triggers, "answered": s.answered, "verdicts": dict(s.verdicts),
+                    "errors": s.errors, "missed": s.missed, "unanswered": s.unanswered,
+                    "write_failures": s.write_failures, "shadow": s.shadow, "last": dict(self._last)}
+        snap["parts_per_s"] = self.stats.rate()
+        snap["latency_ms"] = self.stats.latency_ms()
+        snap["healthy"] = self.healthy()
+        snap["plc"] = self._link.info() if self._link is not None else {}
+        snap["log"] = self._logger.counters() if self._logger is not None else {}
+        return snap
+
+    def summary(self) -> SortSummary:
+        s = self._summary
+        s.latency_ms = self.stats.latency_ms()
+        s.stages_ms = self.stats.stages_ms()
+        if self._link is not None:
+            s.plc = self._link.info()
+            s.write_failures = self._link.write_failures
+        if self._logger is not None:
+            s.log = self._logger.counters()
+        if s.duration_s > 0:
+            s.parts_per_s = round(s.triggers / s.duration_s, 3)
+        return s
+
+    # ------------------------------------------------------------------ setup / teardown
+    def _setup(self) -> None:
+        cfg = self.config
+        try:
+            info = self.source.info()
+            self._summary.source = {"name": info.name, "kind": info.kind, "cameras": list(info.cameras),
+                                    "resolution": list(info.resolution)}
+        except Exception:  # noqa: BLE001 - info is descriptive only
+            self._summary.source = {}
+        if cfg.log_parts and self.project is not None:
+            self._logger = PartLogger(self.project.path, self.model_id, cfg.log_queue,
+                                      self._explainer() if cfg.gradcam_ng else None)
+            self._logger.start()
+        self._apply_threads()
+        self._warm_up()
+        self._alive = time.monotonic()
+        self._link = PlcLink(cfg, health=self.healthy)
+        self._link.open(self._status_bits())
+        self._t0 = time.monotonic()
+
+    def _teardown(self) -> None:
+        self._summary.duration_s = round(time.monotonic() - self._t0, 3)
+        if self._link is not None:
+            self._link.close()  # clears SORT_MODE_ON and READY first, then stops the heartbeat
+        if self._logger is not None:
+            self._logger.close()
+
+    def _apply_threads(self) -> None:
+        n = self.config.threads
+        if not n:
+            return
+        try:
+            import torch
+            torch.set_num_threads(int(n))
+        except ImportError:
+            pass
+        import cv2
+        cv2.setNumThreads(int(n))
+
+    def _warm_up(self) -> None:
+        """One forward on blank views before going live: the first torch call is many times
+        slower than the next ones and would land on the first part's latency."""
+        try:
+            import numpy as np
+            info = self.source.info()
+            w, h = info.resolution
+            if not h:
+                return
+            own = getattr(self.source, "warm_up", None)
+            if callable(own):
+                own()
+            elif info.name in SOURCE_WARMERS:
+                SOURCE_WARMERS[info.name](self.source)
+            blank = [np.zeros((h, w, 3), np.uint8) for _ in info.cameras]
+            for _ in range(2):
+                self.classifier.predict_views(blank, list(info.cameras))
+        except Exception as exc:  # noqa: BLE001 - a failing model shows up on the first part
+            log.warning("warm-up forward failed: %s", exc)
+
+    def _status_bits(self) -> PcStatus:
+        bits = PcStatus.MODEL_LOADED
+        if self._failures < self.config.max_failures:
+            bits |= PcStatus.CAMERAS_OK
+        if not self.config.shadow:
+            bits |= PcStatus.SORT_MODE_ON
+        return bits
+
+    def _explainer(self) -> Callable | None:
+        fn = getattr(self.classifier, "explain", None)
+        if callable(fn):
+            return fn
+        try:
+            from hardware.sort.explain import make_explainer
+        except ImportError:
+            return None
+        return make_explainer(self.classifier)
+
+    # ------------------------------------------------------------------ the loop
+    def _step(self) -> bool:
+        """One poll; handles the triggers it reveals. True if any trigger was handled."""
+        link = self._link
+        assert link is not None
+        self._alive = time.monotonic()
+        t_poll = time.perf_counter()
+        triggers = link.poll()
+        t_seen = time.perf_counter()
+        link.set_status(self._status_bits())
+        if not triggers:
+            time.sleep(self.config.poll_period)
+            return False
+        fresh = [t for t in triggers if not t.skipped]
+        # The newest part is at the station now: capture it before paying for older answers.
+        for trig in fresh:
+            self._inspect(trig, t_poll, t_seen)
+        for trig in triggers:
+            if trig.skipped:
+                self._count_missed(trig)
+        return True
+
+    def _count_missed(self, trig: Any) -> None:
+        answered = False
+        if not self.config.shadow:
+            answered = self._link.write(trig.error_result())  # type: ignore[union-attr]
+        with self._lock:
+            s = self._summary
+            s.triggers += 1
+            s.missed += 1
+            s.errors += 1
+            s.verdicts["ERROR"] += 1
+            s.answered += int(answered)
+
+    def _inspect(self, trig: Any, t_poll: float, t_seen: float) -> None:
+        cfg = self.config
+        timings = {"poll": t_seen - t_poll}
+        images, cameras, truth, error = [], [], None, ""
+        verdict, confidence, dclass, scores = PlcVerdict.ERROR, 0.0, 0, []
+        t0 = time.perf_counter()
+        try:
+            cap = self.source.capture(timeout=cfg.capture_timeout)
+            images, cameras, truth = cap.views, cap.cameras, cap.truth
+        except Exception as exc:  # noqa: BLE001 - any capture failure: ERROR for this part only
+            error = f"capture: {exc}"
+            self._summary.capture_errors += 1
+        t1 = time.perf_counter()
+        timings["capture"] = t1 - t0
+        self._alive = time.monotonic()
+        if not error:
+            try:
+                dec = self.classifier.predict_views(images, cameras)
+                verdict = PlcVerdict.NG if int(dec.verdict) == 2 else PlcVerdict.OK
+                confidence, dclass = float(dec.confidence), int(dec.defect_class)
+                scores = [float(v) for v in dec.view_scores]
+            except Exception as exc:  # noqa: BLE001 - any inference failure: ERROR for this part only
+                error = f"inference: {exc}"
+                self._summary.inference_errors += 1
+            t2 = time.perf_counter()
+            timings["infer"] = t2 - t1
+            timings.update(getattr(self.classifier, "last_timings", None) or {})
+        self._failures = self._failures + 1 if error else 0
+        self._alive = time.monotonic()
+        answered = False
+        if not cfg.shadow:
+            t3 = time.perf_counter()
+            answered = self._link.write(trig.result(verdict, confidence, dclass))  # type: ignore[union-attr]
+            t4 = time.perf_counter()
+            timings["write"] = t4 - t3
+            timings["total"] = t4 - t_poll
+        else:
+            timings["total"] = time.perf_counter() - t_poll
+        if error:
+            log.warning("part seq %s (id %s) answered ERROR: %s", trig.seq, trig.part_id, error)
+        name = VERDICT_NAMES.get(verdict, "ERROR")
+        self.stats.add(timings)
+        with self._lock:
+            s = self._summary
+            s.triggers += 1
+            s.verdicts[name] += 1
+            s.errors += int(verdict == PlcVerdict.ERROR)
+            s.answered += int(answered)
+            s.unanswered += int(not answered and not cfg.shadow)
+            self._last = {"trig_seq": trig.seq, "part_id": trig.part_id, "verdict": name,
+                          "confidence": round(confidence, 4), "defect_class": dclass,
+                          "scores": [round(v, 4) for v in scores], "error": error,
+                          "answered": answered, "total_ms": round(timings["total"] * 1000, 3)}
+        if self._logger is not None and images:
+            self._logger.submit(PartRecord(images, cameras, trig.seq, trig.part_id or 0, name, confidence,
+                                           dclass, scores, timings, cfg.shadow, answered, error, truth))

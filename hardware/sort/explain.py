@@ -1,0 +1,71 @@
+"""Grad-CAM for NG parts, run by the part logger's thread (never on the critical path).
+
+Uses training.explain.gradcam(model, batch, target_layer, class_idx) when that module exists;
+the target layer is the model's last Conv2d. Without it, sorting runs without heatmaps.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _module_of(classifier: Any) -> Any:
+    for name in ("module", "model", "net"):
+        m = getattr(classifier, name, None)
+        if m is not None and hasattr(m, "modules"):
+            return m
+    return None
+
+
+def last_conv(module: Any) -> Any:
+    """The last Conv2d of a torch module (the usual Grad-CAM target)."""
+    from torch import nn
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("the model has no Conv2d layer for Grad-CAM")
+    return convs[-1]
+
+
+def make_explainer(classifier: Any) -> Callable[[Sequence[np.ndarray], Sequence[str], int], list[np.ndarray]] | None:
+    """A function (images, cameras, defect_class) -> per-view heatmaps, or None if unavailable."""
+    gradcam = _gradcam_function()
+    if gradcam is None:
+        return None
+    module = _module_of(classifier)
+    preprocess = getattr(classifier, "preprocess", None)
+    if module is None or preprocess is None:
+        return None
+
+    def explain(images: Sequence[np.ndarray], cameras: Sequence[str], defect_class: int) -> list[np.ndarray]:
+        import torch
+        batch = torch.from_numpy(np.stack([np.asarray(preprocess(im, cam), np.float32)
+                                           for im, cam in zip(images, cameras)]))
+        layer = getattr(classifier, "target_layer", None) or last_conv(module)
+        with torch.enable_grad():
+            out = gradcam(module, batch, layer, _class_index(module, batch, defect_class))
+        out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+        return [np.asarray(m, np.float32).squeeze() for m in out]
+
+    return explain
+
+
+def _gradcam_function() -> Callable | None:
+    import importlib
+    for name in ("training.explain", "training.explain.cam"):
+        try:
+            fn = getattr(importlib.import_module(name), "gradcam", None)
+        except ImportError:
+            continue
+        if callable(fn):
+            return fn
+    return None
+
+
+def _class_index(module: Any, batch: Any, defect_class: int) -> int:
+    # A one-column head scores NG directly; with columns [OK, class1, ...] explain the class.
+    import torch
+    with torch.no_grad():
+        width = int(module(batch[:1]).shape[-1])
+    return 0 if width == 1 else min(max(defect_class, 1), width - 1)

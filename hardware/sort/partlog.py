@@ -1,0 +1,174 @@
+"""Logs sorted parts into the project OFF the critical path.
+
+The engine hands each inspected part to `PartLogger.submit`, which never blocks: a background
+thread with its own Project handle stores the views (source "sort"), the decision, the scores
+and the per-stage timings, then the prediction. Grad-CAM for NG parts, when asked, also runs
+here. If logging cannot keep up, the oldest waiting parts are not waited for: they are counted
+as dropped, because a late result on the belt costs more than a missing log entry.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labeling.types import PartSource, Prediction, Verdict
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PartRecord:
+    """One inspected part as the engine saw it."""
+
+    images: Sequence[np.ndarray]
+    cameras: Sequence[str]
+    trig_seq: int
+    part_id: int
+    verdict: str  # "OK" | "NG" | "ERROR"
+    confidence: float = 0.0
+    defect_class: int = 0
+    scores: list[float] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    shadow: bool = False
+    answered: bool = False
+    error: str = ""
+    truth: Any = None
+    time: float = field(default_factory=time.time)
+
+
+Explainer = Callable[[Sequence[np.ndarray], Sequence[str], int], list[np.ndarray]]
+
+
+class PartLogger:
+    """Background writer of PartRecords into a project file (its own store handle)."""
+
+    def __init__(self, project_path: str | Path, model_id: str = "", maxsize: int = 64,
+                 explainer: Explainer | None = None) -> None:
+        self.path = Path(project_path)
+        self.model_id = model_id
+        self.explainer = explainer
+        self._q: queue.Queue[PartRecord | None] = queue.Queue(maxsize=maxsize)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.logged = 0
+        self.dropped = 0
+        self.failed = 0
+        self.gradcams = 0
+        self.last_error = ""
+        self.part_ids: list[int] = []
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="okng-sort-log", daemon=True)
+            self._thread.start()
+
+    def submit(self, record: PartRecord) -> bool:
+        """Queue a part for logging; never blocks. False if it had to be dropped."""
+        try:
+            self._q.put_nowait(record)
+            return True
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+            return False
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._q.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                if time.monotonic() > deadline:
+                    break
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread = None
+
+    def counters(self) -> dict[str, Any]:
+        with self._lock:
+            return {"logged": self.logged, "log_dropped": self.dropped, "log_failed": self.failed,
+                    "gradcams": self.gradcams, "queued": self._q.qsize()}
+
+    def _run(self) -> None:
+        from labeling.store import Project
+        project = Project.open(self.path)
+        while True:
+            rec = self._q.get()
+            if rec is None:
+                return
+            try:
+                pid = self._write(project, rec)
+                with self._lock:
+                    self.logged += 1
+                    self.part_ids.append(pid)
+            except Exception as exc:  # noqa: BLE001 - a logging failure must never stop sorting
+                log.warning("could not log sorted part seq %s: %s", rec.trig_seq, exc)
+                with self._lock:
+                    self.failed += 1
+                    self.last_error = str(exc)
+
+    def _write(self, project: Any, rec: PartRecord) -> int:
+        meta = {"trig_seq": rec.trig_seq, "part_id": rec.part_id, "verdict": rec.verdict,
+                "confidence": round(rec.confidence, 4), "defect_class": rec.defect_class,
+                "scores": [round(s, 5) for s in rec.scores], "shadow": rec.shadow,
+                "answered": rec.answered, "model_id": self.model_id,
+                "timings_ms": {k: round(v * 1000.0, 3) for k, v in rec.timings.items()},
+                "time": rec.time}
+        if rec.error:
+            meta["error"] = rec.error
+        if rec.truth is not None:
+            meta["truth"] = _jsonable(rec.truth)
+        pid = project.add_part(list(rec.images), cameras=list(rec.cameras),
+                               name=f"sort-{rec.part_id}-{rec.trig_seq}", source=PartSource.SORT,
+                               meta=meta)
+        if rec.verdict in ("OK", "NG"):
+            extra: dict[str, Any] = {"source": "sort", "trig_seq": rec.trig_seq, "part_id": rec.part_id,
+                                     "shadow": rec.shadow}
+            if rec.verdict == "NG" and self.explainer is not None:
+                extra["gradcam"] = self._gradcam(rec)
+            project.add_prediction(pid, Prediction(self.model_id, Verdict[rec.verdict], tuple(rec.scores),
+                                                   float(rec.confidence), int(rec.defect_class),
+                                                   rec.time, extra))
+        return pid
+
+    def _gradcam(self, rec: PartRecord) -> Any:
+        """Small per-view heatmaps (16x16, 0..255) stored with the prediction, or the error."""
+        import cv2
+        try:
+            maps = self.explainer(rec.images, rec.cameras, max(rec.defect_class, 1))  # type: ignore[misc]
+            out = []
+            for m in maps:
+                m = np.asarray(m, np.float32)
+                m = cv2.resize(m, (16, 16), interpolation=cv2.INTER_AREA)
+                m = (m - m.min()) / max(float(m.max() - m.min()), 1e-6)
+                out.append((m * 255).astype(np.uint8).tolist())
+            with self._lock:
+                self.gradcams += 1
+            return out
+        except Exception as exc:  # noqa: BLE001 - Grad-CAM is a nicety, never a failure
+            return {"error": str(exc)}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "value"):
+        return obj.value
+    if hasattr(obj, "__dict__"):
+        return _jsonable(vars(obj))
+    return obj if isinstance(obj, (str, int, float, bool)) or obj is None else str(obj)

@@ -1,0 +1,62 @@
+"""Per-stage timings and trigger-to-write latency percentiles of the sort loop."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+STAGES = ("poll", "capture", "preprocess", "forward", "infer", "write", "total")
+
+
+def percentiles(values: Iterable[float], qs: Iterable[float] = (50, 95, 99)) -> dict[str, float]:
+    """{'p50': ms, ...} of values given in seconds; empty dict when there are none."""
+    arr = np.fromiter(values, dtype=np.float64)
+    if arr.size == 0:
+        return {}
+    return {f"p{int(q)}": round(float(np.percentile(arr, q)) * 1000.0, 3) for q in qs}
+
+
+class LatencyStats:
+    """Thread-safe rolling record of stage timings (seconds) of answered parts."""
+
+    def __init__(self, window: int = 20000) -> None:
+        self._lock = threading.Lock()
+        self._stages: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
+        self._done: deque[float] = deque(maxlen=window)  # monotonic time of each finished part
+
+    def add(self, timings: dict[str, float]) -> None:
+        with self._lock:
+            for name, value in timings.items():
+                if name in self._stages:
+                    self._stages[name].append(float(value))
+            self._done.append(time.monotonic())
+
+    def latency_ms(self) -> dict[str, float]:
+        """Trigger-to-write p50/p95/p99 (+ max, mean) in milliseconds."""
+        with self._lock:
+            total = list(self._stages["total"])
+        out = percentiles(total)
+        if total:
+            out["max"] = round(max(total) * 1000.0, 3)
+            out["mean"] = round(sum(total) / len(total) * 1000.0, 3)
+            out["n"] = len(total)
+        return out
+
+    def stages_ms(self) -> dict[str, dict[str, float]]:
+        """p50/p99 per stage in milliseconds (stages that were measured)."""
+        with self._lock:
+            items = {k: list(v) for k, v in self._stages.items() if v}
+        return {k: percentiles(v, (50, 99)) for k, v in items.items()}
+
+    def rate(self, window_s: float = 5.0) -> float:
+        """Parts per second over the last window_s seconds."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._done if now - t <= window_s]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0], 1e-6)
+        return round(len(recent) / span, 3)
