@@ -128,6 +128,8 @@ class MaskCanvas(pg.GraphicsView):
         self.editor: MaskEditor | None = None
         self.tiles: dict[tuple[int, int], pg.ImageItem] = {}
         self.lut = class_lut([])
+        self.lut32 = self.lut.view(np.uint32).ravel()
+        self.tile_rgba: dict[tuple[int, int], np.ndarray] = {}
         self.tool = "brush"
         self.brush_radius = 12
         self.value = 1  # class index painted by the brush
@@ -142,10 +144,12 @@ class MaskCanvas(pg.GraphicsView):
             if item.scene() is not None:
                 item.scene().removeItem(item)
         self.tiles.clear()
+        self.tile_rgba.clear()
         self.poly_points.clear()
         self.poly_item.setData([], [])
         self.image, self.editor = image, editor
         self.lut = class_lut(colors)
+        self.lut32 = self.lut.view(np.uint32).ravel()
         self.heat_item.setVisible(False)
         if image is None:
             self.image_item.clear()
@@ -191,23 +195,36 @@ class MaskCanvas(pg.GraphicsView):
 
     # ------------------------------------------------------------------ overlay tiles
     def repaint_box(self, box: Box | None, only_nonzero: bool = False) -> None:
-        """Recolour the overlay tiles that box touches (the dirty rectangle only)."""
+        """Recolour only box (the dirty rectangle) in the overlay tiles it touches.
+
+        Each tile keeps its RGBA pixels as one uint32 per pixel; a move recolours the dirty
+        part with one np.take on the 32-bit LUT and re-uploads just that 256x256 tile.
+        """
         if box is None or self.editor is None:
             return
         mask = self.editor.mask
         x0, y0, x1, y1 = box
         for ty in range(y0 // TILE, (y1 - 1) // TILE + 1):
             for tx in range(x0 // TILE, (x1 - 1) // TILE + 1):
-                sub = mask[ty * TILE:(ty + 1) * TILE, tx * TILE:(tx + 1) * TILE]
-                item = self.tiles.get((ty, tx))
+                key = (ty, tx)
+                ox, oy = tx * TILE, ty * TILE
+                item = self.tiles.get(key)
                 if item is None:
+                    sub = mask[oy:oy + TILE, ox:ox + TILE]
                     if only_nonzero and not sub.any():
                         continue
                     item = pg.ImageItem(axisOrder="row-major")
-                    item.setPos(tx * TILE, ty * TILE)
+                    item.setPos(ox, oy)
                     item.setParentItem(self.overlay)
-                    self.tiles[(ty, tx)] = item
-                item.setImage(self.lut[sub], autoLevels=False)
+                    self.tiles[key] = item
+                    self.tile_rgba[key] = np.take(self.lut32, sub)
+                else:
+                    a, b = max(x0, ox) - ox, max(y0, oy) - oy
+                    c, d = min(x1, ox + TILE) - ox, min(y1, oy + TILE) - oy
+                    rgba = self.tile_rgba[key]
+                    rgba[b:d, a:c] = np.take(self.lut32, mask[oy + b:oy + d, ox + a:ox + c])
+                rgba = self.tile_rgba[key]
+                item.setImage(rgba.view(np.uint8).reshape(rgba.shape[0], rgba.shape[1], 4), autoLevels=False)
 
     # ------------------------------------------------------------------ tools (image coordinates)
     def _paint_value(self) -> int:

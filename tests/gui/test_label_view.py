@@ -158,3 +158,19 @@ def test_review_needs_lab_expert(view, qtbot):
     assert len(reviews) == 1 and reviews[0].status.value == "rejected" and reviews[0].user.name == "ana"
     qtbot.waitUntil(lambda: view.review.trail.count() >= 1, timeout=3000)
     assert "review rejected" in view.review.trail.item(0).text()
+
+
+def test_prediction_heatmap_is_shown_beside_the_label(view, qtbot):
+    proj = view.ctx.project
+    pid = view.parts.visible_ids()[1]
+    heat = np.zeros((6, 8), np.float32)
+    heat[2:4, 3:5] = 1.0
+    proj.add_prediction(pid, Prediction("m7", Verdict.NG, (0.93, 0.2), 0.93, 1, extra={"heatmaps": [heat.tolist(), None]}))
+    view.parts.select_part(pid)
+    qtbot.waitUntil(lambda: view.part_id == pid and len(view.heatmaps) == 2, timeout=5000)
+    assert view.canvas.heat_item.isVisible() and view.canvas.heat_item.image.shape == (6, 8)
+    assert "NG" in view.panel.prediction.text() and "m7" in view.panel.prediction.text()
+    view.panel.heatmap.setChecked(False)
+    assert not view.canvas.heat_item.isVisible()
+    view.show_view(1)  # no heatmap for view 2
+    assert not view.canvas.heat_item.isVisible()
