@@ -172,6 +172,7 @@ def create(arg: str, options: dict) -> FolderSource:
     path = arg or options.pop("path", "")
     if not path:
         raise ValueError("folder source needs a directory: folder:DIR")
+    options.pop("seed", None)  # a UI may pass the simulators' seed to any source
     allowed = {"loop", "max_fps"}
     unknown = set(options) - allowed
     if unknown:

@@ -183,6 +183,7 @@ def create(arg: str, options: dict) -> GenICamSource:
     path = Path(arg).expanduser() if arg else bundled_producer()
     if path is None:
         raise ValueError("genicam source needs a GenTL producer: genicam:/path/producer.cti")
+    options.pop("seed", None)  # a UI may pass the simulators' seed to any source
     allowed = {"cameras", "trigger", "pixel_format", "max_fps"}
     unknown = set(options) - allowed
     if unknown:

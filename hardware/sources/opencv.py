@@ -119,6 +119,7 @@ class OpenCVSource:
 def create(arg: str, options: dict) -> OpenCVSource:
     """'opencv:0,1,2,3' or 'opencv:URL,...' plus options max_fps."""
     devices = options.pop("devices", None) or parse_devices(arg)
+    options.pop("seed", None)  # a UI may pass the simulators' seed to any source
     allowed = {"max_fps", "open_device"}
     unknown = set(options) - allowed
     if unknown:

@@ -74,7 +74,7 @@ def test_labels_by_name_and_bad_folders(tmp_path):
     (tmp_path / "cam0").mkdir()
     np.save(tmp_path / "cam0" / "bolt_a.npy", np.zeros((4, 4), np.uint8))
     (tmp_path / "labels.csv").write_text("name,verdict,defect_class\nbolt_a.png,NG,2\n")
-    src = make_source(f"folder:{tmp_path}")
+    src = make_source(f"folder:{tmp_path}", seed=7)  # a simulator's seed is ignored, not an error
     src.open()
     assert src.capture().truth["verdict"] == "NG"
     with pytest.raises(HardwareError, match="does not exist"):

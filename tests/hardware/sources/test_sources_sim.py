@@ -82,3 +82,26 @@ def test_rate_limiter_period():
     assert RateLimiter(None).period == 0 and RateLimiter(20).period == pytest.approx(0.05)
     src = make_source("sim", max_fps=10)
     assert src.info().details["max_fps"] == pytest.approx(10)
+
+
+def test_prefetch_renders_ahead_without_changing_parts():
+    runs = []
+    for prefetch in (True, False):
+        src = make_source("sim:64x48", seed=9, prefetch=prefetch, fail_every=2)
+        src.open()
+        out = []
+        for _ in range(5):
+            try:
+                out.append(src.capture(timeout=5.0))
+            except CaptureError:
+                out.append(None)
+        if prefetch:
+            assert src._next is not None and src._next[0] == 5  # part 5 is already on its way
+        src.close()
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert a.index == b.index and a.truth == b.truth
+            for va, vb in zip(a.views, b.views):
+                np.testing.assert_array_equal(va, vb)
