@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from .base import CLASSES_FILE, Format, FormatError, ImportItem, ItemError
 from .coco import CocoFormat
-from .engine import ExportReport, ImportReport, export_project, import_into
+from .engine import (
+    DestinationNotEmpty,
+    ExportReport,
+    ImportReport,
+    export_project,
+    import_into,
+)
 from .imagefolder import ImageFolderFormat
 from .labelme import LabelmeFormat
 from .masks import MasksFormat
@@ -28,5 +34,5 @@ def get_format(name: str) -> Format:
         raise ValueError(f"unknown format {name!r} (known: {', '.join(FORMATS)})") from None
 
 
-__all__ = ["CLASSES_FILE", "FORMATS", "ExportReport", "Format", "FormatError", "ImportItem",
+__all__ = ["CLASSES_FILE", "FORMATS", "DestinationNotEmpty", "ExportReport", "Format", "FormatError", "ImportItem",
            "ImportReport", "ItemError", "export_project", "get_format", "import_into"]

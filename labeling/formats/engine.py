@@ -33,6 +33,10 @@ PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
 
 
+class DestinationNotEmpty(FileExistsError, ValueError):
+    """Export refused: the destination holds files (a ValueError too: a user error, one line)."""
+
+
 @dataclass
 class ImportReport:
     imported: int = 0
@@ -290,7 +294,7 @@ def export_project(project: Project, dest: str | Path, fmt: str, *,
     # Exports write many files (images/, masks/, ...): only into a fresh folder, so nothing
     # already there can be overwritten.
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise FileExistsError(f"{folder} is not an empty folder; export into a new or empty folder")
+        raise DestinationNotEmpty(f"{folder} is not an empty folder; export into a new or empty folder")
     folder.mkdir(parents=True, exist_ok=True)
     job = ExportJob(project, folder, progress, should_stop, main_file=main or "")
     f.write(project, folder, job)
