@@ -51,23 +51,27 @@ def _read_labels(path: Path) -> tuple[dict[int, dict], dict[str, dict]]:
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            truth = {k: v for k, v in row.items() if k not in ("index", "name", "file", "part")}
+            truth = {k: v for k, v in row.items() if k not in ("index", "name", "file", "part", "image")}
+            if "verdict" not in truth and "label" in truth:  # the masks export format: image,label,...
+                truth["verdict"] = truth.pop("label")
             if truth.get("defect_class", None) == "":
                 truth["defect_class"] = None
             if row.get("index", "").isdigit():
                 by_index[int(row["index"])] = truth
-            for key in ("name", "file", "part"):
+            for key in ("name", "file", "part", "image"):
                 if row.get(key):
                     by_name[Path(row[key]).stem] = truth
     return by_index, by_name
 
 
 class FolderSource:
-    """Replays DIR/<camera>/<files>; options: loop (default False), max_fps."""
+    """Replays DIR/<camera>/<files>; options: loop (default False), max_fps, cameras (sub-folder names)."""
 
-    def __init__(self, root: Path, loop: bool = False, max_fps: float | None = None) -> None:
+    def __init__(self, root: Path, loop: bool = False, max_fps: float | None = None,
+                 cameras: list[str] | str | None = None) -> None:
         self.root = Path(root)
         self.loop = loop
+        self.only = [c.strip() for c in cameras.split(",")] if isinstance(cameras, str) else cameras
         self._limiter = RateLimiter(max_fps)
         self.cameras: list[str] = []
         self.files: list[list[Path]] = []
@@ -78,10 +82,18 @@ class FolderSource:
         """Index the camera folders (a folder with images and no sub-folders is one camera)."""
         if not self.root.is_dir():
             raise HardwareError(f"replay folder {self.root} does not exist")
-        subdirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        dirs = subdirs or [self.root]
-        self.files = [sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
-                      for d in dirs]
+        def images(d: Path) -> list[Path]:
+            return sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
+        if self.only:
+            missing = [c for c in self.only if not (self.root / c).is_dir()]
+            if missing:
+                raise HardwareError(f"replay folder {self.root} has no camera folder {', '.join(missing)}")
+            dirs = [self.root / c for c in self.only]
+        else:  # sub-folders holding images are cameras (a labelme/ of JSON files is not)
+            subdirs = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            dirs = [d for d in subdirs if images(d)] or [self.root]
+        self.files = [images(d) for d in dirs]
         self.cameras = [d.name for d in dirs]
         if not any(self.files):
             raise HardwareError(f"replay folder {self.root} holds no images ({', '.join(sorted(IMAGE_EXTS))})")
@@ -168,12 +180,12 @@ def record(source: Source, root: Path, parts: int, timeout: float = 5.0, ext: st
 
 
 def create(arg: str, options: dict) -> FolderSource:
-    """'folder:DIR' plus options loop, max_fps."""
+    """'folder:DIR' plus options loop, max_fps, cameras ('images' or ['cam0', 'cam1'])."""
     path = arg or options.pop("path", "")
     if not path:
         raise ValueError("folder source needs a directory: folder:DIR")
     options.pop("seed", None)  # a UI may pass the simulators' seed to any source
-    allowed = {"loop", "max_fps"}
+    allowed = {"loop", "max_fps", "cameras"}
     unknown = set(options) - allowed
     if unknown:
         raise ValueError(f"folder: unknown option(s) {sorted(unknown)}; known: {sorted(allowed)}")

@@ -1,6 +1,8 @@
 """Folder replay: the contract's k-th-file rule, labels, broken files, end of replay."""
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,20 @@ def test_labels_by_name_and_bad_folders(tmp_path):
         make_source(f"folder:{tmp_path / 'empty'}").open()
     with pytest.raises(ValueError):
         make_source("folder:")
+
+
+def test_replay_of_the_real_dataset_folder(bsdata):
+    # bsdata: images/ (the camera), masks/ (PNG too, so it is chosen out), labels.csv image,label
+    src = make_source(f"folder:{bsdata}", cameras="images")
+    src.open()
+    files = sorted((bsdata / "images").iterdir())
+    rows = {}
+    with (bsdata / "labels.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            rows[row["image"].split("/")[-1]] = row["label"]
+    for k in range(2):
+        cap = src.capture()
+        assert cap.cameras == ["images"] and cap.views[0].ndim == 3
+        assert cap.truth["verdict"] == rows[files[k].name]
+    with pytest.raises(HardwareError, match="no camera folder"):
+        make_source(f"folder:{bsdata}", cameras=["nope"]).open()
