@@ -148,8 +148,12 @@ class MetricsPanel(QWidget):
                 item = QTableWidgetItem(_num(val))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(r, c, item)
-        self.summary.setText("   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS
-                                       if key in m))
+        text = "   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m)
+        cv = ((meta.get("metrics") or {}).get("cv") or {})
+        if isinstance(cv.get("summary"), dict) and cv["summary"]:
+            text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(
+                f"{label} {_num(cv['summary'].get(key))}" for key, label in SUMMARY_KEYS if key in cv["summary"])
+        self.summary.setText(text)
         self.confusion.show_matrix(m.get("confusion_matrix", m.get("confusion")), classes)
         self.curves.show_curves(curve(m, "roc"), curve(m, "pr"), _scalar(m.get("roc_auc")),
                                 _scalar(m.get("pr_auc")))

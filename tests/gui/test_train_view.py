@@ -1,0 +1,88 @@
+"""Train view: a cancelled run leaves the project and its registry intact; a finished tiny run
+adds a model whose metrics the view shows; Make active goes to the store."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from app.context import AppContext
+from app.views.train_view import TrainView
+from labeling.demo import make_demo_project
+from labeling.store import Project
+
+TINY = {"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1, "batch_size": 16,
+        "input_size": (32, 32), "folds": 1, "augment": ["hflip"]}
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Two OpenMP threads on two cores shared with other jobs spin against each other (a tiny
+    step takes seconds instead of 0.3 s); one thread keeps the tests fast and steady."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def ctx(tmp_path, qtbot):
+    project = make_demo_project(tmp_path / "train.h5", "bolts", parts=16, size=(64, 48))
+    c = AppContext()
+    c.set_project(project)
+    yield c
+    c.shutdown()
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_cancel_leaves_project_intact(ctx, qtbot):
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    path = ctx.project.path
+    before, labels = _digest(path), {p.id: p.label for p in ctx.project.parts()}
+    view.form.set_values({**TINY, "epochs": 50})
+    seen = []
+    with qtbot.waitSignal(view.run_finished, timeout=60000) as sig:
+        view.start()
+        assert view.is_running() and view.cancel_btn.isEnabled() and not view.start_btn.isEnabled()
+        # cancel once the run is really training (a progress report came back)
+        view.worker.progress.connect(seen.append)
+        qtbot.waitUntil(lambda: bool(seen), timeout=60000)
+        qtbot.mouseClick(view.cancel_btn, qtbot_button())
+    assert sig.args[0] == "cancelled", view.last_error
+    assert view.start_btn.isEnabled() and not view.cancel_btn.isEnabled()
+    again = Project.open(path, readonly=True)
+    assert again.models() == [] and again.active_model_id in (None, "")
+    assert {p.id: p.label for p in again.parts()} == labels
+    assert _digest(path) == before  # not a byte changed
+
+
+def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.form.set_values(TINY)
+    with qtbot.waitSignal(view.run_finished, timeout=120000) as sig:
+        view.start()
+    assert sig.args[0] == "done", view.last_error
+    mid = view.last_result.model_id
+    qtbot.waitUntil(lambda: any(str(m.get("id")) == mid for m in view.metas), timeout=20000)
+    assert [m["id"] for m in Project.open(ctx.project.path, readonly=True).models()] == [mid]
+    assert view.loss_plot.series("train loss")[1]  # live curve drew points
+    assert view.results.metrics.table.rowCount() == 2  # OK and NG rows
+    assert view.results.metrics.confusion.rowCount() == 2
+    assert "SCRATCH" in view.results.metrics.origin.text()  # said clearly, not hidden
+    assert "scratch" in view.scratch.text()
+    table = view.results.models
+    assert table.table.rowCount() == 1 and table.current_id() == mid
+    qtbot.mouseClick(table.make_active, qtbot_button())
+    assert ctx.writer.flush(10)
+    assert Project.open(ctx.project.path, readonly=True).active_model_id == mid
+
+
+def qtbot_button():
+    from PyQt6.QtCore import Qt
+    return Qt.MouseButton.LeftButton
