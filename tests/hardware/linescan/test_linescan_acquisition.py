@@ -114,6 +114,15 @@ def test_recorded_strip_replay_in_every_format(belt_factory, tmp_path):
     found = [(p.start_line, p.end_line) for p in products]
     for a, b in truth:
         assert any(abs(f[0] - a) <= TOL and abs(f[1] - b) <= TOL for f in found), (truth, found)
+    # the same recording as an image source, with the saved calibration
+    src = make_source(f"xray:{tmp_path / 'strip.h5'}", calibration=str(cal.save(tmp_path / "cal.npz")),
+                      rate=5000)
+    src.open()
+    try:
+        cap = src.capture(timeout=5.0)
+    finally:
+        src.close()
+    assert (cap.truth["start_line"], cap.truth["end_line"]) in found
 
 
 def test_xray_source_gives_parts_with_truth():
