@@ -1,0 +1,412 @@
+"""The training loop, torchvision-references style: train_one_epoch / evaluate / train.
+
+`train(project_path, config, progress, should_stop)` reads a snapshot of the labelled parts,
+splits them by part, fine-tunes the backbone, keeps the best epoch (validation balanced accuracy
+at the part level), picks the operating threshold and stores the model in the project's registry.
+Cancelling stores nothing: the project and its registry stay exactly as they were.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import BackboneSpec, FrozenTrunk, apply_freeze, get_backbone, set_train_mode
+from .config import AugmentConfig, TrainConfig
+from .data import IMAGENET_MEAN, IMAGENET_STD
+from .errors import TrainingError
+from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
+from .inference import aggregate, resolve_device
+from .metrics import binary_report, mean_std, threshold_for_recall
+from .transforms import flip_variants
+from .snapshot import CLASS_NAMES, Snapshot, load_snapshot, stratified_kfold, stratified_split
+
+ProgressFn = Callable[["Progress"], None]
+StopFn = Callable[[], bool]
+
+
+@dataclass
+class Progress:
+    phase: str  # load | cache | train | eval | save | fold
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    metrics: dict
+    eta_s: float
+    message: str = ""
+
+
+@dataclass
+class TrainResult:
+    model_id: str | None
+    metrics: dict
+    cancelled: bool
+    pretrained: bool
+    history: list[dict] = field(default_factory=list)
+    threshold: float = 0.5
+    pretrained_source: str | None = None
+    activated: bool = False
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    """Everything one split's training needs (built once per split)."""
+
+    model: nn.Module
+    spec: BackboneSpec
+    config: TrainConfig
+    device: torch.device
+    forward: Forward
+    train_views: np.ndarray
+    val_parts: np.ndarray
+    snap: Snapshot
+    criterion: nn.Module
+    batch_size: int
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
+                    scaler: "torch.amp.GradScaler | None", on_step: Callable[[int, int, float], None],
+                    should_stop: StopFn | None) -> float:
+    """One pass over the training views; returns the mean loss."""
+    set_train_mode(run.model, run.spec, run.config.freeze)
+    aug = run.config.augment
+    total, n = 0.0, 0
+    plan = batches(run.train_views, run.batch_size, rng)
+    for step, idx in enumerate(plan):
+        if should_stop is not None and should_stop():
+            raise _Cancelled()
+        y = torch.as_tensor([run.snap.views[int(i)].target for i in idx], device=run.device)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=scaler is not None):
+            logits = run.forward(idx, aug, rng)
+            loss = run.criterion(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        total += float(loss.detach()) * len(idx)
+        n += len(idx)
+        on_step(step + 1, len(plan), total / max(n, 1))
+    return total / max(n, 1)
+
+
+def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
+             should_stop: StopFn | None = None) -> dict[str, Any]:
+    """Scores and metrics on parts: part = NG if any view NG (max P(NG)); view-level too."""
+    run.model.eval()
+    views = run.snap.view_indices(part_positions)
+    scores = np.zeros(len(run.snap.views), dtype=np.float64)
+    loss_sum = 0.0
+    with torch.inference_mode():
+        for idx in batches(views, max(run.batch_size, 64), None):
+            if should_stop is not None and should_stop():
+                raise _Cancelled()
+            logits = run.forward(idx, None, None).float()
+            y = torch.as_tensor([run.snap.views[int(i)].target for i in idx], device=logits.device)
+            loss_sum += float(run.criterion(logits, y)) * len(idx)
+            scores[idx] = torch.softmax(logits, 1)[:, 1].cpu().numpy()
+    parts = [run.snap.parts[int(i)] for i in part_positions]
+    part_y = np.array([p.target for p in parts])
+    part_s = np.array([aggregate([scores[v] for v in p.views]) for p in parts])
+    view_y = np.array([run.snap.views[v].target for v in views])
+    rep = binary_report(part_y, part_s, threshold, CLASS_NAMES)
+    rep["loss"] = loss_sum / max(len(views), 1)
+    rep["views"] = binary_report(view_y, scores[views], threshold, CLASS_NAMES)
+    rep["_part_scores"] = part_s
+    rep["_part_targets"] = part_y
+    return rep
+
+
+def refresh_batchnorm(run: _Run, should_stop: StopFn | None) -> None:
+    """Exact running statistics for the trainable BatchNorm layers (PreciseBN).
+
+    Over cached features an epoch is few large steps, too few for BatchNorm's moving averages
+    to settle; one forward pass over the training features (cheap: the tail only) fixes them.
+    """
+    bns = [m for n, m in run.model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+           and any(p.requires_grad for p in m.parameters())]
+    if not bns:
+        return
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over this pass
+    set_train_mode(run.model, run.spec, run.config.freeze)
+    with torch.no_grad():
+        for idx in batches(run.train_views, max(run.batch_size, 64), None):
+            if should_stop is not None and should_stop():
+                raise _Cancelled()
+            run.forward(idx, None, None)
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+
+
+def _class_weights(cfg: TrainConfig, targets: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    if cfg.class_weights is None:
+        return None
+    if cfg.class_weights == "balanced":
+        counts = np.bincount(targets, minlength=2).astype(np.float64)
+        w = len(targets) / (2 * np.maximum(counts, 1))
+    else:
+        w = np.asarray(cfg.class_weights, dtype=np.float64)
+        if w.shape != (2,):
+            raise TrainingError("class_weights needs two values [w_ok, w_ng]")
+    return torch.as_tensor(w, dtype=torch.float32, device=device)
+
+
+def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    makers = {
+        "adam": lambda: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        "sgd": lambda: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
+    }
+    return makers[cfg.optimizer]()
+
+
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
+    makers = {
+        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs),
+        "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 3), gamma=0.1),
+        "none": lambda: None,
+    }
+    return makers[cfg.schedule]()
+
+
+class _Clock:
+    """ETA from measured seconds per unit of work (cache rows and train/eval views)."""
+
+    def __init__(self, total_units: float) -> None:
+        self.total, self.done, self.t0 = max(total_units, 1.0), 0.0, time.monotonic()
+
+    def eta(self, done: float) -> float:
+        self.done = done
+        el = time.monotonic() - self.t0
+        return el / self.done * (self.total - self.done) if self.done > 0 else 0.0
+
+
+def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
+              init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
+              label: str = "") -> tuple[nn.Module, dict[str, Any], list[dict], int]:
+    """Train on one split; returns (best model, validation report at its threshold, history, best epoch)."""
+    spec = get_backbone(config.arch)
+    device = resolve_device(config.device)
+    seed_everything(config.seed)
+    model = init().to(device)
+    apply_freeze(model, spec, config.freeze)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    train_views = np.array(snap.view_indices(train_parts), dtype=np.int64)
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    n_frozen = spec.frozen_groups(config.freeze)
+    cache = None
+    aug = config.augment
+    epochs = config.epochs
+    n_val_views = len(snap.view_indices(val_parts))
+    if n_frozen and config.cache_features and aug.flips_only():
+        trunk = FrozenTrunk(model, spec, n_frozen)
+        rows = len(snap.views) + len(train_views) * (len(flip_variants(aug)) - 1)
+        if FeatureCache.estimate_bytes(trunk, snap.input_size, rows, device) <= CACHE_BUDGET_BYTES:
+            clock = _Clock(rows)
+
+            def on_cache(done: int, total: int) -> None:
+                if progress is not None:
+                    progress(Progress("cache", 0, epochs, done, total, 0.0, {}, clock.eta(done),
+                                      f"{label}caching frozen-stage features"))
+            cache = FeatureCache(trunk, snap, train_views, aug, mean, std, device, config.frozen_batch_size,
+                                 on_cache, should_stop)
+            if cache.cancelled:
+                raise _Cancelled()
+    view_targets = np.array([snap.views[i].target for i in train_views], dtype=np.int64)
+    criterion = nn.CrossEntropyLoss(weight=_class_weights(config, view_targets, device))
+    batch_size = config.batch_size
+    if cache is not None:
+        # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.
+        batch_size = max(config.batch_size, min(config.frozen_batch_size, len(train_views) // 16))
+    run = _Run(model, spec, config, device, Forward(model, spec, snap, mean, std, device, cache, n_frozen),
+               train_views, val_parts, snap, criterion, batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = _optimizer(config, params)
+    sched = _scheduler(config, opt)
+    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    rng = np.random.default_rng(config.seed)
+    history: list[dict] = []
+    best_state, best_key, best_epoch, stale = None, None, 0, 0
+    clock = _Clock(epochs * (len(train_views) + n_val_views))
+    for epoch in range(1, epochs + 1):
+        base = (epoch - 1) * (len(train_views) + n_val_views)
+
+        def on_step(step: int, steps: int, loss: float, epoch: int = epoch, base: int = base) -> None:
+            if progress is not None:
+                done = base + min(step * batch_size, len(train_views))
+                progress(Progress("train", epoch, epochs, step, steps, loss, {}, clock.eta(done),
+                                  f"{label}epoch {epoch}/{epochs}"))
+        t0 = time.monotonic()
+        loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
+        steps_so_far = epoch * len(batches(train_views, batch_size, None))
+        if cache is not None or steps_so_far < 300:  # moving averages have not settled yet
+            refresh_batchnorm(run, should_stop)
+        if sched is not None:
+            sched.step()
+        rep = evaluate(run, val_parts, 0.5, should_stop)
+        row = {"epoch": epoch, "loss": loss, "val_loss": rep["loss"], "val_accuracy": rep["accuracy"],
+               "val_balanced_accuracy": rep["balanced_accuracy"], "val_roc_auc": rep["roc_auc"],
+               "lr": opt.param_groups[0]["lr"], "seconds": time.monotonic() - t0}
+        history.append(row)
+        key = (rep["balanced_accuracy"], rep["roc_auc"] or 0.0, -rep["loss"])
+        if best_key is None or key > best_key:
+            best_key, best_epoch, stale = key, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+        if progress is not None:
+            progress(Progress("eval", epoch, epochs, 0, 0, loss, {k: v for k, v in row.items() if k != "epoch"},
+                              clock.eta(base + len(train_views) + n_val_views), f"{label}epoch {epoch}/{epochs} done"))
+        if config.patience and stale >= config.patience:
+            break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    rep = evaluate(run, val_parts, 0.5, should_stop)
+    threshold = 0.5
+    if config.target_ng_recall is not None:
+        threshold = threshold_for_recall(rep["_part_targets"], rep["_part_scores"], config.target_ng_recall)
+        rep = evaluate(run, val_parts, threshold, should_stop)
+    rep.pop("_part_scores")
+    rep.pop("_part_targets")
+    return model.eval().to("cpu"), rep, history, best_epoch
+
+
+def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
+                 warnings: list[str]) -> tuple[Callable[[], nn.Module], bool, str | None]:
+    """How to build the starting network: parent model, ImageNet weights, or random init."""
+    if config.warm_start:
+        from labeling.store import Project
+        from .checkpoint import from_bytes
+        proj = Project.open(project_path, readonly=True)
+        meta = proj.model_meta(config.warm_start)
+        if meta.get("arch") != config.arch:
+            raise TrainingError(f"warm start from {config.warm_start} needs --arch {meta.get('arch')}")
+        ckpt = from_bytes(proj.load_checkpoint(config.warm_start), meta.get("checkpoint_sha256"),
+                          f"model {config.warm_start}")
+        state = ckpt["state_dict"]
+        return (lambda: spec.build_for_state(int(ckpt["num_classes"]), copy.deepcopy(state)),
+                bool(meta.get("pretrained")), f"model:{config.warm_start}")
+    if config.freeze == "scratch":
+        return (lambda: spec.build(len(CLASS_NAMES))), False, None
+    from .weights import find_pretrained
+    state, source = find_pretrained(config.arch)
+    if state is None:
+        warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
+                        f"(install a file with `okng weights import FILE --arch {config.arch}`)")
+        return (lambda: spec.build(len(CLASS_NAMES))), False, None
+    return (lambda: spec.build(len(CLASS_NAMES), copy.deepcopy(state))), True, source
+
+
+def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
+          should_stop: StopFn | None = None) -> TrainResult:
+    """Train a model on the project's labelled parts and store it in the project's registry."""
+    from .registry import register_model
+    t0 = time.monotonic()
+    config.validate()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    project_path = Path(project_path)
+    spec = get_backbone(config.arch)
+    input_size = config.input_hw(spec.input_size)
+    warnings: list[str] = []
+    init, pretrained, source = _initializer(spec, config, project_path, warnings)
+    clock = _Clock(1)
+
+    def on_load(done: int, total: int) -> None:
+        if progress is not None:
+            clock.total = total
+            progress(Progress("load", 0, config.epochs, done, total, 0.0, {}, clock.eta(done), "reading parts"))
+    snap = load_snapshot(project_path, input_size, config.fit, on_load, should_stop)
+    if snap is None:
+        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
+    targets = snap.part_targets()
+    metrics: dict[str, Any] = {}
+    try:
+        if config.folds >= 2:
+            metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, should_stop)
+        train_p, val_p = stratified_split(targets, config.val_fraction, config.seed)
+        model, rep, history, best_epoch = fit_split(snap, train_p, val_p, config, init, progress, should_stop)
+    except _Cancelled:
+        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
+    if should_stop is not None and should_stop():
+        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
+    metrics["val"] = rep
+    metrics["split"] = {"train_parts": int(len(train_p)), "val_parts": int(len(val_p))}
+    if progress is not None:
+        progress(Progress("save", len(history), config.epochs, 0, 0, history[-1]["loss"], {}, 0.0, "saving model"))
+    seconds = time.monotonic() - t0
+    model_id, activated = register_model(project_path, model, spec, config, snap, metrics, history,
+                                         best_epoch, pretrained, source, rep["threshold"], seconds, warnings)
+    return TrainResult(model_id, metrics, False, pretrained, history, rep["threshold"], source, activated,
+                       seconds, warnings)
+
+
+def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],
+                            progress: ProgressFn | None, should_stop: StopFn | None) -> dict[str, Any]:
+    """k-fold by part: per-fold validation reports and mean +- std (raises _Cancelled)."""
+    folds = stratified_kfold(snap.part_targets(), config.folds, config.seed)
+    reports = []
+    for k, (tr, va) in enumerate(folds):
+        _, rep, hist, best = fit_split(snap, tr, va, config, init, progress, should_stop,
+                                       label=f"fold {k + 1}/{len(folds)}: ")
+        rep.pop("_part_scores", None)
+        rep.pop("_part_targets", None)
+        reports.append({**{k2: v for k2, v in rep.items() if k2 != "views"}, "best_epoch": best, "epochs_run": len(hist)})
+    return {"folds": len(folds), "summary": mean_std(reports), "per_fold": reports}
+
+
+def cross_validate(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
+                   should_stop: StopFn | None = None) -> dict[str, Any] | None:
+    """k-fold cross-validation only (no model stored); None when cancelled."""
+    config.validate()
+    if config.folds < 2:
+        raise TrainingError("cross-validation needs folds >= 2")
+    spec = get_backbone(config.arch)
+    init, _, _ = _initializer(spec, config, Path(project_path), [])
+    snap = load_snapshot(project_path, config.input_hw(spec.input_size), config.fit, None, should_stop)
+    if snap is None:
+        return None
+    try:
+        return cross_validate_snapshot(snap, config, init, progress, should_stop)
+    except _Cancelled:
+        return None
+
+
+def default_threads() -> int:
+    """All cores (the CLI sets this; tests keep torch's own setting)."""
+    return max(1, os.cpu_count() or 1)
+
+
+__all__ = ["Progress", "TrainResult", "AugmentConfig", "TrainConfig", "train", "train_one_epoch", "evaluate",
+           "cross_validate", "fit_split", "default_threads"]

@@ -1,0 +1,163 @@
+"""A consistent snapshot of the project's labelled parts, read once when training starts.
+
+Labels come from one read of the index and the event log (one transaction), so a label written
+meanwhile by another process (the workstation) is either wholly in or wholly out; pixels are
+immutable once stored. The snapshot keeps each view's ROI already fitted to the input size in
+its native dtype (uint8 or uint16), which keeps memory low and leaves augmentation to each epoch.
+Splits are stratified and BY PART: the views of one part never straddle train and validation.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from labeling.store import Project
+from labeling.types import ROI, Verdict
+
+from .data import ViewGeometry, fit_content, fit_geometry, white_level
+from .errors import TrainingError
+
+CLASS_NAMES = ["OK", "NG"]
+
+
+@dataclass
+class ViewItem:
+    part_id: int
+    view: int
+    camera: str
+    target: int  # 0 OK, 1 NG
+    content: np.ndarray  # ROI fitted to the input, native dtype
+    white: float
+    geometry: ViewGeometry
+
+    @property
+    def gray(self) -> bool:
+        return self.content.ndim == 2
+
+
+@dataclass
+class PartItem:
+    part_id: int
+    verdict: Verdict
+    defect_class: int
+    views: list[int] = field(default_factory=list)  # indices into Snapshot.views
+
+    @property
+    def target(self) -> int:
+        return int(self.verdict == Verdict.NG)
+
+
+@dataclass
+class Snapshot:
+    project_path: str
+    parts: list[PartItem]
+    views: list[ViewItem]
+    rois: dict[str, list[int]]
+    input_size: tuple[int, int]
+    fit: str
+
+    def part_targets(self) -> np.ndarray:
+        return np.array([p.target for p in self.parts], dtype=np.int64)
+
+    def view_indices(self, part_positions: Sequence[int]) -> list[int]:
+        return [v for i in part_positions for v in self.parts[i].views]
+
+    def label_hash(self) -> str:
+        rows = [[p.part_id, p.verdict.name, p.defect_class] for p in self.parts]
+        blob = json.dumps({"parts": rows, "rois": self.rois, "input": list(self.input_size), "fit": self.fit},
+                          sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def meta(self) -> dict:
+        """What the registry records: which parts with which labels, and a hash of it."""
+        return {"hash": self.label_hash(), "n_parts": len(self.parts), "n_views": len(self.views),
+                "n_ok": int((self.part_targets() == 0).sum()), "n_ng": int(self.part_targets().sum()),
+                "parts": [[p.part_id, p.verdict.name, p.defect_class] for p in self.parts]}
+
+
+def _view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[ROI]) -> list[int]:
+    """NG parts: views whose mask shows a defect inside the ROI are NG, the rest OK; without
+    any such mask every view of an NG part counts as NG (the inspector judged the part)."""
+    if not ng:
+        return [0] * n_views
+    part = project.part(pid)
+    if not any(v.has_mask for v in part.views):
+        return [1] * n_views
+    out = []
+    for k in range(n_views):
+        m = project.read_mask(pid, k) if part.views[k].has_mask else None
+        r = rois[k]
+        out.append(int(m is not None and bool(m[r.y:r.y + r.h, r.x:r.x + r.w].any())))
+    return out if any(out) else [1] * n_views
+
+
+def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: str = "letterbox",
+                  progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> Snapshot | None:
+    """Read every labelled part once (None if stopped while reading)."""
+    project = Project.open(project_path, readonly=True)
+    labelled = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
+    n_ok = sum(p.verdict == Verdict.OK for p in labelled)
+    n_ng = len(labelled) - n_ok
+    if n_ok < 2 or n_ng < 2:
+        raise TrainingError(f"{Path(project_path).name}: training needs at least 2 OK and 2 NG labelled "
+                            f"parts, the project has {n_ok} OK and {n_ng} NG")
+    rois = dict(project.settings.rois)
+    parts: list[PartItem] = []
+    views: list[ViewItem] = []
+    for i, p in enumerate(labelled):
+        if should_stop is not None and should_stop():
+            return None
+        label = p.label
+        item = PartItem(p.id, p.verdict, label.defect_class if label else 0)
+        geoms = [fit_geometry(v.shape[:2], rois.get(v.camera), input_size, fit) for v in p.views]
+        targets = _view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
+        for k, v in enumerate(p.views):
+            g = geoms[k]
+            img = project.read_image(p.id, k, roi=g.roi)
+            if img.ndim == 3 and img.shape[2] == 1:
+                img = img[:, :, 0]
+            content = fit_content(img, g)
+            white = white_level(img)
+            item.views.append(len(views))
+            views.append(ViewItem(p.id, k, v.camera, targets[k], content, white, g))
+        parts.append(item)
+        if progress is not None:
+            progress(i + 1, len(labelled))
+    return Snapshot(str(project_path), parts, views, {k: r.to_list() for k, r in rois.items()},
+                    tuple(input_size), fit)
+
+
+def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Part positions (train, val), stratified by verdict; each class keeps >= 1 in both."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        rng.shuffle(idx)
+        n_val = int(round(len(idx) * val_fraction))
+        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def stratified_kfold(targets: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train, val) part-position splits; every part is validated exactly once."""
+    counts = np.bincount(targets)
+    if counts.min() < k:
+        raise TrainingError(f"{k}-fold cross-validation needs at least {k} parts of each verdict "
+                            f"(have {counts[0]} OK, {counts[1]} NG)")
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(targets), dtype=np.int64)
+    for c in np.unique(targets):
+        idx = np.flatnonzero(targets == c)
+        rng.shuffle(idx)
+        fold_of[idx] = np.arange(len(idx)) % k
+    all_idx = np.arange(len(targets))
+    return [(all_idx[fold_of != f], all_idx[fold_of == f]) for f in range(k)]
