@@ -362,7 +362,8 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     if should_stop is not None and should_stop():
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
     metrics["val"] = rep
-    metrics["split"] = {"train_parts": int(len(train_p)), "val_parts": int(len(val_p))}
+    metrics["split"] = {"train_parts": int(len(train_p)), "val_parts": int(len(val_p)),
+                        "val_part_ids": [snap.parts[int(i)].part_id for i in val_p]}
     if progress is not None:
         progress(Progress("save", len(history), config.epochs, 0, 0, history[-1]["loss"], {}, 0.0, "saving model"))
     seconds = time.monotonic() - t0

@@ -1,0 +1,52 @@
+"""Evaluate a stored model on the project's current labels (`okng evaluate`)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from labeling.store import Project
+from labeling.types import Verdict
+
+from .errors import TrainingError
+from .inference import aggregate, load_model, resolve_model_id
+from .metrics import binary_report
+from .snapshot import CLASS_NAMES, _view_targets
+
+
+def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts: bool = False,
+                   device: str = "auto", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Part- and view-level metrics at the model's threshold.
+
+    Scope: the model's validation parts plus parts labelled since it was trained (data it never
+    learned from), or every labelled part with all_parts (optimistic: includes training parts).
+    """
+    project = Project.open(project_path, readonly=True)
+    mid = resolve_model_id(project, model_id)
+    loaded = load_model(project, mid, device)
+    meta = loaded.meta
+    seen = {int(r[0]) for r in meta.get("dataset", {}).get("parts", [])}
+    val_ids = set(int(i) for i in meta.get("metrics", {}).get("split", {}).get("val_part_ids", []))
+    parts = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
+    if not all_parts:
+        parts = [p for p in parts if p.id in val_ids or p.id not in seen]
+    if not parts:
+        raise TrainingError(f"no labelled parts to evaluate model {mid} on "
+                            "(all were used for training: try --all)")
+    part_y, part_s, view_y, view_s = [], [], [], []
+    for i, p in enumerate(parts):
+        images = project.read_views(p.id)
+        cams = [v.camera for v in p.views]
+        dec = loaded.predict_views(images, cams)
+        part_y.append(int(p.verdict == Verdict.NG))
+        part_s.append(aggregate(dec.view_scores))
+        rois = [g.roi for g in dec.geometries]
+        view_y += _view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, rois)
+        view_s += dec.view_scores
+        if progress is not None:
+            progress(i + 1, len(parts))
+    thr = loaded.threshold
+    return {"model_id": mid, "scope": "all labelled parts" if all_parts else "held-out parts",
+            "threshold": thr, "parts": binary_report(np.array(part_y), np.array(part_s), thr, CLASS_NAMES),
+            "views": binary_report(np.array(view_y), np.array(view_s), thr, CLASS_NAMES)}
