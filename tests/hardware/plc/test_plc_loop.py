@@ -193,3 +193,15 @@ def _catch(fn):
     except Exception as exc:  # noqa: BLE001
         return exc
     return None
+
+
+def test_port_in_use_is_a_clear_error(sim_factory):
+    from hardware.errors import HardwareError
+    from hardware.plc.simulator import PlcSimulator
+    sim = sim_factory(rate=0)
+    other = PlcSimulator(port=sim.port, rate=0)
+    with pytest.raises(HardwareError, match="cannot listen"):
+        other.start()
+    assert not other.running
+    with pytest.raises(HardwareError, match="not running"):
+        other.trigger()
