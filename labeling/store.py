@@ -216,8 +216,10 @@ class Project:
     def add_part(self, images: Sequence[np.ndarray], *, cameras: Sequence[str] | None = None,
                  name: str = "", source: PartSource | str = PartSource.CAPTURE,
                  masks: Sequence[np.ndarray | None] | None = None, meta: dict[str, Any] | None = None,
-                 label: Label | None = None) -> int:
-        """Store a part with its views (and optional masks/label); returns its id."""
+                 label: Label | None = None, user: User = SYSTEM_USER) -> int:
+        """Store a part with its views (and optional masks/label); returns its id.
+
+        `user` is recorded in the audit trail for the masks that come with the part."""
         self._writable()
         if len(images) == 0:
             raise ProjectError("a part needs at least one view")
@@ -251,7 +253,7 @@ class Project:
                                  for i, (c, im) in enumerate(zip(cams, imgs))], meta=row["meta"])
         for i, m in enumerate(mlist):
             if m is not None:
-                self._commit({"op": "mask", "part": pid, "view": i, "user": SYSTEM_USER.to_dict(),
+                self._commit({"op": "mask", "part": pid, "view": i, "user": user.to_dict(),
                               "has_mask": True})
         if label is not None:
             self._commit({"op": "label", "part": pid, "label": label.to_dict()})

@@ -256,7 +256,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
                 project.add_part([prepared.image], name=item.part_name, source=PartSource.IMPORT,
                                  masks=[prepared.mask], label=prepared.label,
                                  meta={"file": item.file, "path": str(item.path.resolve()),
-                                       "format": f.name})
+                                       "format": f.name}, user=user)
                 seen.add(str(item.path.resolve()))
                 _count(report, project, prepared)
             except ProjectError as exc:
