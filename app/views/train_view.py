@@ -372,6 +372,9 @@ class TrainView(QWidget):
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)
+        for w in self._side:
+            w.cancel()
+            w.wait(10000)
 
 
 def _display(img: np.ndarray) -> np.ndarray:

@@ -59,6 +59,7 @@ def test_cancel_leaves_project_intact(ctx, qtbot):
     assert again.models() == [] and again.active_model_id in (None, "")
     assert {p.id: p.label for p in again.parts()} == labels
     assert _digest(path) == before  # not a byte changed
+    view.shutdown()
 
 
 def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
@@ -81,6 +82,7 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     qtbot.mouseClick(table.make_active, qtbot_button())
     assert ctx.writer.flush(10)
     assert Project.open(ctx.project.path, readonly=True).active_model_id == mid
+    view.shutdown()
 
 
 def qtbot_button():

@@ -1,0 +1,377 @@
+"""Explain view: where the selected model looks, compared with the inspectors' masks.
+
+Top: model, Grad-CAM layer, Guided Grad-CAM toggle, Explain / Cancel. Left: the sortable table
+of views (IoU, energy in mask, pointing). Right: the picked view side by side (view, mask,
+Grad-CAM overlay, agreement), the dataset summary and the shortcut alarm, whose suggested ROI
+is applied per camera in one click (project.set_roi through the window's store writer).
+Loading the model, Grad-CAM over the dataset and each view's heatmaps run in Workers; the
+training.explain functions do all the work, this view only shows their output.
+
+Run alone for a look: ``python -m app.views.explain_view PROJECT.h5``
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.widgets.explain_panels import ShortcutPanel, SideBySide, summary_html
+from app.widgets.explain_table import AgreementTable
+from app.worker import Worker
+from labeling.types import ROI
+
+DISPLAY_MAX = 900  # px, long side of the images sent to the GUI
+
+
+# ---------------------------------------------------------------------- functions run in Workers
+def list_models(project: Any, progress: Any = None, should_stop: Any = None) -> tuple[list[dict], str | None]:
+    project.reload()
+    return project.models(), project.active_model_id
+
+
+def load_explainer(project: Any, model_id: str, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
+    """Load a model for explaining; its conv layers for the selector."""
+    from training.explain.cam import layer_names
+    from training.inference import load_model
+    loaded = load_model(project, model_id)
+    return {"model_id": model_id, "loaded": loaded, "layers": layer_names(loaded.model),
+            "default": loaded.target_layer}
+
+
+def explain_all(project: Any, loaded: Any, model_id: str, layer: str | None, lock: threading.Lock,
+                progress: Callable[[Any], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Grad-CAM over every labelled part and its agreement with the masks."""
+    from training.explain.dataset import explain_loaded
+    from training.explain.recipe import CamRecipe
+    with lock:  # one Grad-CAM at a time on a shared model (hooks, modes)
+        rep = explain_loaded(project, loaded, model_id, CamRecipe(layer=layer or None),
+                             progress=progress, should_stop=should_stop)
+    out = rep.to_dict(rows=False)
+    out["rows"] = list(rep.rows)
+    return out
+
+
+def explain_one(project: Any, loaded: Any, part_id: int, view: int, layer: str | None, guided: bool,
+                lock: threading.Lock, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
+    """Display images of one view: the view, its mask, the (Guided) Grad-CAM overlay, agreement."""
+    from training.explain.dataset import explain_loaded
+    from training.explain.overlay import overlay, to_bgr8
+    from training.explain.recipe import CamRecipe
+    recipe = CamRecipe(layer=layer or None)
+    got: dict[str, Any] = {}
+
+    def keep(e: Any) -> None:
+        if e.row.view == view:
+            got["e"] = e
+    with lock:
+        explain_loaded(project, loaded, "", recipe, parts=[part_id], on_view=keep)
+        e = got.get("e")
+        if e is None:
+            raise ValueError(f"part {part_id} has no view {view}")
+        heat = _guided(project, loaded, part_id, view, recipe) if guided else e.heat
+    base = cv2.cvtColor(to_bgr8(e.image), cv2.COLOR_BGR2RGB)
+    over = cv2.cvtColor(overlay(e.image, heat, e.mask, None if guided else e.highlight), cv2.COLOR_BGR2RGB)
+    mask = e.mask if e.mask is not None else np.zeros(e.heat.shape, np.uint8)
+    dim = (base * 0.35).astype(np.uint8)
+    mask_img = dim.copy()
+    mask_img[mask > 0] = (46, 204, 113)
+    agree = dim.copy()
+    m, h = mask > 0, np.asarray(e.highlight, bool)
+    agree[m & ~h] = (46, 204, 113)
+    agree[h & ~m] = (255, 77, 77)
+    agree[h & m] = (255, 210, 77)
+    r = e.row
+    return {"part_id": part_id, "view": view, "guided": guided, "row": r,
+            "images": [_small(x) for x in (base, mask_img, over, agree)],
+            "captions": [f"Part {part_id} · {r.camera} ({r.cls})",
+                         "Inspector mask" if e.mask is not None and e.mask.any() else "Inspector mask (none)",
+                         ("Guided Grad-CAM" if guided else "Grad-CAM") + f" · {recipe.layer or loaded.target_layer}",
+                         "Agreement" + (f" · IoU {r.iou:.2f}" if r.iou is not None else "")]}
+
+
+def _guided(project: Any, loaded: Any, part_id: int, view: int, recipe: Any) -> np.ndarray:
+    """Guided Grad-CAM of one view as a full-image map in [0, 1]."""
+    from training.explain.cam import guided_gradcam, saliency
+    from training.explain.dataset import map_to_image, target_class_index
+    part = project.part(part_id)
+    classes = project.settings.classes
+    dc = part.label.defect_class if part.label else 0
+    defect = classes[dc - 1].name if 0 < dc <= len(classes) else None
+    t, geom = loaded.preprocess(project.read_image(part_id, view), part.views[view].camera)
+    x = t if t.ndim == 4 else t[None]
+    cls = target_class_index(recipe, loaded.class_names, part, defect)
+    g = guided_gradcam(loaded.model, x, recipe.layer or loaded.target_layer, cls, target=recipe.target)
+    sal = saliency(g)[0].detach().cpu().numpy()
+    return map_to_image(sal, geom, recipe)
+
+
+def _small(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = DISPLAY_MAX / max(h, w)
+    if s >= 1:
+        return np.ascontiguousarray(img)
+    return cv2.resize(img, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
+
+
+# ---------------------------------------------------------------------- the view
+class ExplainView(QWidget):
+    """Explain mode: agreement table | side-by-side view, summary and shortcut alarm."""
+
+    report_ready = pyqtSignal()
+    view_ready = pyqtSignal()
+    model_ready = pyqtSignal(str)
+    roi_applied = pyqtSignal(str)
+
+    def __init__(self, ctx: Any, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.ctx = ctx
+        self.lock = threading.Lock()
+        self.loaded: Any = None
+        self.loaded_id: str | None = None
+        self.report: dict[str, Any] | None = None
+        self.last_view: dict[str, Any] | None = None
+        self.last_error = ""
+        self.worker: Worker | None = None
+        self._side: list[Worker] = []
+        self._view_token = 0
+
+        self.model_box = QComboBox()
+        self.model_box.setMinimumWidth(260)
+        self.model_box.currentIndexChanged.connect(self._model_picked)
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("Grad-CAM target layer: deeper = coarser but more class-specific")
+        self.layer_box.currentIndexChanged.connect(lambda _i: self._refresh_view())
+        self.guided = QCheckBox("Guided Grad-CAM")
+        self.guided.toggled.connect(lambda _b: self._refresh_view())
+        self.run_btn = QPushButton("Explain dataset")
+        self.run_btn.setObjectName("captureButton")
+        self.run_btn.clicked.connect(self.run)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.bar = QProgressBar()
+        self.bar.setMaximumWidth(260)
+        self.state = QLabel("Pick a model and press Explain dataset.")
+        self.state.setWordWrap(True)
+        top = QHBoxLayout()
+        for label, w in (("Model", self.model_box), ("Layer", self.layer_box)):
+            top.addWidget(QLabel(label))
+            top.addWidget(w)
+        top.addWidget(self.guided)
+        top.addWidget(self.run_btn)
+        top.addWidget(self.cancel_btn)
+        top.addWidget(self.bar)
+        top.addStretch(1)
+
+        self.table = AgreementTable()
+        self.table.row_selected.connect(self._row_picked)
+        self.side = SideBySide()
+        self.summary = QLabel("")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.alarm = ShortcutPanel()
+        self.alarm.apply_roi.connect(self.apply_roi)
+        lower = QWidget()
+        lw = QVBoxLayout(lower)
+        lw.addWidget(self.summary)
+        lw.addWidget(self.alarm)
+        lw.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(lower)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.side)
+        right.addWidget(scroll)
+        right.setSizes([430, 330])
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.table)
+        split.addWidget(right)
+        split.setSizes([560, 1040])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addLayout(top)
+        lay.addWidget(self.state)
+        lay.addWidget(split, 1)
+        ctx.project_changed.connect(lambda _p: self.refresh_models())
+        ctx.models_changed.connect(self.refresh_models)
+        self.refresh_models()
+
+    # ------------------------------------------------------------------ models
+    def refresh_models(self) -> None:
+        proj = self.ctx.project
+        if proj is None:
+            self.model_box.clear()
+            return
+        w = Worker(list_models, proj)
+        w.finished.connect(self._fill_models)
+        self._keep(w)
+
+    def _fill_models(self, res: tuple[list[dict], str | None]) -> None:
+        metas, active = res
+        current = self.model_box.currentData() or active
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        for m in reversed(metas):
+            mid = str(m.get("id"))
+            star = " (active)" if mid == active else ""
+            scratch = "" if m.get("pretrained") else " · scratch"
+            self.model_box.addItem(f"{mid} · {m.get('arch', '?')}{scratch}{star}", mid)
+        idx = self.model_box.findData(current) if current else -1
+        self.model_box.setCurrentIndex(max(idx, 0) if metas else -1)
+        self.model_box.blockSignals(False)
+        if not metas:
+            self.state.setText("No model in this project yet: train one in the Train view.")
+        self._model_picked()
+
+    def _model_picked(self, *_: Any) -> None:
+        mid = self.model_box.currentData()
+        proj = self.ctx.project
+        if not mid or proj is None or mid == self.loaded_id:
+            return
+        self.loaded, self.loaded_id = None, None
+        self.run_btn.setEnabled(False)
+        self.state.setText(f"Loading model {mid}…")
+        w = Worker(load_explainer, proj, mid)
+        w.finished.connect(self._model_loaded)
+        w.failed.connect(self._failed)
+        self._keep(w)
+
+    def _model_loaded(self, res: dict[str, Any]) -> None:
+        if res["model_id"] != self.model_box.currentData():
+            return  # the user picked another model meanwhile
+        self.loaded, self.loaded_id = res["loaded"], res["model_id"]
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems(res["layers"])
+        if res["default"] in res["layers"]:
+            self.layer_box.setCurrentText(res["default"])
+        self.layer_box.blockSignals(False)
+        self.run_btn.setEnabled(True)
+        self.state.setText(f"Model {self.loaded_id} loaded; press Explain dataset.")
+        self.model_ready.emit(self.loaded_id)
+
+    # ------------------------------------------------------------------ dataset run
+    def run(self) -> None:
+        """Explain every labelled part with the selected model and layer (Worker)."""
+        proj = self.ctx.project
+        if proj is None or self.loaded is None:
+            self.state.setText("Load a model first.")
+            return
+        if self.worker is not None and self.worker.is_running():
+            return
+        self.worker = Worker(explain_all, proj, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock)
+        self.worker.progress.connect(self._progress)
+        self.worker.finished.connect(self._report)
+        self.worker.failed.connect(self._failed)
+        self.worker.cancelled.connect(lambda: self._idle("Explanation cancelled."))
+        self.run_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.state.setText(f"Grad-CAM over the dataset with {self.loaded_id}, layer {self.layer_box.currentText()}…")
+        self.worker.start()
+
+    def cancel(self) -> None:
+        if self.worker is not None and self.worker.is_running():
+            self.worker.cancel()
+
+    def _progress(self, p: Any) -> None:
+        done, total = getattr(p, "done", 0), getattr(p, "total", 0)
+        self.bar.setMaximum(max(1, total))
+        self.bar.setValue(done)
+
+    def _report(self, rep: dict[str, Any]) -> None:
+        self.report = rep
+        self.table.set_rows(rep["rows"])
+        self.table.sortByColumn(5, Qt.SortOrder.AscendingOrder)  # worst IoU first
+        self.summary.setText(summary_html(rep))
+        self.alarm.show_alarms(rep.get("shortcut") or [])
+        flagged = " · SHORTCUT ALARM" if rep.get("shortcut_flagged") else ""
+        self._idle(f"{len(rep['rows'])} views explained in {rep.get('elapsed_s', 0):.1f} s{flagged}.")
+        if rep["rows"]:
+            self.table.select_row(0)
+        self.report_ready.emit()
+
+    def _idle(self, text: str) -> None:
+        self.run_btn.setEnabled(self.loaded is not None)
+        self.cancel_btn.setEnabled(False)
+        self.state.setText(text)
+
+    def _failed(self, msg: str) -> None:
+        self.last_error = msg
+        self._idle(f"Explain failed: {msg}")
+
+    # ------------------------------------------------------------------ one view
+    def _row_picked(self, row: Any) -> None:
+        self._current_row = row
+        self._refresh_view()
+
+    def _refresh_view(self) -> None:
+        row = getattr(self, "_current_row", None)
+        proj = self.ctx.project
+        if row is None or proj is None or self.loaded is None:
+            return
+        self._view_token += 1
+        token = self._view_token
+        w = Worker(explain_one, proj, self.loaded, int(row.part_id), int(row.view),
+                   self.layer_box.currentText(), self.guided.isChecked(), self.lock)
+        w.finished.connect(lambda res, t=token: self._show_view(res, t))
+        w.failed.connect(self._failed)
+        self._keep(w)
+
+    def _show_view(self, res: dict[str, Any], token: int) -> None:
+        if token != self._view_token:
+            return  # an older request: a newer one is on its way
+        self.last_view = res
+        self.side.show_images(res["images"], res["captions"])
+        self.view_ready.emit()
+
+    # ------------------------------------------------------------------ shortcut ROI
+    def apply_roi(self, camera: str, roi: list[int]) -> None:
+        """Set the suggested ROI of a camera in the project (retrain to use it)."""
+        proj = self.ctx.project
+        if proj is None:
+            return
+        value = ROI(*[int(v) for v in roi])
+        self.ctx.writer.submit(f"ROI of {camera}", proj.set_roi, camera, value, user=self.ctx.user)
+        self.state.setText(f"ROI of {camera} set to {value.to_list()}: retrain the model to use it.")
+        self.ctx.status.emit(f"ROI of {camera} set to {value.to_list()}")
+        self.roi_applied.emit(camera)
+
+    # ------------------------------------------------------------------ plumbing
+    def _keep(self, w: Worker) -> None:
+        self._side = [x for x in self._side if x.is_running()]
+        self._side.append(w)
+        w.start()
+
+    def shutdown(self) -> None:
+        """Window closing: cancel the dataset run, let short jobs end (a running QThread must
+        not be destroyed)."""
+        if self.worker is not None and self.worker.is_running():
+            self.worker.cancel()
+            self.worker.wait(10000)
+        for w in self._side:
+            w.cancel()
+            w.wait(10000)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import sys
+
+    from app.widgets.standalone import run_standalone
+    sys.exit(run_standalone(ExplainView))

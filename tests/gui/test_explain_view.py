@@ -1,0 +1,84 @@
+"""Explain view: with a tiny trained model it fills the sortable agreement table, shows the
+picked view side by side (Grad-CAM and Guided Grad-CAM) and applies a suggested ROI."""
+from __future__ import annotations
+
+import pytest
+from PyQt6.QtCore import Qt
+
+from app.context import AppContext
+from app.views.explain_view import ExplainView
+from labeling.demo import make_demo_project
+from labeling.store import Project
+from labeling.types import ROI
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One OpenMP thread: two spin against each other on two busy cores."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def ctx(tmp_path, qtbot):
+    from training.config import AugmentConfig, TrainConfig
+    from training.loop import train
+    path = tmp_path / "explain.h5"
+    make_demo_project(path, "bolts", parts=12, size=(64, 48))
+    cfg = TrainConfig(arch="resnet18", freeze="scratch", epochs=1, batch_size=48, input_size=(32, 32),
+                      augment=AugmentConfig.none(), patience=0)
+    res = train(path, cfg)
+    assert res.model_id
+    c = AppContext()
+    c.open_project(path)
+    c.model_id = res.model_id
+    yield c
+    c.shutdown()
+
+
+def test_explain_fills_table_and_views(ctx, qtbot):
+    view = ExplainView(ctx)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.loaded_id == ctx.model_id, timeout=30000)
+    layers = [view.layer_box.itemText(i) for i in range(view.layer_box.count())]
+    assert "layer4" in layers and view.layer_box.currentText() == "layer4"
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        qtbot.mouseClick(view.run_btn, Qt.MouseButton.LeftButton)
+    n_views = sum(len(p.views) for p in ctx.project.parts())
+    model = view.table.model()
+    assert model.rowCount() == n_views == 48
+    ious = [model.index(r, 5).data() for r in range(model.rowCount())]
+    assert any(v != "—" for v in ious)  # NG views with masks got an IoU
+    view.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+    parts = [int(model.index(r, 0).data()) for r in range(model.rowCount())]
+    assert parts == sorted(parts, reverse=True)
+    assert "parts" in view.summary.text() and view.alarm.note.text()
+    # the picked view side by side
+    with qtbot.waitSignal(view.view_ready, timeout=30000):
+        view.table.selectRow(3)
+    assert all(p.has_image() for p in view.side.panes)
+    assert not view.last_view["guided"]
+    with qtbot.waitSignal(view.view_ready, timeout=30000):
+        view.guided.setChecked(True)
+    assert view.last_view["guided"] and "Guided" in view.side.panes[2].title.text()
+    view.shutdown()
+
+
+def test_apply_suggested_roi(tmp_path, qtbot):
+    ctx = AppContext()
+    ctx.set_project(make_demo_project(tmp_path / "roi.h5", "bolts", parts=4, size=(64, 48)))
+    view = ExplainView(ctx)
+    qtbot.addWidget(view)
+    view.alarm.show_alarms([{"camera": "cam1", "flagged": True, "suggested_roi": [10, 8, 40, 32],
+                             "energy_share": 0.6, "region": [0, 0, 10, 14]},
+                            {"camera": "cam2", "flagged": False}])
+    assert set(view.alarm.buttons) == {"cam1"}
+    with qtbot.waitSignal(view.roi_applied, timeout=5000):
+        qtbot.mouseClick(view.alarm.buttons["cam1"], Qt.MouseButton.LeftButton)
+    assert ctx.writer.flush(10)
+    assert Project.open(ctx.project.path, readonly=True).settings.rois["cam1"] == ROI(10, 8, 40, 32)
+    view.shutdown()
+    ctx.shutdown()
