@@ -1,0 +1,164 @@
+"""Training end to end on tiny separable projects: learn, register, reload, export, cancel."""
+from __future__ import annotations
+
+import io
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from labeling.store import Project
+from labeling.types import Verdict
+from training.config import AugmentConfig, TrainConfig
+from training.errors import TrainingError
+from training.evaluate import evaluate_model
+from training.inference import load_model
+from training.loop import fit_split, train
+from training.onnx_export import export_onnx
+
+from .conftest import make_toy_project
+
+FAST = dict(arch="resnet18", freeze="last-block", epochs=3, input_size=32, batch_size=8, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    path = make_toy_project(tmp_path_factory.mktemp("trained") / "toy.okng")
+    seen = []
+    res = train(path, TrainConfig(**FAST), progress=seen.append)
+    return path, res, seen
+
+
+def test_training_learns_the_toy_project_and_registers_everything(trained):
+    path, res, seen = trained
+    assert not res.cancelled and res.model_id
+    assert res.metrics["val"]["balanced_accuracy"] == 1.0
+    assert not res.pretrained
+    assert any("trained from scratch: no ImageNet weights found for resnet18" in w for w in res.warnings)
+    assert {p.phase for p in seen} >= {"load", "cache", "train", "eval", "save"}
+    assert all(p.eta_s >= 0 for p in seen)
+    proj = Project.open(path, readonly=True)
+    assert proj.active_model_id == res.model_id and res.activated
+    meta = proj.model_meta(res.model_id)
+    for key in ("arch", "freeze", "config", "class_names", "input_size", "normalization", "rois", "metrics",
+                "pretrained", "parent", "created", "dataset", "threshold", "target_layer", "checkpoint_sha256"):
+        assert key in meta, key
+    assert meta["arch"] == "resnet18" and meta["freeze"] == "last-block" and meta["input_size"] == [32, 32]
+    assert meta["pretrained"] is False and meta["parent"] is None and meta["target_layer"] == "layer4"
+    ds = meta["dataset"]
+    assert ds["n_parts"] == 24 and len(ds["parts"]) == 24 and {r[1] for r in ds["parts"]} == {"OK", "NG"}
+    val = meta["metrics"]["val"]
+    for key in ("confusion_matrix", "per_class", "accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "kappa"):
+        assert key in val
+
+
+def test_checkpoint_reloads_with_identical_outputs(trained):
+    path, res, _ = trained
+    a = load_model(path, res.model_id, device="cpu")
+    b = load_model(path, "active", device="cpu")
+    assert a.target_layer == "layer4" and a.input_size == (32, 32) and not a.model.training
+    proj = Project.open(path, readonly=True)
+    ng = next(p for p in proj.parts() if p.verdict == Verdict.NG)
+    views = proj.read_views(ng.id)
+    batch = torch.stack([a.preprocess(v, "cam0")[0] for v in views])
+    assert torch.equal(a.logits(batch), b.logits(batch))
+    dec = a.predict_views(views, [v.camera for v in ng.views])
+    assert dec.verdict == Verdict.NG and len(dec.view_scores) == 2 and max(dec.view_scores) == dec.confidence
+    ok = next(p for p in proj.parts() if p.verdict == Verdict.OK)
+    assert a.predict_views(proj.read_views(ok.id), ["cam0", "cam1"]).verdict == Verdict.OK
+
+
+def test_tampered_and_foreign_checkpoints_are_refused(trained, tmp_path):
+    path, res, _ = trained
+    copy = tmp_path / "copy.okng"
+    shutil.copy(path, copy)
+    proj = Project.open(copy)
+    meta = proj.model_meta(res.model_id)
+    data = bytearray(proj.load_checkpoint(res.model_id))
+    data[len(data) // 2] ^= 0xFF
+    proj.save_model(res.model_id, meta, bytes(data))
+    with pytest.raises(TrainingError, match="checksum mismatch"):
+        load_model(copy, res.model_id)
+    from training.checkpoint import sha256
+    buf = io.BytesIO()
+    torch.save({"weights": torch.zeros(3)}, buf)
+    for blob, msg in ((buf.getvalue(), "foreign"), (b"not a checkpoint at all", "damaged")):
+        proj.save_model(res.model_id, dict(meta, checkpoint_sha256=sha256(blob)), blob)
+        with pytest.raises(TrainingError, match=msg):
+            load_model(copy, res.model_id)
+
+
+def test_onnx_export_matches_torch(trained, tmp_path):
+    path, res, _ = trained
+    loaded = load_model(path, res.model_id, device="cpu")
+    rep = export_onnx(loaded, tmp_path / "m.onnx")
+    assert rep["equal"] and rep["max_abs_diff"] < 1e-4
+    import onnxruntime as ort
+    proj = Project.open(path, readonly=True)
+    x = torch.stack([loaded.preprocess(v, "cam0")[0] for v in proj.read_views(proj.part_ids()[-1])])
+    got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(["logits"], {"views": x.numpy()})[0]
+    assert np.allclose(got, loaded.logits(x).numpy(), atol=1e-4)
+
+
+def test_evaluate_on_held_out_parts(trained):
+    path, res, _ = trained
+    rep = evaluate_model(path, "active", device="cpu")
+    assert rep["model_id"] == res.model_id
+    assert rep["parts"]["n"] == res.metrics["split"]["val_parts"]
+    assert rep["parts"]["balanced_accuracy"] == pytest.approx(res.metrics["val"]["balanced_accuracy"])
+    assert evaluate_model(path, res.model_id, all_parts=True, device="cpu")["parts"]["n"] == 24
+
+
+def test_cancel_mid_epoch_leaves_project_and_registry_intact(trained, tmp_path):
+    path, res, _ = trained
+    copy = tmp_path / "c.okng"
+    shutil.copy(path, copy)
+    before = Project.open(copy, readonly=True)
+    models_before = before.models()
+    events_before = len(before.events())
+    calls = []
+
+    def progress(p):
+        calls.append(p)
+
+    def should_stop():
+        return any(p.phase == "train" and p.step >= 1 for p in calls)
+
+    out = train(copy, TrainConfig(**dict(FAST, freeze="none", arch="mobilenet_v3_small")), progress, should_stop)
+    assert out.cancelled and out.model_id is None
+    after = Project.open(copy, readonly=True)
+    assert after.models() == models_before and after.active_model_id == res.model_id
+    assert len(after.events()) == events_before
+    assert [p.verdict for p in after.parts()] == [p.verdict for p in before.parts()]
+
+
+def test_warm_start_target_recall_and_determinism(trained):
+    path, res, _ = trained
+    cfg = TrainConfig(**dict(FAST, epochs=1, warm_start=res.model_id, target_ng_recall=1.0))
+    child = train(path, cfg)
+    meta = Project.open(path, readonly=True).model_meta(child.model_id)
+    assert meta["parent"] == res.model_id and meta["pretrained"] is False
+    assert child.metrics["val"]["ng_recall"] == 1.0 and not child.activated
+    # Same seed, same data -> the same run (one epoch of a live, augmented forward).
+    from training.snapshot import load_snapshot, stratified_split
+    from training.backbones import get_backbone
+    snap = load_snapshot(path, (32, 32))
+    tr, va = stratified_split(snap.part_targets(), 0.2, 0)
+    spec = get_backbone("mobilenet_v3_small")
+    c = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32, batch_size=8,
+                    augment=AugmentConfig.preset("light"))
+    runs = [fit_split(snap, tr, va, c, lambda: spec.build(2), None, None)[2][0] for _ in range(2)]
+    assert runs[0]["loss"] == runs[1]["loss"] and runs[0]["val_loss"] == runs[1]["val_loss"]
+
+
+def test_bad_config_and_empty_project_give_clear_errors(tmp_path):
+    with pytest.raises(TrainingError, match="unknown architecture"):
+        TrainConfig(arch="resnet9").validate()
+    with pytest.raises(TrainingError, match="folds"):
+        TrainConfig(folds=1).validate()
+    path = make_toy_project(tmp_path / "e.okng", n_ok=3, n_ng=1, size=(16, 16), views=1)
+    with pytest.raises(TrainingError, match="at least 2 OK and 2 NG"):
+        train(path, TrainConfig(**FAST))
+    assert Project.open(path, readonly=True).models() == []
