@@ -77,6 +77,7 @@ class SortSummary:
     model_id: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
+    truth: dict[str, int] = field(default_factory=dict)  # agreement with the source's ground truth
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -372,6 +373,10 @@ class SortEngine:
             s.errors += int(verdict == PlcVerdict.ERROR)
             s.answered += int(answered)
             s.unanswered += int(not answered and not cfg.shadow)
+            want = str(truth.get("verdict", "")).upper() if isinstance(truth, dict) else ""
+            if want in ("OK", "NG") and name in ("OK", "NG"):
+                key = "agree" if want == name else "disagree"
+                s.truth[key] = s.truth.get(key, 0) + 1
             self._last = {"trig_seq": trig.seq, "part_id": trig.part_id, "verdict": name,
                           "confidence": round(confidence, 4), "defect_class": dclass,
                           "scores": [round(v, 4) for v in scores], "error": error,

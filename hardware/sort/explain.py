@@ -40,15 +40,24 @@ def make_explainer(classifier: Any) -> Callable[[Sequence[np.ndarray], Sequence[
 
     def explain(images: Sequence[np.ndarray], cameras: Sequence[str], defect_class: int) -> list[np.ndarray]:
         import torch
-        batch = torch.from_numpy(np.stack([np.asarray(preprocess(im, cam), np.float32)
-                                           for im, cam in zip(images, cameras)]))
+        batch = torch.stack([_as_tensor(preprocess(im, cam)) for im, cam in zip(images, cameras)])
         layer = getattr(classifier, "target_layer", None) or last_conv(module)
         with torch.enable_grad():
-            out = gradcam(module, batch, layer, _class_index(module, batch, defect_class))
+            ng = getattr(classifier, "ng_index", None)
+            cls = int(ng) if ng is not None else _class_index(module, batch, defect_class)
+            out = gradcam(module, batch, layer, cls)
         out = out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
         return [np.asarray(m, np.float32).squeeze() for m in out]
 
     return explain
+
+
+def _as_tensor(x: Any) -> Any:
+    # LoadedModel.preprocess gives (tensor, geometry); TorchViewClassifier a numpy array.
+    import torch
+    if isinstance(x, tuple):
+        x = x[0]
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x, np.float32))
 
 
 def _gradcam_function() -> Callable | None:

@@ -8,6 +8,7 @@ available, an untrained network is used and reported as such.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from hardware.errors import HardwareError
@@ -25,8 +26,48 @@ def load_classifier(project: Any, model_id: str = "active") -> tuple[Any, dict[s
     except ImportError as exc:
         raise HardwareError(f"model inference is not available ({exc})") from None
     model = load_model(project, model_id)
-    mid = str(getattr(model, "model_id", None) or (project.active_model_id if model_id in ("", "active") else model_id))
-    return model, {"model_id": mid, "trained": True, "arch": _arch(project, mid)}
+    mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
+    return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": _arch(project, mid),
+                                    "threshold": float(getattr(model, "threshold", 0.5))}
+
+
+class TimedModel:
+    """A training.inference.LoadedModel that reports its preprocess and forward times.
+
+    Same decision as LoadedModel.predict_views (its preprocess, ONE batched forward, its
+    decide); only split in two timed halves so the engine can report per-stage timings.
+    Everything else (model, preprocess, target_layer, ng_index...) is the wrapped model's.
+    """
+
+    def __init__(self, loaded: Any, model_id: str = "") -> None:
+        self.loaded = loaded
+        self.model_id = model_id or str(getattr(loaded, "id", ""))
+        self.last_timings: dict[str, float] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loaded, name)
+
+    def prepare(self, images: Any, cameras: Any) -> tuple[Any, list]:
+        """Preprocessed batch (N,3,h,w) and the view geometries."""
+        import torch
+        pairs = [self.loaded.preprocess(im, cam) for im, cam in zip(images, cameras)]
+        return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+
+    def forward_batch(self, batch: Any) -> Any:
+        """The bare batched forward: P(NG) per view."""
+        return self.loaded.ng_scores(batch)
+
+    def predict_views(self, images: Any, cameras: Any) -> Any:
+        from training.inference import decide
+        if len(images) == 0 or len(images) != len(cameras):
+            return self.loaded.predict_views(images, cameras)  # its own clear error
+        t0 = time.perf_counter()
+        batch, geoms = self.prepare(images, cameras)
+        t1 = time.perf_counter()
+        scores = self.forward_batch(batch)
+        t2 = time.perf_counter()
+        self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}
+        return decide(scores, self.loaded.threshold, geoms)
 
 
 def _arch(project: Any, model_id: str) -> str:
@@ -65,24 +106,17 @@ def demo_classifier(project: Any, progress: Any = None) -> tuple[Any, dict[str, 
     return clf, info
 
 
-def quick_train(project: Any, progress: Any = None) -> str:
-    """Train a tiny model on the project for a few seconds; returns its model id (made active)."""
-    from training import loop
-    cfg_cls = getattr(loop, "TrainConfig", None)
-    if cfg_cls is None:
-        raise HardwareError("training.loop has no TrainConfig")
-    fields = getattr(cfg_cls, "__dataclass_fields__", {})
-    wanted = {"arch": "mobilenet_v3_small", "backbone": "mobilenet_v3_small", "pretrained": False,
-              "epochs": 2, "batch_size": 8, "input_size": (96, 128), "num_workers": 0,
-              "freeze": "none", "seed": 0}
-    cfg = cfg_cls(**{k: v for k, v in wanted.items() if k in fields})
-    result = loop.train(project, cfg, progress=None, should_stop=None)
-    model_id = getattr(result, "model_id", None) or (result.get("model_id") if isinstance(result, dict) else None)
-    if not model_id:
-        project.reload()
-        model_id = project.active_model_id
-    if not model_id:
+def quick_train(project: Any, progress: Any = None, arch: str = "mobilenet_v3_small",
+                epochs: int = 3, input_size: int = 128) -> str:
+    """Train a small model on the project for a few seconds; returns its id (made active)."""
+    from training.config import TrainConfig
+    from training.loop import train
+    cfg = TrainConfig(arch=arch, freeze="none", epochs=epochs, batch_size=16, input_size=input_size,
+                      patience=0, seed=0, num_threads=1)
+    result = train(project.path, cfg, progress=progress)
+    if result.cancelled or not result.model_id:
         raise HardwareError("quick training produced no model")
-    if project.active_model_id != model_id:
-        project.set_active_model(model_id)
-    return str(model_id)
+    project.reload()
+    if project.active_model_id != result.model_id:
+        project.set_active_model(result.model_id)
+    return str(result.model_id)

@@ -1,10 +1,13 @@
 """Logs sorted parts into the project OFF the critical path.
 
-The engine hands each inspected part to `PartLogger.submit`, which never blocks: a background
-thread with its own Project handle stores the views (source "sort"), the decision, the scores
-and the per-stage timings, then the prediction. Grad-CAM for NG parts, when asked, also runs
-here. If logging cannot keep up, the oldest waiting parts are not waited for: they are counted
-as dropped, because a late result on the belt costs more than a missing log entry.
+The engine hands each inspected part to `PartLogger.submit`, which never blocks. A background
+thread computes Grad-CAM for NG parts (when asked) and passes the part on to a WRITER PROCESS
+with its own Project handle, which stores the views (source "sort"), the decision, the scores
+and the per-stage timings, then the prediction. A process, not a thread: h5py keeps the GIL
+while it compresses and writes ~15 MB of views per part, which would stall the sort loop's
+Python for tens of milliseconds on every part. (process=False writes from the thread, for
+callers that cannot spawn.) If logging cannot keep up, parts are not waited for: they are
+counted as dropped, because a late result on the belt costs more than a missing log entry.
 """
 from __future__ import annotations
 
@@ -51,10 +54,15 @@ class PartLogger:
     """Background writer of PartRecords into a project file (its own store handle)."""
 
     def __init__(self, project_path: str | Path, model_id: str = "", maxsize: int = 64,
-                 explainer: Explainer | None = None) -> None:
+                 explainer: Explainer | None = None, process: bool = True) -> None:
         self.path = Path(project_path)
         self.model_id = model_id
         self.explainer = explainer
+        self.process = process
+        self._proc: Any = None
+        self._req: Any = None
+        self._ack: Any = None
+        self._sent = 0
         self._q: queue.Queue[PartRecord | None] = queue.Queue(maxsize=maxsize)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -66,6 +74,13 @@ class PartLogger:
         self.part_ids: list[int] = []
 
     def start(self) -> None:
+        if self.process and self._proc is None:
+            import multiprocessing as mp
+            ctx = mp.get_context("spawn")  # never fork a process that runs torch threads
+            self._req, self._ack = ctx.Queue(maxsize=8), ctx.Queue()
+            self._proc = ctx.Process(target=_writer_main, args=(str(self.path), self._req, self._ack),
+                                     name="okng-sort-writer", daemon=True)
+            self._proc.start()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="okng-sort-log", daemon=True)
             self._thread.start()
@@ -94,6 +109,12 @@ class PartLogger:
                     break
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self._thread = None
+        if self._proc is not None:
+            self._proc.join(max(0.5, deadline - time.monotonic()))
+            self._drain_acks()
+            if self._proc.is_alive():
+                self._proc.terminate()
+            self._proc = None
 
     def counters(self) -> dict[str, Any]:
         with self._lock:
@@ -101,24 +122,46 @@ class PartLogger:
                     "gradcams": self.gradcams, "queued": self._q.qsize()}
 
     def _run(self) -> None:
-        from labeling.store import Project
-        project = Project.open(self.path)
+        project = None
         while True:
             rec = self._q.get()
             if rec is None:
+                if self._req is not None:
+                    self._req.put(None)
                 return
             try:
-                pid = self._write(project, rec)
-                with self._lock:
-                    self.logged += 1
-                    self.part_ids.append(pid)
+                job = self._job(rec)
+                if self._req is not None:
+                    self._req.put(job)
+                    self._drain_acks()
+                    continue
+                if project is None:
+                    from labeling.store import Project
+                    project = Project.open(self.path)
+                self._count(("ok", write_job(project, job)))
             except Exception as exc:  # noqa: BLE001 - a logging failure must never stop sorting
-                log.warning("could not log sorted part seq %s: %s", rec.trig_seq, exc)
-                with self._lock:
-                    self.failed += 1
-                    self.last_error = str(exc)
+                self._count(("fail", f"seq {rec.trig_seq}: {exc}"))
 
-    def _write(self, project: Any, rec: PartRecord) -> int:
+    def _drain_acks(self) -> None:
+        import queue as q
+        while True:
+            try:
+                self._count(self._ack.get_nowait())
+            except (q.Empty, OSError, ValueError):
+                return
+
+    def _count(self, ack: tuple[str, Any]) -> None:
+        with self._lock:
+            if ack[0] == "ok":
+                self.logged += 1
+                self.part_ids.append(int(ack[1]))
+            else:
+                log.warning("could not log a sorted part: %s", ack[1])
+                self.failed += 1
+                self.last_error = str(ack[1])
+
+    def _job(self, rec: PartRecord) -> dict[str, Any]:
+        """Everything the writer needs, as plain picklable data."""
         meta = {"trig_seq": rec.trig_seq, "part_id": rec.part_id, "verdict": rec.verdict,
                 "confidence": round(rec.confidence, 4), "defect_class": rec.defect_class,
                 "scores": [round(s, 5) for s in rec.scores], "shadow": rec.shadow,
@@ -129,18 +172,17 @@ class PartLogger:
             meta["error"] = rec.error
         if rec.truth is not None:
             meta["truth"] = _jsonable(rec.truth)
-        pid = project.add_part(list(rec.images), cameras=list(rec.cameras),
-                               name=f"sort-{rec.part_id}-{rec.trig_seq}", source=PartSource.SORT,
-                               meta=meta)
+        job: dict[str, Any] = {"images": [np.asarray(im) for im in rec.images], "cameras": list(rec.cameras),
+                               "name": f"sort-{rec.part_id}-{rec.trig_seq}", "meta": meta, "prediction": None}
         if rec.verdict in ("OK", "NG"):
             extra: dict[str, Any] = {"source": "sort", "trig_seq": rec.trig_seq, "part_id": rec.part_id,
                                      "shadow": rec.shadow}
             if rec.verdict == "NG" and self.explainer is not None:
                 extra["gradcam"] = self._gradcam(rec)
-            project.add_prediction(pid, Prediction(self.model_id, Verdict[rec.verdict], tuple(rec.scores),
-                                                   float(rec.confidence), int(rec.defect_class),
-                                                   rec.time, extra))
-        return pid
+            job["prediction"] = Prediction(self.model_id, Verdict[rec.verdict], tuple(rec.scores),
+                                           float(rec.confidence), int(rec.defect_class), rec.time,
+                                           extra).to_dict()
+        return job
 
     def _gradcam(self, rec: PartRecord) -> Any:
         """Small per-view heatmaps (16x16, 0..255) stored with the prediction, or the error."""
@@ -158,6 +200,35 @@ class PartLogger:
             return out
         except Exception as exc:  # noqa: BLE001 - Grad-CAM is a nicety, never a failure
             return {"error": str(exc)}
+
+
+def write_job(project: Any, job: dict[str, Any]) -> int:
+    """Store one logged part (views, meta, then its prediction); returns the part id."""
+    pid = project.add_part(job["images"], cameras=job["cameras"], name=job["name"],
+                           source=PartSource.SORT, meta=job["meta"])
+    if job["prediction"] is not None:
+        project.add_prediction(pid, Prediction.from_dict(job["prediction"]))
+    return pid
+
+
+def _writer_main(path: str, requests: Any, acks: Any) -> None:
+    """The writer process: one Project handle, one part per request, an ack per part."""
+    import os
+
+    from labeling.store import Project
+    try:
+        os.nice(10)  # logging may lag; the sort loop on the same CPU must not
+    except (AttributeError, OSError):
+        pass
+    project = Project.open(path)
+    while True:
+        job = requests.get()
+        if job is None:
+            return
+        try:
+            acks.put(("ok", write_job(project, job)))
+        except Exception as exc:  # noqa: BLE001 - reported back, the writer goes on
+            acks.put(("fail", f"{job.get('name')}: {exc}"))
 
 
 def _jsonable(obj: Any) -> Any:

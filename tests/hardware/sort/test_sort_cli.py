@@ -1,0 +1,56 @@
+"""`okng sort` end to end: the demo rig against the built-in PLC simulator, and bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.cli import main
+from labeling.demo import make_demo_project
+from labeling.store import Project
+from labeling.types import PartSource
+
+
+def test_sort_demo_runs_end_to_end_and_prints_a_json_summary(tmp_path: Path, capsys, monkeypatch):
+    # A small demo project given on the command line; the demo classifier is trained on it
+    # when the training room is there, else an untrained one (reported as such).
+    monkeypatch.setattr("hardware.sort.models.quick_train", _no_training)
+    path = tmp_path / "demo.okng"
+    make_demo_project(path, "bolts", parts=4, size=(64, 48))
+    rc = main(["sort", str(path), "--demo", "--parts", "6", "--rate", "5", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["triggers"] == 6 and out["answered"] == 6 and out["missed"] == 0
+    assert sum(out["verdicts"].values()) == 6
+    sim = out["simulator"]
+    assert sim["triggers"] == 6 and sim["answered"] == 6 and sim["answered_late"] == 0
+    assert sim["passed"] == out["verdicts"]["OK"]
+    assert out["model"]["trained"] is False and "UNTRAINED" in out["model"]["note"]
+    assert set(out["latency_ms"]) >= {"p50", "p95", "p99"}
+    project = Project.open(path)
+    assert len([p for p in project.parts() if p.source == PartSource.SORT]) == 6
+
+
+def _no_training(project, progress=None):
+    raise RuntimeError("training skipped in this test (seconds matter)")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sort"], "give a PROJECT file, or --demo"),
+    (["sort", "missing.okng"], "no project file"),
+    (["sort", "--demo", "--parts", "0"], "--parts must be positive"),
+    (["sort", "--demo", "--plc", "host:notaport"], "port"),
+])
+def test_sort_bad_input_is_one_clear_error_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_sort_without_a_model_says_so(tmp_path: Path, capsys):
+    path = tmp_path / "p.okng"
+    make_demo_project(path, "bolts", parts=1, size=(64, 48))
+    assert main(["sort", str(path), "--parts", "1"]) == 1
+    assert "no active model" in capsys.readouterr().err
