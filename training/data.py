@@ -118,16 +118,19 @@ def to_float_rgb(content: np.ndarray, white: float) -> np.ndarray:
 
 
 def to_tensor(x: np.ndarray, geom: ViewGeometry, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Float (h, w, 3) content -> normalised (3, H, W) input; padding is the mean (0 after norm)."""
+    """Float (h, w, 3) content -> normalised (3, H, W) input; padding is the mean (0 after norm).
+
+    Done in numpy: on a busy CPU, torch's thread pool wakes up for each small op and costs
+    tens of milliseconds per view; numpy stays on the calling thread.
+    """
     ih, iw = geom.input_size
     top, left = geom.pad
     ch, cw = geom.content_size
-    m = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-    out = torch.zeros((3, ih, iw), dtype=torch.float32)
-    t = torch.from_numpy(np.ascontiguousarray(x[:ch, :cw].transpose(2, 0, 1)))
-    out[:, top:top + ch, left:left + cw] = (t - m) / s
-    return out
+    m = np.asarray(mean, dtype=np.float32)
+    inv = np.float32(1.0) / np.asarray(std, dtype=np.float32)
+    out = np.zeros((3, ih, iw), dtype=np.float32)
+    out[:, top:top + ch, left:left + cw] = ((x[:ch, :cw] - m) * inv).transpose(2, 0, 1)
+    return torch.from_numpy(out)
 
 
 def preprocess_view(image: np.ndarray, roi: ROI | None, input_size: tuple[int, int],
