@@ -53,21 +53,26 @@ def bench_gradcam(arch: str, size: int, batch: int, batches: int, threads: int |
     def cam(x: torch.Tensor) -> None:
         gradcam(model, x, layer, 1, size=(size, size))
 
+    def forward(x: torch.Tensor) -> None:
+        with torch.no_grad():
+            model(x)
+
     plain(data[0])  # warm-up (allocator, kernels)
     cam(data[0])
-    t_plain, t_cam = [], []
+    times: dict = {plain: [], cam: [], forward: []}
     for i, x in enumerate(data):
-        order = (plain, cam) if i % 2 == 0 else (cam, plain)
+        order = (plain, cam, forward) if i % 2 == 0 else (forward, cam, plain)
         for fn in order:
             sync()
             t0 = time.perf_counter()
             fn(x)
             sync()
-            (t_plain if fn is plain else t_cam).append(time.perf_counter() - t0)
-    mp, mc = statistics.median(t_plain), statistics.median(t_cam)
+            times[fn].append(time.perf_counter() - t0)
+    mp, mc, mf = (statistics.median(times[f]) for f in (plain, cam, forward))
     return {"bench": "gradcam", "arch": arch, "input": size, "batch": batch, "batches": batches,
             "device": str(dev), "threads": torch.get_num_threads(),
             "plain_fwd_bwd_s_per_batch": round(mp, 4), "gradcam_s_per_batch": round(mc, 4),
+            "forward_only_s_per_batch": round(mf, 4),
             "ratio": round(mc / mp, 3), "target_ratio": 1.3, "ok": mc / mp <= 1.3,
             "gradcam_views_per_s": round(batch / mc, 2)}
 

@@ -25,17 +25,23 @@ class ShortcutRule:
     """When a hot region of the mean heatmap counts as a shortcut.
 
     hot_level: cells >= hot_level x max of the mean map form the candidate regions.
-    min_energy: share of the mean map's energy the region must hold.
-    max_area: largest share of the model's view the region may cover ("compact").
+    min_energy: share of the mean map's energy (above its floor) the region must hold.
+    min_density: energy share / area share: how much denser than uniform attention the region
+        must be ("compact"; deep layers give blurry maps, 3x4 cells for a 96x128 input, so an
+        absolute area cap alone would miss a shortcut in a corner).
+    max_area: largest share of the model's view the region may cover in any case.
     max_overlap: largest share of its cells that may touch the (dilated) union of masks.
     tolerance: dilation of the mask union, in grid cells (masks drawn a little too tight).
+    max_retained: the suggested ROI may keep at most this share of the region's energy.
     """
 
     hot_level: float = 0.3
     min_energy: float = 0.3
-    max_area: float = 0.25
+    min_density: float = 2.0
+    max_area: float = 0.5
     max_overlap: float = 0.25
     tolerance: int = 1
+    max_retained: float = 0.25
 
 
 @dataclass
@@ -224,7 +230,7 @@ class ShortcutDetector:
                 "ok_energy": float(ok_mean[c].sum() / ok_total) if ok_total > 0 else None,
                 "peaks": sum(bool(near[p]) for p in cam.peaks) / max(1, len(cam.peaks))})
         flagged = [s for s in stats if s["energy"] >= r.min_energy and s["area"] <= r.max_area
-                   and s["overlap"] <= r.max_overlap]
+                   and s["energy"] >= r.min_density * s["area"] and s["overlap"] <= r.max_overlap]
         show = max(flagged or stats, key=lambda s: s["energy"])
         a.energy_share, a.area_share = round(show["energy"], 4), round(show["area"], 4)
         a.mask_overlap = round(show["overlap"], 4)
@@ -239,16 +245,7 @@ class ShortcutDetector:
                 "no compact off-mask region holds enough attention"
             return a
         a.flagged = True
-        excl = [self._px_xyxy(cam, _box(s["comp"])) for s in flagged]
-        view = cam.view_box or (0, 0, cam.shape[1], cam.shape[0])
-        roi = None
-        # A margin around both what is kept and what is cut (the hot region's edge fades
-        # gradually); without a margin if that is the only way to keep every mask.
-        for margin in (max(2, round(0.02 * max(cam.shape))), 0):
-            keep = _grow(cam.mask_box, margin, view) if cam.mask_box else None
-            roi = suggest_roi(view, keep, [_grow(e, margin, view) for e in excl])
-            if roi:
-                break
+        roi = self._suggest(cam, mean, [s["comp"] for s in flagged])
         share = int(round(100 * a.energy_share))
         if roi:
             a.suggested_roi = [roi[0], roi[1], roi[2] - roi[0], roi[3] - roi[1]]
@@ -259,6 +256,36 @@ class ShortcutDetector:
             a.note = (f"{share} % of the attention sits in x,y,w,h={a.region}, off the masks, but no "
                       f"rectangular ROI excludes it and keeps every mask: vary or mask that region.")
         return a
+
+    def _suggest(self, cam: _Camera, mean: np.ndarray, comps: list[np.ndarray]):
+        """The largest ROI that keeps every mask and at most max_retained of the flagged
+        regions' energy. Candidates: cut each region off by one side, the region taken at
+        rising levels of the map (a blurry map's outer ring may reach the masks while its
+        core does not), and the box around the masks themselves (the study's thread crop)."""
+        view = cam.view_box or (0, 0, cam.shape[1], cam.shape[0])
+        flagged = np.any(comps, axis=0)
+        top = float(mean[flagged].max())
+        margin = max(2, round(0.02 * max(cam.shape)))
+        keep = _grow(cam.mask_box, margin, view) if cam.mask_box else None
+        cands = [keep] if keep else []
+        for level in (self.rule.hot_level, 0.5, 0.7, 0.9):
+            core = [c & (mean >= level * top) for c in comps]
+            boxes = [_grow(self._px_xyxy(cam, b), margin, view) for b in map(_box, core) if b]
+            for k in ((keep, cam.mask_box) if keep else (None,)):
+                roi = suggest_roi(view, k, boxes)
+                if roi:
+                    cands.append(roi)
+                    break
+        (H, W), (gh, gw) = cam.shape, cam.grid
+        yc, xc = (np.arange(gh) + 0.5) * H / gh, (np.arange(gw) + 0.5) * W / gw
+        total = float(mean[flagged].sum())
+
+        def retained(b: tuple[int, int, int, int]) -> float:
+            inside = ((yc >= b[1]) & (yc < b[3]))[:, None] & ((xc >= b[0]) & (xc < b[2]))[None, :]
+            return float(mean[flagged & inside].sum()) / total
+
+        good = [c for c in cands if retained(c) <= self.rule.max_retained]
+        return max(good, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if good else None
 
     @staticmethod
     def _px_xyxy(cam: _Camera, b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

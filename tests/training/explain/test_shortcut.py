@@ -113,3 +113,26 @@ def test_suggest_roi_boxes():
     assert suggest_roi(view, (30, 30, 60, 60), [(200, 200, 210, 210)]) == view
     with pytest.raises(TypeError):
         suggest_roi(view)  # type: ignore[call-arg]
+
+
+def test_blurry_corner_shortcut_like_a_deep_layer():
+    # A 3x4-cell layer4 map upsampled to 96x128 spreads the clamp over a quarter of the view,
+    # and its outer ring reaches the thread's rows and columns: still a shortcut; the ROI
+    # cuts off the core and keeps every mask.
+    det = ShortcutDetector()
+    rng = np.random.default_rng(3)
+    for i in range(24):
+        ng = i % 2 == 0
+        m = None
+        if ng:
+            m = np.zeros((H, W), np.uint8)
+            x, y = int(rng.integers(47, 75)), int(rng.integers(36, 88))
+            m[y:y + 6, x:x + 6] = 1
+        det.add("cam0", blob(8, 10, 38) + 0.02 * rng.random((H, W)), m, ok=not ng)
+    (a,) = det.alarms()
+    assert a.flagged and a.area_share > 0.25 and a.mask_overlap <= 0.25
+    x0, y0, w, h = a.region
+    assert x0 + w > 47 and y0 + h > 36  # its outer ring reaches the thread's columns and rows
+    rx, ry, rw, rh = a.suggested_roi
+    assert not (rx <= 8 < rx + rw and ry <= 10 < ry + rh)
+    assert rx <= 47 and ry <= 36 and rx + rw >= 81 and ry + rh >= 94
