@@ -141,6 +141,7 @@ def main() -> int:
     s, sim = res.summary, res.simulator
     lat = s.latency_ms
     bare50, bare99 = pct(fwd, 50), pct(fwd, 99)
+    plc_side = [r["latency_ms"] / 1000.0 for r in res.history if r.get("latency_ms") is not None]
     missed = s.missed + sim["missed"] + sim["answered_late"] + sim["rejected_by_watchdog"]
     out = {
         "bench": "sort", "arch": args.arch, "input": args.size, "views": len(cap.views),
@@ -149,6 +150,9 @@ def main() -> int:
         "parts": res.produced, "rate_target": args.rate, "parts_per_s": res.rate,
         "latency_p50_ms": lat.get("p50"), "latency_p95_ms": lat.get("p95"), "latency_p99_ms": lat.get("p99"),
         "latency_max_ms": lat.get("max"),
+        # what the PLC sees: part at the station -> accepted answer (includes the poll wait)
+        "plc_side_p50_ms": pct(plc_side, 50) if plc_side else None,
+        "plc_side_p99_ms": pct(plc_side, 99) if plc_side else None,
         "bare_forward_p50_ms": bare50, "bare_forward_p99_ms": bare99,
         "ratio_p50": round(lat["p50"] / bare50, 3) if lat else None,
         "ratio_p99": round(lat["p99"] / bare99, 3) if lat else None,

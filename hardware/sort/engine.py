@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from hardware.errors import HardwareError
@@ -28,8 +27,12 @@ from hardware.sort.config import SortConfig
 from hardware.sort.link import PlcLink
 from hardware.sort.partlog import PartLogger, PartRecord
 from hardware.sort.stats import LatencyStats
+from hardware.sort.summary import SortProgress, SortSummary
+
+__all__ = ["SOURCE_WARMERS", "SortEngine", "SortProgress", "SortSummary"]
 
 log = logging.getLogger(__name__)
+
 
 def _warm_sim(source: Any) -> None:
     # The sim renderer caches its static layers per (seed, size) on first use (~1 s at
@@ -42,46 +45,6 @@ def _warm_sim(source: Any) -> None:
 SOURCE_WARMERS: dict[str, Callable[[Any], None]] = {"sim": _warm_sim}
 
 VERDICT_NAMES = {PlcVerdict.OK: "OK", PlcVerdict.NG: "NG", PlcVerdict.ERROR: "ERROR"}
-
-
-@dataclass
-class SortProgress:
-    """Reported after each trigger: parts done (of total when known) and a snapshot."""
-
-    done: int
-    total: int | None
-    message: str
-    snapshot: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SortSummary:
-    """What a run did: counts, latency percentiles (ms), rate, log and PLC link figures."""
-
-    triggers: int = 0
-    answered: int = 0
-    verdicts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "NG": 0, "ERROR": 0})
-    errors: int = 0
-    missed: int = 0
-    capture_errors: int = 0
-    inference_errors: int = 0
-    write_failures: int = 0
-    unanswered: int = 0  # decided while the PLC was unreachable (logged locally)
-    shadow: bool = False
-    duration_s: float = 0.0
-    parts_per_s: float = 0.0
-    latency_ms: dict[str, float] = field(default_factory=dict)
-    stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
-    plc: dict[str, Any] = field(default_factory=dict)
-    log: dict[str, Any] = field(default_factory=dict)
-    model_id: str = ""
-    source: dict[str, Any] = field(default_factory=dict)
-    stop_reason: str = ""
-    truth: dict[str, int] = field(default_factory=dict)  # agreement with the source's ground truth
-
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-        return asdict(self)
 
 
 class SortEngine:

@@ -104,3 +104,18 @@ def test_settings_are_checked():
         SortConfig(poll_period=0)
     with pytest.raises(ValueError):
         SortEngine(None, brightness_classifier(), make_source("sim"), SortConfig()).run(parts=0)
+
+
+def test_without_heartbeat_thread_the_engine_writes_pc_status_itself(tmp_path: Path, project, peer):
+    from hardware.plc.registers import PcStatus
+    folder = write_folder(tmp_path / "run", 2, {})
+    source = make_source(f"folder:{folder}")
+    source.open()
+    engine = SortEngine(project, brightness_classifier(), source,
+                        SortConfig(plc_port=peer.port, poll_period=0.002, heartbeat=False, log_parts=False))
+    engine.start()
+    on = int(PcStatus.READY | PcStatus.SORT_MODE_ON | PcStatus.MODEL_LOADED | PcStatus.CAMERAS_OK)
+    wait_for(lambda: peer.status() == on, what="status written by the engine's client")
+    engine.stop()
+    assert peer.status() & int(PcStatus.READY | PcStatus.SORT_MODE_ON) == 0
+    assert peer.pc_block()[0] == 0  # no heartbeat thread: PC_HEARTBEAT never ticked
