@@ -40,9 +40,10 @@ class AugmentConfig:
 
     @classmethod
     def preset(cls, name: str) -> "AugmentConfig":
-        """Named presets: none, flips (default, cacheable), light, strong."""
+        """Named presets: none, default (h-flips), flips (h+v), light, strong."""
         presets = {
             "none": cls.none(),
+            "default": cls(),
             "flips": cls(hflip=0.5, vflip=0.5),
             "light": cls(hflip=0.5, vflip=0.5, rotate=10, crop=0.1, brightness=0.15, contrast=0.15),
             "strong": cls(hflip=0.5, vflip=0.5, rotate=20, crop=0.15, brightness=0.15, contrast=0.2,
@@ -72,7 +73,7 @@ class TrainConfig:
     seed: int = 0
     input_size: int | tuple[int, int] | None = None  # None = the backbone's default
     fit: str = "letterbox"
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig.preset("flips"))
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # horizontal flips: cacheable
     cache_features: bool = True  # cache frozen-stage outputs when the augmentations allow it
     folds: int = 0  # k-fold cross-validation (0/1 = a single stratified split)
     val_fraction: float = 0.2

@@ -6,7 +6,7 @@ most of okng's speed on a 2-core CPU comes from (the bolt study's fine-tuning fr
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -46,51 +46,63 @@ def batches(indices: Sequence[int], size: int, rng: np.random.Generator | None) 
 
 
 class FeatureCache:
-    """Frozen-trunk outputs per (view, flip variant), float16 on CPU / the GPU's memory."""
+    """Frozen-trunk outputs per (view, flip variant), computed on first use and kept (float16).
 
-    def __init__(self, trunk: FrozenTrunk, snap: Snapshot, train_views: Sequence[int], aug: AugmentConfig,
-                 mean: Sequence[float], std: Sequence[float], device: torch.device, batch_size: int,
-                 progress: Callable[[int, int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:
-        self.aug = aug
-        self.variants = flip_variants(aug)
-        train_set = set(int(i) for i in train_views)
-        jobs = [(i, 0) for i in range(len(snap.views))]
-        jobs += [(i, v) for v in self.variants[1:] for i in sorted(train_set)]
+    Lazy on purpose: epoch 1 costs what a plain epoch costs (one trunk pass per sample drawn),
+    and later epochs only pay for flip variants not drawn before, so time-to-first-result never
+    waits for a full precomputation of every variant.
+    """
+
+    def __init__(self, trunk: FrozenTrunk, snap: Snapshot, max_rows: int, aug: AugmentConfig,
+                 mean: Sequence[float], std: Sequence[float], device: torch.device, batch_size: int) -> None:
+        self.trunk, self.snap, self.aug = trunk.eval(), snap, aug
+        self.mean, self.std, self.device, self.batch_size = mean, std, device, batch_size
+        with torch.inference_mode():
+            shape = tuple(self.trunk(torch.zeros((1, 3, *snap.input_size), device=device)).shape[1:])
+        # torch.empty touches no pages until rows are written: memory grows with what is cached.
+        self.feats = torch.empty((max_rows, *shape), dtype=torch.float16, device=device)
         self.row: dict[tuple[int, int], int] = {}
-        self.cancelled = False
-        feats: list[torch.Tensor] = []
-        trunk.eval()
-        dtype = torch.float16
-        done = 0
-        for chunk in [jobs[i:i + batch_size] for i in range(0, len(jobs), batch_size)]:
-            if should_stop is not None and should_stop():
-                self.cancelled = True
-                return
-            x = torch.stack([view_tensor(snap, i, mean, std, variant=v) for i, v in chunk]).to(device)
-            if device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode():
-                f = trunk(x)
-            feats.append(f.to(dtype).contiguous())
-            for i, v in chunk:
-                self.row[(i, v)] = len(self.row)
-            done += len(chunk)
-            if progress is not None:
-                progress(done, len(jobs))
-        self.feats = torch.cat(feats) if feats else torch.empty(0)
+        self.computed = 0
 
     @staticmethod
     def estimate_bytes(trunk: FrozenTrunk, input_size: tuple[int, int], n_rows: int, device: torch.device) -> int:
-        """Memory the cache would take (float16), from one forward of a blank input."""
+        """Memory the cache would take when full (float16), from one forward of a blank input."""
         with torch.inference_mode():
             shape = trunk.eval()(torch.zeros((1, 3, *input_size), device=device)).shape[1:]
         return int(np.prod(tuple(shape))) * 2 * n_rows
 
+    def _fill(self, keys: list[tuple[int, int]]) -> None:
+        for s in range(0, len(keys), self.batch_size):
+            chunk = keys[s:s + self.batch_size]
+            x = torch.stack([view_tensor(self.snap, i, self.mean, self.std, variant=v) for i, v in chunk])
+            x = x.to(self.device)
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                f = self.trunk(x)
+                start = len(self.row)
+                self.feats[start:start + len(chunk)] = f.to(torch.float16)
+            for k, key in enumerate(chunk):
+                self.row[key] = start + k
+            self.computed += len(chunk)
+
+    def _rows(self, keys: list[tuple[int, int]]) -> torch.Tensor:
+        missing = list(dict.fromkeys(k for k in keys if k not in self.row))
+        if missing:
+            self._fill(missing)
+        return self.feats[torch.as_tensor([self.row[k] for k in keys])].float()
+
     def get(self, idx: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         """Features of a batch; training draws each sample's flip variant like augment() would."""
-        rows = [self.row[(int(i), sample_flip_variant(self.aug, rng) if rng is not None else 0)] for i in idx]
-        return self.feats[torch.as_tensor(rows)].float()
+        return self._rows([(int(i), sample_flip_variant(self.aug, rng) if rng is not None else 0) for i in idx])
+
+    def get_any(self, idx: np.ndarray) -> torch.Tensor:
+        """Any already-cached variant of each view (BatchNorm refresh: no extra trunk passes)."""
+        keys = []
+        for i in idx:
+            i = int(i)
+            keys.append(next(((i, v) for v in flip_variants(self.aug) if (i, v) in self.row), (i, 0)))
+        return self._rows(keys)
 
 
 class Forward:
@@ -102,9 +114,10 @@ class Forward:
         self.mean, self.std, self.device = mean, std, device
         self.cache, self.start = cache, start_group
 
-    def __call__(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None) -> torch.Tensor:
+    def __call__(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
+                 any_variant: bool = False) -> torch.Tensor:
         if self.cache is not None:
-            f = self.cache.get(idx, rng if aug is not None else None).to(self.device)
+            f = self.cache.get_any(idx) if any_variant else self.cache.get(idx, rng if aug is not None else None)
             return tail_forward(self.model, self.spec, self.start, f)
         x = torch.stack([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx]).to(self.device)
         if self.device.type == "cuda":

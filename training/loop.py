@@ -35,7 +35,7 @@ StopFn = Callable[[], bool]
 
 @dataclass
 class Progress:
-    phase: str  # load | cache | train | eval | save | fold
+    phase: str  # load | train | eval | save
     epoch: int
     epochs: int
     step: int
@@ -164,7 +164,7 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None) -> None:
         for idx in batches(run.train_views, max(run.batch_size, 64), None):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
-            run.forward(idx, None, None)
+            run.forward(idx, None, None, any_variant=True)
     for m, mom in zip(bns, saved):
         m.momentum = mom
 
@@ -233,16 +233,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
         trunk = FrozenTrunk(model, spec, n_frozen)
         rows = len(snap.views) + len(train_views) * (len(flip_variants(aug)) - 1)
         if FeatureCache.estimate_bytes(trunk, snap.input_size, rows, device) <= CACHE_BUDGET_BYTES:
-            clock = _Clock(rows)
-
-            def on_cache(done: int, total: int) -> None:
-                if progress is not None:
-                    progress(Progress("cache", 0, epochs, done, total, 0.0, {}, clock.eta(done),
-                                      f"{label}caching frozen-stage features"))
-            cache = FeatureCache(trunk, snap, train_views, aug, mean, std, device, config.frozen_batch_size,
-                                 on_cache, should_stop)
-            if cache.cancelled:
-                raise _Cancelled()
+            cache = FeatureCache(trunk, snap, rows, aug, mean, std, device, config.frozen_batch_size)
     view_targets = np.array([snap.views[i].target for i in train_views], dtype=np.int64)
     criterion = nn.CrossEntropyLoss(weight=_class_weights(config, view_targets, device))
     batch_size = config.batch_size

@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
-    p.add_argument("--augment", default="flips", help="preset: none, flips, light, strong")
+    p.add_argument("--augment", default="default",
+                   help="preset: none, default (horizontal flips), flips (h+v), light, strong")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
     p.add_argument("--warm-start", default=None, help="continue from this model id of the project")

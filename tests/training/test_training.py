@@ -37,7 +37,7 @@ def test_training_learns_the_toy_project_and_registers_everything(trained):
     assert res.metrics["val"]["balanced_accuracy"] == 1.0
     assert not res.pretrained
     assert any("trained from scratch: no ImageNet weights found for resnet18" in w for w in res.warnings)
-    assert {p.phase for p in seen} >= {"load", "cache", "train", "eval", "save"}
+    assert {p.phase for p in seen} >= {"load", "train", "eval", "save"}
     assert all(p.eta_s >= 0 for p in seen)
     proj = Project.open(path, readonly=True)
     assert proj.active_model_id == res.model_id and res.activated
