@@ -61,14 +61,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if not args.project.exists():
         raise FileNotFoundError(f"no project at {args.project}")
     from labeling.store import Project
-    from training.explain.dataset import explain_loaded
     from training.explain.cam import layer_names
+    from training.explain.dataset import explain_loaded
     from training.inference import load_model
 
     project = Project.open(args.project, readonly=True)
     loaded = load_model(project, args.model, device=args.device)
     if args.list_layers:
         names = layer_names(loaded.model)
+        if loaded.target_layer and loaded.target_layer not in names:
+            names.append(loaded.target_layer)  # e.g. VGG16's features.29, the ReLU after the last conv
         if args.json:
             print_json({"model_id": loaded.id, "layers": names, "default": loaded.target_layer})
         else:
@@ -108,14 +110,14 @@ def _xy(v: Any) -> str:
 def format_report(report: Any) -> str:
     """The agreement summary as a plain-text table."""
     r = report.recipe
-    lines = [f"model {report.model_id}  layer {report.layer}  target {r.target}  class {r.target_class}  "
+    lines = [(f"model {report.model_id}  layer {report.layer}  target {r.target}  class {r.target_class}  "
              f"threshold {r.threshold}  normalise {r.normalise}  upsample {r.upsample}"
-             f"{' (align_corners)' if r.align_corners else ''}",
-             f"{len({x.part_id for x in report.rows})} parts, {len(report.rows)} views, "
+             f"{' (align_corners)' if r.align_corners else ''}"),
+             (f"{len({x.part_id for x in report.rows})} parts, {len(report.rows)} views, "
              f"{report.totals.masked_views} with a mask"
-             f"{'  (stopped early)' if report.stopped else ''}", "",
-             f"{'class':<22}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'pointing':>8}"
-             f"  {'centroid (x,y)':<15}{'spread':<14}"]
+             f"{'  (stopped early)' if report.stopped else ''}"), "",
+             (f"{'class':<22}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'pointing':>8}"
+             f"  {'centroid (x,y)':<15}{'spread':<14}")]
     for name, s in report.summary.items():
         pg = "-" if s["pointing"] is None else f"{s['pointing']:.2f}"
         lines.append(f"{name[:21]:<22}{s['views']:>6}{s['masked_views']:>7}  {_ms(s['iou']):<16}"

@@ -12,11 +12,11 @@ masks are class-index arrays of the same (H, W), 0 = background.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
-
 
 # -- normalisation and thresholds ---------------------------------------------------------
 
@@ -59,7 +59,7 @@ def _fixed(m: np.ndarray, valid: np.ndarray, t: float) -> np.ndarray:
 
 def _top(m: np.ndarray, valid: np.ndarray, pct: float) -> np.ndarray:
     vals = m[valid]
-    k = int(round(vals.size * pct / 100.0))
+    k = round(vals.size * pct / 100.0)
     if k <= 0:
         return np.zeros_like(valid)
     level = np.partition(vals, vals.size - k)[vals.size - k]
@@ -137,7 +137,7 @@ def pointing_game(heat: np.ndarray, mask: np.ndarray, tolerance: float = 0.0) ->
     r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
     if g[r, c]:
         return True
-    t = int(math.ceil(tolerance))
+    t = math.ceil(tolerance)
     if t <= 0:
         return False
     r0, c0 = max(0, r - t), max(0, c - t)
@@ -258,7 +258,7 @@ class Totals:
     pointing: float | None = None
 
     @classmethod
-    def of(cls, rows: list[ViewRow]) -> "Totals":
+    def of(cls, rows: list[ViewRow]) -> Totals:
         masked = [r for r in rows if r.iou is not None]
         hits = [r.pointing for r in masked if r.pointing is not None]
         return cls(len(rows), len(masked), _mean_std(r.iou for r in masked),

@@ -9,9 +9,10 @@ Nothing is written to the project.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -19,8 +20,15 @@ import torch
 from labeling.store import Project, iter_labeled
 from labeling.types import Part, Verdict
 from training.errors import TrainingError
-from training.explain.agreement import (Totals, ViewRow, looks_away, normalise_map, summarise,
-                                        threshold_map, view_agreement)
+from training.explain.agreement import (
+    Totals,
+    ViewRow,
+    looks_away,
+    normalise_map,
+    summarise,
+    threshold_map,
+    view_agreement,
+)
 from training.explain.cam import gradcam_and_logits, layer_names, resolve_layer
 from training.explain.recipe import CamRecipe
 from training.explain.shortcut import ShortcutDetector, ShortcutRule
@@ -264,5 +272,14 @@ def explain_dataset(project: Project | str | Path, model_id: str = "active",
                           should_stop, on_view, tolerance)
 
 
-__all__ = ["ExplainReport", "ExplainProgress", "ViewExplanation", "explain_dataset",
-           "explain_loaded", "map_to_image", "target_class_index", "default_layer", "layer_names"]
+__all__ = [
+    "ExplainProgress",
+    "ExplainReport",
+    "ViewExplanation",
+    "default_layer",
+    "explain_dataset",
+    "explain_loaded",
+    "layer_names",
+    "map_to_image",
+    "target_class_index",
+]

@@ -1,8 +1,8 @@
 """PNG overlays of explanations: view + heatmap colormap + mask contour (+ highlight contour)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import cv2
 import numpy as np

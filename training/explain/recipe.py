@@ -69,11 +69,11 @@ class CamRecipe:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CamRecipe":
+    def from_dict(cls, d: dict[str, Any]) -> CamRecipe:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def replace(self, **changes: Any) -> "CamRecipe":
+    def replace(self, **changes: Any) -> CamRecipe:
         """A copy with some fields changed (None values are ignored, handy for CLI flags)."""
         d = self.to_dict()
         d.update({k: v for k, v in changes.items() if v is not None})

@@ -246,7 +246,7 @@ class ShortcutDetector:
             return a
         a.flagged = True
         roi = self._suggest(cam, mean, [s["comp"] for s in flagged])
-        share = int(round(100 * a.energy_share))
+        share = round(100 * a.energy_share)
         if roi:
             a.suggested_roi = [roi[0], roi[1], roi[2] - roi[0], roi[3] - roi[1]]
             a.note = (f"{share} % of the attention sits in x,y,w,h={a.region}, which the masks "
@@ -302,7 +302,7 @@ class ShortcutDetector:
 def _scale(b: tuple[int, int, int, int] | None, sx: float, sy: float):
     if b is None or (sx == 1 and sy == 1):
         return b
-    return (int(b[0] * sx), int(b[1] * sy), int(math.ceil(b[2] * sx)), int(math.ceil(b[3] * sy)))
+    return (int(b[0] * sx), int(b[1] * sy), math.ceil(b[2] * sx), math.ceil(b[3] * sy))
 
 
 def _grow(b: tuple[int, int, int, int], m: int, view: tuple[int, int, int, int]):

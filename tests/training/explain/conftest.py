@@ -2,8 +2,8 @@
 spin against each other: measured 10x slower with 2 threads than with 1) and a tiny project."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -30,7 +30,7 @@ def _bind_real_training_explain() -> None:
     mod = importlib.util.module_from_spec(spec)
     sys.modules["training.explain"] = mod
     spec.loader.exec_module(mod)
-    setattr(pkg, "explain", mod)
+    pkg.explain = mod
 
 
 _bind_real_training_explain()

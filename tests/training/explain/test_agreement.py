@@ -6,9 +6,20 @@ import math
 import numpy as np
 import pytest
 
-from training.explain.agreement import (ViewRow, energy_in_mask, highlight_stats, looks_away,
-                                        normalise_map, otsu_level, parse_threshold, pixel_iou,
-                                        pointing_game, summarise, threshold_map, view_agreement)
+from training.explain.agreement import (
+    ViewRow,
+    energy_in_mask,
+    highlight_stats,
+    looks_away,
+    normalise_map,
+    otsu_level,
+    parse_threshold,
+    pixel_iou,
+    pointing_game,
+    summarise,
+    threshold_map,
+    view_agreement,
+)
 from training.explain.recipe import CamRecipe
 
 

@@ -8,8 +8,15 @@ import torch
 import torchvision
 from torch import nn
 
-from training.explain.cam import (gradcam, gradcam_and_logits, guided_backprop, guided_gradcam,
-                                  layer_names, saliency, upsample)
+from training.explain.cam import (
+    gradcam,
+    gradcam_and_logits,
+    guided_backprop,
+    guided_gradcam,
+    layer_names,
+    saliency,
+    upsample,
+)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from training.explain.dataset import explain_dataset
 from training.loop import train
 
 
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, make_project) -> Path:
     path = tmp_path_factory.mktemp("cli") / "p.okng"

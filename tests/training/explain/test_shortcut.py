@@ -95,7 +95,7 @@ def test_valid_region_limits_the_roi():
     valid[0:90, 0:120] = True  # the model only saw this ROI
     rng = np.random.default_rng(2)
     for i in range(20):
-        m, c = defect(rng)
+        m, _ = defect(rng)
         det.add("c", (blob(16, 12, 6) + 0.02 * rng.random((H, W))) * valid, m, ok=False, valid=valid)
     (a,) = det.alarms()
     assert a.flagged
