@@ -61,14 +61,20 @@ class PlcPeer:
         self.bank = self.server.data_bank
         self._stop = threading.Event()
         self._hb = 0
+        self._frozen = False
         self._thread = threading.Thread(target=self._tick, daemon=True)
         self._thread.start()
 
     def _tick(self) -> None:
         # PLC_HEARTBEAT every 50 ms, like a PLC scan task would.
         while not self._stop.wait(0.05):
+            if self._frozen:
+                continue
             self._hb = (self._hb + 1) & 0xFFFF
             self.bank.set_holding_registers(0, [self._hb])
+
+    def freeze_heartbeat(self, frozen: bool) -> None:
+        self._frozen = frozen
 
     def trigger(self, seq: int, part_id: int) -> None:
         self.bank.set_holding_registers(1, [seq & 0xFFFF, part_id >> 16, part_id & 0xFFFF])
