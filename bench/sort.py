@@ -85,6 +85,58 @@ def time_forward(clf, views: list, cameras: list, reps: int) -> list[float]:
     return out
 
 
+def serve_plc(rate: float, parts: int, travel: float) -> int:
+    """Child mode: the PLC simulator in its own process (a real PLC is another box, not a thread
+    sharing the sort loop's GIL). Prints its port, waits for 'go', paces the parts, then prints
+    the counters and the gate history once the belt is empty."""
+    from hardware.plc.simulator import PlcSimulator
+    sim = PlcSimulator(rate=0.0, travel_s=travel)
+    sim.start()
+    print(json.dumps({"port": sim.port}), flush=True)
+    sys.stdin.readline()
+    t0 = time.monotonic()
+    for k in range(parts):
+        delay = t0 + k / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sim.trigger()
+    elapsed = time.monotonic() - t0
+    end = time.monotonic() + travel + 10
+    while sim.counters()["in_flight"] and time.monotonic() < end:
+        time.sleep(0.01)
+    counters = sim.counters()
+    print(json.dumps({"counters": counters, "history": sim.history(),
+                      "rate": round((parts - 1) / elapsed, 3) if parts > 1 else 0.0}), flush=True)
+    sim.stop()
+    return 0
+
+
+def run_with_plc_process(project, clf, source, cfg, parts: int, rate: float, travel: float):
+    """The sort engine in this process against the PLC simulator in a child process."""
+    import subprocess
+
+    from hardware.sort.engine import SortEngine
+    from hardware.sort.rig import RigResult, wait_until
+    child = subprocess.Popen([sys.executable, __file__, "--serve-plc", "--rate", str(rate),
+                              "--parts", str(parts), "--travel", str(travel)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        cfg.plc_host, cfg.plc_port = "127.0.0.1", json.loads(child.stdout.readline())["port"]
+        engine = SortEngine(project, clf, source, cfg)
+        engine.start()
+        # the PLC's watchdog needs to have seen PC_HEARTBEAT move before the line starts
+        wait_until(lambda: engine.snapshot()["plc"].get("heartbeat", {}).get("ticks", 0) >= 5, 60,
+                   "the PC heartbeat")
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        out = json.loads(child.stdout.readline())
+        summary = engine.stop()
+    finally:
+        child.stdin.close()
+        child.wait(10)
+    return RigResult(summary, out["counters"], out["history"], out["rate"], parts)
+
+
 def pct(values: list[float], q: float) -> float:
     import numpy as np
     return round(float(np.percentile(np.asarray(values), q)) * 1000.0, 2)
@@ -100,12 +152,18 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--forward-reps", type=int, default=30)
     ap.add_argument("--no-log", action="store_true", help="do not log parts into a temp project")
+    ap.add_argument("--inproc-plc", action="store_true",
+                    help="run the PLC simulator as a thread of this process (default: a child process)")
+    ap.add_argument("--serve-plc", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--travel", type=float, default=0.4, help=argparse.SUPPRESS)
     ap.add_argument("--live-render", action="store_true",
                     help="render each sim part at its trigger (prefetch thread) instead of a pre-rendered ring")
     ap.add_argument("--roi", choices=("thread", "none"), default="thread",
                     help="model ROI: the study's thread crop (what a live-sort model is trained "
                          "with, default) or the full frame")
     args = ap.parse_args()
+    if args.serve_plc:
+        return serve_plc(args.rate, args.parts, args.travel)
 
     import torch
 
@@ -135,8 +193,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         project = Project.create(Path(tmp) / "bench-sort.okng", Settings(name="bench-sort"))
         cfg = SortConfig(poll_period=0.002, threads=args.threads, log_parts=not args.no_log)
-        res = run_on_simulator(project, clf, source, parts=args.parts, rate=args.rate, travel_s=0.4,
-                               config=cfg)
+        if args.inproc_plc:
+            res = run_on_simulator(project, clf, source, parts=args.parts, rate=args.rate,
+                                   travel_s=args.travel, config=cfg)
+        else:
+            res = run_with_plc_process(project, clf, source, cfg, args.parts, args.rate, args.travel)
         fwd += time_forward(clf, cap.views, cap.cameras, args.forward_reps)
     s, sim = res.summary, res.simulator
     lat = s.latency_ms
@@ -146,6 +207,7 @@ def main() -> int:
     out = {
         "bench": "sort", "arch": args.arch, "input": args.size, "views": len(cap.views),
         "resolution": args.resolution, "roi": args.roi, "threads": args.threads,
+        "plc": "simulator thread (in process)" if args.inproc_plc else "simulator child process",
         "source": "sim live render" if args.live_render else "sim, 8 parts pre-rendered in a ring", "logging": not args.no_log,
         "parts": res.produced, "rate_target": args.rate, "parts_per_s": res.rate,
         "latency_p50_ms": lat.get("p50"), "latency_p95_ms": lat.get("p95"), "latency_p99_ms": lat.get("p99"),
