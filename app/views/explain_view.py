@@ -130,6 +130,13 @@ def _small(img: np.ndarray) -> np.ndarray:
     return cv2.resize(img, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
 
 
+def preload() -> None:
+    """Import the explain code at window start, not first in a Worker (GIL-holding init)."""
+    import training.explain.dataset
+    import training.explain.overlay
+    import training.inference  # noqa: F401
+
+
 # ---------------------------------------------------------------------- the view
 class ExplainView(QWidget):
     """Explain mode: agreement table | side-by-side view, summary and shortcut alarm."""
@@ -141,6 +148,7 @@ class ExplainView(QWidget):
 
     def __init__(self, ctx: Any, parent: Any = None) -> None:
         super().__init__(parent)
+        preload()
         self.ctx = ctx
         self.lock = threading.Lock()
         self.loaded: Any = None

@@ -127,6 +127,17 @@ def stop_sort(run: dict[str, Any], project: Any = None, progress: Any = None, sh
     return summary.to_dict() if summary is not None else {}
 
 
+def preload() -> None:
+    """Import the engine's modules now (at window start): a first import in a worker thread
+    runs C-extension initialisers that hold the GIL for hundreds of ms, freezing the GUI."""
+    import hardware.plc.client
+    import hardware.plc.simulator
+    import hardware.sort.engine
+    import hardware.sort.models
+    import hardware.sources.sim  # noqa: F401
+    import training.inference  # noqa: F401
+
+
 class SortView(QWidget):
     """Live sort mode: controls and PLC | big verdict with views | counters and plots."""
 
@@ -136,6 +147,7 @@ class SortView(QWidget):
 
     def __init__(self, ctx: Any, parent: Any = None) -> None:
         super().__init__(parent)
+        preload()
         self.ctx = ctx
         self.run: dict[str, Any] | None = None
         self.plc_override: tuple[str, int] | None = None  # tests / a configured PLC
@@ -146,6 +158,7 @@ class SortView(QWidget):
         self._busy: Worker | None = None
         self._t0 = 0.0
         self._shown_capture = -1
+        self._shown: dict[str, Any] = {}  # what the screen shows now (redraw only changes)
 
         self.shadow = QCheckBox("Shadow mode: decide and log, do not actuate the gate")
         self.shadow.setChecked(True)
@@ -245,6 +258,7 @@ class SortView(QWidget):
     def _on_started(self, run: dict[str, Any]) -> None:
         self.run = run
         self._t0 = time.monotonic()
+        self._shown = {}
         self.rate_plot.reset()
         self.lat_plot.reset()
         info = run["info"]
@@ -298,32 +312,46 @@ class SortView(QWidget):
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
-        """Show the engine's snapshot (cheap: counters under a lock, no I/O)."""
+        """Show the engine's snapshot (cheap: counters under a lock, no I/O).
+
+        Only what changed is redrawn, plots and PLC text once a second and the views at most
+        twice a second: with the engine's threads busy, every Qt call from Python waits for the
+        GIL, so fewer calls per tick keep the event loop's gaps short.
+        """
         run = self.run
         if run is None:
             return
         snap = run["engine"].snapshot()
         self.last_snapshot = snap
-        self.tiles.show_snapshot(snap)
-        t = time.monotonic() - self._t0
-        self.rate_plot.add("parts/s", t, float(snap.get("parts_per_s") or 0.0))
-        lat = snap.get("latency_ms") or {}
-        for key in ("p50", "p99"):
-            if isinstance(lat.get(key), (int, float)):
-                self.lat_plot.add(key, t, float(lat[key]))
+        now = time.monotonic()
+        t = now - self._t0
         last = snap.get("last") or {}
-        if last:
-            detail = (f"seq {last.get('trig_seq')} · part {last.get('part_id')} · confidence "
+        seq = last.get("trig_seq")
+        if snap.get("triggers") != self._shown.get("triggers"):
+            self.tiles.show_snapshot(snap)
+            self._shown["triggers"] = snap.get("triggers")
+        if last and seq != self._shown.get("seq"):
+            self._shown["seq"] = seq
+            detail = (f"seq {seq} · part {last.get('part_id')} · confidence "
                       f"{float(last.get('confidence', 0)):.2f} · {last.get('total_ms', 0):.0f} ms"
                       + (" · not actuated (shadow)" if snap.get("shadow") else "")
                       + (f" · {last['error']}" if last.get("error") else ""))
             self.indicator.set_verdict(str(last.get("verdict", "")), detail)
-        count, cap = run["source"].latest()
-        if cap is not None and count != self._shown_capture:
-            self._shown_capture = count
-            self.indicator.set_views([thumbnail(np.asarray(v), 320) for v in cap.views], list(cap.cameras),
-                                     last.get("scores") or [])
-        self._show_plc(snap.get("plc") or {}, snap)
+        if now - self._shown.get("views_t", 0.0) >= 0.5:
+            count, cap = run["source"].latest()
+            if cap is not None and count != self._shown_capture:
+                self._shown_capture = count
+                self._shown["views_t"] = now
+                self.indicator.set_views([thumbnail(np.asarray(v), 240) for v in cap.views],
+                                         list(cap.cameras), last.get("scores") or [])
+        if now - self._shown.get("slow_t", 0.0) >= 1.0:
+            self._shown["slow_t"] = now
+            self.rate_plot.add("parts/s", t, float(snap.get("parts_per_s") or 0.0))
+            lat = snap.get("latency_ms") or {}
+            for key in ("p50", "p99"):
+                if isinstance(lat.get(key), (int, float)):
+                    self.lat_plot.add(key, t, float(lat[key]))
+            self._show_plc(snap.get("plc") or {}, snap)
 
     def _show_plc(self, plc: dict[str, Any], snap: dict[str, Any]) -> None:
         host = f"{plc.get('host', '?')}:{plc.get('port', '?')}"

@@ -31,13 +31,15 @@ from PyQt6.QtWidgets import (
 from app.widgets.plot_curves import CurvePlot
 from app.widgets.qimage import to_pixmap
 from app.widgets.train_form import TrainForm
-from app.widgets.train_results import ResultsTabs, pretrained_text
+from app.widgets.train_results import ResultsTabs, curve, metrics_of, pretrained_text
 from app.worker import Worker
 
 PREVIEW_N = 6
 # per-epoch figures of the engine's "eval" progress and history rows -> (plot, series name)
 EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
                 ("val_balanced_accuracy", "acc", "val balanced accuracy"))
+# a stored model's history also has the epoch's mean training loss
+HISTORY_SERIES = (("loss", "loss", "train loss"),) + EPOCH_SERIES
 
 
 # ---------------------------------------------------------------------- functions run in Workers
@@ -78,7 +80,7 @@ def load_models(project: Any, progress: Any = None, should_stop: Any = None) -> 
 
 
 def _preview_fn() -> Callable[..., Any] | None:
-    for mod in ("training.augment", "training.backbones", "training.data", "training.loop"):
+    for mod in ("training.preview", "training.augment", "training.transforms", "training.loop"):
         try:
             m = __import__(mod, fromlist=["preview_augmentations"])
         except ImportError:
@@ -102,6 +104,46 @@ def run_preview(project: Any, values: dict[str, Any], n: int = PREVIEW_N, progre
     return [np.asarray(a) for a in fn(project, parts[0].id, make_config(values), n)]
 
 
+def held_out_curves(project: Any, meta: dict[str, Any], progress: Any = None,
+                    should_stop: Any = None) -> dict[str, Any]:
+    """ROC and PR points of a model on its held-out parts (Worker).
+
+    Used only when the stored metrics carry no curve points: the model scores its validation
+    parts again (part score = max view P(NG), the engine's rule) and the curves are swept over
+    every threshold.
+    """
+    from labeling.types import Verdict
+    from training.inference import aggregate, load_model
+    ids = [int(i) for i in ((meta.get("metrics") or {}).get("split") or {}).get("val_part_ids", [])]
+    if not ids:
+        return {}
+    loaded = load_model(project, str(meta["id"]))
+    ys, ss = [], []
+    for pid in ids:
+        if should_stop is not None and should_stop():
+            return {}
+        part = project.part(pid)
+        if part.verdict not in (Verdict.OK, Verdict.NG) or not part.views:
+            continue
+        dec = loaded.predict_views(project.read_views(pid), [v.camera for v in part.views])
+        ys.append(int(part.verdict == Verdict.NG))
+        ss.append(float(aggregate(dec.view_scores)))
+    return {"model_id": str(meta["id"]), **curve_points(np.asarray(ys), np.asarray(ss))}
+
+
+def curve_points(y: np.ndarray, s: np.ndarray) -> dict[str, Any]:
+    """{'roc': (fpr, tpr), 'pr': (recall, precision)} swept over every score as threshold."""
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if pos == 0 or neg == 0:
+        return {}
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(y[order] == 1)
+    fp = np.cumsum(y[order] == 0)
+    tpr, fpr = np.r_[0.0, tp / pos], np.r_[0.0, fp / neg]
+    precision = np.r_[1.0, tp / np.maximum(tp + fp, 1)]
+    return {"roc": (fpr.tolist(), tpr.tolist()), "pr": (tpr.tolist(), precision.tolist())}
+
+
 def _field(p: Any, name: str, default: Any = None) -> Any:
     if isinstance(p, dict):
         return p.get(name, default)
@@ -110,6 +152,12 @@ def _field(p: Any, name: str, default: Any = None) -> Any:
 
 def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def preload() -> None:
+    """Import the training code now (at window start): a first import in the Worker would run
+    C-extension initialisers holding the GIL long enough to freeze the GUI."""
+    import training.loop  # noqa: F401
 
 
 # ---------------------------------------------------------------------- the view
@@ -121,6 +169,7 @@ class TrainView(QWidget):
 
     def __init__(self, ctx: Any, parent: Any = None) -> None:
         super().__init__(parent)
+        preload()
         self.ctx = ctx
         self.worker: Worker | None = None
         self._side: list[Worker] = []
@@ -165,6 +214,7 @@ class TrainView(QWidget):
         self.state.setWordWrap(True)
         self.scratch = QLabel("")
         self.scratch.setObjectName("pillWarn")
+        self.scratch.setWordWrap(True)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
@@ -181,6 +231,7 @@ class TrainView(QWidget):
 
         self.results = ResultsTabs()
         self.results.models.activate.connect(self.make_active)
+        self.results.models.selected.connect(self._curves_of)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(mid)
@@ -289,12 +340,13 @@ class TrainView(QWidget):
         self.start_btn.setEnabled(True)
         self.cancel_btn.setEnabled(False)
 
-    def _history(self, history: Any) -> None:
-        """Draw the per-epoch history of a finished run (replaces the live points)."""
+    def _history(self, history: Any, live: bool = True) -> None:
+        """Draw the per-epoch history of a run (live: the run just finished, its per-step
+        training loss stays; else a stored model's curves replace what is shown)."""
         if not isinstance(history, list) or not history or not isinstance(history[0], dict):
             return
         epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-        for key, which, name in EPOCH_SERIES:
+        for key, which, name in (EPOCH_SERIES if live else HISTORY_SERIES):
             ys = [h.get(key) for h in history]
             plot = self.loss_plot if which == "loss" else self.acc_plot
             if any(_is_num(y) for y in ys):
@@ -318,13 +370,34 @@ class TrainView(QWidget):
         self.results.models.show_models(metas, active)
         target = select or active or (str(metas[-1].get("id")) if metas else None)
         if target:
-            self.results.models.select(target)
+            self.results.models.select(target)  # its curves and metrics follow (selected signal)
             meta = next((m for m in metas if str(m.get("id")) == target), None)
             self.results.metrics.show_model(meta)
             text, pre = pretrained_text(meta or {})
             self.scratch.setText("" if pre or meta is None else
                                  f"⚠ Model {target} was {text}: no ImageNet weights were available.")
         self.models_loaded.emit()
+
+    def _curves_of(self, meta: dict[str, Any]) -> None:
+        """A stored model's training curves (unless a run is drawing live); ROC/PR points
+        computed on its held-out parts when the stored metrics have none."""
+        proj = self.ctx.project
+        m = metrics_of(meta)
+        if proj is not None and curve(m, "roc") is None and meta.get("id"):
+            w = Worker(held_out_curves, proj, meta)
+            w.finished.connect(self._show_curves)
+            self._keep(w)
+        if self.is_running():
+            return
+        self.loss_plot.reset()
+        self.acc_plot.reset()
+        self._history(meta.get("history") or [], live=False)
+
+    def _show_curves(self, res: dict[str, Any]) -> None:
+        if res and res.get("model_id") == self.results.models.current_id():
+            meta = self.results.models.metas.get(res["model_id"], {})
+            m = metrics_of(meta)
+            self.results.metrics.curves.show_curves(res.get("roc"), res.get("pr"), m.get("roc_auc"), m.get("pr_auc"))
 
     def make_active(self, model_id: str) -> None:
         """Make a model the project's active one (queued on the window's store writer)."""

@@ -28,8 +28,9 @@ from app.widgets.qimage import to_qimage
 class ImagePane(QWidget):
     """A titled image that scales with the widget (aspect kept)."""
 
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, parent: QWidget | None = None, smooth: bool = True) -> None:
         super().__init__(parent)
+        self.smooth = smooth  # live panes (sorting) scale fast: they change several times a second
         self.title = QLabel(title)
         self.title.setObjectName("tileTitle")
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -59,8 +60,9 @@ class ImagePane(QWidget):
 
     def _rescale(self) -> None:
         if self._pix is not None:
-            self.image.setPixmap(self._pix.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                                  Qt.TransformationMode.SmoothTransformation))
+            mode = Qt.TransformationMode.SmoothTransformation if self.smooth \
+                else Qt.TransformationMode.FastTransformation
+            self.image.setPixmap(self._pix.scaled(self.image.size(), Qt.AspectRatioMode.KeepAspectRatio, mode))
 
     def resizeEvent(self, ev: QResizeEvent) -> None:
         super().resizeEvent(ev)
@@ -151,9 +153,10 @@ class ShortcutPanel(QGroupBox):
         for r, a in enumerate(alarms, start=1):
             cam = str(a.get("camera"))
             share = a.get("energy_share")
+            detail = a.get("note") or (f"{share:.0%} of the attention in region {a.get('region')}"
+                                       if share is not None and a.get("flagged") else "")
             text = (f"<b>{cam}</b>: " + ("<span style='color:#ff4d4d'>FLAGGED</span>" if a.get("flagged") else "ok")
-                    + (f" · {share:.0%} of the attention in region {a.get('region')}" if share is not None
-                       and a.get("flagged") else "") + (f" · {a.get('note')}" if a.get("note") else ""))
+                    + (f" · {detail}" if detail else ""))
             lab = QLabel(text)
             lab.setWordWrap(True)
             self.grid.addWidget(lab, r, 0, 1, 2)

@@ -18,7 +18,7 @@ from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 COLUMNS = [("part", "part_id"), ("view", "view"), ("camera", "camera"), ("class", "cls"),
-           ("score", "score"), ("IoU", "iou"), ("energy in mask", "energy"), ("pointing", "pointing")]
+           ("score", "score"), ("IoU", "iou"), ("energy", "energy"), ("pointing", "pointing")]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -64,7 +64,7 @@ class AgreementModel(QAbstractTableModel):
             return str(value)
         if role == SORT_ROLE:
             if value is None:
-                return float("-inf")
+                return None
             return float(value) if isinstance(value, (int, float, bool)) else str(value)
         if role == Qt.ItemDataRole.ForegroundRole and isinstance(value, bool):
             return QColor("#2ecc71" if value else "#ff4d4d")
@@ -79,6 +79,10 @@ class AgreementModel(QAbstractTableModel):
 class _Proxy(QSortFilterProxyModel):
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
         a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        # Views without a value (no mask) go after the others in ascending order, so sorting
+        # by IoU puts the NG views where the model looks away from the defect on top.
+        if a is None or b is None:
+            return a is not None and b is None
         if type(a) is not type(b):
             return str(a) < str(b)
         return a < b

@@ -36,6 +36,7 @@ class CurvePlot(pg.PlotWidget):
         self.setLabel("left", y_label)
         self.setLabel("bottom", x_label)
         self.showGrid(x=True, y=True, alpha=0.2)
+        self.getAxis("left").enableAutoSIPrefix(False)  # "loss (x0.001)" reads badly
         self.addLegend(offset=(-10, 10))
         self.setMinimumHeight(150)
         self._data: dict[str, tuple[list[float], list[float]]] = {}

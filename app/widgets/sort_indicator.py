@@ -29,7 +29,7 @@ class VerdictIndicator(QWidget):
         self.detail = QLabel("No part yet.")
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.detail.setWordWrap(True)
-        self.views = [ImagePane("") for _ in range(4)]
+        self.views = [ImagePane("", smooth=False) for _ in range(4)]
         grid = QGridLayout()
         for i, p in enumerate(self.views):
             grid.addWidget(p, i // 2, i % 2)

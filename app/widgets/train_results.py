@@ -105,6 +105,7 @@ class MetricsPanel(QWidget):
         super().__init__(parent)
         self.title = QLabel("No model yet: start a training run.")
         self.title.setObjectName("tileTitle")
+        self.title.setWordWrap(True)
         self.origin = QLabel("")
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])

@@ -52,6 +52,7 @@ def test_explain_fills_table_and_views(ctx, qtbot):
     assert model.rowCount() == n_views == 48
     ious = [model.index(r, 5).data() for r in range(model.rowCount())]
     assert any(v != "—" for v in ious)  # NG views with masks got an IoU
+    assert ious[0] != "—"  # sorted by IoU: masked NG views first, worst agreement on top
     view.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
     parts = [int(model.index(r, 0).data()) for r in range(model.rowCount())]
     assert parts == sorted(parts, reverse=True)

@@ -77,6 +77,10 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     assert view.results.metrics.confusion.rowCount() == 2
     assert "SCRATCH" in view.results.metrics.origin.text()  # said clearly, not hidden
     assert "scratch" in view.scratch.text()
+    # the stored metrics have no curve points: ROC/PR come from the held-out parts' scores
+    curves = view.results.metrics.curves
+    qtbot.waitUntil(lambda: len(curves.roc.listDataItems()) == 2 and len(curves.pr.listDataItems()) == 1,
+                    timeout=30000)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid
     qtbot.mouseClick(table.make_active, qtbot_button())

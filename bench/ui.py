@@ -1,0 +1,256 @@
+"""GUI responsiveness: the longest event-loop stall while training, capturing and sorting, and
+the repaint time of a brush stroke on a 3264x2448 image. Prints ONE JSON line.
+
+Stall: a QTimer fires every 5 ms in the GUI thread; the longest gap between two firings, minus
+the 5 ms period, is how long the GUI was blocked (target < 50 ms). Each scenario drives the real
+view on a demo project: Train runs a small training through the Worker, Capture runs the
+simulated rig and stores a part every 300 ms, Live sort runs the engine against the built-in
+PLC simulator (live mode, with the model just trained) and then stops it.
+Brush: one stroke of 120 mouse moves on the label canvas; each move's edit + synchronous
+repaint of the canvas is timed (target <= 16 ms).
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/ui.py [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from PyQt6.QtCore import QElapsedTimer, QTimer
+from PyQt6.QtWidgets import QApplication
+
+PERIOD_MS = 5
+
+
+class StallMeter:
+    """Records the gaps between firings of a 5 ms timer in the GUI thread."""
+
+    def __init__(self) -> None:
+        self.timer = QTimer()
+        self.timer.setInterval(PERIOD_MS)
+        self.timer.timeout.connect(self._tick)
+        self.clock = QElapsedTimer()
+        self.gaps: list[float] = []
+        self.at: list[float] = []
+        self._last = 0.0
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.at.clear()
+        self.clock.start()
+        self._last = 0.0
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        self.gaps.append(now - self._last)
+        self.at.append(now)
+        self._last = now
+
+    def stop(self) -> dict[str, Any]:
+        self.timer.stop()
+        g = np.asarray(self.gaps[1:] or [0.0])
+        return {"max_stall_ms": round(max(0.0, float(g.max()) - PERIOD_MS), 1),
+                "p99_gap_ms": round(float(np.percentile(g, 99)), 1),
+                "ticks": int(g.size), "seconds": round(self._last / 1000, 1),
+                "worst": [[round(self.at[i] / 1000, 2), round(self.gaps[i], 1)]
+                          for i in sorted(np.argsort(self.gaps[1:])[-3:] + 1)] if len(self.gaps) > 3 else []}
+
+
+def pump_until(app: QApplication, done: Callable[[], bool], timeout_s: float) -> bool:
+    end = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > end:
+            return False
+        app.processEvents()
+        time.sleep(0.001)
+    return True
+
+
+def bench_train(app: QApplication, ctx: Any, quick: bool) -> dict[str, Any]:
+    from app.views.train_view import TrainView
+    view = TrainView(ctx)
+    view.resize(1500, 900)
+    view.show()
+    view.form.set_values({"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1 if quick else 3,
+                          "batch_size": 16, "input_size": (96, 96), "folds": 1,
+                          "augment": ["hflip", "vflip", "brightness_contrast"]})
+    state: dict[str, str] = {}
+    view.run_finished.connect(lambda s: state.setdefault("end", s))
+    meter = StallMeter()
+    meter.start()
+    view.start()
+    pump_until(app, lambda: "end" in state, 600)
+    pump_until(app, lambda: bool(view.metas), 30)
+    out = meter.stop()
+    out["result"] = state.get("end", "timeout")
+    out["model_id"] = getattr(view.last_result, "model_id", None)
+    view.shutdown()
+    view.close()
+    return out
+
+
+def bench_capture(app: QApplication, ctx: Any, seconds: float) -> dict[str, Any]:
+    from app.main import sync_rig
+    from app.views.capture_view import CaptureView
+    view = CaptureView(ctx)
+    view.resize(1500, 900)
+    view.show()
+    sync_rig(ctx)
+    pump_until(app, lambda: ctx.rig is not None and ctx.rig.latest is not None, 60)
+    shots = QTimer()
+    shots.setInterval(300)
+    shots.timeout.connect(lambda: view.capture())
+    meter = StallMeter()
+    meter.start()
+    shots.start()
+    pump_until(app, lambda: False, seconds)
+    shots.stop()
+    ctx.writer.flush(30)
+    out = meter.stop()
+    out["captured"] = view.count
+    out["frames_shown"] = ctx.rig.frames if ctx.rig is not None else 0
+    ctx.set_rig(None)
+    view.close()
+    return out
+
+
+def bench_sort(app: QApplication, ctx: Any, seconds: float) -> dict[str, Any]:
+    from app.views.sort_view import SortView
+    from labeling.types import Role
+    ctx.switch_role(Role.SUPERVISOR, "4321")
+    view = SortView(ctx)
+    view.resize(1500, 900)
+    view.show()
+    view.shadow.setChecked(False)
+    view.sim_rate = 5.0
+    events: dict[str, Any] = {}
+    view.started.connect(lambda: events.setdefault("started", True))
+    view.stopped.connect(lambda s: events.setdefault("summary", s))
+    view.start_failed.connect(lambda m: events.setdefault("error", m))
+    # The PLC is another device on the line: its simulator runs in its own process here, as
+    # `okng plc-sim`, so the GUI process holds only what it holds in production.
+    plc = _plc_subprocess(rate=5.0)
+    view.plc_override = ("127.0.0.1", plc.port)  # type: ignore[attr-defined]
+    meter = StallMeter()
+    meter.start()
+    view.start()
+    pump_until(app, lambda: "started" in events or "error" in events, 120)
+    pump_until(app, lambda: False, seconds)
+    view.stop()
+    pump_until(app, lambda: "summary" in events, 60)
+    out = meter.stop()
+    plc.proc.terminate()
+    plc.proc.wait(10)
+    s = events.get("summary") or {}
+    out.update(error=events.get("error"), triggers=s.get("triggers"), verdicts=s.get("verdicts"),
+               latency_ms=s.get("latency_ms"), parts_per_s=s.get("parts_per_s"))
+    view.close()
+    return out
+
+
+class _PlcProcess:
+    def __init__(self, proc: Any, port: int) -> None:
+        self.proc, self.port = proc, port
+
+
+def _plc_subprocess(rate: float) -> _PlcProcess:
+    """`okng plc-sim` on a free loopback port, in a child process; waits until it listens."""
+    import socket
+    import subprocess
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "plc-sim", "--port", str(port), "--rate", str(rate)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=str(Path(__file__).resolve().parents[1]))
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return _PlcProcess(proc, port)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("okng plc-sim did not start")
+
+
+def bench_brush(app: QApplication, moves: int = 120) -> dict[str, Any]:
+    from app.widgets.canvas import MaskCanvas
+    from labeling.masktools import MaskEditor
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (2448, 3264, 3), dtype=np.uint8)
+    editor = MaskEditor(np.zeros((2448, 3264), np.uint8))
+    canvas = MaskCanvas()
+    canvas.resize(1400, 1000)
+    canvas.show()
+    canvas.set_view(image, editor, ["#ff4d4d", "#ffb347"])
+    canvas.set_tool("brush")
+    canvas.set_brush_radius(24)
+    app.processEvents()
+    times: list[float] = []
+    xs = np.linspace(400, 2900, moves)
+    ys = 1200 + 500 * np.sin(np.linspace(0, 3 * np.pi, moves))
+    canvas.begin_stroke(float(xs[0]), float(ys[0]))
+    for x, y in zip(xs[1:], ys[1:]):
+        t0 = time.perf_counter()
+        canvas.stroke_to(float(x), float(y))
+        canvas.viewport().repaint()  # synchronous: the move is on screen when this returns
+        times.append((time.perf_counter() - t0) * 1000)
+    t0 = time.perf_counter()
+    canvas.end_stroke()
+    end_ms = (time.perf_counter() - t0) * 1000
+    canvas.close()
+    a = np.asarray(times)
+    return {"image": "3264x2448", "moves": int(a.size), "median_ms": round(float(np.median(a)), 2),
+            "p95_ms": round(float(np.percentile(a, 95)), 2), "max_ms": round(float(a.max()), 2),
+            "end_stroke_ms": round(end_ms, 2), "painted_px": int((editor.mask > 0).sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="shorter scenarios")
+    args = ap.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="okng-bench-ui-"))
+    os.environ.setdefault("OKNG_HOME", str(tmp / "home"))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from app.context import AppContext
+    from app.theme import apply_theme
+    from labeling.demo import make_demo_project
+    apply_theme(app)
+    project = make_demo_project(tmp / "bench.h5", "bolts", parts=24, size=(320, 240))
+    ctx = AppContext()
+    ctx.set_project(project)
+    secs = 4.0 if args.quick else 10.0
+    idle = StallMeter()
+    idle.start()
+    pump_until(app, lambda: False, 1.0)
+    out: dict[str, Any] = {"bench": "ui", "platform": app.platformName(), "cpus": os.cpu_count(),
+                           "idle": idle.stop()}
+    out["train"] = bench_train(app, ctx, args.quick)
+    if out["train"].get("model_id"):
+        project.set_active_model(out["train"]["model_id"])
+    out["capture"] = bench_capture(app, ctx, secs)
+    out["sort"] = bench_sort(app, ctx, secs)
+    out["brush"] = bench_brush(app)
+    worst = max(out[k]["max_stall_ms"] for k in ("train", "capture", "sort"))
+    out["targets"] = {"stall_ms": 50, "brush_ms": 16,
+                      "stall_ok": worst < 50, "brush_ok": out["brush"]["p95_ms"] <= 16}
+    ctx.shutdown()
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

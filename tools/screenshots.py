@@ -1,0 +1,155 @@
+"""Screenshots of every mode of the real main window, for the README: docs/screenshots/*.png.
+
+Builds a demo bolt project in a temp dir, trains a small model on it (so Train and Explain have
+something to show), opens the workstation with the simulated rig and the built-in PLC
+simulator, drives each mode a little (capture parts, open a part, explain the dataset, sort
+live as a supervisor) and grabs the window. Runs under Xvfb: when $DISPLAY is not set it
+starts one itself (apt-get install xvfb libxcb-cursor0 ...).
+
+    .venv/bin/python tools/screenshots.py [--out docs/screenshots]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SIZE = (1600, 1000)
+
+
+def start_xvfb() -> subprocess.Popen | None:
+    """A virtual X display when none is set; returns the process to stop, or None."""
+    if os.environ.get("DISPLAY"):
+        return None
+    if shutil.which("Xvfb") is None:
+        raise SystemExit("no $DISPLAY and no Xvfb: apt-get install -y xvfb libxcb-cursor0 libxcb-icccm4 "
+                         "libxcb-keysyms1 libxkbcommon-x11-0")
+    for n in range(90, 110):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.environ["DISPLAY"] = f":{n}"
+            for _ in range(100):
+                if Path(f"/tmp/.X11-unix/X{n}").exists():
+                    return proc
+                time.sleep(0.05)
+            proc.kill()
+    raise SystemExit("could not start Xvfb")
+
+
+def pump(app: Any, seconds: float, until: Callable[[], bool] | None = None) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        if until is not None and until():
+            return True
+        time.sleep(0.01)
+    return until is None
+
+
+def prepare_project(path: Path) -> str:
+    """Demo bolts project + a small trained model (active); returns the model id."""
+    import torch
+
+    from labeling.demo import make_demo_project
+    from training.config import AugmentConfig, TrainConfig
+    from training.loop import train
+    torch.set_num_threads(1)  # steadier on a shared 2-core machine
+    project = make_demo_project(path, "bolts", parts=24, seed=0, size=(640, 480))
+    cfg = TrainConfig(arch="resnet18", freeze="scratch", epochs=4, batch_size=16, input_size=(128, 128),
+                      augment=AugmentConfig(hflip=0.5, vflip=0.5), patience=0)
+    res = train(path, cfg)
+    project.reload()
+    project.set_active_model(res.model_id)
+    return str(res.model_id)
+
+
+def shoot(win: Any, out: Path, name: str) -> Path:
+    path = out / f"{name}.png"
+    if not win.grab().save(str(path)):
+        raise OSError(f"could not write {path}")
+    print(f"wrote {path}")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="okng-shots-"))
+    os.environ["OKNG_HOME"] = str(tmp / "home")
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    xvfb = start_xvfb()
+    try:
+        project = tmp / "bolt-line.h5"
+        print("building the demo project and a small model…")
+        prepare_project(project)
+        from PyQt6.QtWidgets import QApplication
+
+        from app.main import build
+        from labeling.types import Role
+        app, ctx, win = build(project, rig=True)
+        win.resize(*SIZE)
+        win.move(0, 0)
+        pump(app, 3.0)
+
+        cap = win.show_view("Capture")
+        pump(app, 8.0, lambda: ctx.rig is not None and ctx.rig.frames >= 3)
+        for _ in range(3):
+            cap.capture()
+            pump(app, 0.4)
+        pump(app, 1.0)
+        shoot(win, out, "capture")
+
+        label = win.show_view("Label")
+        pump(app, 10.0, lambda: getattr(label, "part_id", None) is not None)
+        pump(app, 1.5)
+        shoot(win, out, "label")
+
+        trainv = win.show_view("Train")
+        pump(app, 10.0, lambda: bool(trainv.metas))
+        trainv.refresh_preview()
+        pump(app, 15.0, lambda: trainv.preview_row.count() > 0)
+        pump(app, 1.0)
+        shoot(win, out, "train")
+
+        explain = win.show_view("Explain")
+        pump(app, 60.0, lambda: explain.loaded is not None)
+        explain.run()
+        got: dict[str, bool] = {}
+        explain.view_ready.connect(lambda: got.setdefault("view", True))
+        pump(app, 180.0, lambda: "view" in got)
+        pump(app, 1.0)
+        shoot(win, out, "explain")
+
+        ctx.switch_role(Role.SUPERVISOR, "4321")
+        sort = win.show_view("Live sort")
+        sort.shadow.setChecked(False)
+        sort.start()
+        pump(app, 60.0, lambda: sort.is_on())
+        pump(app, 8.0)
+        shoot(win, out, "live-sort")
+        sort.stop()
+        pump(app, 30.0, lambda: sort.last_summary is not None)
+        win.close()
+        QApplication.processEvents()
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
