@@ -5,8 +5,9 @@ progress dialog; errors show as one clear message and never close the window.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
@@ -16,7 +17,12 @@ from labeling.types import ProjectKind, Role
 
 from .station import okng_home
 from .widgets.progress import run_with_progress
-from .widgets.project_dialogs import NewProjectDialog, ReportDialog, TransferDialog, report_text
+from .widgets.project_dialogs import (
+    NewProjectDialog,
+    ReportDialog,
+    TransferDialog,
+    report_text,
+)
 from .widgets.role_dialog import PinDialog, RoleDialog
 
 DEMO_KINDS = {ProjectKind.MULTI_CAMERA: "bolts", ProjectKind.LINE_SCAN: "xray"}

@@ -122,7 +122,7 @@ class AppContext(QObject):
         self.writer.stop()
 
     # ------------------------------------------------------------------ rig
-    def set_rig(self, rig: "Rig | None") -> None:
+    def set_rig(self, rig: Rig | None) -> None:
         if self.rig is not None and self.rig is not rig:
             self.rig.stop()
         self.rig = rig

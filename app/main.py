@@ -7,8 +7,9 @@ the built-in PLC simulator start, so a newcomer sees the whole loop at once.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from labeling.types import ProjectKind
 

@@ -85,7 +85,7 @@ class MainWindow(QMainWindow):
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()  # not exec(): never blocks the event loop (the rig keeps running)
 
-    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, ev: QCloseEvent) -> None:
         for view in self.views.values():
             close = getattr(view, "shutdown", None)
             if callable(close):

@@ -12,15 +12,18 @@ A device that is missing or fails shows in the status bar; nothing here raises i
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from .worker import Worker
 
+log = logging.getLogger(__name__)
 Progress = Callable[[Any], None]
 Stop = Callable[[], bool]
 
@@ -59,8 +62,8 @@ class LineRing:
 
 def preview_loop(spec: str, options: dict[str, Any], fps: float, progress: Progress, should_stop: Stop) -> None:
     """Open a camera source and emit ("info", SourceInfo) then ("frame", Capture) ~fps per second."""
-    from hardware.sources import make_source
     from hardware.errors import HardwareError
+    from hardware.sources import make_source
     src = make_source(spec, **options)
     src.open()
     try:
@@ -219,8 +222,8 @@ class Rig(QObject):
         if self.plc_sim is not None:
             try:
                 self.plc_sim.stop()
-            except Exception:  # noqa: BLE001 - closing anyway
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing anyway
+                log.warning("PLC simulator did not stop cleanly: %s", exc)
             self.plc_sim = None
         self.plc["connected"] = False
         self.changed.emit()

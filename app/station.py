@@ -48,7 +48,7 @@ def station_file() -> Path:
 
 
 def _hash(pin: str, salt: str) -> str:
-    return hashlib.sha256(f"{salt}:{pin}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{salt}:{pin}".encode()).hexdigest()
 
 
 @dataclass
@@ -121,7 +121,7 @@ class StationSettings:
                 "source": self.source, "plc": self.plc, "cameras": self.cameras}
 
     @classmethod
-    def load(cls, path: Path | None = None) -> "StationSettings":
+    def load(cls, path: Path | None = None) -> StationSettings:
         """Read station.json; a missing or unreadable file gives defaults (and is kept aside)."""
         path = path or station_file()
         data: dict[str, Any] = {}

@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # Workers that are running are kept alive here: a view may drop its reference (or be closed)
 # while the thread still runs, and a QThread destroyed while running aborts the process.
-_ALIVE: set["Worker"] = set()
+_ALIVE: set[Worker] = set()
 
 
 class _Thread(QThread):
@@ -31,7 +32,7 @@ class _Thread(QThread):
         super().__init__()
         self._body = body
 
-    def run(self) -> None:  # noqa: D401 - QThread entry point
+    def run(self) -> None:
         self._body()
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from PyQt6.QtCore import QEvent, QObject  # noqa: E402
-from PyQt6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+from PyQt6.QtCore import QEvent, QObject
+from PyQt6.QtWidgets import QApplication
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     paints = [0]
 
     class Count(QObject):
-        def eventFilter(self, obj, ev):  # noqa: N802
+        def eventFilter(self, obj, ev):
             if ev.type() == QEvent.Type.Paint:
                 paints[0] += 1
             return False

@@ -8,8 +8,8 @@ strokes on a 3264x2448 mask cost kilobytes, not 400 MB.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -38,9 +38,9 @@ def clip_box(box: Box, shape: tuple[int, ...]) -> Box | None:
 def paint_line(mask: np.ndarray, p0: tuple[float, float], p1: tuple[float, float], radius: int,
                value: int) -> Box | None:
     """Paint a round-capped line of the given radius (value 0 erases); returns the touched box."""
-    r = max(1, int(round(radius)))
-    x0, y0 = int(round(p0[0])), int(round(p0[1]))
-    x1, y1 = int(round(p1[0])), int(round(p1[1]))
+    r = max(1, int(radius))
+    x0, y0 = round(p0[0]), round(p0[1])
+    x1, y1 = round(p1[0]), round(p1[1])
     box = clip_box((min(x0, x1) - r - 1, min(y0, y1) - r - 1, max(x0, x1) + r + 2, max(y0, y1) + r + 2),
                    mask.shape)
     if box is None:
@@ -74,7 +74,7 @@ def flood_fill(mask: np.ndarray, image: np.ndarray, seed: tuple[float, float], v
     Works on the gray image (RGB is averaged) inside a window around the seed, with
     scikit-image's flood. tolerance None = 8% of the image's value range.
     """
-    x, y = int(round(seed[0])), int(round(seed[1]))
+    x, y = round(seed[0]), round(seed[1])
     h, w = mask.shape[:2]
     if not (0 <= x < w and 0 <= y < h):
         return None

@@ -5,7 +5,7 @@ prediction exists a part has no uncertainty and sorts after those that have one.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from labeling.types import Part, ReviewStatus, Verdict
 

@@ -30,7 +30,7 @@ def _fmt_time(t: float) -> str:
 class PartsModel(QAbstractTableModel):
     """One row per part: id, name, verdict, defect, review, model verdict, uncertainty, source."""
 
-    COLUMNS = ["#", "Part", "Verdict", "Defect", "Review", "Model", "Unc.", "Source", "Created"]
+    COLUMNS = ("#", "Part", "Verdict", "Defect", "Review", "Model", "Unc.", "Source", "Created")
 
     def __init__(self, ctx: Any = None, parent: Any = None) -> None:
         super().__init__(parent)

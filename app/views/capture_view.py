@@ -14,8 +14,16 @@ from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton,
-                             QStackedWidget, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.widgets.camera_tile import CameraTile
 from app.widgets.keys import ViewKeys
@@ -69,7 +77,7 @@ class CaptureView(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addLayout(bar)
         lay.addWidget(self.stack, 1)
-        self.keys = ViewKeys(self, {(Qt.Key.Key_Space, False): self.capture})
+        self.keys = ViewKeys(self, {(Qt.Key.Key_Space, ""): self.capture})
         ctx.project_changed.connect(self._project_changed)
         ctx.settings_changed.connect(self._show_rois)
         ctx.rig_changed.connect(self._bind_rig)

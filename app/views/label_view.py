@@ -12,14 +12,15 @@ Run alone for a look: ``python -m app.views.label_view PROJECT.h5``
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from PyQt6.QtCore import QEvent, QObject, Qt, pyqtSignal
-from PyQt6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit,
-                             QScrollArea, QSplitter, QTextEdit, QVBoxLayout, QWidget)
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from app.widgets.canvas import MaskCanvas
+from app.widgets.keys import KeyMap, ViewKeys
 from app.widgets.label_panel import LabelPanel
 from app.widgets.part_list import PartList
 from app.widgets.qimage import thumbnail
@@ -31,7 +32,6 @@ from labeling.store import Project
 from labeling.types import Part, Role, Verdict
 
 K = Qt.Key
-_TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox, QComboBox)
 
 
 def load_part(project: Project, part_id: int, progress: Callable[[Any], None] | None = None,
@@ -91,38 +91,35 @@ class LabelView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
-        self.keys: dict[tuple[Qt.Key, bool], Callable[[], Any]] = self._keymap()
+        self.keys = ViewKeys(self, self._keymap())
         self._wire()
         self.set_tool("brush")
         self.panel.show_tool("brush", self.canvas.brush_radius, self.canvas.opacity)
         self._project_changed(ctx.project)
-        app = QApplication.instance()
-        if app is not None:
-            app.installEventFilter(self)
 
     # ------------------------------------------------------------------ wiring
-    def _keymap(self) -> dict[tuple[Qt.Key, bool], Callable[[], Any]]:
-        m: dict[tuple[Qt.Key, bool], Callable[[], Any]] = {
-            (K.Key_O, False): lambda: self.label(Verdict.OK),
-            (K.Key_N, False): lambda: self.label(Verdict.NG),
-            (K.Key_A, False): self.accept_model,
-            (K.Key_B, False): lambda: self.set_tool("brush"),
-            (K.Key_E, False): lambda: self.set_tool("eraser"),
-            (K.Key_P, False): lambda: self.set_tool("polygon"),
-            (K.Key_F, False): lambda: self.set_tool("fill"),
-            (K.Key_H, False): lambda: self.set_tool("pan"),
-            (K.Key_BracketLeft, False): lambda: self.set_radius(round(self.canvas.brush_radius / 1.25)),
-            (K.Key_BracketRight, False): lambda: self.set_radius(round(self.canvas.brush_radius * 1.25) + 1),
-            (K.Key_Return, False): self.canvas.close_polygon,
-            (K.Key_Enter, False): self.canvas.close_polygon,
-            (K.Key_Escape, False): lambda: self.set_tool(self.canvas.tool),
-            (K.Key_Tab, False): lambda: self.show_view((self.view_index + 1) % max(1, len(self.images))),
-            (K.Key_Down, False): self.parts.select_next, (K.Key_J, False): self.parts.select_next,
-            (K.Key_Up, False): self.parts.select_previous, (K.Key_K, False): self.parts.select_previous,
-            (K.Key_Z, True): self.undo, (K.Key_Y, True): self.redo,
+    def _keymap(self) -> KeyMap:
+        m: KeyMap = {
+            (K.Key_O, ""): lambda: self.label(Verdict.OK),
+            (K.Key_N, ""): lambda: self.label(Verdict.NG),
+            (K.Key_A, ""): self.accept_model,
+            (K.Key_B, ""): lambda: self.set_tool("brush"),
+            (K.Key_E, ""): lambda: self.set_tool("eraser"),
+            (K.Key_P, ""): lambda: self.set_tool("polygon"),
+            (K.Key_F, ""): lambda: self.set_tool("fill"),
+            (K.Key_H, ""): lambda: self.set_tool("pan"),
+            (K.Key_BracketLeft, ""): lambda: self.set_radius(round(self.canvas.brush_radius / 1.25)),
+            (K.Key_BracketRight, ""): lambda: self.set_radius(round(self.canvas.brush_radius * 1.25) + 1),
+            (K.Key_Return, ""): self.canvas.close_polygon,
+            (K.Key_Enter, ""): self.canvas.close_polygon,
+            (K.Key_Escape, ""): lambda: self.set_tool(self.canvas.tool),
+            (K.Key_Tab, ""): lambda: self.show_view((self.view_index + 1) % max(1, len(self.images))),
+            (K.Key_Down, ""): self.parts.select_next, (K.Key_J, ""): self.parts.select_next,
+            (K.Key_Up, ""): self.parts.select_previous, (K.Key_K, ""): self.parts.select_previous,
+            (K.Key_Z, "ctrl"): self.undo, (K.Key_Y, "ctrl"): self.redo, (K.Key_Z, "ctrl+shift"): self.redo,
         }
         for i in range(1, 10):
-            m[(getattr(K, f"Key_{i}"), False)] = lambda i=i: self.pick_class(i)
+            m[(getattr(K, f"Key_{i}"), "")] = lambda i=i: self.pick_class(i)
         return m
 
     def _wire(self) -> None:
@@ -143,23 +140,6 @@ class LabelView(QWidget):
         self.ctx.project_changed.connect(self._project_changed)
         self.ctx.part_event.connect(self._part_event)
         self.ctx.settings_changed.connect(lambda: self._project_changed(self.ctx.project, keep=True))
-
-    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
-        if ev.type() != QEvent.Type.KeyPress or not self.isVisible() or isinstance(obj, _TEXT_INPUTS):
-            return False
-        if not isinstance(obj, QWidget) or not (obj is self or self.isAncestorOf(obj)):
-            return False
-        mods = ev.modifiers()
-        ctrl = bool(mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier))
-        key = K(ev.key())
-        if ctrl and key == K.Key_Z and mods & Qt.KeyboardModifier.ShiftModifier:
-            self.redo()
-            return True
-        fn = self.keys.get((key, ctrl))
-        if fn is None:
-            return False
-        fn()
-        return True
 
     # ------------------------------------------------------------------ project and parts
     @property
@@ -333,6 +313,7 @@ class LabelView(QWidget):
 
 
 if __name__ == "__main__":  # pragma: no cover - a look at the view alone
-    from app.widgets.standalone import run_standalone
     import sys
+
+    from app.widgets.standalone import run_standalone
     sys.exit(run_standalone(LabelView))

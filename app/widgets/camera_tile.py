@@ -6,7 +6,14 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from labeling.types import ROI
 
@@ -118,7 +125,7 @@ class CameraTile(QWidget):
         if self.roi is None:
             return None
         (x, y), (w, h) = self.roi.pos(), self.roi.size()
-        return ROI(max(0, int(round(x))), max(0, int(round(y))), max(1, int(round(w))), max(1, int(round(h))))
+        return ROI(max(0, round(x)), max(0, round(y)), max(1, round(w)), max(1, round(h)))
 
     def _roi_done(self, *_: Any) -> None:
         self.roi_changed.emit(self.camera, self.current_roi())

@@ -11,7 +11,8 @@ under the cursor, scikit-image). Middle drag always pans; the wheel zooms.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -41,7 +42,7 @@ def class_lut(colors: Sequence[str]) -> np.ndarray:
 class _ToolViewBox(pg.ViewBox):
     """A ViewBox that hands left-button work to the canvas's current tool."""
 
-    def __init__(self, canvas: "MaskCanvas") -> None:
+    def __init__(self, canvas: MaskCanvas) -> None:
         super().__init__(invertY=True, lockAspect=True, enableMenu=False)
         self.canvas = canvas
 

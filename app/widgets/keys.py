@@ -6,14 +6,30 @@ view's widgets and skipping text inputs, does both (and QTest key events reach i
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from PyQt6.QtCore import QEvent, QObject, Qt
-from PyQt6.QtWidgets import (QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QPlainTextEdit,
-                             QTextEdit, QWidget)
+from PyQt6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
 
 TEXT_INPUTS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox, QComboBox)
-KeyMap = dict[tuple[Qt.Key, bool], Callable[[], object]]  # (key, ctrl) -> action
+# (key, modifiers) -> action; modifiers is "", "ctrl" or "ctrl+shift" (shift alone is ignored,
+# so keyboard layouts that need shift for "[" still work)
+KeyMap = dict[tuple[Qt.Key, str], Callable[[], object]]
+
+
+def modifiers_text(mods: Qt.KeyboardModifier) -> str:
+    ctrl = bool(mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier))
+    if not ctrl:
+        return ""
+    return "ctrl+shift" if mods & Qt.KeyboardModifier.ShiftModifier else "ctrl"
 
 
 class ViewKeys(QObject):
@@ -24,14 +40,12 @@ class ViewKeys(QObject):
         if app is not None:
             app.installEventFilter(self)
 
-    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:
         if ev.type() != QEvent.Type.KeyPress or isinstance(obj, TEXT_INPUTS) or not isinstance(obj, QWidget):
             return False
         if not self.root.isVisible() or not (obj is self.root or self.root.isAncestorOf(obj)):
             return False
-        mods = ev.modifiers()
-        ctrl = bool(mods & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.MetaModifier))
-        fn = self.keys.get((Qt.Key(ev.key()), ctrl))
+        fn = self.keys.get((Qt.Key(ev.key()), modifiers_text(ev.modifiers())))
         if fn is None:
             return False
         fn()

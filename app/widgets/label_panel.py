@@ -4,11 +4,23 @@ Widgets only: every button emits a signal with a plain value; LabelView decides 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QButtonGroup, QCheckBox, QGridLayout, QGroupBox, QHBoxLayout,
-                             QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from labeling.types import DefectClass, Part, Verdict
 
@@ -126,7 +138,7 @@ class LabelPanel(QWidget):
 
     def show_tool(self, tool: str, radius: int, opacity: float) -> None:
         self.tool_buttons[tool].setChecked(True)
-        for w, v in ((self.radius, radius), (self.opacity, int(round(opacity * 100)))):
+        for w, v in ((self.radius, radius), (self.opacity, round(opacity * 100))):
             w.blockSignals(True)
             w.setValue(v)
             w.blockSignals(False)

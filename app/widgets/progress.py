@@ -1,7 +1,8 @@
 """Run a long function in the Worker with a progress dialog (cancel stops it cleanly)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QMessageBox, QProgressDialog, QWidget

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 
 def run_standalone(view_cls: type, argv: Sequence[str] | None = None, title: str | None = None,

@@ -1,7 +1,8 @@
 """ViewStrip: thumbnails of all views of a part; clicking one enlarges it in the canvas."""
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import QSize, Qt, pyqtSignal

@@ -65,11 +65,11 @@ class Waterfall(QWidget):
         dropped = f" · {stats['dropped']} dropped" if "dropped" in stats else ""
         self.info.setText(f"{ring.total:,} lines received{dropped}")
 
-    def showEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+    def showEvent(self, ev: Any) -> None:
         if self.ring is not None:
             self.timer.start()
         super().showEvent(ev)
 
-    def hideEvent(self, ev: Any) -> None:  # noqa: N802 - Qt API
+    def hideEvent(self, ev: Any) -> None:
         self.timer.stop()  # nothing to draw for nobody
         super().hideEvent(ev)

@@ -7,7 +7,7 @@ from app.context import AppContext
 from app.rig import LineRing, Rig
 from app.views.capture_view import CaptureView
 from labeling.store import Project
-from labeling.types import BOLT_CLASSES, ROI, ProjectKind, Role, Settings, XRAY_CLASSES
+from labeling.types import BOLT_CLASSES, ROI, XRAY_CLASSES, ProjectKind, Role, Settings
 
 pytest.importorskip("hardware.sources.sim")
 

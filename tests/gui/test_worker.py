@@ -29,7 +29,7 @@ def test_result_comes_back_from_another_thread(qtbot):
     value, thread = sig.args[0]
     assert value == 15 and thread != threading.get_ident()
     assert seen and seen[-1] == 4  # the last progress always arrives
-    assert w.wait(1000) and not w.is_running()
+    assert w.wait(10000) and not w.is_running()
 
 
 def test_failure_is_a_clear_message(qtbot):

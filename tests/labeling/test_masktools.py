@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from labeling.masktools import MaskEditor, fill_polygon, flood_fill, make_diff, paint_line
+from labeling.masktools import (
+    MaskEditor,
+    fill_polygon,
+    flood_fill,
+    make_diff,
+    paint_line,
+)
 
 
 def test_stroke_is_one_undo_step_stored_as_a_small_diff():
