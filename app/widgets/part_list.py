@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PyQt6.QtCore import QItemSelectionModel, Qt, pyqtSignal
+from PyQt6.QtCore import QItemSelectionModel, Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -62,6 +62,13 @@ class PartList(QWidget):
         for sig in (self.proxy.modelReset, self.proxy.rowsInserted, self.proxy.rowsRemoved, self.proxy.layoutChanged):
             sig.connect(self._update_count)
         self.model.modelReset.connect(self.refresh)
+        # A model run adds predictions part by part: re-order the queue once it settles,
+        # not on every event (rows stay put while the user labels).
+        self._resort = QTimer(self)
+        self._resort.setSingleShot(True)
+        self._resort.setInterval(800)
+        self._resort.timeout.connect(self.refresh)
+        ctx.part_event.connect(lambda ev: self._resort.start() if ev.get("op") == "prediction" else None)
         self.refresh()
 
     # ------------------------------------------------------------------ API

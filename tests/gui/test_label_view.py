@@ -174,3 +174,12 @@ def test_prediction_heatmap_is_shown_beside_the_label(view, qtbot):
     assert not view.canvas.heat_item.isVisible()
     view.show_view(1)  # no heatmap for view 2
     assert not view.canvas.heat_item.isVisible()
+
+
+def test_queue_reorders_by_uncertainty_when_predictions_arrive(view, qtbot):
+    proj = view.ctx.project
+    ids = sorted(proj.part_ids())
+    assert view.parts.visible_ids() == ids  # no model yet: oldest first
+    proj.add_prediction(ids[3], Prediction("m2", Verdict.NG, (0.5,), 0.51))
+    proj.add_prediction(ids[4], Prediction("m2", Verdict.OK, (0.3,), 0.7))
+    qtbot.waitUntil(lambda: view.parts.visible_ids()[:2] == [ids[3], ids[4]], timeout=5000)
