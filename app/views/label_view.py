@@ -40,10 +40,31 @@ def load_part(project: Project, part_id: int, progress: Callable[[Any], None] | 
     part = project.part(part_id)
     images = project.read_views(part_id)
     masks = [project.read_mask(part_id, i) if v.has_mask else None for i, v in enumerate(part.views)]
-    heat = (part.prediction.extra.get("heatmaps") if part.prediction else None) or []
     return {"part": part_id, "images": images, "masks": masks,
-            "thumbs": [thumbnail(im, 160) for im in images],
-            "heatmaps": [np.asarray(h, np.float32) if h is not None else None for h in heat]}
+            "thumbs": [thumbnail(im, 160) for im in images], "heatmaps": prediction_heatmaps(part)}
+
+
+# Where predictions carry per-view heatmaps: "heatmaps" (0..1) or the sort logger's "gradcam"
+# (small maps, 0..255). Anything else (e.g. an error text) means no heatmap.
+HEATMAP_KEYS = ("heatmaps", "gradcam")
+
+
+def prediction_heatmaps(part: Part) -> list[np.ndarray | None]:
+    """Per-view heatmaps in 0..1 from the part's prediction, [] when it has none."""
+    extra = part.prediction.extra if part.prediction else {}
+    for key in HEATMAP_KEYS:
+        maps = extra.get(key)
+        if isinstance(maps, list):
+            out: list[np.ndarray | None] = []
+            for m in maps:
+                a = np.asarray(m, np.float32) if m is not None else None
+                if a is not None and (a.ndim != 2 or a.size == 0):
+                    a = None
+                if a is not None and a.max() > 1.0:
+                    a = a / 255.0
+                out.append(a)
+            return out
+    return []
 
 
 class LabelView(QWidget):

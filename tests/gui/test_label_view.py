@@ -176,6 +176,17 @@ def test_prediction_heatmap_is_shown_beside_the_label(view, qtbot):
     assert not view.canvas.heat_item.isVisible()
 
 
+def test_sort_logger_gradcam_maps_are_shown_too():
+    from app.views.label_view import prediction_heatmaps
+    from labeling.types import Part, PartSource
+    p = Part(1, "p", 0.0, PartSource.SORT)
+    p.prediction = Prediction("m", Verdict.NG, (0.9,), 0.9, 1, extra={"gradcam": [[[0, 255], [128, 0]]]})
+    (h,) = prediction_heatmaps(p)
+    assert h.shape == (2, 2) and h.max() == 1.0
+    p.prediction = Prediction("m", Verdict.NG, (0.9,), 0.9, 1, extra={"gradcam": "no Conv2d layer"})
+    assert prediction_heatmaps(p) == []
+
+
 def test_queue_reorders_by_uncertainty_when_predictions_arrive(view, qtbot):
     proj = view.ctx.project
     ids = sorted(proj.part_ids())
