@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -48,6 +50,26 @@ def okng_home() -> Path:
 
 def cmd_sort(args: argparse.Namespace) -> int:
     """Run the sort engine until --parts/--duration/Ctrl-C and print the summary."""
+    # Ctrl-C / SIGTERM end a run cleanly (SORT_MODE_ON and READY cleared, summary printed); a
+    # second one interrupts at once, and one during start-up ends it before sorting begins.
+    args.stop_event = stop = threading.Event()
+    previous = {}
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _sort(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _sort(args: argparse.Namespace) -> int:
     from app.cli.common import ProgressBar, print_json
     from hardware.plc.registers import RegisterMap
     from hardware.sort.config import SortConfig, parse_host_port
@@ -130,11 +152,15 @@ def _run(args: argparse.Namespace, cfg, project, classifier, source, bar) -> dic
     def progress(p) -> None:
         bar.update(p.done, p.total, f"{p.snapshot.get('verdicts', '')}")
 
+    stop = args.stop_event
+    if stop.is_set():  # interrupted while loading: nothing was sorted
+        raise KeyboardInterrupt
     if args.plc is None:
         parts = args.parts or (int(args.duration * args.rate) if args.duration else 20)
         res = run_on_simulator(project, classifier, source, parts=parts, rate=args.rate, config=cfg,
-                               progress=progress)
+                               progress=progress, should_stop=stop.is_set)
         return res.to_dict()
     engine = SortEngine(project, classifier, source, cfg)
-    summary = engine.run(parts=args.parts, duration=args.duration, progress=progress)
+    summary = engine.run(parts=args.parts, duration=args.duration, progress=progress,
+                         should_stop=stop.is_set)
     return summary.to_dict()
