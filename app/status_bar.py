@@ -63,7 +63,15 @@ class StatusBar(QStatusBar):
     def refresh(self, *_: Any) -> None:
         ctx = self.ctx
         proj = ctx.project
-        _pill(self.project, f"{proj.settings.name} · {len(proj)} parts" if proj else "no project", "Info")
+        if proj is None:
+            _pill(self.project, "no project", "Info")
+        else:
+            try:
+                n = len(proj)
+            except RuntimeError:  # the writer thread added a part while we counted: next tick
+                n = None
+            if n is not None:
+                _pill(self.project, f"{proj.settings.name} · {n} parts", "Info")
         rig = ctx.rig
         if rig is None:
             _pill(self.sources, "sources: off", "Warn")
