@@ -2,6 +2,15 @@
 
 `SortEngine(project, classifier, source, SortConfig(...)).run(parts=N)` returns a SortSummary;
 `start()/stop()/snapshot()` run it in a thread for a UI. See engine.py for the fail-safe rules.
+
+    engine.py      the loop (engine thread): poll, capture, decide, answer, hand off to the logger
+    link.py        the engine thread's PlcClient, TriggerTracker and the Heartbeat thread
+    classifier.py  the Classifier protocol, decide(), TorchViewClassifier, tiny_net
+    models.py      load_classifier (trained model, timed), demo/untrained classifiers
+    partlog.py     logging parts into the project off the critical path (writer process)
+    explain.py     Grad-CAM for NG parts (logger thread)
+    stats.py       per-stage timings, p50/p95/p99, parts/s;  summary.py  SortSummary/SortProgress
+    rig.py         run against the built-in PLC simulator (demo, tests)
 """
 from __future__ import annotations
 
