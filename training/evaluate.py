@@ -12,7 +12,7 @@ from labeling.types import Verdict
 from .errors import TrainingError
 from .inference import aggregate, load_model, resolve_model_id
 from .metrics import binary_report
-from .snapshot import CLASS_NAMES, _view_targets
+from .snapshot import CLASS_NAMES, view_targets
 
 
 def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts: bool = False,
@@ -42,7 +42,7 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
         part_y.append(int(p.verdict == Verdict.NG))
         part_s.append(aggregate(dec.view_scores))
         rois = [g.roi for g in dec.geometries]
-        view_y += _view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, rois)
+        view_y += view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, rois)
         view_s += dec.view_scores
         if progress is not None:
             progress(i + 1, len(parts))

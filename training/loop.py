@@ -234,8 +234,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
         rows = len(snap.views) + len(train_views) * (len(flip_variants(aug)) - 1)
         if FeatureCache.estimate_bytes(trunk, snap.input_size, rows, device) <= CACHE_BUDGET_BYTES:
             cache = FeatureCache(trunk, snap, rows, aug, mean, std, device, config.frozen_batch_size)
-    view_targets = np.array([snap.views[i].target for i in train_views], dtype=np.int64)
-    criterion = nn.CrossEntropyLoss(weight=_class_weights(config, view_targets, device))
+    train_targets = np.array([snap.views[i].target for i in train_views], dtype=np.int64)
+    criterion = nn.CrossEntropyLoss(weight=_class_weights(config, train_targets, device))
     batch_size = config.batch_size
     if cache is not None:
         # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.

@@ -80,7 +80,7 @@ class Snapshot:
                 "parts": [[p.part_id, p.verdict.name, p.defect_class] for p in self.parts]}
 
 
-def _view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[ROI]) -> list[int]:
+def view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[ROI]) -> list[int]:
     """NG parts: views whose mask shows a defect inside the ROI are NG, the rest OK; without
     any such mask every view of an NG part counts as NG (the inspector judged the part)."""
     if not ng:
@@ -116,7 +116,7 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
         label = p.label
         item = PartItem(p.id, p.verdict, label.defect_class if label else 0)
         geoms = [fit_geometry(v.shape[:2], rois.get(v.camera), input_size, fit) for v in p.views]
-        targets = _view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
+        targets = view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
         for k, v in enumerate(p.views):
             g = geoms[k]
             img = project.read_image(p.id, k, roi=g.roi)

@@ -162,3 +162,17 @@ def test_bad_config_and_empty_project_give_clear_errors(tmp_path):
     with pytest.raises(TrainingError, match="at least 2 OK and 2 NG"):
         train(path, TrainConfig(**FAST))
     assert Project.open(path, readonly=True).models() == []
+
+
+def test_kfold_cross_validation_reports_mean_and_std(tmp_path):
+    path = make_toy_project(tmp_path / "cv.okng", n_ok=6, n_ng=6, size=(32, 32), views=1)
+    res = train(path, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32,
+                                  batch_size=8, folds=2))
+    cv = res.metrics["cv"]
+    assert cv["folds"] == 2 and len(cv["per_fold"]) == 2
+    bal = cv["summary"]["balanced_accuracy"]
+    assert bal["n"] == 2 and 0.0 <= bal["mean"] <= 1.0 and bal["std"] >= 0.0
+    vals = [f["balanced_accuracy"] for f in cv["per_fold"]]
+    assert bal["mean"] == pytest.approx(np.mean(vals)) and bal["std"] == pytest.approx(np.std(vals))
+    meta = Project.open(path, readonly=True).model_meta(res.model_id)
+    assert meta["metrics"]["cv"]["summary"]["balanced_accuracy"]["n"] == 2
