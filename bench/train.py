@@ -135,14 +135,30 @@ def okng_run(path: Path, budget_s: float, target: float | None) -> dict:
             "cancelled_at_budget": res.cancelled}
 
 
-def default_train_time(path: Path) -> dict:
+def default_train_time(path: Path, limit_s: float) -> dict:
+    """Default TrainConfig() on the big project; stopped (and said so) after limit_s."""
     from training.config import TrainConfig
     from training.loop import train
     t0 = time.monotonic()
-    res = train(path, TrainConfig())
-    return {"seconds": time.monotonic() - t0, "model_id": res.model_id, "epochs": len(res.history),
-            "val_balanced_accuracy": res.metrics["val"]["balanced_accuracy"],
-            "val_roc_auc": res.metrics["val"]["roc_auc"]}
+    epochs = []
+
+    def progress(p) -> None:
+        if p.phase == "eval":
+            epochs.append(round(time.monotonic() - t0, 1))
+            _note({"default_train_epoch_done_s": epochs[-1], "epoch": p.epoch})
+
+    res = train(path, TrainConfig(), progress, lambda: time.monotonic() - t0 > limit_s)
+    out = {"seconds": round(time.monotonic() - t0, 1), "finished": not res.cancelled, "epoch_times_s": epochs}
+    if not res.cancelled:
+        out.update(model_id=res.model_id, epochs=len(res.history),
+                   val_balanced_accuracy=res.metrics["val"]["balanced_accuracy"],
+                   val_roc_auc=res.metrics["val"]["roc_auc"])
+    return out
+
+
+def _note(obj: dict) -> None:
+    """Partial results on stderr, so a run cut short still says something."""
+    print(json.dumps(obj), file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -151,6 +167,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=240.0)
     ap.add_argument("--big-parts", type=int, default=600)
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--big-limit", type=float, default=1500.0, help="stop the 600-part run after this")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/okng-bench-train"))
     args = ap.parse_args()
     import torch
@@ -162,14 +179,17 @@ def main() -> None:
     out["parts"] = args.parts
     plain = plain_loop(small, args.budget)
     out["plain"] = plain
+    _note({"plain": plain})
     ok = okng_run(small, args.budget, plain["final_balanced_accuracy"])
     out["okng"] = ok
     t_ok = ok["time_to_plain_final_s"]
     out["ratio"] = None if t_ok is None else round(t_ok / plain["time_to_final_s"], 3)
     out["ratio_target"] = 0.5
+    _note({"okng": ok, "ratio": out["ratio"]})
     if not args.skip_big:
         big = build_tile_project(args.workdir / "big.okng", args.big_parts, seed=1)
-        out["default_train_600"] = dict(default_train_time(big), parts=args.big_parts, target_s=600)
+        out["default_train_600"] = dict(default_train_time(big, args.big_limit), parts=args.big_parts, target_s=600)
+    out["load_1min"] = os.getloadavg()[0]
     print(json.dumps(out), flush=True)
 
 
