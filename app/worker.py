@@ -11,6 +11,7 @@ so a view never applies a result the user asked to drop.
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time

@@ -1,21 +1,34 @@
 """StoreWriter: every store write of the window goes through one background queue, in order.
 
-Labels, masks, reviews and captured parts are written by one long-running Worker, so an HDF5
+Labels, masks, reviews and captured parts are written by one background thread, so an HDF5
 transaction + fsync never runs in a slot, and writes keep the order the user made them in.
 Mask saves for the same (part, view) coalesce: while one is waiting, a newer one replaces it
 (the store only needs the latest mask; undo history lives in the canvas).
+
+The thread is a daemon started on the first write, and pending writes are flushed at
+interpreter exit (atexit), so a context that is never shut down neither loses a write nor
+keeps the process alive. Results reach the GUI thread as queued Qt signals.
 """
 from __future__ import annotations
 
+import atexit
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Callable, Hashable
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from .worker import Worker
+from .worker import _message
+
+_WRITERS: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for w in list(_WRITERS):
+        w.flush(10.0)
 
 
 class StoreWriter(QObject):
@@ -30,10 +43,9 @@ class StoreWriter(QObject):
         self._cv = threading.Condition()
         self._busy = False
         self._seq = 0
-        self._worker = Worker(self._loop)
-        self._worker.min_progress_interval_s = 0.0
-        self._worker.progress.connect(self._on_progress)
-        self._worker.start()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        _WRITERS.add(self)
 
     def submit(self, name: str, fn: Callable[..., Any], *args: Any, key: Hashable | None = None,
                **kwargs: Any) -> None:
@@ -45,6 +57,10 @@ class StoreWriter(QObject):
             elif key in self._jobs:
                 del self._jobs[key]  # the newer one takes its place, at the end
             self._jobs[key] = (name, lambda: fn(*args, **kwargs))
+            if self._thread is None or not self._thread.is_alive():
+                self._stop = False
+                self._thread = threading.Thread(target=self._loop, name="okng-store-writer", daemon=True)
+                self._thread.start()
             self._cv.notify_all()
 
     def pending(self) -> int:
@@ -57,38 +73,35 @@ class StoreWriter(QObject):
         with self._cv:
             while self._jobs or self._busy:
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return not (self._jobs or self._busy)
                 self._cv.wait(min(left, 0.05))
         return True
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Flush, then end the thread."""
         self.flush(timeout_s)
-        self._worker.cancel()
         with self._cv:
+            self._stop = True
             self._cv.notify_all()
-        self._worker.wait(int(timeout_s * 1000))
+        if self._thread is not None:
+            self._thread.join(timeout_s)
 
-    def _loop(self, progress: Callable[[Any], None], should_stop: Callable[[], bool]) -> None:
+    def _loop(self) -> None:
         while True:
             with self._cv:
-                while not self._jobs and not should_stop():
-                    self._cv.wait(0.2)
-                if not self._jobs and should_stop():
+                while not self._jobs and not self._stop:
+                    self._cv.wait(0.5)
+                if not self._jobs:
                     return
                 _, (name, job) = self._jobs.popitem(last=False)
                 self._busy = True
             try:
                 job()
-                progress(("ok", name))
+                self.written.emit(name)
             except Exception as exc:  # noqa: BLE001 - one failed write must not stop the queue
-                from .worker import _message
-                progress(("error", f"{name}: {_message(exc)}"))
+                self.failed.emit(f"{name}: {_message(exc)}")
             finally:
                 with self._cv:
                     self._busy = False
                     self._cv.notify_all()
-
-    def _on_progress(self, item: tuple[str, str]) -> None:
-        kind, text = item
-        (self.written if kind == "ok" else self.failed).emit(text)
