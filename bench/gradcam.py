@@ -78,7 +78,8 @@ def bench_gradcam(arch: str, size: int, batch: int, batches: int, threads: int |
             "gradcam_views_per_s": round(batch / mc, 2)}
 
 
-def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, roi: bool = False) -> dict:
+def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, crop: bool = False,
+                  keep: Path | None = None) -> dict:
     import torch
 
     from labeling.demo import bolts
@@ -92,10 +93,11 @@ def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, roi: 
         torch.set_num_threads(threads)
     size = (128, 96)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bolts.okng"
+        path = (keep or Path(tmp)) / "bolts.okng"
+        path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
-        proj = make_demo_project(path, kind="bolts", parts=parts, size=size)
-        if roi:  # the study's fix: crop every camera to the coated thread
+        proj = make_demo_project(path, kind="bolts", parts=parts, size=size, overwrite=True)
+        if crop:  # the study's fix: crop every camera to the coated thread
             for cam in proj.settings.cameras:
                 proj.set_roi(cam, bolts.thread_roi(size))
         cfg = TrainConfig(arch=arch, freeze="scratch", epochs=epochs, batch_size=16, input_size=(96, 128),
@@ -114,17 +116,22 @@ def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, roi: 
             continue
         jx, jy, jw, jh = jig[k]
         jc = (jx + jw / 2, jy + jh / 2)
-        roi = a.suggested_roi
+        sug, reg = a.suggested_roi, a.region
         per_cam[cam] = {"flagged": a.flagged, "energy_share": a.energy_share, "mask_overlap": a.mask_overlap,
-                        "region": a.region, "jig_box": jig[k], "suggested_roi": roi,
-                        "roi_excludes_jig_centre": None if roi is None else not (
-                            roi[0] <= jc[0] < roi[0] + roi[2] and roi[1] <= jc[1] < roi[1] + roi[3])}
-    return {"bench": "gradcam-demo-shortcut", "parts": parts, "epochs": epochs, "arch": arch, "thread_roi_applied": roi,
+                        "region": reg, "jig_box": jig[k], "suggested_roi": sug,
+                        "region_on_jig": reg is not None and _overlap(reg, jig[k]),
+                        "roi_excludes_jig_centre": None if sug is None else not (
+                            sug[0] <= jc[0] < sug[0] + sug[2] and sug[1] <= jc[1] < sug[1] + sug[3])}
+    return {"bench": "gradcam-demo-shortcut", "parts": parts, "epochs": epochs, "arch": arch, "thread_roi_applied": crop,
             "val_balanced_accuracy": res.metrics.get("val", {}).get("balanced_accuracy"),
             "train_s": round(t_train, 1), "explain_s": round(rep.elapsed_s, 1),
             "iou_mean": rep.totals.iou.get("mean"), "energy_mean": rep.totals.energy.get("mean"),
             "pointing": rep.totals.pointing, "alarm": rep.shortcut_flagged,
             "thread_roi": bolts.thread_roi(size).to_list(), "cameras": per_cam}
+
+
+def _overlap(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def main() -> int:
@@ -139,9 +146,10 @@ def main() -> int:
     ap.add_argument("--parts", type=int, default=40)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--roi", action="store_true", help="with --demo-shortcut: train on the thread ROI (the fix)")
+    ap.add_argument("--keep", type=Path, default=None, help="with --demo-shortcut: keep the project in this folder")
     a = ap.parse_args()
     if a.demo_shortcut:
-        out = demo_shortcut(a.parts, a.epochs, a.arch, a.threads, a.roi)
+        out = demo_shortcut(a.parts, a.epochs, a.arch, a.threads, a.roi, a.keep)
     else:
         out = bench_gradcam(a.arch, a.size, a.batch, a.batches, a.threads, a.device)
     print(json.dumps(out))

@@ -57,6 +57,7 @@ class ShortcutAlarm:
     mask_overlap: float | None = None
     ok_energy_share: float | None = None
     views_peaking_there: float | None = None
+    at_view_edge: bool = False  # the region touches the border of what the model saw
     region: list[int] | None = None
     suggested_roi: list[int] | None = None
     note: str = ""
@@ -247,6 +248,11 @@ class ShortcutDetector:
         a.flagged = True
         roi = self._suggest(cam, mean, [s["comp"] for s in flagged])
         share = round(100 * a.energy_share)
+        view = cam.view_box or (0, 0, cam.shape[1], cam.shape[0])
+        x, y, w, h = a.region
+        cell = max(cam.shape[0] / cam.grid[0], cam.shape[1] / cam.grid[1])
+        a.at_view_edge = (x - view[0] <= cell or y - view[1] <= cell or view[2] - (x + w) <= cell
+                          or view[3] - (y + h) <= cell)
         if roi:
             a.suggested_roi = [roi[0], roi[1], roi[2] - roi[0], roi[3] - roi[1]]
             a.note = (f"{share} % of the attention sits in x,y,w,h={a.region}, which the masks "
@@ -255,6 +261,11 @@ class ShortcutDetector:
         else:
             a.note = (f"{share} % of the attention sits in x,y,w,h={a.region}, off the masks, but no "
                       f"rectangular ROI excludes it and keeps every mask: vary or mask that region.")
+        if a.at_view_edge and cam.view_box and cam.view_box != (0, 0, cam.shape[1], cam.shape[0]):
+            # Inside a crop, a region on its border is often the crop edge or the letterbox
+            # padding seen through a coarse layer, not a thing in the scene.
+            a.note += (" It lies on the border of the cropped view: check that the crop edge or "
+                       "padding is not what the model uses (a wider ROI margin, or a finer layer).")
         return a
 
     def _suggest(self, cam: _Camera, mean: np.ndarray, comps: list[np.ndarray]):

@@ -55,7 +55,7 @@ def test_alarm_flags_planted_region_and_suggests_roi():
     centre = ((jx0 + jx1) // 2, (jy0 + jy1) // 2)
     assert not (rx <= centre[0] < rx + rw and ry <= centre[1] < ry + rh)  # excluded
     assert rx <= 50 and ry <= 30 and rx + rw >= 90 and ry + rh >= 90  # every mask kept
-    assert "ROI" in a.note
+    assert "ROI" in a.note and "cropped" not in a.note  # no crop: the full view
 
 
 def test_alarm_quiet_when_attention_follows_masks():
@@ -96,11 +96,13 @@ def test_valid_region_limits_the_roi():
     rng = np.random.default_rng(2)
     for i in range(20):
         m, _ = defect(rng)
-        det.add("c", (blob(16, 12, 6) + 0.02 * rng.random((H, W))) * valid, m, ok=False, valid=valid)
+        det.add("c", (blob(116, 20, 6) + 0.02 * rng.random((H, W))) * valid, m, ok=False, valid=valid)
     (a,) = det.alarms()
     assert a.flagged
     rx, ry, rw, rh = a.suggested_roi
     assert rx + rw <= 120 and ry + rh <= 90
+    assert rx + rw <= 116  # the region's centre is cut off
+    assert a.at_view_edge and "border of the cropped view" in a.note  # on the crop's right edge
 
 
 def test_suggest_roi_boxes():
