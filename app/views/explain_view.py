@@ -363,13 +363,18 @@ class ExplainView(QWidget):
 
     # ------------------------------------------------------------------ plumbing
     def _keep(self, w: Worker) -> None:
+        if self._closed:
+            return  # the window is closing: start nothing new
         self._side = [x for x in self._side if x.is_running()]
         self._side.append(w)
         w.start()
 
+    _closed = False
+
     def shutdown(self) -> None:
         """Window closing: cancel the dataset run, let short jobs end (a running QThread must
         not be destroyed)."""
+        self._closed = True
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)

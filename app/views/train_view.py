@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -71,6 +72,59 @@ def run_training(project_path: str, values: dict[str, Any], progress: Callable[[
     """Build the config and train (runs in the Worker)."""
     from training.loop import train
     return train(project_path, make_config(values), progress=progress, should_stop=should_stop)
+
+
+def _train_child(project_path: str, values: dict[str, Any], out: Any, stop: Any) -> None:
+    """Child-process entry: train, sending ("progress", p) and then ("result"|"error", x)."""
+    try:
+        res = run_training(project_path, values, progress=lambda p: out.put(("progress", p)),
+                           should_stop=stop.is_set)
+        out.put(("result", res))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a clear message
+        try:
+            from app.cli.common import user_error_types
+            known = isinstance(exc, user_error_types())
+        except ImportError:
+            known = False
+        out.put(("error", str(exc) if known else f"{type(exc).__name__}: {exc}"))
+
+
+def train_in_process(project_path: str, values: dict[str, Any], progress: Callable[[Any], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> Any:
+    """run_training in a child process; this thread (the Worker's) relays progress and cancel.
+
+    Training in a thread of the GUI process shares its GIL: reading the snapshot (h5py) and
+    building the network hold it for hundreds of ms, freezing the window. A child process
+    costs a second of start-up and keeps the GUI thread free.
+    """
+    import multiprocessing as mp
+    import queue as _queue
+    ctx = mp.get_context("spawn")  # never fork a process that runs torch/Qt threads
+    out, stop = ctx.Queue(), ctx.Event()
+    proc = ctx.Process(target=_train_child, args=(project_path, values, out, stop), name="okng-train", daemon=True)
+    proc.start()
+    try:
+        while True:
+            if should_stop is not None and should_stop():
+                stop.set()
+            try:
+                kind, value = out.get(timeout=0.1)
+            except _queue.Empty:
+                if not proc.is_alive():
+                    raise RuntimeError(f"the training process ended unexpectedly (exit code {proc.exitcode})")
+                continue
+            if kind == "progress":
+                if progress is not None:
+                    progress(value)
+            elif kind == "result":
+                return value
+            else:
+                raise RuntimeError(value)
+    finally:
+        stop.set()
+        proc.join(30)
+        if proc.is_alive():
+            proc.terminate()
 
 
 def load_models(project: Any, progress: Any = None, should_stop: Any = None) -> tuple[list[dict], str | None]:
@@ -171,6 +225,8 @@ class TrainView(QWidget):
         super().__init__(parent)
         preload()
         self.ctx = ctx
+        self.use_process = True
+        self._select_next: str | None = None  # train in a child process (see train_in_process)
         self.worker: Worker | None = None
         self._side: list[Worker] = []
         self.last_result: Any = None
@@ -187,7 +243,7 @@ class TrainView(QWidget):
         self.cancel_btn.clicked.connect(self.cancel)
         self.preview_btn = QPushButton("Preview augmentations")
         self.preview_btn.clicked.connect(self.refresh_preview)
-        self.preview_row = QHBoxLayout()
+        self.preview_row = QGridLayout()  # 3 per row: the column stays narrow
         self.preview_note = QLabel("Augmented samples of a labelled part appear here.")
         self.preview_note.setObjectName("muted")
         self.preview_note.setWordWrap(True)
@@ -208,7 +264,8 @@ class TrainView(QWidget):
         left = QScrollArea()
         left.setWidgetResizable(True)
         left.setWidget(left_inner)
-        left.setMinimumWidth(360)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setMinimumWidth(left_inner.minimumSizeHint().width() + 20)
 
         self.state = QLabel("Idle.")
         self.state.setWordWrap(True)
@@ -253,13 +310,13 @@ class TrainView(QWidget):
             return
         if self.worker is not None and self.worker.is_running():
             return
-        values = self.form.values()
+        values = {**self.form.values(), **self.extra_config}
         self.loss_plot.reset()
         self.acc_plot.reset()
         self._epoch_points.clear()
         self.bar.setValue(0)
         self.last_result, self.last_error = None, ""
-        self.worker = Worker(run_training, str(proj.path), values)
+        self.worker = Worker(train_in_process if self.use_process else run_training, str(proj.path), values)
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
@@ -321,8 +378,8 @@ class TrainView(QWidget):
         self._history(_field(result, "history") or [])
         note = "" if _field(result, "pretrained", True) else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
         self._say(f"Model {mid} saved{note}. Select it and press Make active to sort with it.")
-        self.refresh_models(select=str(mid))
-        self.ctx.models_changed.emit()
+        self._select_next = str(mid)
+        self.ctx.models_changed.emit()  # this view and the others reload the model list once
         self.run_finished.emit("done")
 
     def _on_failed(self, msg: str) -> None:
@@ -355,6 +412,8 @@ class TrainView(QWidget):
     # ------------------------------------------------------------------ models
     def refresh_models(self, select: str | None = None) -> None:
         """Reload the model list in a Worker; show the newest (or `select`) model's metrics."""
+        select = select or self._select_next
+        self._select_next = None
         proj = self.ctx.project
         if proj is None:
             self.results.models.show_models([], None)
@@ -372,7 +431,6 @@ class TrainView(QWidget):
         if target:
             self.results.models.select(target)  # its curves and metrics follow (selected signal)
             meta = next((m for m in metas if str(m.get("id")) == target), None)
-            self.results.metrics.show_model(meta)
             text, pre = pretrained_text(meta or {})
             self.scratch.setText("" if pre or meta is None else
                                  f"⚠ Model {target} was {text}: no ImageNet weights were available.")
@@ -423,15 +481,17 @@ class TrainView(QWidget):
             item = self.preview_row.takeAt(0)
             if item.widget() is not None:
                 item.widget().deleteLater()
-        for img in images:
+        for i, img in enumerate(images):
             lab = QLabel()
-            lab.setPixmap(to_pixmap(_display(img), 96))
-            self.preview_row.addWidget(lab)
+            lab.setPixmap(to_pixmap(_display(img), 100))
+            self.preview_row.addWidget(lab, i // 3, i % 3)
         self.preview_note.setText(f"{len(images)} augmented samples of one labelled part."
                                   if images else "No labelled part to preview.")
 
     # ------------------------------------------------------------------ plumbing
     def _keep(self, w: Worker) -> None:
+        if self._closed:
+            return  # the window is closing: start nothing new
         self._side = [x for x in self._side if x.is_running()]
         self._side.append(w)
         w.start()
@@ -440,8 +500,11 @@ class TrainView(QWidget):
         self.state.setText(text)
         self.ctx.status.emit(text)
 
+    _closed = False
+
     def shutdown(self) -> None:
         """Window closing: cancel a run and wait a little for it to stop."""
+        self._closed = True
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)

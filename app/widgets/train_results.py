@@ -221,6 +221,7 @@ class ModelsTable(QWidget):
         for r in range(self.table.rowCount()):
             item = self.table.item(r, 0)
             if item is not None and item.data(Qt.ItemDataRole.UserRole) == model_id:
+                self.table.clearSelection()  # so selecting always signals, even the same row
                 self.table.selectRow(r)
                 return
 

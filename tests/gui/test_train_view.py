@@ -44,6 +44,7 @@ def test_cancel_leaves_project_intact(ctx, qtbot):
     qtbot.addWidget(view)
     path = ctx.project.path
     before, labels = _digest(path), {p.id: p.label for p in ctx.project.parts()}
+    view.extra_config = {"num_threads": 1}  # the training process: see one_torch_thread
     view.form.set_values({**TINY, "epochs": 50})
     seen = []
     with qtbot.waitSignal(view.run_finished, timeout=60000) as sig:
@@ -65,6 +66,7 @@ def test_cancel_leaves_project_intact(ctx, qtbot):
 def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     view = TrainView(ctx)
     qtbot.addWidget(view)
+    view.extra_config = {"num_threads": 1}
     view.form.set_values(TINY)
     with qtbot.waitSignal(view.run_finished, timeout=120000) as sig:
         view.start()
