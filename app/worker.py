@@ -11,7 +11,6 @@ so a view never applies a result the user asked to drop.
 """
 from __future__ import annotations
 
-import atexit
 import logging
 import threading
 import time

@@ -16,13 +16,14 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from collections.abc import Callable, Hashable
+from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
 from .worker import _message
 
-_WRITERS: "weakref.WeakSet[StoreWriter]" = weakref.WeakSet()
+_WRITERS: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
 
 
 @atexit.register
