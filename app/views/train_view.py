@@ -225,8 +225,9 @@ class TrainView(QWidget):
         super().__init__(parent)
         preload()
         self.ctx = ctx
-        self.use_process = True
-        self._select_next: str | None = None  # train in a child process (see train_in_process)
+        self.use_process = True  # train in a child process (see train_in_process)
+        self.extra_config: dict[str, Any] = {}  # TrainConfig fields the form does not show
+        self._select_next: str | None = None  # the model to show once the list is reloaded
         self.worker: Worker | None = None
         self._side: list[Worker] = []
         self.last_result: Any = None
