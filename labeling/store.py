@@ -161,10 +161,11 @@ class Project:
         return len(self.part_ids())
 
     def part_ids(self) -> list[int]:
-        return [pid for pid, p in self._parts.items() if not p.meta.get("deleted")]
+        # list(): the GUI's writer thread may add a part while another thread iterates.
+        return [pid for pid, p in list(self._parts.items()) if not p.meta.get("deleted")]
 
     def parts(self, include_deleted: bool = False) -> list[Part]:
-        return [p for p in self._parts.values() if include_deleted or not p.meta.get("deleted")]
+        return [p for p in list(self._parts.values()) if include_deleted or not p.meta.get("deleted")]
 
     def part(self, part_id: int) -> Part:
         try:
@@ -201,7 +202,7 @@ class Project:
 
     def events(self, part_id: int | None = None) -> list[dict[str, Any]]:
         """The audit trail (all parts, or one), oldest first."""
-        return [e for e in self._events if part_id is None or e.get("part") == part_id]
+        return [e for e in list(self._events) if part_id is None or e.get("part") == part_id]
 
     def label_history(self, part_id: int) -> list[Label]:
         return [Label.from_dict(e["label"]) for e in self.events(part_id) if e["op"] == "label"]

@@ -34,9 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].lower().endswith((".h5", ".hdf5")):
+        argv = ["gui", *argv]  # `okng PROJECT.h5` opens that project in the window
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["gui", *([] if argv is None else list(argv))])
+        args = parser.parse_args(["gui", *argv])
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
