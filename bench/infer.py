@@ -40,6 +40,7 @@ def random_model(spec):
 
 def main() -> None:
     import torch
+
     from training.backbones import BACKBONES
     from training.data import IMAGENET_MEAN, IMAGENET_STD
     from training.inference import LoadedModel

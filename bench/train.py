@@ -33,7 +33,8 @@ def build_tile_project(path: Path, n_parts: int, seed: int = 0) -> Path:
     """A project of n_parts 224 px tiles (half NG centred on pitting, half OK) from bsdata."""
     from labeling.store import Project
     from labeling.types import Label, PartSource, Settings, Verdict
-    rows = list(csv.DictReader(open(BSDATA / "labels.csv")))
+    with open(BSDATA / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     rng = np.random.default_rng(seed)
     ng = [r for r in rows if r["label"] == "NG"]
     ok = [r for r in rows if r["label"] == "OK"]
@@ -67,6 +68,7 @@ def plain_loop(path: Path, budget_s: float, seed: int = 0) -> dict:
     """What a user would write by hand: torchvision resnet18, layers 1-3 frozen, Adam, flips."""
     import torch
     import torchvision
+
     from labeling.store import Project
     from labeling.types import Verdict
     from training.snapshot import stratified_split

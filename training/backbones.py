@@ -10,8 +10,9 @@ Freeze policies:
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -137,7 +138,7 @@ def _vgg16() -> BackboneSpec:
     # Five conv blocks, each ending in a max-pool (features 4, 9, 16, 23, 30). The head is the
     # whole classifier (the dense layers a Keras-style transfer run retrains); target = the last
     # conv's ReLU (features.29), as in the original Grad-CAM on VGG16.
-    blocks = [list(range(0, 5)), list(range(5, 10)), list(range(10, 17)), list(range(17, 24)), list(range(24, 31))]
+    blocks = [list(range(5)), list(range(5, 10)), list(range(10, 17)), list(range(17, 24)), list(range(24, 31))]
     spec = _features("vgg16", 31, "classifier.6", blocks)
     return BackboneSpec(spec.name, spec.factory, spec.head, spec.groups, "features.29")
 

@@ -39,7 +39,7 @@ def from_bytes(data: bytes, expected_sha256: str | None = None, what: str = "che
                             "retrain or re-import the model")
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling/zip failure means a foreign file
+    except Exception as exc:
         raise TrainingError(f"{what}: not an okng checkpoint or damaged ({type(exc).__name__}: "
                             f"{str(exc)[:200]})") from exc
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:

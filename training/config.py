@@ -35,11 +35,11 @@ class AugmentConfig:
         return set(self.active()) <= {"hflip", "vflip"}
 
     @classmethod
-    def none(cls) -> "AugmentConfig":
+    def none(cls) -> AugmentConfig:
         return cls(hflip=0.0)
 
     @classmethod
-    def preset(cls, name: str) -> "AugmentConfig":
+    def preset(cls, name: str) -> AugmentConfig:
         """Named presets: none, default (h-flips), flips (h+v), light, strong."""
         presets = {
             "none": cls.none(),
@@ -82,9 +82,9 @@ class TrainConfig:
     warm_start: str | None = None  # model id of this project to start from
     num_threads: int | None = None  # torch threads (None = leave as is)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
-        from .backbones import BACKBONES, FREEZE_POLICIES  # noqa: PLC0415 - torch only when used
+        from .backbones import BACKBONES, FREEZE_POLICIES
         if self.arch not in BACKBONES:
             raise TrainingError(f"unknown architecture {self.arch!r} (known: {', '.join(BACKBONES)})")
         if self.freeze not in FREEZE_POLICIES:
@@ -125,7 +125,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -7,8 +7,8 @@ lives in full-image coordinates).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -35,8 +35,8 @@ class ViewGeometry:
 
     def __post_init__(self) -> None:
         if self.content_size == (0, 0):
-            ch = max(1, int(round(self.roi.h * self.scale)))
-            cw = max(1, int(round(self.roi.w * self.scale)))
+            ch = max(1, round(self.roi.h * self.scale))
+            cw = max(1, round(self.roi.w * self.scale))
             object.__setattr__(self, "content_size", (min(ch, self.input_size[0]), min(cw, self.input_size[1])))
 
     def to_image(self, heatmap: np.ndarray) -> np.ndarray:
@@ -80,7 +80,7 @@ def fit_geometry(image_shape: Sequence[int], roi: ROI | None, input_size: Sequen
     if mode == "resize":
         return ViewGeometry(shape, r, (ih, iw), (ih / r.h + iw / r.w) / 2, (0, 0), (ih, iw))
     s = min(ih / r.h, iw / r.w)
-    ch, cw = min(ih, max(1, int(round(r.h * s)))), min(iw, max(1, int(round(r.w * s))))
+    ch, cw = min(ih, max(1, round(r.h * s))), min(iw, max(1, round(r.w * s)))
     return ViewGeometry(shape, r, (ih, iw), s, ((ih - ch) // 2, (iw - cw) // 2), (ch, cw))
 
 

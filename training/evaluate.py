@@ -1,8 +1,9 @@
 """Evaluate a stored model on the project's current labels (`okng evaluate`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
     loaded = load_model(project, mid, device)
     meta = loaded.meta
     seen = {int(r[0]) for r in meta.get("dataset", {}).get("parts", [])}
-    val_ids = set(int(i) for i in meta.get("metrics", {}).get("split", {}).get("val_part_ids", []))
+    val_ids = {int(i) for i in meta.get("metrics", {}).get("split", {}).get("val_part_ids", [])}
     parts = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
     if not all_parts:
         parts = [p for p in parts if p.id in val_ids or p.id not in seen]

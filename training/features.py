@@ -6,7 +6,7 @@ most of okng's speed on a 2-core CPU comes from (the bolt study's fine-tuning fr
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

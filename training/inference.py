@@ -6,9 +6,10 @@ keeps seeing parts the way it was trained even after the project's ROIs change.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -11,23 +11,36 @@ import copy
 import os
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from .backbones import BackboneSpec, FrozenTrunk, apply_freeze, get_backbone, set_train_mode
+from .backbones import (
+    BackboneSpec,
+    FrozenTrunk,
+    apply_freeze,
+    get_backbone,
+    set_train_mode,
+)
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, mean_std, threshold_for_recall
+from .snapshot import (
+    CLASS_NAMES,
+    Snapshot,
+    load_snapshot,
+    stratified_kfold,
+    stratified_split,
+)
 from .transforms import flip_variants
-from .snapshot import CLASS_NAMES, Snapshot, load_snapshot, stratified_kfold, stratified_split
 
 ProgressFn = Callable[["Progress"], None]
 StopFn = Callable[[], bool]
@@ -90,7 +103,7 @@ def seed_everything(seed: int) -> None:
 
 
 def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
-                    scaler: "torch.amp.GradScaler | None", on_step: Callable[[int, int, float], None],
+                    scaler: torch.amp.GradScaler | None, on_step: Callable[[int, int, float], None],
                     should_stop: StopFn | None) -> float:
     """One pass over the training views; returns the mean loss."""
     set_train_mode(run.model, run.spec, run.config.freeze)
@@ -298,6 +311,7 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
     """How to build the starting network: parent model, ImageNet weights, or random init."""
     if config.warm_start:
         from labeling.store import Project
+
         from .checkpoint import from_bytes
         proj = Project.open(project_path, readonly=True)
         meta = proj.model_meta(config.warm_start)
@@ -353,7 +367,7 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     if should_stop is not None and should_stop():
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
     metrics["val"] = rep
-    metrics["split"] = {"train_parts": int(len(train_p)), "val_parts": int(len(val_p)),
+    metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p),
                         "val_part_ids": [snap.parts[int(i)].part_id for i in val_p]}
     if progress is not None:
         progress(Progress("save", len(history), config.epochs, 0, 0, history[-1]["loss"], {}, 0.0, "saving model"))
@@ -400,5 +414,15 @@ def default_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-__all__ = ["Progress", "TrainResult", "AugmentConfig", "TrainConfig", "train", "train_one_epoch", "evaluate",
-           "cross_validate", "fit_split", "default_threads"]
+__all__ = [
+    "AugmentConfig",
+    "Progress",
+    "TrainConfig",
+    "TrainResult",
+    "cross_validate",
+    "default_threads",
+    "evaluate",
+    "fit_split",
+    "train",
+    "train_one_epoch",
+]

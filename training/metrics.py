@@ -5,7 +5,8 @@ error); `score` = P(NG); a sample is NG when score >= threshold.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def binary_report(y_true: Sequence[int], score: Sequence[float], threshold: floa
     pc = per_class(cm, names)
     sup = cm.sum(axis=1)
     return {
-        "n": int(len(y)), "threshold": float(threshold), "confusion_matrix": cm.tolist(),
+        "n": len(y), "threshold": float(threshold), "confusion_matrix": cm.tolist(),
         "per_class": pc, "accuracy": accuracy(cm), "balanced_accuracy": balanced_accuracy(cm),
         "macro_f1": float(np.mean([pc[n]["f1"] for n in names])),
         "weighted_f1": float(sum(pc[n]["f1"] * sup[i] for i, n in enumerate(names)) / max(sup.sum(), 1)),

@@ -31,7 +31,7 @@ def export_onnx(loaded: LoadedModel, out: str | Path, opset: int = 17, verify: b
             torch.onnx.export(model, (dummy,), buf, input_names=["views"], output_names=["logits"],
                               dynamic_axes={"views": {0: "n"}, "logits": {0: "n"}}, opset_version=opset,
                               dynamo=False)
-    except Exception as exc:  # noqa: BLE001 - exporter failures come in many types
+    except Exception as exc:
         raise TrainingError(f"ONNX export of {loaded.arch} failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
     data = buf.getvalue()
     report: dict[str, Any] = {"path": str(out), "bytes": len(data), "opset": opset, "input": [None, 3, h, w]}

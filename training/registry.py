@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from torch import nn
 
@@ -88,8 +89,8 @@ def comparison_table(models: list[dict[str, Any]], active: str | None) -> str:
     for r in rows:
         cv = r["cv_balanced_accuracy"]
         cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
-        lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<36}{str(r['arch']):<20}{str(r['freeze']):<11}"
-                     f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{str(r['parts']):>6}"
+        lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<36}{r['arch']!s:<20}{r['freeze']!s:<11}"
+                     f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{r['parts']!s:>6}"
                      f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                      f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
                      f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}  {cvs}")

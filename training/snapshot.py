@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -140,7 +140,7 @@ def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> tup
     for c in np.unique(targets):
         idx = np.flatnonzero(targets == c)
         rng.shuffle(idx)
-        n_val = int(round(len(idx) * val_fraction))
+        n_val = round(len(idx) * val_fraction)
         n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])

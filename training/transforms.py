@@ -6,7 +6,7 @@ CLAHE round-trips through uint16 for the same reason.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -32,8 +32,8 @@ def _rotate(x: np.ndarray, deg: float, rng: np.random.Generator, gray: bool) -> 
 
 def _crop(x: np.ndarray, amount: float, rng: np.random.Generator, gray: bool) -> np.ndarray:
     h, w = x.shape[:2]
-    ch = max(1, int(round(h * rng.uniform(1 - amount, 1))))
-    cw = max(1, int(round(w * rng.uniform(1 - amount, 1))))
+    ch = max(1, round(h * rng.uniform(1 - amount, 1)))
+    cw = max(1, round(w * rng.uniform(1 - amount, 1)))
     y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     return cv2.resize(np.ascontiguousarray(x[y0:y0 + ch, x0:x0 + cw]), (w, h), interpolation=cv2.INTER_LINEAR)
 

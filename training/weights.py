@@ -61,7 +61,7 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # noqa: BLE001 - pickle/zip errors of all kinds: one clear message
+    except Exception as exc:
         raise TrainingError(f"{path}: not a loadable PyTorch weights file ({type(exc).__name__}: "
                             f"{str(exc)[:200]})") from exc
     return _unwrap(obj)

@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch import nn
 
-from training.backbones import BACKBONES, FrozenTrunk, apply_freeze, get_backbone, set_train_mode, tail_forward
+from training.backbones import (
+    BACKBONES,
+    FrozenTrunk,
+    apply_freeze,
+    get_backbone,
+    set_train_mode,
+    tail_forward,
+)
 from training.errors import TrainingError
 
 EXPECTED = {"vgg16", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "mobilenet_v2",

@@ -8,7 +8,13 @@ import torch
 from labeling.store import Project
 from labeling.types import ROI, Verdict
 from training.config import AugmentConfig, TrainConfig
-from training.data import IMAGENET_MEAN, IMAGENET_STD, fit_geometry, preprocess_view, white_level
+from training.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    fit_geometry,
+    preprocess_view,
+    white_level,
+)
 from training.errors import TrainingError
 from training.preview import preview_augmentations
 from training.snapshot import load_snapshot, stratified_kfold, stratified_split

@@ -4,8 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.metrics import (binary_report, cohen_kappa, confusion_matrix, mean_std, pr_auc, roc_auc,
-                              table2, threshold_for_recall)
+from training.metrics import (
+    binary_report,
+    cohen_kappa,
+    confusion_matrix,
+    mean_std,
+    pr_auc,
+    roc_auc,
+    table2,
+    threshold_for_recall,
+)
 
 
 def test_confusion_and_per_class_by_hand():

@@ -19,7 +19,7 @@ from training.onnx_export import export_onnx
 
 from .conftest import make_toy_project
 
-FAST = dict(arch="resnet18", freeze="last-block", epochs=3, input_size=32, batch_size=8, seed=1)
+FAST = {"arch": "resnet18", "freeze": "last-block", "epochs": 3, "input_size": 32, "batch_size": 8, "seed": 1}
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +142,8 @@ def test_warm_start_target_recall_and_determinism(trained):
     assert meta["parent"] == res.model_id and meta["pretrained"] is False
     assert child.metrics["val"]["ng_recall"] == 1.0 and not child.activated
     # Same seed, same data -> the same run (one epoch of a live, augmented forward).
-    from training.snapshot import load_snapshot, stratified_split
     from training.backbones import get_backbone
+    from training.snapshot import load_snapshot, stratified_split
     snap = load_snapshot(path, (32, 32))
     tr, va = stratified_split(snap.part_targets(), 0.2, 0)
     spec = get_backbone("mobilenet_v3_small")
