@@ -10,6 +10,7 @@ Run alone for a look: ``python -m app.views.train_view PROJECT.h5``
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -74,11 +75,11 @@ def run_training(project_path: str, values: dict[str, Any], progress: Callable[[
     return train(project_path, make_config(values), progress=progress, should_stop=should_stop)
 
 
-def _train_child(project_path: str, values: dict[str, Any], out: Any, stop: Any) -> None:
-    """Child-process entry: train, sending ("progress", p) and then ("result"|"error", x)."""
+def _child_main(fn: Callable[..., Any], args: tuple, out: Any, stop: Any) -> None:
+    """Child-process entry: fn(*args, progress, should_stop); sends ("progress", p) then
+    ("result", value) or ("error", message)."""
     try:
-        res = run_training(project_path, values, progress=lambda p: out.put(("progress", p)),
-                           should_stop=stop.is_set)
+        res = fn(*args, progress=lambda p: out.put(("progress", p)), should_stop=stop.is_set)
         out.put(("result", res))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as a clear message
         try:
@@ -89,19 +90,32 @@ def _train_child(project_path: str, values: dict[str, Any], out: Any, stop: Any)
         out.put(("error", str(exc) if known else f"{type(exc).__name__}: {exc}"))
 
 
-def train_in_process(project_path: str, values: dict[str, Any], progress: Callable[[Any], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None) -> Any:
-    """run_training in a child process; this thread (the Worker's) relays progress and cancel.
-
-    Training in a thread of the GUI process shares its GIL: reading the snapshot (h5py) and
-    building the network hold it for hundreds of ms, freezing the window. A child process
-    costs a second of start-up and keeps the GUI thread free.
-    """
+def _mp_context() -> Any:
+    """forkserver: children fork from a small server process, not from the GUI process (a
+    fork/exec of the big GUI process holds its GIL for a few hundred ms)."""
     import multiprocessing as mp
+    return mp.get_context("forkserver")
+
+
+def start_child_server() -> None:
+    """Start the fork server now (window start), not on the first training run."""
+    from multiprocessing import forkserver
+    _mp_context()
+    forkserver.ensure_running()
+
+
+def in_child(fn: Callable[..., Any], *args: Any, progress: Callable[[Any], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Any:
+    """Run fn(*args, progress=, should_stop=) in a child process; this thread (a Worker's)
+    relays its progress and the cancel request, and returns its result.
+
+    Heavy work in a thread of the GUI process shares the GUI's GIL: h5py reads, torch.load and
+    network construction hold it for hundreds of ms and the window freezes.
+    """
     import queue as _queue
-    ctx = mp.get_context("spawn")  # never fork a process that runs torch/Qt threads
+    ctx = _mp_context()
     out, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_train_child, args=(project_path, values, out, stop), name="okng-train", daemon=True)
+    proc = ctx.Process(target=_child_main, args=(fn, args, out, stop), name="okng-child", daemon=True)
     proc.start()
     try:
         while True:
@@ -111,7 +125,8 @@ def train_in_process(project_path: str, values: dict[str, Any], progress: Callab
                 kind, value = out.get(timeout=0.1)
             except _queue.Empty:
                 if not proc.is_alive():
-                    raise RuntimeError(f"the training process ended unexpectedly (exit code {proc.exitcode})")
+                    raise RuntimeError(f"the {getattr(fn, '__name__', 'work')} process ended unexpectedly "
+                                       f"(exit code {proc.exitcode})") from None
                 continue
             if kind == "progress":
                 if progress is not None:
@@ -125,6 +140,23 @@ def train_in_process(project_path: str, values: dict[str, Any], progress: Callab
         proc.join(30)
         if proc.is_alive():
             proc.terminate()
+
+
+def train_in_process(project_path: str, values: dict[str, Any], progress: Callable[[Any], None] | None = None,
+                     should_stop: Callable[[], bool] | None = None) -> Any:
+    """run_training in a child process (see in_child)."""
+    return in_child(run_training, project_path, values, progress=progress, should_stop=should_stop)
+
+
+def curves_in_process(project_path: str, meta: dict[str, Any], progress: Any = None, should_stop: Any = None) -> Any:
+    """held_out_curves in a child process (it loads and runs the model)."""
+    return in_child(held_out_curves_path, project_path, meta, progress=progress, should_stop=should_stop)
+
+
+def held_out_curves_path(project_path: str, meta: dict[str, Any], progress: Any = None,
+                         should_stop: Any = None) -> dict[str, Any]:
+    from labeling.store import Project
+    return held_out_curves(Project.open(project_path, readonly=True), meta, progress, should_stop)
 
 
 def load_models(project: Any, progress: Any = None, should_stop: Any = None) -> tuple[list[dict], str | None]:
@@ -210,8 +242,10 @@ def _is_num(v: Any) -> bool:
 
 def preload() -> None:
     """Import the training code now (at window start): a first import in the Worker would run
-    C-extension initialisers holding the GIL long enough to freeze the GUI."""
-    import training.loop  # noqa: F401
+    C-extension initialisers holding the GIL long enough to freeze the GUI. Start the fork
+    server that training and scoring processes come from."""
+    importlib.import_module("training.loop")
+    start_child_server()
 
 
 # ---------------------------------------------------------------------- the view
@@ -443,7 +477,7 @@ class TrainView(QWidget):
         proj = self.ctx.project
         m = metrics_of(meta)
         if proj is not None and curve(m, "roc") is None and meta.get("id"):
-            w = Worker(held_out_curves, proj, meta)
+            w = Worker(curves_in_process, str(proj.path), meta)
             w.finished.connect(self._show_curves)
             self._keep(w)
         if self.is_running():
