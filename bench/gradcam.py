@@ -79,7 +79,7 @@ def bench_gradcam(arch: str, size: int, batch: int, batches: int, threads: int |
 
 
 def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, crop: bool = False,
-                  keep: Path | None = None) -> dict:
+                  keep: Path | None = None, layer: str | None = None) -> dict:
     import torch
 
     from labeling.demo import bolts
@@ -87,6 +87,7 @@ def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, crop:
     from labeling.store import Project
     from training.config import AugmentConfig, TrainConfig
     from training.explain.dataset import explain_dataset
+    from training.explain.recipe import CamRecipe
     from training.loop import train
 
     if threads:
@@ -104,7 +105,7 @@ def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, crop:
                           augment=AugmentConfig.none(), device="cpu", num_threads=threads, patience=0)
         res = train(path, cfg)
         t_train = time.monotonic() - t0
-        rep = explain_dataset(path, "active", device="cpu")
+        rep = explain_dataset(path, "active", CamRecipe(layer=layer), device="cpu")
         proj = Project.open(path, readonly=True)
         jig = bolts.render_part(0, 0, size).truth["jig_box"]  # [x, y, w, h] per view
     cams = proj.settings.cameras
@@ -122,7 +123,7 @@ def demo_shortcut(parts: int, epochs: int, arch: str, threads: int | None, crop:
                         "region_on_jig": reg is not None and _overlap(reg, jig[k]),
                         "roi_excludes_jig_centre": None if sug is None else not (
                             sug[0] <= jc[0] < sug[0] + sug[2] and sug[1] <= jc[1] < sug[1] + sug[3])}
-    return {"bench": "gradcam-demo-shortcut", "parts": parts, "epochs": epochs, "arch": arch, "thread_roi_applied": crop,
+    return {"bench": "gradcam-demo-shortcut", "parts": parts, "epochs": epochs, "arch": arch, "thread_roi_applied": crop, "layer": rep.layer,
             "val_balanced_accuracy": res.metrics.get("val", {}).get("balanced_accuracy"),
             "train_s": round(t_train, 1), "explain_s": round(rep.elapsed_s, 1),
             "iou_mean": rep.totals.iou.get("mean"), "energy_mean": rep.totals.energy.get("mean"),
@@ -146,10 +147,11 @@ def main() -> int:
     ap.add_argument("--parts", type=int, default=40)
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--roi", action="store_true", help="with --demo-shortcut: train on the thread ROI (the fix)")
+    ap.add_argument("--layer", default=None, help="with --demo-shortcut: Grad-CAM layer (default layer4)")
     ap.add_argument("--keep", type=Path, default=None, help="with --demo-shortcut: keep the project in this folder")
     a = ap.parse_args()
     if a.demo_shortcut:
-        out = demo_shortcut(a.parts, a.epochs, a.arch, a.threads, a.roi, a.keep)
+        out = demo_shortcut(a.parts, a.epochs, a.arch, a.threads, a.roi, a.keep, a.layer)
     else:
         out = bench_gradcam(a.arch, a.size, a.batch, a.batches, a.threads, a.device)
     print(json.dumps(out))
