@@ -1,4 +1,5 @@
-"""Test-wide setup: Qt runs offscreen; torch stays on few threads so tests fit 2 cores."""
+"""Test-wide setup: Qt runs offscreen; torch on one thread (tests run beside subprocesses and
+servers on 2 cores, where OpenMP threads spinning against each other made them ~10x slower)."""
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def bsdata() -> Path:
 def pytest_configure(config):
     try:
         import torch
-        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+        torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
