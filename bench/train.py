@@ -158,6 +158,16 @@ def default_train_time(path: Path, limit_s: float) -> dict:
     return out
 
 
+def _epoch_ratio(ok_curve: list, plain_curve: list) -> float | None:
+    """Steady-state seconds per epoch, okng / plain (medians of the gaps between evaluations)."""
+    def gap(c: list) -> float | None:
+        t = [0.0] + [p[0] for p in c]
+        d = np.diff(t)[1:]  # the first epoch also pays for reading the data
+        return float(np.median(d)) if len(d) else None
+    a, b = gap(ok_curve), gap(plain_curve)
+    return None if a is None or b is None else round(a / b, 3)
+
+
 def _note(obj: dict) -> None:
     """Partial results on stderr, so a run cut short still says something."""
     print(json.dumps(obj), file=sys.stderr, flush=True)
@@ -187,6 +197,7 @@ def main() -> None:
     t_ok = ok["time_to_plain_final_s"]
     out["ratio"] = None if t_ok is None else round(t_ok / plain["time_to_final_s"], 3)
     out["ratio_target"] = 0.5
+    out["epoch_time_ratio"] = _epoch_ratio(ok["curve"], plain["curve"])
     _note({"okng": ok, "ratio": out["ratio"]})
     if not args.skip_big:
         big = build_tile_project(args.workdir / "big.okng", args.big_parts, seed=1)
