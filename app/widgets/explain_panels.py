@@ -134,6 +134,7 @@ class ShortcutPanel(QGroupBox):
         self.buttons: dict[str, QPushButton] = {}
         self.note = QLabel("Run the explanation to check where the model looks.")
         self.note.setObjectName("muted")
+        self.note.setWordWrap(True)
         self.grid.addWidget(self.note, 0, 0, 1, 3)
 
     def show_alarms(self, alarms: list[dict[str, Any]]) -> None:
