@@ -33,15 +33,20 @@ def make_explainer(classifier: Any) -> Callable[[Sequence[np.ndarray], Sequence[
     gradcam = _gradcam_function()
     if gradcam is None:
         return None
-    module = _module_of(classifier)
+    live = _module_of(classifier)
     preprocess = getattr(classifier, "preprocess", None)
-    if module is None or preprocess is None:
+    if live is None or preprocess is None:
         return None
+    # Grad-CAM hooks are per module, not per thread: on the live module they would also catch
+    # the critical path's concurrent forwards (and capture its inference-mode activations).
+    # The logger thread therefore explains with its own copy of the model.
+    import copy
+    module = copy.deepcopy(live)
+    layer = _same_layer(live, module, getattr(classifier, "target_layer", None))
 
     def explain(images: Sequence[np.ndarray], cameras: Sequence[str], defect_class: int) -> list[np.ndarray]:
         import torch
         batch = torch.stack([_as_tensor(preprocess(im, cam)) for im, cam in zip(images, cameras)])
-        layer = getattr(classifier, "target_layer", None) or last_conv(module)
         with torch.enable_grad():
             ng = getattr(classifier, "ng_index", None)
             cls = int(ng) if ng is not None else _class_index(module, batch, defect_class)
@@ -50,6 +55,16 @@ def make_explainer(classifier: Any) -> Callable[[Sequence[np.ndarray], Sequence[
         return [np.asarray(m, np.float32).squeeze() for m in out]
 
     return explain
+
+
+def _same_layer(live: Any, copy: Any, layer: Any) -> Any:
+    """The target layer inside the copy: dotted names carry over, module objects are mapped."""
+    if layer is None:
+        return last_conv(copy)
+    if isinstance(layer, str):
+        return layer
+    names = {id(m): n for n, m in live.named_modules()}
+    return dict(copy.named_modules())[names[id(layer)]] if id(layer) in names else last_conv(copy)
 
 
 def _as_tensor(x: Any) -> Any:

@@ -18,7 +18,7 @@ from training.config import TrainConfig
 from training.loop import train
 from training.weights import find_pretrained, weights_dir
 
-from .conftest import make_toy_project
+from toykit import make_toy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 

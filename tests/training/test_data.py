@@ -20,7 +20,7 @@ from training.preview import preview_augmentations
 from training.snapshot import load_snapshot, stratified_kfold, stratified_split
 from training.transforms import augment
 
-from .conftest import make_toy_project
+from toykit import make_toy_project
 
 
 @pytest.mark.parametrize("mode", ["letterbox", "resize"])

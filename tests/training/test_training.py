@@ -17,7 +17,7 @@ from training.inference import load_model
 from training.loop import fit_split, train
 from training.onnx_export import export_onnx
 
-from .conftest import make_toy_project
+from toykit import make_toy_project
 
 FAST = {"arch": "resnet18", "freeze": "last-block", "epochs": 3, "input_size": 32, "batch_size": 8, "seed": 1}
 

@@ -8,7 +8,7 @@ import pytest
 from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Settings
 
-from .sortkit import PlcPeer, brightness_classifier
+from sortkit import PlcPeer, brightness_classifier
 
 
 @pytest.fixture

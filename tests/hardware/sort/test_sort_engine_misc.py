@@ -10,7 +10,7 @@ from hardware.sort import SortConfig, SortEngine, parse_host_port
 from hardware.sources import make_source
 from labeling.types import PartSource
 
-from .sortkit import brightness_classifier, wait_for, write_folder
+from sortkit import brightness_classifier, wait_for, write_folder
 
 
 class FlakyClassifier:

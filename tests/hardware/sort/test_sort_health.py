@@ -8,7 +8,7 @@ from hardware.plc.registers import PcStatus, PlcVerdict
 from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
 
-from .sortkit import brightness_classifier, wait_for, write_folder
+from sortkit import brightness_classifier, wait_for, write_folder
 
 
 class StallingClassifier:

@@ -8,7 +8,7 @@ import pytest
 from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
 
-from .sortkit import wait_for, write_folder
+from sortkit import wait_for, write_folder
 
 
 def _loaded_model():

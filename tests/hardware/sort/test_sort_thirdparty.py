@@ -10,7 +10,7 @@ from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
 from labeling.types import PartSource
 
-from .sortkit import brightness_classifier, wait_for, write_folder
+from sortkit import brightness_classifier, wait_for, write_folder
 
 BRIGHT = {1: 2, 3: 0, 4: 3}  # part k -> the one bright (NG) view; others all dark (OK)
 

@@ -13,28 +13,6 @@ from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Label, Settings, Verdict
 
 
-def _bind_real_training_explain() -> None:
-    """tests/training/__init__.py makes pytest import `training` as the tests folder; its
-    submodules still resolve through the editable install, but `training.explain` would
-    become THIS folder (a namespace package) and hide the real one. Bind the real package
-    before any test module imports it; a no-op when `training` is the real package."""
-    import importlib.util
-    import sys
-
-    real = Path(__file__).resolve().parents[3] / "training" / "explain"
-    pkg = sys.modules.get("training")
-    if pkg is None or Path(getattr(pkg, "__file__", "") or "").parent == real.parent:
-        return
-    spec = importlib.util.spec_from_file_location("training.explain", real / "__init__.py",
-                                                  submodule_search_locations=[str(real)])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["training.explain"] = mod
-    spec.loader.exec_module(mod)
-    pkg.explain = mod
-
-
-_bind_real_training_explain()
-
 H, W = 48, 64
 
 
