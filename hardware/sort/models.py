@@ -49,9 +49,7 @@ class TimedModel:
 
     def prepare(self, images: Any, cameras: Any) -> tuple[Any, list]:
         """Preprocessed batch (N,3,h,w) and the view geometries."""
-        import torch
-        pairs = [self.loaded.preprocess(im, cam) for im, cam in zip(images, cameras)]
-        return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+        return self.loaded.prepare_batch(images, cameras)
 
     def forward_batch(self, batch: Any) -> Any:
         """The bare batched forward: P(NG) per view."""
