@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labeling.store import Project  # noqa: E402
-from labeling.types import BOLT_CLASSES, Settings  # noqa: E402
+from labeling.store import Project
+from labeling.types import BOLT_CLASSES, Settings
 
 
 def frames(rng: np.random.Generator, n: int, shape=(960, 1280)) -> list[np.ndarray]:

@@ -21,16 +21,29 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
 
 from . import journal
 from .h5io import append_json, read_json_rows, transaction, write_array
-from .types import (Label, Part, PartSource, Prediction, Review, ReviewStatus, ROI, Settings,
-                    SYSTEM_USER, User, Verdict, ViewInfo)
+from .types import (
+    ROI,
+    SYSTEM_USER,
+    Label,
+    Part,
+    PartSource,
+    Prediction,
+    Review,
+    ReviewStatus,
+    Settings,
+    User,
+    Verdict,
+    ViewInfo,
+)
 
 FORMAT = "okng-project"
 VERSION = 1
@@ -78,7 +91,7 @@ class Project:
 
     # ---------------------------------------------------------------- open / create
     @classmethod
-    def create(cls, path: str | Path, settings: Settings | None = None, overwrite: bool = False) -> "Project":
+    def create(cls, path: str | Path, settings: Settings | None = None, overwrite: bool = False) -> Project:
         path = Path(path)
         if path.exists() and not overwrite:
             raise ProjectError(f"{path} already exists (use overwrite to replace it)")
@@ -97,7 +110,7 @@ class Project:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | Path, readonly: bool = False) -> "Project":
+    def open(cls, path: str | Path, readonly: bool = False) -> Project:
         path = Path(path)
         if not path.exists():
             raise ProjectError(f"{path}: no such project file")

@@ -19,7 +19,7 @@ class Verdict(enum.IntEnum):
     NG = 2
 
     @classmethod
-    def parse(cls, text: str | int | "Verdict") -> "Verdict":
+    def parse(cls, text: str | int | Verdict) -> Verdict:
         if isinstance(text, (int, Verdict)):
             return cls(int(text))
         key = str(text).strip().upper()
@@ -63,7 +63,7 @@ class User:
         return {"name": self.name, "role": self.role.value}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "User":
+    def from_dict(cls, d: dict[str, Any]) -> User:
         return cls(str(d.get("name", "unknown")), Role(d.get("role", Role.INSPECTOR.value)))
 
 
@@ -92,7 +92,7 @@ class ROI:
         if self.w <= 0 or self.h <= 0 or self.x < 0 or self.y < 0:
             raise ValueError(f"invalid ROI {self}: needs x,y >= 0 and w,h > 0")
 
-    def clip(self, width: int, height: int) -> "ROI":
+    def clip(self, width: int, height: int) -> ROI:
         x = min(self.x, max(width - 1, 0))
         y = min(self.y, max(height - 1, 0))
         return ROI(x, y, max(1, min(self.w, width - x)), max(1, min(self.h, height - y)))
@@ -129,7 +129,7 @@ class Settings:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Settings":
+    def from_dict(cls, d: dict[str, Any]) -> Settings:
         return cls(
             name=d.get("name", "project"),
             kind=ProjectKind(d.get("kind", ProjectKind.MULTI_CAMERA.value)),
@@ -169,7 +169,7 @@ class Label:
                 "user": self.user.to_dict(), "time": self.time, "comment": self.comment}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Label":
+    def from_dict(cls, d: dict[str, Any]) -> Label:
         return cls(Verdict(int(d["verdict"])), int(d.get("defect_class", 0)),
                    User.from_dict(d.get("user", {})), float(d.get("time", 0.0)),
                    str(d.get("comment", "")))
@@ -187,7 +187,7 @@ class Review:
                 "user": self.user.to_dict(), "time": self.time}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Review":
+    def from_dict(cls, d: dict[str, Any]) -> Review:
         return cls(ReviewStatus(d["status"]), str(d.get("comment", "")),
                    User.from_dict(d.get("user", {})), float(d.get("time", 0.0)))
 
@@ -210,7 +210,7 @@ class Prediction:
                 "defect_class": self.defect_class, "time": self.time, "extra": self.extra}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Prediction":
+    def from_dict(cls, d: dict[str, Any]) -> Prediction:
         return cls(str(d["model_id"]), Verdict(int(d["verdict"])),
                    tuple(float(s) for s in d.get("scores", ())), float(d.get("confidence", 0.0)),
                    int(d.get("defect_class", 0)), float(d.get("time", 0.0)),

@@ -22,7 +22,7 @@ BLOCK = textwrap.dedent("""
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-c", BLOCK + code, *args], capture_output=True,
+    return subprocess.run([sys.executable, "-c", BLOCK + code, *args], check=False, capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=300)
 
 

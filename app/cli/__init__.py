@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # Registry of command modules, in the order their commands appear in --help.
 COMMAND_MODULES = ("app.cli.project", "app.cli.train", "app.cli.explain", "app.cli.plc", "app.cli.sort", "app.cli.gui")
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("okng: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence: a clear message
+    except Exception as exc:
         from app.cli.common import user_error_types
         if isinstance(exc, user_error_types()):
             print(f"okng {args.command}: error: {exc}", file=sys.stderr)

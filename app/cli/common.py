@@ -9,8 +9,8 @@ from typing import Any, TextIO
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'bad input', reported as one clear line instead of a traceback."""
-    from labeling.store import ProjectError
     from labeling.h5io import ProjectLocked
+    from labeling.store import ProjectError
     types: list[type[BaseException]] = [ProjectError, ProjectLocked, FileNotFoundError, ValueError, KeyError]
     for mod, name in (("training.errors", "TrainingError"), ("hardware.errors", "HardwareError")):
         try:

@@ -4,8 +4,18 @@ import numpy as np
 import pytest
 
 from labeling.store import Project, ProjectError
-from labeling.types import (BOLT_CLASSES, PartSource, Prediction, ProjectKind, ReviewStatus, ROI,
-                            Role, Settings, User, Verdict)
+from labeling.types import (
+    BOLT_CLASSES,
+    ROI,
+    PartSource,
+    Prediction,
+    ProjectKind,
+    ReviewStatus,
+    Role,
+    Settings,
+    User,
+    Verdict,
+)
 
 INSPECTOR = User("ana", Role.INSPECTOR)
 EXPERT = User("lee", Role.LAB_EXPERT)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from toykit import make_toy_project
 
 from app.cli import main
 from labeling.store import Project
@@ -17,8 +18,6 @@ from labeling.types import Verdict
 from training.config import TrainConfig
 from training.loop import train
 from training.weights import find_pretrained, weights_dir
-
-from toykit import make_toy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 

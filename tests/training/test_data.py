@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from toykit import make_toy_project
 
 from labeling.store import Project
 from labeling.types import ROI, Verdict
@@ -19,8 +20,6 @@ from training.errors import TrainingError
 from training.preview import preview_augmentations
 from training.snapshot import load_snapshot, stratified_kfold, stratified_split
 from training.transforms import augment
-
-from toykit import make_toy_project
 
 
 @pytest.mark.parametrize("mode", ["letterbox", "resize"])

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from toykit import make_toy_project
 
 from labeling.store import Project
 from labeling.types import Verdict
@@ -16,8 +17,6 @@ from training.evaluate import evaluate_model
 from training.inference import load_model
 from training.loop import fit_split, train
 from training.onnx_export import export_onnx
-
-from toykit import make_toy_project
 
 FAST = {"arch": "resnet18", "freeze": "last-block", "epochs": 3, "input_size": 32, "batch_size": 8, "seed": 1}
 

@@ -170,9 +170,8 @@ def test_one_writer_per_register_and_partial_writes(sim_factory):
 
 def test_wrong_unit_id_is_refused(sim_factory):
     sim = sim_factory(rate=0, regmap=RegisterMap(unit_id=5))
-    with PlcClient("127.0.0.1", sim.port, RegisterMap(unit_id=6)) as client:
-        with pytest.raises(PlcError):
-            client.read_plc_block()
+    with PlcClient("127.0.0.1", sim.port, RegisterMap(unit_id=6)) as client, pytest.raises(PlcError):
+        client.read_plc_block()
 
 
 def test_client_is_one_per_thread(sim_factory):

@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sortkit import PlcPeer, brightness_classifier
 
 from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Settings
-
-from sortkit import PlcPeer, brightness_classifier
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sortkit import brightness_classifier, wait_for, write_folder
 
 from hardware.plc.registers import PlcVerdict
 from hardware.sort import SortConfig, SortEngine, parse_host_port
 from hardware.sources import make_source
 from labeling.types import PartSource
-
-from sortkit import brightness_classifier, wait_for, write_folder
 
 
 class FlakyClassifier:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sortkit import brightness_classifier, wait_for, write_folder
+
 from hardware.plc.registers import PcStatus, PlcVerdict
 from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
-
-from sortkit import brightness_classifier, wait_for, write_folder
 
 
 class StallingClassifier:

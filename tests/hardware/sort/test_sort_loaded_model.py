@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sortkit import wait_for, write_folder
 
 from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
-
-from sortkit import wait_for, write_folder
 
 
 def _loaded_model():

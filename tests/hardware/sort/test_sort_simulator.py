@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import time
 
+from sortkit import brightness_classifier
+
 from hardware.plc.registers import PcStatus
 from hardware.sort import SortConfig
 from hardware.sort.rig import run_on_simulator
 from hardware.sources import make_source
 from labeling.types import PartSource
-
-from sortkit import brightness_classifier
 
 THRESHOLD = 0.285  # splits the sim's bolt views into a mix of OK and NG for this classifier
 
@@ -88,10 +88,10 @@ def test_outage_reconnects_within_2s_and_never_answers_a_stale_sequence(project)
 
 
 def test_stop_clears_sort_mode_and_ready(project):
+    from sortkit import wait_for
+
     from hardware.plc.simulator import PlcSimulator
     from hardware.sort import SortEngine
-
-    from sortkit import wait_for
     with PlcSimulator(rate=0.0) as sim:
         engine = SortEngine(project, brightness_classifier(), _sim_source(),
                             SortConfig(plc_port=sim.port, log_parts=False))

@@ -4,13 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+from sortkit import brightness_classifier, wait_for, write_folder
 
 from hardware.plc.registers import PcStatus, PlcVerdict
 from hardware.sort import SortConfig, SortEngine
 from hardware.sources import make_source
 from labeling.types import PartSource
-
-from sortkit import brightness_classifier, wait_for, write_folder
 
 BRIGHT = {1: 2, 3: 0, 4: 3}  # part k -> the one bright (NG) view; others all dark (OK)
 

@@ -12,7 +12,6 @@ import torch
 from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Label, Settings, Verdict
 
-
 H, W = 48, 64
 
 
