@@ -37,6 +37,7 @@ from app.widgets.train_results import ResultsTabs, curve, metrics_of, pretrained
 from app.worker import Worker
 
 PREVIEW_N = 6
+CHILD_NICE = 10  # niceness of the training/scoring child processes (see _child_main)
 # per-epoch figures of the engine's "eval" progress and history rows -> (plot, series name)
 EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
                 ("val_balanced_accuracy", "acc", "val balanced accuracy"))
@@ -78,6 +79,13 @@ def run_training(project_path: str, values: dict[str, Any], progress: Callable[[
 def _child_main(fn: Callable[..., Any], args: tuple, out: Any, stop: Any) -> None:
     """Child-process entry: fn(*args, progress, should_stop); sends ("progress", p) then
     ("result", value) or ("error", message)."""
+    import os
+    try:
+        # Below the GUI process: on a 2-core station the run's torch threads otherwise take the
+        # CPU the window needs to repaint (the loss curves stalled 50-100 ms per repaint).
+        os.nice(CHILD_NICE)
+    except (AttributeError, OSError):
+        pass
     try:
         res = fn(*args, progress=lambda p: out.put(("progress", p)), should_stop=stop.is_set)
         out.put(("result", res))
