@@ -135,6 +135,7 @@ def preload() -> None:
     import training.explain.dataset
     import training.explain.overlay
     import training.inference  # noqa: F401
+    import torchvision.models  # noqa: F401  - model loading builds networks with it (see sort_view.preload)
 
 
 # ---------------------------------------------------------------------- the view

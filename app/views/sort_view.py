@@ -13,6 +13,7 @@ Run alone for a look: ``python -m app.views.sort_view PROJECT.h5``
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -100,7 +101,7 @@ def prepare_sort(project: Any, plc: tuple[str, int] | None, source_spec: str, sh
     try:
         source.open()
         cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=shadow, log_parts=True,
-                         model_id=str(info.get("model_id", "")))
+                         model_id=str(info.get("model_id", "")), threads=engine_threads())
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()
     except BaseException:
@@ -109,6 +110,16 @@ def prepare_sort(project: Any, plc: tuple[str, int] | None, source_spec: str, sh
             sim.stop()
         raise
     return {"engine": engine, "source": source, "sim": sim, "info": info, "plc": plc, "shadow": shadow}
+
+
+def engine_threads() -> int:
+    """torch/OpenCV threads of the engine in the window's process: one core stays for the GUI.
+
+    Measured on a busy 2-core station: with torch on both cores its spinning threads starved the
+    GUI thread (stalls 130-190 ms) and each other (decision latency p50 ~800 ms, a third of the
+    parts answered ERROR); with one thread p50 was ~36 ms, no ERROR, stalls under ~130 ms.
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def stop_sort(run: dict[str, Any], project: Any = None, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
@@ -136,6 +147,10 @@ def preload() -> None:
     import hardware.sort.models
     import hardware.sources.sim  # noqa: F401
     import training.inference  # noqa: F401
+    # Loading a model builds its network through torchvision (training.backbones imports it
+    # lazily): ~1,100 modules (torch._dynamo, sympy...), 2-3 s of imports that froze the window
+    # in 150-250 ms stretches while the sort engine started.
+    import torchvision.models  # noqa: F401
 
 
 class SortView(QWidget):
