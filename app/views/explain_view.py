@@ -132,10 +132,11 @@ def _small(img: np.ndarray) -> np.ndarray:
 
 def preload() -> None:
     """Import the explain code at window start, not first in a Worker (GIL-holding init)."""
+    import torchvision.models  # noqa: F401  - model loading builds networks with it (see sort_view.preload)
+
     import training.explain.dataset
     import training.explain.overlay
     import training.inference  # noqa: F401
-    import torchvision.models  # noqa: F401  - model loading builds networks with it (see sort_view.preload)
 
 
 # ---------------------------------------------------------------------- the view

@@ -141,16 +141,17 @@ def stop_sort(run: dict[str, Any], project: Any = None, progress: Any = None, sh
 def preload() -> None:
     """Import the engine's modules now (at window start): a first import in a worker thread
     runs C-extension initialisers that hold the GIL for hundreds of ms, freezing the GUI."""
+    # Loading a model builds its network through torchvision (training.backbones imports it
+    # lazily): ~1,100 modules (torch._dynamo, sympy...), 2-3 s of imports that froze the window
+    # in 150-250 ms stretches while the sort engine started.
+    import torchvision.models  # noqa: F401
+
     import hardware.plc.client
     import hardware.plc.simulator
     import hardware.sort.engine
     import hardware.sort.models
     import hardware.sources.sim  # noqa: F401
     import training.inference  # noqa: F401
-    # Loading a model builds its network through torchvision (training.backbones imports it
-    # lazily): ~1,100 modules (torch._dynamo, sympy...), 2-3 s of imports that froze the window
-    # in 150-250 ms stretches while the sort engine started.
-    import torchvision.models  # noqa: F401
 
 
 class SortView(QWidget):
