@@ -118,11 +118,14 @@ def bench_train(app: QApplication, ctx: Any, quick: bool) -> dict[str, Any]:
     settle(app)
     state: dict[str, str] = {}
     view.run_finished.connect(lambda s: state.setdefault("end", s))
+    # the model list reloaded after the run, its new model selected and drawn
+    view.models_loaded.connect(lambda: "end" in state and state.setdefault("models", "loaded"))
     meter = StallMeter("train")
     meter.start()
     view.start()
     pump_until(app, lambda: "end" in state, 600)
-    pump_until(app, lambda: bool(view.metas), 30)
+    pump_until(app, lambda: "models" in state, 30)
+    pump_until(app, lambda: False, 0.5)  # the selected model's curves are drawn a few passes later
     out = meter.stop()
     out["result"] = state.get("end", "timeout")
     out["model_id"] = getattr(view.last_result, "model_id", None)
