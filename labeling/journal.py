@@ -56,11 +56,12 @@ def read(project_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def truncate(project_path: Path) -> None:
-    path = journal_path(project_path)
-    if path.exists():
-        path.unlink()
+    journal_path(project_path).unlink(missing_ok=True)
 
 
 def size(project_path: Path) -> int:
-    path = journal_path(project_path)
-    return path.stat().st_size if path.exists() else 0
+    # Checked outside the project lock: another process may drop the journal meanwhile.
+    try:
+        return journal_path(project_path).stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -357,7 +357,7 @@ class Project:
             journal.append(self.path, record)
             self._apply(f, record)
             f.attrs["journal_seq"] = seq
-        journal.truncate(self.path)
+            self._checkpoint(f)
         event = self._event_of(record)
         self._apply_event_to_cache(event)
         self._notify(event)
@@ -367,6 +367,16 @@ class Project:
             return
         with transaction(self.path, "a") as f:
             self._replay_pending(f)
+            self._checkpoint(f)
+
+    def _checkpoint(self, f: h5py.File) -> None:
+        """Drop the journal once its records are in the file, still under the exclusive lock.
+
+        Under the lock, because another writer process (a training job saving its model, the
+        sort logger) appends its own records inside its transactions: truncating after our
+        lock is released could delete a record it has just journalled. Flushed first, so the
+        applied changes are in the file before their journal entries go."""
+        f.flush()
         journal.truncate(self.path)
 
     def _replay_pending(self, f: h5py.File) -> None:
