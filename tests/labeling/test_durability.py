@@ -111,7 +111,8 @@ READER = textwrap.dedent("""
     deadline = time.time() + float(sys.argv[2])
     snapshots = 0
     last = -1
-    while time.time() < deadline:
+    # until N snapshots are taken and the writer's labels have shown up in one of them
+    while (snapshots < int(sys.argv[3]) or last <= 0) and time.time() < deadline:
         p = Project.open(sys.argv[1], readonly=True)
         labelled = sum(len(p.label_history(pid)) for pid in p.part_ids())
         assert labelled >= last, (labelled, last)   # snapshots never go back in time
@@ -128,15 +129,16 @@ def test_reader_process_sees_consistent_snapshots_while_writer_labels(tmp_path):
     path = tmp_path / "shared.h5"
     _project(path, 12)
     writer = _spawn(WRITER, str(path))
-    reader = _spawn(READER, str(path), "3")
+    # Five full snapshots, however slow the machine (the 120 s cap only bounds a hang).
+    reader = _spawn(READER, str(path), "120", "5")
     try:
-        out, err = reader.communicate(timeout=120)
+        out, err = reader.communicate(timeout=180)
     finally:
         writer.send_signal(signal.SIGKILL)
         writer.wait(10)
     assert reader.returncode == 0, err
     snapshots, labelled = (int(v) for v in out.split())
-    assert snapshots >= 3
+    assert snapshots >= 5
     assert labelled > 0  # the reader saw the writer's labels arrive
     # the writer was not blocked out either: it acknowledged labels during the run
     assert Project.open(path).events()
