@@ -484,10 +484,6 @@ class Project:
         }
 
 
-def open_project(path: str | Path, readonly: bool = False) -> Project:
-    return Project.open(path, readonly=readonly)
-
-
 def iter_labeled(project: Project, verdicts: Iterable[Verdict] = (Verdict.OK, Verdict.NG)) -> list[Part]:
     wanted = set(verdicts)
     return [p for p in project.parts() if p.verdict in wanted]
