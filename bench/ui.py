@@ -53,13 +53,17 @@ class StallMeter:
         self.clock = QElapsedTimer()
         self.gaps: list[float] = []
         self.at: list[float] = []
+        self.cpu: list[float] = []  # GUI thread CPU time (ms) within each gap: own work vs. waiting
         self._last = 0.0
+        self._last_cpu = 0.0
 
     def start(self) -> None:
         self.gaps.clear()
         self.at.clear()
+        self.cpu.clear()
         self.clock.start()
         self._last = 0.0
+        self._last_cpu = time.thread_time() * 1000
         self.timer.start()
         self._arm()
 
@@ -69,8 +73,11 @@ class StallMeter:
 
     def _tick(self) -> None:
         now = self.clock.nsecsElapsed() / 1e6
+        cpu = time.thread_time() * 1000
         self.gaps.append(now - self._last)
         self.at.append(now)
+        self.cpu.append(cpu - self._last_cpu)
+        self._last_cpu = cpu
         if self.trace_file is not None:
             if now - self._last > self.TRACE_MS + PERIOD_MS:
                 self.trace_file.write(f"=== {self.name} stall {now - self._last:.0f} ms ending at "
@@ -87,7 +94,9 @@ class StallMeter:
         return {"max_stall_ms": round(max(0.0, float(g.max()) - PERIOD_MS), 1),
                 "p99_gap_ms": round(float(np.percentile(g, 99)), 1),
                 "ticks": int(g.size), "seconds": round(self._last / 1000, 1),
-                "worst": [[round(self.at[i] / 1000, 2), round(self.gaps[i], 1)]
+                # [when (s), gap (ms), GUI thread CPU in the gap (ms)]: CPU << gap means the GUI
+                # thread waited (GIL, scheduler), CPU ~ gap means its own work (painting) was long
+                "worst": [[round(self.at[i] / 1000, 2), round(self.gaps[i], 1), round(self.cpu[i], 1)]
                           for i in sorted(np.argsort(self.gaps[1:])[-3:] + 1)] if len(self.gaps) > 3 else []}
 
 

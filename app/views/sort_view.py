@@ -1,12 +1,14 @@
 """Live sort view: a supervisor switches the sort engine on (shadow mode first), watches it, stops it.
 
-The work is hardware.sort.SortEngine's: it runs in its own thread (poll the PLC, capture, one
-batched forward, one Modbus write, log the part into the project). This view only
-* prepares a run in a Worker (load the active model, open the source, start the built-in PLC
-  simulator when the station has no PLC and no rig runs one) and starts the engine,
-* polls engine.snapshot() with a QTimer (counters, last decision, parts/s, latency, PLC link),
-* stops it in a Worker: engine.stop() clears SORT_MODE_ON and READY first, then the heartbeat.
-Closing the window stops the engine synchronously (shutdown) for the same reason.
+The work is hardware.sort.session.run_session's, in a child process (app.child.in_child, relayed
+by the one Worker): load the active model, open the source, start the built-in PLC simulator when
+the station has no PLC and no rig runs one, run the SortEngine (poll the PLC, capture, one batched
+forward, one Modbus write, log the part into the project), and report a snapshot five times a
+second (counters, last decision, parts/s, latency, PLC link, thumbnails of the newest views).
+In the window's process the engine's threads shared the GUI's GIL and froze it 60-130 ms.
+This view keeps the newest snapshot and a QTimer draws what changed. Stop asks the run to end:
+the engine clears SORT_MODE_ON and READY first, then the heartbeat. Closing the window does the
+same and waits for it; if the window dies, the run notices and stops the same way.
 Only a supervisor may switch sorting on (ctx.require_role); the refusal is a clear message.
 
 Run alone for a look: ``python -m app.views.sort_view PROJECT.h5``
@@ -31,143 +33,43 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.child import in_child, start_child_server
 from app.widgets.plot_curves import CurvePlot
 from app.widgets.qimage import thumbnail
 from app.widgets.sort_indicator import CounterTiles, VerdictIndicator
+from app.widgets.stagger import Stagger
 from app.worker import Worker
 from hardware.sort.config import parse_host_port
+from hardware.sort.session import SessionSpec, run_session
 from labeling.types import Role
 
 POLL_MS = 200
 
 
-class TapSource:
-    """Wraps a hardware Source and keeps a reference to the last capture (for the views shown).
-
-    Keeping a reference costs nothing on the engine's critical path; thumbnails are made in the
-    GUI thread from the timer, a few times a second.
-    """
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self.last: Any = None
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def __getattr__(self, name: str) -> Any:
-        # Anything else (seed, resolution, ...) is the wrapped source's: the engine may ask.
-        if name == "source":
-            raise AttributeError(name)
-        return getattr(self.source, name)
-
-    def open(self) -> None:
-        """Pay the source's one-off first-frame cost, then open it (it may start prefetching).
-
-        In this order the cost is paid once: the engine's own warm-up (now warm_up below) ran
-        while the sim source's prefetch thread rendered its first part, both filling the same
-        layer cache at once - two GIL-bound threads that stalled the GUI 70-140 ms.
-        """
-        from hardware.sort.engine import SOURCE_WARMERS
-        try:
-            warm = SOURCE_WARMERS.get(self.source.info().name)
-        except Exception:  # noqa: BLE001 - info is descriptive; open() reports real problems
-            warm = None
-        if warm is not None:
-            warm(self.source)
-        self.source.open()
-
-    def warm_up(self) -> None:
-        """The engine's warm-up hook: already done in open()."""
-
-    def close(self) -> None:
-        self.source.close()
-
-    def info(self) -> Any:
-        return self.source.info()
-
-    def capture(self, timeout: float = 1.0) -> Any:
-        cap = self.source.capture(timeout=timeout)
-        with self._lock:
-            self.last, self.count = cap, self.count + 1
-        return cap
-
-    def latest(self) -> tuple[int, Any]:
-        with self._lock:
-            return self.count, self.last
-
-
-def prepare_sort(project: Any, plc: tuple[str, int] | None, source_spec: str, shadow: bool,
-                 sim_rate: float, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
-    """Load the model, open the source, start a PLC simulator if needed, start the engine."""
-    from hardware.sort.config import SortConfig
-    from hardware.sort.engine import SortEngine
-    from hardware.sort.models import load_classifier, untrained_classifier
-    from hardware.sources import make_source
-    if project.active_model_id:
-        classifier, info = load_classifier(project, "active")
-    else:
-        classifier, info = untrained_classifier(project)
-    sim = None
-    if plc is None:
-        from hardware.plc.simulator import PlcSimulator
-        sim = PlcSimulator(host="127.0.0.1", port=0, rate=sim_rate)
-        sim.start()
-        plc = ("127.0.0.1", sim.port)
-    source = TapSource(make_source(source_spec, seed=7))
-    try:
-        source.open()
-        cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=shadow, log_parts=True,
-                         model_id=str(info.get("model_id", "")), threads=engine_threads())
-        engine = SortEngine(project, classifier, source, cfg)
-        engine.start()
-    except BaseException:
-        source.close()
-        if sim is not None:
-            sim.stop()
-        raise
-    return {"engine": engine, "source": source, "sim": sim, "info": info, "plc": plc, "shadow": shadow}
-
-
 def engine_threads() -> int:
-    """torch/OpenCV threads of the engine in the window's process: one core stays for the GUI.
+    """torch/OpenCV threads of the engine: one core stays for the window.
 
     Measured on a busy 2-core station: with torch on both cores its spinning threads starved the
-    GUI thread (stalls 130-190 ms) and each other (decision latency p50 ~800 ms, a third of the
-    parts answered ERROR); with one thread p50 was ~36 ms, no ERROR, stalls under ~130 ms.
+    GUI (stalls 130-190 ms) and each other (decision latency p50 ~800 ms, a third of the parts
+    answered ERROR); with one thread p50 was ~36 ms and no part was answered ERROR.
     """
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def stop_sort(run: dict[str, Any], project: Any = None, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
-    """Stop the engine (SORT_MODE_ON and READY cleared first), close the source and simulator."""
-    summary = None
-    try:
-        summary = run["engine"].stop()
-    finally:
-        try:
-            run["source"].close()
-        finally:
-            if run.get("sim") is not None:
-                run["sim"].stop()
+def sort_in_process(spec: SessionSpec, halt: threading.Event, project: Any = None, progress: Any = None,
+                    should_stop: Any = None) -> dict[str, Any]:
+    """hardware.sort.session.run_session in a child process until `halt` is set; then the
+    project is reloaded (the run logged its parts through its own handles)."""
+    summary = in_child(run_session, spec, progress=progress,
+                       should_stop=lambda: halt.is_set() or bool(should_stop and should_stop()))
     if project is not None:
-        project.reload()  # the engine logged parts through its own handle
-    return summary.to_dict() if summary is not None else {}
+        project.reload()
+    return summary
 
 
 def preload() -> None:
-    """Import the engine's modules now (at window start): a first import in a worker thread
-    runs C-extension initialisers that hold the GIL for hundreds of ms, freezing the GUI."""
-    # Loading a model builds its network through torchvision (training.backbones imports it
-    # lazily): ~1,100 modules (torch._dynamo, sympy...), 2-3 s of imports that froze the window
-    # in 150-250 ms stretches while the sort engine started.
-    import torchvision.models  # noqa: F401
-
-    import hardware.plc.client
-    import hardware.plc.simulator
-    import hardware.sort.engine
-    import hardware.sort.models
-    import hardware.sources.sim  # noqa: F401
-    import training.inference  # noqa: F401
+    """Start the fork server the sort process comes from now (window start), not on Start."""
+    start_child_server()
 
 
 class SortView(QWidget):
@@ -189,7 +91,8 @@ class SortView(QWidget):
         self.last_snapshot: dict[str, Any] = {}
         self._busy: Worker | None = None
         self._t0 = 0.0
-        self._shown_capture = -1
+        self._views: dict[str, Any] | None = None  # thumbnails of the newest capture, not drawn yet
+        self._halt = threading.Event()
         self._shown: dict[str, Any] = {}  # what the screen shows now (redraw only changes)
 
         self.shadow = QCheckBox("Shadow mode: decide and log, do not actuate the gate")
@@ -204,6 +107,7 @@ class SortView(QWidget):
         self.stop_btn.setEnabled(False)
         self.stop_btn.clicked.connect(self.stop)
         self.mode = QLabel("Sorting is off.")
+        self.mode.setWordWrap(True)  # a long state text must not widen the column (relayout of the plots)
         self.mode.setStyleSheet("font-size:14pt; font-weight:bold;")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
@@ -233,8 +137,8 @@ class SortView(QWidget):
 
         self.indicator = VerdictIndicator()
         self.tiles = CounterTiles()
-        self.rate_plot = CurvePlot("Parts per second", "parts/s", "time (s)", keep=3000)
-        self.lat_plot = CurvePlot("Trigger-to-write latency", "ms", "time (s)", keep=3000)
+        self.rate_plot = CurvePlot("Parts per second", "parts/s", "time (s)", keep=3000, series=("parts/s",))
+        self.lat_plot = CurvePlot("Trigger-to-write latency", "ms", "time (s)", keep=3000, series=("p50", "p99"))
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.addWidget(self.tiles)
@@ -248,6 +152,7 @@ class SortView(QWidget):
         lay = QHBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
+        self.stagger = Stagger(self)
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -264,7 +169,7 @@ class SortView(QWidget):
         if proj is None:
             self.mode.setText("Open a project first.")
             return False
-        if self.run is not None or (self._busy is not None and self._busy.is_running()):
+        if self._busy is not None and self._busy.is_running():
             return False
         plc = self.plc_override
         rig = getattr(self.ctx, "rig", None)
@@ -277,20 +182,34 @@ class SortView(QWidget):
             except ValueError as exc:
                 self.mode.setText(f"PLC address in the station settings: {exc}")
                 return False
-        shadow = self.shadow.isChecked()
-        self._busy = Worker(prepare_sort, proj, plc, self.source_spec, shadow, self.sim_rate)
-        self._busy.finished.connect(self._on_started)
-        self._busy.failed.connect(self._on_start_failed)
+        spec = SessionSpec(str(proj.path), plc, self.source_spec, self.shadow.isChecked(), self.sim_rate,
+                           threads=engine_threads(), parent_pid=os.getpid())
+        self._halt = threading.Event()
+        self._busy = Worker(sort_in_process, spec, self._halt, proj)
+        self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
+        self._busy.progress.connect(self._on_report)
+        self._busy.finished.connect(self._on_stopped)
+        self._busy.failed.connect(self._on_failed)
         self.start_btn.setEnabled(False)
         self.shadow.setEnabled(False)
         self.mode.setText("Starting: loading the model, connecting to the PLC…")
         self._busy.start()
         return True
 
+    def _on_report(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "snapshot":
+            self.last_snapshot = item[1]
+            if item[2] is not None:
+                self._views = item[2]
+        elif kind == "started":
+            self._on_started(item[1])
+
     def _on_started(self, run: dict[str, Any]) -> None:
         self.run = run
         self._t0 = time.monotonic()
         self._shown = {}
+        self._views = None
         self.rate_plot.reset()
         self.lat_plot.reset()
         info = run["info"]
@@ -307,6 +226,12 @@ class SortView(QWidget):
         self.ctx.status.emit(f"Live sort on ({'shadow' if shadow else 'live'}) with {info.get('model_id')}")
         self.started.emit()
 
+    def _on_failed(self, msg: str) -> None:
+        if self.run is None:
+            self._on_start_failed(msg)
+        else:
+            self._on_stopped({"error": msg})
+
     def _on_start_failed(self, msg: str) -> None:
         self.start_btn.setEnabled(True)
         self.shadow.setEnabled(True)
@@ -315,20 +240,19 @@ class SortView(QWidget):
         self.start_failed.emit(msg)
 
     def stop(self) -> None:
-        """Switch sorting off in a Worker (the engine clears SORT_MODE_ON and READY first)."""
-        if self.run is None:
+        """Ask the run to end (the engine clears SORT_MODE_ON and READY first); its summary
+        arrives as the Worker's result."""
+        if self._busy is None or not self._busy.is_running():
             return
-        run, self.run = self.run, None
-        self.timer.stop()
+        self._halt.set()
         self.stop_btn.setEnabled(False)
         self.mode.setText("Stopping: clearing SORT_MODE_ON and READY…")
-        self._busy = Worker(stop_sort, run, self.ctx.project)
-        self._busy.finished.connect(self._on_stopped)
-        self._busy.failed.connect(lambda m: self._on_stopped({"error": m}))
-        self._busy.start()
 
     def _on_stopped(self, summary: dict[str, Any]) -> None:
+        self.run = None
+        self.timer.stop()
         self.last_summary = summary
+        self.stop_btn.setEnabled(False)
         self.start_btn.setEnabled(True)
         self.shadow.setEnabled(True)
         self.mode.setStyleSheet("font-size:14pt; font-weight:bold;")
@@ -344,38 +268,31 @@ class SortView(QWidget):
 
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
-        """Show the engine's snapshot (cheap: counters under a lock, no I/O).
-
-        Only what changed is redrawn, plots and PLC text once a second and the views at most
-        twice a second: with the engine's threads busy, every Qt call from Python waits for the
-        GIL, so fewer calls per tick keep the event loop's gaps short.
-        """
-        run = self.run
-        if run is None:
+        """Draw the newest snapshot: only what changed, plots and PLC text once a second, the
+        views at most twice a second, each group in its own event-loop pass (self.stagger): one
+        paint pass of everything at once froze the window ~70 ms on a 2-core station."""
+        if self.run is None or not self.last_snapshot:
             return
-        snap = run["engine"].snapshot()
-        self.last_snapshot = snap
+        snap = self.last_snapshot
         now = time.monotonic()
         t = now - self._t0
         last = snap.get("last") or {}
         seq = last.get("trig_seq")
         if snap.get("triggers") != self._shown.get("triggers"):
-            self.tiles.show_snapshot(snap)
             self._shown["triggers"] = snap.get("triggers")
+            self.stagger.add("tiles", lambda: self.tiles.show_snapshot(snap))
         if last and seq != self._shown.get("seq"):
             self._shown["seq"] = seq
             detail = (f"seq {seq} · part {last.get('part_id')} · confidence "
                       f"{float(last.get('confidence', 0)):.2f} · {last.get('total_ms', 0):.0f} ms"
                       + (" · not actuated (shadow)" if snap.get("shadow") else "")
                       + (f" · {last['error']}" if last.get("error") else ""))
-            self.indicator.set_verdict(str(last.get("verdict", "")), detail)
-        if now - self._shown.get("views_t", 0.0) >= 0.5:
-            count, cap = run["source"].latest()
-            if cap is not None and count != self._shown_capture:
-                self._shown_capture = count
-                self._shown["views_t"] = now
-                self.indicator.set_views([thumbnail(np.asarray(v), 240) for v in cap.views],
-                                         list(cap.cameras), last.get("scores") or [])
+            self.stagger.add("verdict", lambda: self.indicator.set_verdict(str(last.get("verdict", "")), detail))
+        if self._views is not None:
+            views, self._views = self._views, None
+            self.stagger.add("views", lambda: self.indicator.set_views(
+                [thumbnail(np.asarray(v), 240) for v in views["views"]], list(views["cameras"]),
+                last.get("scores") or []))
         if now - self._shown.get("slow_t", 0.0) >= 1.0:
             self._shown["slow_t"] = now
             self.rate_plot.add("parts/s", t, float(snap.get("parts_per_s") or 0.0))
@@ -383,7 +300,10 @@ class SortView(QWidget):
             for key in ("p50", "p99"):
                 if isinstance(lat.get(key), (int, float)):
                     self.lat_plot.add(key, t, float(lat[key]))
-            self._show_plc(snap.get("plc") or {}, snap)
+            # drawn now, each plot in its own pass (not by their own timers, in one pass)
+            self.stagger.add("rate", self.rate_plot.flush)
+            self.stagger.add("latency", self.lat_plot.flush)
+            self.stagger.add("plc", lambda: self._show_plc(snap.get("plc") or {}, snap))
 
     def _show_plc(self, plc: dict[str, Any], snap: dict[str, Any]) -> None:
         host = f"{plc.get('host', '?')}:{plc.get('port', '?')}"
@@ -404,19 +324,14 @@ class SortView(QWidget):
 
     # ------------------------------------------------------------------ closing
     def shutdown(self) -> None:
-        """Window closing: stop the engine now (clears SORT_MODE_ON and READY first)."""
+        """Window closing: end the run now and wait for it (SORT_MODE_ON and READY cleared first)."""
         self.timer.stop()
-        if self._busy is not None and self._busy.is_running():
-            self._busy.wait(30000)
-            if self.run is None and self._busy.result is not None and isinstance(self._busy.result, dict) \
-                    and "engine" in self._busy.result:
-                self.run = self._busy.result  # started while we were closing
-        if self.run is not None:
-            run, self.run = self.run, None
-            try:
-                stop_sort(run)
-            except Exception as exc:  # noqa: BLE001 - closing anyway; say why
-                self.ctx.status.emit(f"Live sort stop: {exc}")
+        busy = self._busy
+        if busy is not None and busy.is_running():
+            self._halt.set()
+            if not busy.wait(30000):
+                self.ctx.status.emit("Live sort did not stop within 30 s")
+        self.run = None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.child import TRAIN_NICE, in_child, start_child_server
 from app.widgets.plot_curves import CurvePlot
 from app.widgets.qimage import to_pixmap
 from app.widgets.train_form import TrainForm
@@ -37,7 +38,6 @@ from app.widgets.train_results import ResultsTabs, curve, metrics_of, pretrained
 from app.worker import Worker
 
 PREVIEW_N = 6
-CHILD_NICE = 10  # niceness of the training/scoring child processes (see _child_main)
 # per-epoch figures of the engine's "eval" progress and history rows -> (plot, series name)
 EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
                 ("val_balanced_accuracy", "acc", "val balanced accuracy"))
@@ -76,89 +76,16 @@ def run_training(project_path: str, values: dict[str, Any], progress: Callable[[
     return train(project_path, make_config(values), progress=progress, should_stop=should_stop)
 
 
-def _child_main(fn: Callable[..., Any], args: tuple, out: Any, stop: Any) -> None:
-    """Child-process entry: fn(*args, progress, should_stop); sends ("progress", p) then
-    ("result", value) or ("error", message)."""
-    import os
-    try:
-        # Below the GUI process: on a 2-core station the run's torch threads otherwise take the
-        # CPU the window needs to repaint (the loss curves stalled 50-100 ms per repaint).
-        os.nice(CHILD_NICE)
-    except (AttributeError, OSError):
-        pass
-    try:
-        res = fn(*args, progress=lambda p: out.put(("progress", p)), should_stop=stop.is_set)
-        out.put(("result", res))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a clear message
-        try:
-            from app.cli.common import user_error_types
-            known = isinstance(exc, user_error_types())
-        except ImportError:
-            known = False
-        out.put(("error", str(exc) if known else f"{type(exc).__name__}: {exc}"))
-
-
-def _mp_context() -> Any:
-    """forkserver: children fork from a small server process, not from the GUI process (a
-    fork/exec of the big GUI process holds its GIL for a few hundred ms)."""
-    import multiprocessing as mp
-    return mp.get_context("forkserver")
-
-
-def start_child_server() -> None:
-    """Start the fork server now (window start), not on the first training run."""
-    from multiprocessing import forkserver
-    _mp_context()
-    forkserver.ensure_running()
-
-
-def in_child(fn: Callable[..., Any], *args: Any, progress: Callable[[Any], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Any:
-    """Run fn(*args, progress=, should_stop=) in a child process; this thread (a Worker's)
-    relays its progress and the cancel request, and returns its result.
-
-    Heavy work in a thread of the GUI process shares the GUI's GIL: h5py reads, torch.load and
-    network construction hold it for hundreds of ms and the window freezes.
-    """
-    import queue as _queue
-    ctx = _mp_context()
-    out, stop = ctx.Queue(), ctx.Event()
-    proc = ctx.Process(target=_child_main, args=(fn, args, out, stop), name="okng-child", daemon=True)
-    proc.start()
-    try:
-        while True:
-            if should_stop is not None and should_stop():
-                stop.set()
-            try:
-                kind, value = out.get(timeout=0.1)
-            except _queue.Empty:
-                if not proc.is_alive():
-                    raise RuntimeError(f"the {getattr(fn, '__name__', 'work')} process ended unexpectedly "
-                                       f"(exit code {proc.exitcode})") from None
-                continue
-            if kind == "progress":
-                if progress is not None:
-                    progress(value)
-            elif kind == "result":
-                return value
-            else:
-                raise RuntimeError(value)
-    finally:
-        stop.set()
-        proc.join(30)
-        if proc.is_alive():
-            proc.terminate()
-
-
 def train_in_process(project_path: str, values: dict[str, Any], progress: Callable[[Any], None] | None = None,
                      should_stop: Callable[[], bool] | None = None) -> Any:
     """run_training in a child process (see in_child)."""
-    return in_child(run_training, project_path, values, progress=progress, should_stop=should_stop)
+    return in_child(run_training, project_path, values, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
 
 
 def curves_in_process(project_path: str, meta: dict[str, Any], progress: Any = None, should_stop: Any = None) -> Any:
     """held_out_curves in a child process (it loads and runs the model)."""
-    return in_child(held_out_curves_path, project_path, meta, progress=progress, should_stop=should_stop)
+    return in_child(held_out_curves_path, project_path, meta, nice=TRAIN_NICE, progress=progress,
+                    should_stop=should_stop)
 
 
 def held_out_curves_path(project_path: str, meta: dict[str, Any], progress: Any = None,
@@ -315,17 +242,17 @@ class TrainView(QWidget):
         self.scratch = QLabel("")
         self.scratch.setObjectName("pillWarn")
         self.scratch.setWordWrap(True)
-        # Room for two lines each from the start: text appearing at a run's end (the model
-        # saved, the from-scratch warning) otherwise shrank the plots below, and resizing them
-        # re-laid out and repainted every axis (a 200-290 ms stall on a busy station).
-        two_lines = 2 * self.state.fontMetrics().lineSpacing() + 4
-        self.state.setMinimumHeight(two_lines)
-        self.scratch.setMinimumHeight(two_lines)
+        # Fixed room (three lines, two lines): text appearing at a run's end (the model saved,
+        # the from-scratch warning) otherwise shrank the plots below, and resizing them re-laid
+        # out and repainted every axis (a 200-290 ms stall on a busy station).
+        line = self.state.fontMetrics().lineSpacing()
+        self.state.setFixedHeight(3 * line + 4)
+        self.scratch.setFixedHeight(2 * line + 4)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
-        self.loss_plot = CurvePlot("Loss", "loss", "epoch")
-        self.acc_plot = CurvePlot("Accuracy", "accuracy", "epoch")
+        self.loss_plot = CurvePlot("Loss", "loss", "epoch", series=("train loss", "val loss"))
+        self.acc_plot = CurvePlot("Accuracy", "accuracy", "epoch", series=("val accuracy", "val balanced accuracy"))
         self.acc_plot.setYRange(0, 1.02)
         mid = QWidget()
         ml = QVBoxLayout(mid)
@@ -336,6 +263,10 @@ class TrainView(QWidget):
         ml.addWidget(self.acc_plot, 1)
 
         self.results = ResultsTabs()
+        # One queue for every redraw of this view: plots, tables and curves due at the same
+        # time paint in turn, one per event-loop pass (see app.widgets.stagger).
+        self.stagger = self.results.metrics.stagger
+        self.loss_plot.stagger = self.acc_plot.stagger = self.stagger
         self.results.models.activate.connect(self.make_active)
         self.results.models.selected.connect(self._curves_of)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -428,6 +359,7 @@ class TrainView(QWidget):
         note = "" if _field(result, "pretrained", True) else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
         self._say(f"Model {mid} saved{note}. Select it and press Make active to sort with it.")
         self._select_next = str(mid)
+        self._live_model = str(mid)
         self.ctx.models_changed.emit()  # this view and the others reload the model list once
         self.run_finished.emit("done")
 
@@ -481,6 +413,7 @@ class TrainView(QWidget):
         # pass, so the list and the model's panels are not one 70-110 ms block at a run's end.
         QTimer.singleShot(0, lambda n=self._shown_list: self._select_shown(metas, target, n))
 
+    _live_model: str | None = None  # the model whose run's live curves are on the plots
     _shown_list = 0  # model lists shown so far (a newer one supersedes a pending selection)
 
     def _select_shown(self, metas: list[dict[str, Any]], target: str | None, n: int) -> None:
@@ -506,6 +439,15 @@ class TrainView(QWidget):
             self._keep(w)
         if self.is_running():
             return
+        if meta.get("id") is not None and str(meta.get("id")) == self._live_model:
+            self._live_model = None  # the run that just made it drew these curves live
+            return
+        # After the model's panels (one queue: each redraw gets its own paint pass)
+        self.stagger.add("history", lambda: self._stored_history(meta))
+
+    def _stored_history(self, meta: dict[str, Any]) -> None:
+        if self.is_running():
+            return  # a run started meanwhile: its live curves own the plots
         self.loss_plot.reset()
         self.acc_plot.reset()
         self._history(meta.get("history") or [], live=False)
@@ -514,7 +456,7 @@ class TrainView(QWidget):
         if res and res.get("model_id") == self.results.models.current_id():
             meta = self.results.models.metas.get(res["model_id"], {})
             m = metrics_of(meta)
-            self.results.metrics.curves.show_curves(res.get("roc"), res.get("pr"), m.get("roc_auc"), m.get("pr_auc"))
+            self.results.metrics.show_curves(res.get("roc"), res.get("pr"), m.get("roc_auc"), m.get("pr_auc"))
 
     def make_active(self, model_id: str) -> None:
         """Make a model the project's active one (queued on the window's store writer)."""

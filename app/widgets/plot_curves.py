@@ -46,11 +46,17 @@ class CurvePlot(pg.PlotWidget):
     """
 
     redraw_ms = 250
+    create_gap_ms = 30  # between creating two series: each new curve item paints in its own pass
+    axis_width = 54  # px of the left axis: ticks like "0.125" or "1500" and the label
+    symbol_max = 60  # points per series drawn with markers; longer series (per-step loss) as lines
 
     def __init__(self, title: str = "", y_label: str = "", x_label: str = "", keep: int = 5000,
-                 parent: QWidget | None = None) -> None:
+                 series: Sequence[str] = (), stagger: Any = None, parent: QWidget | None = None) -> None:
+        """series: names drawn from the start (see below); stagger: an app.widgets.stagger.Stagger
+        shared with the view's other plots, so plots due at the same time paint in turn."""
         super().__init__(parent=parent)
         self.keep = keep
+        self.stagger = stagger
         self.setTitle(title)
         self.setLabel("left", y_label)
         self.setLabel("bottom", x_label)
@@ -58,12 +64,21 @@ class CurvePlot(pg.PlotWidget):
         self._dirty: dict[str, None] = {}  # series to redraw, in the order they were added
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
-        self._flush_timer.timeout.connect(self.flush)
+        self._flush_timer.timeout.connect(self._due)
         self.getAxis("left").enableAutoSIPrefix(False)  # "loss (x0.001)" reads badly
+        # A fixed width: tick labels growing by a digit otherwise relayout the plot, which then
+        # paints twice (measured: 2 full paints instead of 1 on every other new point).
+        self.getAxis("left").setWidth(self.axis_width)
         self.addLegend(offset=(-10, 10))
         self.setMinimumHeight(150)
         self._data: dict[str, tuple[list[float], list[float]]] = {}
         self._items: dict[str, pg.PlotDataItem] = {}
+        self._marked: dict[str, bool] = {}  # series drawn with markers now
+        # Series known up front get their curve item and legend entry now and keep them: made
+        # on the first point, an item and the legend's relayout cost 10-20 ms in a live pass.
+        self.declared = tuple(series)
+        for name in self.declared:
+            self._item(name)
 
     def series(self, name: str) -> tuple[list[float], list[float]]:
         return self._data.get(name, ([], []))
@@ -86,6 +101,12 @@ class CurvePlot(pg.PlotWidget):
             del ys[: len(ys) - self.keep]
         return True
 
+    def _due(self) -> None:
+        if self.stagger is not None:
+            self.stagger.add(f"plot-{id(self)}", self.flush)
+        else:
+            self.flush()
+
     def flush(self) -> None:
         """Draw the points added since the last redraw.
 
@@ -102,17 +123,31 @@ class CurvePlot(pg.PlotWidget):
             del self._dirty[name]
             if self._data.get(name, ([], []))[0] or name in self._items:
                 self._draw(name)
+        # The new auto-range and view transform now, not in the paint: set there, they make
+        # pyqtgraph paint the plot a second time right after the first.
+        self.plotItem.vb.updateAutoRange()
+        self.plotItem.vb.updateMatrix()
         if self._dirty:
-            self._flush_timer.start(0)
+            self._flush_timer.start(self.create_gap_ms)
 
-    def _draw(self, name: str) -> None:
-        xs, ys = self._data[name]
+    def _item(self, name: str) -> pg.PlotDataItem:
         item = self._items.get(name)
         if item is None:
             color = PALETTE[len(self._items) % len(PALETTE)]
             item = self.plot([], [], name=name, pen=pg.mkPen(color, width=2),
-                             symbol="o" if self.keep < 1000 else None, symbolSize=5, symbolBrush=color)
+                             symbol="o", symbolSize=5, symbolBrush=color)
             self._items[name] = item
+            self._marked[name] = True
+        return item
+
+    def _draw(self, name: str) -> None:
+        xs, ys = self._data.get(name, ([], []))
+        item = self._item(name)
+        marked = len(xs) <= self.symbol_max
+        if marked != self._marked.get(name):
+            # A marker per point of a per-step loss curve cost ~30 ms per repaint.
+            item.setSymbol("o" if marked else None)
+            self._marked[name] = marked
         item.setData(xs, ys)
 
     def set_series(self, name: str, xs: Sequence[float], ys: Sequence[float]) -> None:
@@ -123,22 +158,31 @@ class CurvePlot(pg.PlotWidget):
         # Drawn from the event loop like live points, so the series of a stored model (one new
         # curve item each) do not all land in the slot that selected the model.
         self._dirty[name] = None
-        self._flush_timer.start(0)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start(0)
 
     def reset(self) -> None:
+        """No points; declared series keep their (now empty) items, others are removed."""
         self._flush_timer.stop()
         self._dirty.clear()
         self._data.clear()
-        for item in self._items.values():
-            self.removeItem(item)
-        self._items.clear()
         legend = self.plotItem.legend
-        if legend is not None:
+        for name, item in list(self._items.items()):
+            if name in self.declared:
+                item.setData([], [])
+                continue
+            self.removeItem(item)  # also drops its legend entry
+            del self._items[name]
+        if legend is not None and not self.declared:
             legend.clear()
 
 
 class RocPrPlot(QWidget):
-    """ROC (FPR vs TPR) and precision-recall curves; `show_curves(metrics)` or `clear()`."""
+    """ROC (FPR vs TPR) and precision-recall curves; `show_curves(...)` or `clear()`.
+
+    The curve and note items are made once and only get new data: clearing a plot and adding
+    items again re-parents them into the view box (measured up to 60 ms per redraw).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -146,36 +190,47 @@ class RocPrPlot(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         self.roc = pg.PlotWidget(title="ROC")
         self.pr = pg.PlotWidget(title="Precision-recall")
-        for p, (xl, yl) in ((self.roc, ("false positive rate", "true positive rate")),
-                            (self.pr, ("recall", "precision"))):
+        self._curve: dict[str, pg.PlotDataItem] = {}
+        self._note: dict[str, pg.TextItem] = {}
+        for name, p, (xl, yl) in (("ROC", self.roc, ("false positive rate", "true positive rate")),
+                                  ("PR", self.pr, ("recall", "precision"))):
             p.setLabel("bottom", xl)
             p.setLabel("left", yl)
             p.setXRange(0, 1)
             p.setYRange(0, 1.02)
+            p.setMouseEnabled(False, False)
             add_grid(p)
             p.setMinimumHeight(170)
+            self._curve[name] = p.plot([], [], pen=pg.mkPen(PALETTE[0], width=2))
+            note = pg.TextItem(f"{name} curve not available", color="#8a93a0", anchor=(0.5, 0.5))
+            note.setPos(0.5, 0.5)
+            note.setVisible(False)
+            p.addItem(note)
+            self._note[name] = note
             lay.addWidget(p)
+        self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#5a6270", style=Qt.PenStyle.DashLine))
 
     def clear(self) -> None:
-        for p in (self.roc, self.pr):
-            p.clear()
-            add_grid(p)  # clear() removed it
+        for name, plot in (("ROC", self.roc), ("PR", self.pr)):
+            self._curve[name].setData([], [])
+            self._note[name].setVisible(False)
+            plot.setTitle("ROC" if name == "ROC" else "Precision-recall")
 
     def show_curves(self, roc: tuple[Sequence[float], Sequence[float]] | None,
                     pr: tuple[Sequence[float], Sequence[float]] | None,
                     roc_auc: float | None = None, pr_auc: float | None = None) -> None:
         """Draw the curves given as (x, y) point lists; a missing curve shows 'not available'."""
-        self.clear()
-        self.roc.plot([0, 1], [0, 1], pen=pg.mkPen("#5a6270", style=Qt.PenStyle.DashLine))
-        for plot, curve, auc, name in ((self.roc, roc, roc_auc, "ROC"), (self.pr, pr, pr_auc, "PR")):
-            if curve is None or len(curve[0]) == 0:
-                text = pg.TextItem(f"{name} curve not available", color="#8a93a0", anchor=(0.5, 0.5))
-                text.setPos(0.5, 0.5)
-                plot.addItem(text)
-                continue
-            plot.plot(list(curve[0]), list(curve[1]), pen=pg.mkPen(PALETTE[0], width=2))
-            if auc is not None:
-                plot.setTitle(f"{name}  (AUC {auc:.3f})")
+        for plot, points, auc, name, title in ((self.roc, roc, roc_auc, "ROC", "ROC"),
+                                               (self.pr, pr, pr_auc, "PR", "Precision-recall")):
+            missing = points is None or len(points[0]) == 0
+            self._curve[name].setData([] if missing else list(points[0]), [] if missing else list(points[1]))
+            self._note[name].setVisible(missing)
+            plot.setTitle(f"{title}  (AUC {auc:.3f})" if auc is not None and not missing else title)
+
+    def curve_points(self, name: str) -> int:
+        """How many points the ROC or PR curve shows (tests)."""
+        xs = self._curve[name].xData
+        return 0 if xs is None else len(xs)
 
 
 class ConfusionMatrix(QTableWidget):

@@ -42,10 +42,12 @@ class VerdictIndicator(QWidget):
         self.set_verdict("", "No part yet.")
 
     def set_verdict(self, verdict: str, detail: str) -> None:
+        if verdict != self.verdict or self.big.styleSheet() == "":
+            # Restyling re-polishes the label (its 64 pt font): only when the colour changes.
+            self.big.setStyleSheet(STYLES.get(verdict, STYLES[""]) + "font-size:64pt; font-weight:bold; "
+                                   "border-radius:12px;")
         self.verdict = verdict
         self.big.setText(verdict or "—")
-        self.big.setStyleSheet(STYLES.get(verdict, STYLES[""]) + "font-size:64pt; font-weight:bold; "
-                               "border-radius:12px;")
         self.detail.setText(detail)
 
     def set_views(self, images: Sequence[np.ndarray], cameras: Sequence[str], scores: Sequence[float] = ()) -> None:

@@ -57,12 +57,12 @@ def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     with qtbot.waitSignal(view.started, timeout=60000):
         assert view.start() is True
     qtbot.waitUntil(lambda: view.last_snapshot.get("answered", 0) >= 3, timeout=30000)
+    qtbot.waitUntil(lambda: int(view.tiles.value("triggers")) >= 3, timeout=5000)  # drawn by the timer
     both = PcStatus.SORT_MODE_ON | PcStatus.READY
     # READY follows the engine's health (a stalled loop drops it): wait to see both bits.
     qtbot.waitUntil(lambda: _pc_status(plc) & both == both, timeout=10000)
-    assert int(view.tiles.value("triggers")) >= 3
     assert view.indicator.verdict in ("OK", "NG", "ERROR")
-    assert any(p.has_image() for p in view.indicator.views)
+    qtbot.waitUntil(lambda: any(p.has_image() for p in view.indicator.views), timeout=5000)
     assert "UNTRAINED" in view.model_label.text()  # no active model: said clearly
     with qtbot.waitSignal(view.stopped, timeout=30000) as sig:
         view.stop()
@@ -86,7 +86,7 @@ def test_shadow_mode_never_actuates_and_closing_stops(ctx, plc, qtbot):
     qtbot.waitUntil(lambda: view.last_snapshot.get("triggers", 0) >= 2, timeout=30000)
     assert not _pc_status(plc) & PcStatus.SORT_MODE_ON
     assert plc.pc_block().result.verdict == 0  # decided and logged, never answered
-    engine = view.run["engine"]
-    view.shutdown()  # what closing the window does
-    assert not engine.running and not view.is_on()
+    worker = view._busy
+    view.shutdown()  # what closing the window does: waits for the sort process to end
+    assert not worker.is_running() and not view.is_on()
     assert not _pc_status(plc) & (PcStatus.SORT_MODE_ON | PcStatus.READY)

@@ -1,0 +1,198 @@
+"""A whole live-sort run for a UI, as one plain long function: start, report, stop.
+
+``run_session(spec, progress, should_stop)`` loads the project's model, opens the source, starts
+a PLC simulator when no PLC is given, runs the SortEngine and, every `spec.period` seconds,
+reports ``("snapshot", snap, views)``: the engine's counters, last decision, rate, latency and
+PLC link, plus small thumbnails of the newest capture when there is a new one (at most every
+`spec.views_period`). The first report is ``("started", info)``. When should_stop() turns True
+the engine is stopped (SORT_MODE_ON and READY cleared first) and the summary dict returned.
+
+The workstation runs this in a child process (app.child.in_child): the engine's poll loop,
+forwards, Modbus traffic and heartbeat then never share the window's GIL (in the window's
+process they stalled its event loop 60-130 ms). The child watches the window's process: if it
+disappears (crash, kill), the run stops the same orderly way, so a line never keeps a PC whose
+supervisor can no longer switch it off.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+Progress = Callable[[Any], None]
+Stop = Callable[[], bool]
+
+
+@dataclass
+class SessionSpec:
+    """What to sort with: everything a child process needs, picklable."""
+
+    project_path: str
+    plc: tuple[str, int] | None = None  # None: start a PlcSimulator on a free loopback port
+    source: str = "sim:640x480"
+    shadow: bool = True
+    sim_rate: float = 4.0  # parts/s of that simulator's conveyor
+    threads: int | None = None  # torch/OpenCV threads of the engine (None: leave as is)
+    period: float = 0.2  # s between snapshots
+    views_period: float = 0.5  # s between thumbnails of the views
+    thumb_px: int = 240  # longer side of a thumbnail
+    parent_pid: int | None = None  # stop when this process is gone (the window)
+    seed: int = 7
+
+
+class TapSource:
+    """Wraps a hardware Source and keeps a reference to the last capture (for the views shown).
+
+    Keeping a reference costs nothing on the engine's critical path; thumbnails are made from it
+    by the reporting loop, a few times a second.
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.last: Any = None
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything else (seed, resolution, ...) is the wrapped source's: the engine may ask.
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def open(self) -> None:
+        """Pay the source's one-off first-frame cost, then open it (it may start prefetching).
+
+        In this order the cost is paid once: the engine's warm-up running while the sim source's
+        prefetch thread renders its first part fills the same layer cache twice at once.
+        """
+        from hardware.sort.engine import SOURCE_WARMERS
+        try:
+            warm = SOURCE_WARMERS.get(self.source.info().name)
+        except Exception:  # noqa: BLE001 - info is descriptive; open() reports real problems
+            warm = None
+        if warm is not None:
+            warm(self.source)
+        self.source.open()
+
+    def warm_up(self) -> None:
+        """The engine's warm-up hook: already done in open()."""
+
+    def close(self) -> None:
+        self.source.close()
+
+    def info(self) -> Any:
+        return self.source.info()
+
+    def capture(self, timeout: float = 1.0) -> Any:
+        cap = self.source.capture(timeout=timeout)
+        with self._lock:
+            self.last, self.count = cap, self.count + 1
+        return cap
+
+    def latest(self) -> tuple[int, Any]:
+        with self._lock:
+            return self.count, self.last
+
+
+def thumbnail(img: np.ndarray, size: int) -> np.ndarray:
+    """A copy whose longer side is at most size pixels (dtype kept: 16-bit X-ray stays 16-bit)."""
+    import cv2
+    a = np.asarray(img)
+    h, w = a.shape[:2]
+    s = size / max(h, w, 1)
+    if s >= 1:
+        return a.copy()
+    return cv2.resize(a, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def _load(project: Any) -> tuple[Any, dict[str, Any]]:
+    from hardware.sort.models import load_classifier, untrained_classifier
+    if project.active_model_id:
+        return load_classifier(project, "active")
+    return untrained_classifier(project)
+
+
+def parent_watch(parent_pid: int | None) -> Callable[[], bool]:
+    """A check that is True while the watched process (and our own parent) still exist.
+
+    Two signs, because a child of a fork server is not the window's child: the window's pid is
+    gone, or our parent changed (the fork server exits when the window's end of its pipe closes).
+    """
+    if parent_pid is None:
+        return lambda: True
+    ppid = os.getppid()
+
+    def alive() -> bool:
+        if os.getppid() != ppid:
+            return False
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # exists, owned by someone else
+        return True
+    return alive
+
+
+def run_session(spec: SessionSpec, progress: Progress | None = None, should_stop: Stop | None = None) -> dict[str, Any]:
+    """Sort until should_stop() (or the watched process is gone); returns the summary dict."""
+    from hardware.sort.config import SortConfig
+    from hardware.sort.engine import SortEngine
+    from hardware.sources import make_source
+    from labeling.store import Project
+
+    report = progress or (lambda _item: None)
+    stop = should_stop or (lambda: False)
+    alive = parent_watch(spec.parent_pid)
+    project = Project.open(spec.project_path)
+    classifier, info = _load(project)
+    sim, plc = None, spec.plc
+    if plc is None:
+        from hardware.plc.simulator import PlcSimulator
+        sim = PlcSimulator(host="127.0.0.1", port=0, rate=spec.sim_rate)
+        sim.start()
+        plc = ("127.0.0.1", sim.port)
+    source = TapSource(make_source(spec.source, seed=spec.seed))
+    engine = None
+    try:
+        source.open()
+        cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=spec.shadow, log_parts=True,
+                         model_id=str(info.get("model_id", "")), threads=spec.threads)
+        engine = SortEngine(project, classifier, source, cfg)
+        engine.start()
+        report(("started", {"info": info, "plc": list(plc), "shadow": spec.shadow, "pid": os.getpid()}))
+        shown, views_t = -1, 0.0
+        while not stop() and engine.running and alive():
+            now = time.monotonic()
+            views = None
+            count, cap = source.latest()
+            if cap is not None and count != shown and now - views_t >= spec.views_period:
+                shown, views_t = count, now
+                views = {"views": [thumbnail(v, spec.thumb_px) for v in cap.views],
+                         "cameras": list(cap.cameras)}
+            report(("snapshot", engine.snapshot(), views))
+            time.sleep(spec.period)
+        summary = engine.stop()  # clears SORT_MODE_ON and READY first; re-raises the loop's error
+        out = summary.to_dict()
+        if not alive():
+            out["stop_reason"] = "the workstation window is gone"
+        return out
+    finally:
+        if engine is not None and engine.running:
+            try:
+                engine.stop()
+            except Exception as exc:  # noqa: BLE001 - already leaving on an error
+                log.warning("sort engine stop after an error: %s", exc)
+        try:
+            source.close()
+        finally:
+            if sim is not None:
+                sim.stop()
