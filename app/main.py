@@ -34,6 +34,7 @@ def build(project: str | Path | None = None, rig: bool = True, demo: bool | None
     from PyQt6.QtWidgets import QApplication
 
     from .context import AppContext
+    from .heap import freeze_heap
     from .main_window import MainWindow
     from .theme import apply_theme
 
@@ -43,6 +44,7 @@ def build(project: str | Path | None = None, rig: bool = True, demo: bool | None
     ctx = AppContext()
     win = MainWindow(ctx)
     ctx.project_changed.connect(lambda _p: sync_rig(ctx, rig))
+    freeze_heap()  # the views and their preloaded modules: out of every later collection
     win.show()
     target = Path(project) if project else ctx.station.last_project
     if target is not None and not demo:

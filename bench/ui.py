@@ -280,12 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     project = make_demo_project(tmp / "bench.h5", "bolts", parts=24, size=(320, 240))
     ctx = AppContext()
     ctx.set_project(project)
+    # As app.main.build does once the window is built: the views' modules (and what their
+    # preload() imports) loaded, then the heap frozen (app.heap).
+    import importlib
+
+    from app.heap import freeze_heap
+    from app.main_window import VIEWS
+    for _title, module, _cls in VIEWS:
+        preload = getattr(importlib.import_module(module), "preload", None)
+        if callable(preload):
+            preload()
+    freeze_ms = freeze_heap()
     secs = 4.0 if args.quick else 10.0
     idle = StallMeter("idle")
     idle.start()
     pump_until(app, lambda: False, 1.0)
     out: dict[str, Any] = {"bench": "ui", "platform": app.platformName(), "cpus": os.cpu_count(),
-                           "idle": idle.stop()}
+                           "freeze_heap_ms": round(freeze_ms, 1), "idle": idle.stop()}
     only = set(args.only or ("train", "capture", "sort", "brush"))
     if "train" in only:
         out["train"] = bench_train(app, ctx, args.quick)

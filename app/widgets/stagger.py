@@ -22,9 +22,9 @@ class Stagger(QObject):
     def __init__(self, parent: QObject | None = None, gap_ms: int = 30) -> None:
         super().__init__(parent)
         self._queue: dict[str, Callable[[], None]] = {}
+        self.gap_ms = gap_ms
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(gap_ms)
         self._timer.timeout.connect(self._run_one)
         self._idle = True  # nothing ran during the last gap: the next one may run at once
 
@@ -35,7 +35,7 @@ class Stagger(QObject):
             self._idle = False
             self._timer.start(0)
         elif not self._timer.isActive():
-            self._timer.start()
+            self._timer.start(self.gap_ms)
 
     def pending(self) -> int:
         return len(self._queue)
@@ -55,5 +55,5 @@ class Stagger(QObject):
             return
         key = next(iter(self._queue))
         fn = self._queue.pop(key)
-        self._timer.start()  # the next one (or going idle) after a gap for this one's paint
+        self._timer.start(self.gap_ms)  # the next one (or going idle) after a gap for this one's paint
         fn()

@@ -61,7 +61,7 @@ def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     both = PcStatus.SORT_MODE_ON | PcStatus.READY
     # READY follows the engine's health (a stalled loop drops it): wait to see both bits.
     qtbot.waitUntil(lambda: _pc_status(plc) & both == both, timeout=10000)
-    assert view.indicator.verdict in ("OK", "NG", "ERROR")
+    qtbot.waitUntil(lambda: view.indicator.verdict in ("OK", "NG", "ERROR"), timeout=5000)
     qtbot.waitUntil(lambda: any(p.has_image() for p in view.indicator.views), timeout=5000)
     assert "UNTRAINED" in view.model_label.text()  # no active model: said clearly
     with qtbot.waitSignal(view.stopped, timeout=30000) as sig:
