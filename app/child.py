@@ -44,6 +44,12 @@ def _child_main(fn: Callable[..., Any], args: tuple, out: Any, stop: Any, nice: 
     # a 2-core station just when it redraws the run's results (a 100-150 ms stall measured).
     out.close()
     out.join_thread()
+    # multiprocessing's own exit work (unlink the semaphores of queues this run made, e.g. the
+    # sort run's part writer queues) - cheap, and the resource tracker stays quiet.
+    from multiprocessing import util
+    run_finalizers = getattr(util, "_run_finalizers", None)
+    if callable(run_finalizers):
+        run_finalizers(0)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
                       "stall_ok": bool(stalls) and max(stalls) < 50,
                       "brush_ok": "brush" in out and out["brush"]["p95_ms"] <= 16}
     ctx.shutdown()
+    import gc
+    gc.unfreeze()  # frozen objects are never freed at exit: extension modules then report leaks
     print(json.dumps(out))
     return 0
 

@@ -207,6 +207,8 @@ class SortEngine:
         self._t0 = time.monotonic()
 
     def _teardown(self) -> None:
+        import gc
+        gc.unfreeze()  # frozen objects are never freed, not even at exit (extensions then report leaks)
         self._summary.duration_s = round(time.monotonic() - self._t0, 3)
         if self._link is not None:
             self._link.close()  # clears SORT_MODE_ON and READY first, then stops the heartbeat

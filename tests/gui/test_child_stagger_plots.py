@@ -79,5 +79,8 @@ def test_curve_plot_keeps_declared_series_and_drops_markers_on_long_series(qtbot
 
 def test_freeze_heap_moves_live_objects_out_of_collections():
     keep = [{"n": i} for i in range(1000)]
-    freeze_heap()
-    assert gc.get_freeze_count() >= len(keep)
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() >= len(keep)
+    finally:
+        gc.unfreeze()  # the test process must free its objects at exit
