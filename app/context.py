@@ -32,6 +32,9 @@ class AppContext(QObject):
     user_changed = pyqtSignal(object)  # User
     models_changed = pyqtSignal()
     parts_changed = pyqtSignal()
+    # Another process wrote parts or predictions (a sort run, pre-labeling) and the project was
+    # reloaded: lists rebuild their rows (store events only cover this process's own changes).
+    parts_reloaded = pyqtSignal()
     status = pyqtSignal(str)  # a short message for the status bar
     refused = pyqtSignal(str)  # a role check failed: the message to show
     part_event = pyqtSignal(object)  # the store event dict (op, part, ...), in the GUI thread

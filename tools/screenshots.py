@@ -121,8 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 10.0, lambda: bool(trainv.metas))
         trainv.refresh_preview()
         pump(app, 15.0, lambda: trainv.preview_row.count() > 0)
-        roc = trainv.results.metrics.curves.roc
-        pump(app, 90.0, lambda: len(roc.listDataItems()) >= 2)  # ROC/PR scored in a child process
+        pump(app, 90.0, lambda: trainv.results.metrics.curves.curve_points("ROC") > 1)  # scored in a child process
         pump(app, 1.0)
         shoot(win, out, "train")
 

@@ -42,6 +42,7 @@ class PartsModel(QAbstractTableModel):
             ctx.project_changed.connect(self.set_project)
             ctx.part_event.connect(self.on_event)
             ctx.settings_changed.connect(self._all_changed)
+            ctx.parts_reloaded.connect(self.reload_rows)
             self.set_project(ctx.project)
 
     # ------------------------------------------------------------------ store adapter
@@ -72,6 +73,17 @@ class PartsModel(QAbstractTableModel):
         elif pid in self._row:
             r = self._row[pid]
             self.dataChanged.emit(self.index(r, 0), self.index(r, len(self.COLUMNS) - 1))
+
+    def reload_rows(self) -> None:
+        """After the project was reloaded: new rows (a reset when the ids changed), else every
+        row's values (their predictions may be new)."""
+        if self.project is None:
+            return
+        ids = _part_ids(self.project)
+        if ids != self._ids:
+            self.set_project(self.project)
+        else:
+            self._all_changed()
 
     def _all_changed(self) -> None:
         if self._ids:

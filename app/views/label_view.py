@@ -19,6 +19,7 @@ import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QScrollArea, QSplitter, QVBoxLayout, QWidget
 
+from app.child import TRAIN_NICE, in_child
 from app.widgets.canvas import MaskCanvas
 from app.widgets.keys import KeyMap, ViewKeys
 from app.widgets.label_panel import LabelPanel
@@ -67,10 +68,19 @@ def prediction_heatmaps(part: Part) -> list[np.ndarray | None]:
     return []
 
 
+def predict_in_process(project: Project, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
+    """training.predict.predict_parts in a niced child process, then the project reloaded."""
+    from training.predict import predict_parts
+    out = in_child(predict_parts, str(project.path), nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+    project.reload()
+    return out
+
+
 class LabelView(QWidget):
     """Labeling mode: part list | views + canvas | verdict, tools, model, review, audit."""
 
     part_loaded = pyqtSignal(int)  # a part's pixels are on screen (tests and status wait on it)
+    predicted = pyqtSignal(object)  # a pre-labeling run ended: its summary ({} when stopped)
 
     def __init__(self, ctx: Any, parent: Any = None) -> None:
         super().__init__(parent)
@@ -82,6 +92,7 @@ class LabelView(QWidget):
         self.images: list[np.ndarray] = []
         self.heatmaps: list[np.ndarray | None] = []
         self._loader: Worker | None = None
+        self._predictor: Worker | None = None
         self._issued: dict[int, tuple[Verdict, int]] = {}  # labels queued but maybe not yet written
         self.parts = PartList(ctx, self)
         self.strip = ViewStrip(self)
@@ -156,10 +167,12 @@ class LabelView(QWidget):
         p.undo_clicked.connect(self.undo)
         p.redo_clicked.connect(self.redo)
         p.accept_model_clicked.connect(self.accept_model)
+        p.predict_clicked.connect(self.predict)
         p.heatmap_toggled.connect(lambda on: self._show_heatmap())
         self.review.review_requested.connect(self.set_review)
         self.ctx.project_changed.connect(self._project_changed)
         self.ctx.part_event.connect(self._part_event)
+        self.ctx.parts_reloaded.connect(self._parts_reloaded)
         self.ctx.settings_changed.connect(lambda: self._project_changed(self.ctx.project, keep=True))
 
     # ------------------------------------------------------------------ project and parts
@@ -299,6 +312,56 @@ class LabelView(QWidget):
             return
         pred = part.prediction
         self.label(pred.verdict, defect_class=pred.defect_class if pred.verdict == Verdict.NG else 0)
+
+    # ------------------------------------------------------------------ pre-labeling
+    def predict(self) -> bool:
+        """Pre-label the parts the active model has not seen (child process, in a Worker)."""
+        proj = self.project
+        if proj is None:
+            return False
+        if not proj.active_model_id:
+            self.ctx.status.emit("No active model: train one and press 'Make active' (Train) first.")
+            return False
+        if self._predictor is not None and self._predictor.is_running():
+            self._predictor.cancel()  # a second press stops the run (what it finished is kept)
+            return False
+        self._predictor = Worker(predict_in_process, proj)
+        self._predictor.progress.connect(
+            lambda p: self.panel.predict_btn.setText(f"Predicting… {p.done}/{p.total} (press to stop)"))
+        self._predictor.finished.connect(self._predicted)
+        self._predictor.cancelled.connect(lambda: self._predicted(None))
+        self._predictor.failed.connect(lambda m: self._predicted({"error": m}))
+        self.panel.predict_btn.setText("Predicting… (press to stop)")
+        self.ctx.status.emit(f"Predicting parts with model {proj.active_model_id}…")
+        self._predictor.start()
+        return True
+
+    def _predicted(self, out: dict[str, Any] | None) -> None:
+        self.panel.predict_btn.setText("Predict parts with the active model")
+        if out is None:
+            self.ctx.status.emit("Prediction stopped: the parts already predicted keep their predictions.")
+            self.ctx.parts_reloaded.emit()
+        elif "error" in out:
+            self.ctx.status.emit(f"Prediction failed: {out['error']}")
+        else:
+            v = out.get("verdicts", {})
+            self.ctx.status.emit(f"Model {out.get('model_id')}: {out.get('predicted', 0)} parts predicted "
+                                 f"(OK {v.get('OK', 0)}, NG {v.get('NG', 0)}); the queue is ordered by uncertainty.")
+            self.ctx.parts_reloaded.emit()
+        self.predicted.emit(out or {})
+
+    def _parts_reloaded(self) -> None:
+        """Parts or predictions written by another process: re-sort the queue, show the current
+        part again (its prediction and heatmap may be new)."""
+        self.parts.refresh()
+        if self.part_id is not None and self.project is not None and self.part_id in self.project.part_ids():
+            self.load(self.part_id)
+
+    def shutdown(self) -> None:
+        """Window closing: stop a pre-labeling run (what it finished is stored)."""
+        if self._predictor is not None and self._predictor.is_running():
+            self._predictor.cancel()
+            self._predictor.wait(15000)
 
     def set_review(self, status: str, comment: str) -> None:
         if self.project is None or self.part_id is None:

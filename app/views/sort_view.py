@@ -262,6 +262,8 @@ class SortView(QWidget):
             v = summary.get("verdicts", {})
             self.mode.setText(f"Sorting is off. {summary.get('triggers', 0)} parts: OK {v.get('OK', 0)}, "
                               f"NG {v.get('NG', 0)}, ERROR {v.get('ERROR', 0)}; logged to the project.")
+        if "error" not in summary:
+            self.ctx.parts_reloaded.emit()  # the sorted parts, reloaded by the Worker
         self.ctx.parts_changed.emit()
         self.ctx.status.emit("Live sort off")
         self.stopped.emit(summary)

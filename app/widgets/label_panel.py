@@ -40,6 +40,7 @@ class LabelPanel(QWidget):
     undo_clicked = pyqtSignal()
     redo_clicked = pyqtSignal()
     accept_model_clicked = pyqtSignal()
+    predict_clicked = pyqtSignal()
     heatmap_toggled = pyqtSignal(bool)
 
     def __init__(self, parent: Any = None) -> None:
@@ -113,9 +114,15 @@ class LabelPanel(QWidget):
         self.heatmap = QCheckBox("Show heatmap")
         self.heatmap.setChecked(True)
         self.heatmap.toggled.connect(self.heatmap_toggled.emit)
+        self.predict_btn = QPushButton("Predict parts with the active model")
+        self.predict_btn.setToolTip("Pre-label: the active model's verdict, P(NG) per view and Grad-CAM heatmap "
+                                    "for every part it has not seen yet (in the background); the part list "
+                                    "then orders the queue by the model's uncertainty")
+        self.predict_btn.clicked.connect(self.predict_clicked.emit)
         ml.addWidget(self.prediction)
         ml.addWidget(self.heatmap)
         ml.addWidget(self.accept_btn)
+        ml.addWidget(self.predict_btn)
         lay.addWidget(model)
 
     # ------------------------------------------------------------------ binding values
@@ -159,7 +166,8 @@ class LabelPanel(QWidget):
             self.who.setText(part.name if part else "")
         pred = part.prediction if part else None
         if pred is None:
-            self.prediction.setText("No prediction yet (train a model, then run it on the project).")
+            self.prediction.setText("No prediction yet: make a model active (Train), then press "
+                                    "'Predict parts' below.")
             self.accept_btn.setEnabled(False)
         else:
             scores = ", ".join(f"{s:.2f}" for s in pred.scores)

@@ -110,7 +110,10 @@ class MetricsPanel(QWidget):
         self.origin = QLabel("")
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # "precision" stays whole
+        header.setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)  # the class column names the rows
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)

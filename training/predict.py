@@ -1,0 +1,126 @@
+"""Pre-labeling: run a project model over its parts and store each part's prediction.
+
+For each chosen part (by default those without a prediction from this model): ONE forward of all
+its views with Grad-CAM on the NG class (gradcam_and_logits gives the logits and the maps from
+the same pass), the part decision by the live-sort rule (training.inference.decide: NG if any
+view reaches the model's threshold), and per-view heatmaps mapped back onto the full image
+(map_to_image: through letterbox and ROI), stored small (`heat_px` on the longer side, 0..255)
+with the prediction. The Label view then shows the verdict and heatmap beside the inspector's
+label, orders its queue by the model's uncertainty and accepts the verdict with one key.
+
+Each prediction is stored as soon as it is made (the store's journal): a cancelled run keeps
+what it finished, and running again continues where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from labeling.store import Project
+from labeling.types import Prediction
+
+from .errors import TrainingError
+from .explain.cam import gradcam_and_logits
+from .explain.dataset import default_layer, map_to_image
+from .explain.recipe import CamRecipe
+from .inference import decide, load_model
+
+HEAT_PX = 64  # longer side of a stored heatmap: enough to see where the model looks, ~4 KB a view
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    """Sent after every part."""
+
+    done: int
+    total: int
+    part_id: int
+    verdict: str
+
+
+def small_heatmap(heat: np.ndarray, size: int = HEAT_PX) -> list[list[int]]:
+    """A full-image heatmap in 0..1 -> a JSON-able 0..255 map whose longer side is `size`."""
+    h, w = heat.shape[:2]
+    s = size / max(h, w, 1)
+    small = cv2.resize(heat.astype(np.float32), (max(1, round(w * s)), max(1, round(h * s))),
+                       interpolation=cv2.INTER_AREA) if s < 1 else heat
+    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8).tolist()
+
+
+def _todo(project: Project, model_id: str, parts: Iterable[int] | None, redo: bool) -> list[Any]:
+    chosen = project.parts() if parts is None else [project.part(int(i)) for i in parts]
+    chosen = [p for p in chosen if p.views]
+    if redo:
+        return chosen
+    return [p for p in chosen if not any(pr.model_id == model_id for pr in project.predictions(p.id))]
+
+
+def predict_parts(project: Project | str | Path, model_id: str = "active", parts: Iterable[int] | None = None,
+                  redo: bool = False, heatmaps: bool = True, heat_px: int = HEAT_PX, device: str = "auto",
+                  progress: Callable[[PredictProgress], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Predict parts with a stored project model and store the predictions; a summary dict.
+
+    parts: ids (all parts with views by default); redo: also parts this model already predicted.
+    """
+    if not isinstance(project, Project):
+        project = Project.open(project)
+    loaded = load_model(project, model_id, device=device)
+    return predict_loaded(project, loaded, parts, redo, heatmaps, heat_px, progress, should_stop)
+
+
+def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = None, redo: bool = False,
+                   heatmaps: bool = True, heat_px: int = HEAT_PX,
+                   progress: Callable[[PredictProgress], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """predict_parts for an already loaded model (training.inference.LoadedModel or alike)."""
+    mid = str(loaded.id)
+    layer = default_layer(loaded)
+    recipe = CamRecipe(layer=layer)
+    todo = _todo(project, mid, parts, redo)
+    counts = {"OK": 0, "NG": 0}
+    failed: list[str] = []
+    stopped = False
+    t0 = time.monotonic()
+    for k, part in enumerate(todo):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        try:
+            pred = _predict_one(project, loaded, mid, part, layer, recipe, heatmaps, heat_px)
+        except (OSError, ValueError, TrainingError) as exc:  # one unreadable part: say so, go on
+            failed.append(f"part {part.id}: {exc}")
+            continue
+        project.add_prediction(part.id, pred)
+        counts[pred.verdict.name] = counts.get(pred.verdict.name, 0) + 1
+        if progress is not None:
+            progress(PredictProgress(k + 1, len(todo), part.id, pred.verdict.name))
+    return {"model_id": mid, "layer": layer if heatmaps else None, "parts": len(todo),
+            "predicted": sum(counts.values()), "verdicts": counts, "failed": failed, "stopped": stopped,
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def _predict_one(project: Project, loaded: Any, mid: str, part: Any, layer: str, recipe: CamRecipe,
+                 heatmaps: bool, heat_px: int) -> Prediction:
+    images = project.read_views(part.id)
+    batch, geoms = loaded.prepare_batch(images, [v.camera for v in part.views])
+    extra: dict[str, Any] = {}
+    if heatmaps:
+        cams, logits, _idx = gradcam_and_logits(loaded.model, batch.to(loaded.device), layer, loaded.ng_index,
+                                                size=tuple(batch.shape[-2:]))
+        scores = torch.softmax(logits.float(), dim=1)[:, loaded.ng_index].cpu().numpy()
+        maps = cams.detach().float().cpu().numpy()
+        extra["heatmaps"] = [small_heatmap(map_to_image(maps[i], g, recipe), heat_px) for i, g in enumerate(geoms)]
+        extra["layer"] = layer
+    else:
+        scores = loaded.ng_scores(batch)
+    dec = decide(scores, loaded.threshold, geoms)
+    return Prediction(mid, dec.verdict, tuple(round(float(s), 6) for s in dec.view_scores),
+                      round(float(dec.confidence), 6), int(dec.defect_class), time.time(), extra)
