@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.context import AppContext
+from app.models.parts_model import PartsModel
 from app.views.sort_view import SortView
 from hardware.plc.client import PlcClient
 from hardware.plc.registers import PcStatus
@@ -49,6 +50,8 @@ def test_inspector_is_refused(ctx, qtbot):
 def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     ctx.switch_role(Role.SUPERVISOR, "4321")
     parts_before = len(ctx.project)
+    listed = PartsModel(ctx)  # what the Label view's part list shows
+    assert listed.rowCount() == parts_before
     view = SortView(ctx)
     qtbot.addWidget(view)
     view.plc_override = ("127.0.0.1", plc.port)
@@ -71,6 +74,7 @@ def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     status = _pc_status(plc)
     assert not status & PcStatus.SORT_MODE_ON and not status & PcStatus.READY
     assert len(ctx.project) > parts_before  # sorted parts are in the project for review
+    assert listed.rowCount() == len(ctx.project)  # and in the part list, without reopening
     assert not view.is_on() and view.start_btn.isEnabled()
 
 
