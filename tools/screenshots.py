@@ -57,7 +57,7 @@ def pump(app: Any, seconds: float, until: Callable[[], bool] | None = None) -> b
 
 
 def prepare_project(path: Path) -> str:
-    """Demo bolts project + a small trained model (active); returns the model id."""
+    """Demo bolts project + a small trained model (active) that pre-labeled the parts; its id."""
     import torch
 
     from labeling.demo import make_demo_project
@@ -70,6 +70,8 @@ def prepare_project(path: Path) -> str:
     res = train(path, cfg)
     project.reload()
     project.set_active_model(res.model_id)
+    from training.predict import predict_parts
+    predict_parts(path)  # pre-labeled: the Label view shows the model's verdict and heatmap
     return str(res.model_id)
 
 

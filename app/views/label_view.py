@@ -350,6 +350,13 @@ class LabelView(QWidget):
             self.ctx.parts_reloaded.emit()
         self.predicted.emit(out or {})
 
+    def showEvent(self, ev: Any) -> None:
+        """Coming to the Label view re-sorts the queue: parts captured meanwhile (appended while
+        rows stay put during labelling) take their place, unlabelled and most uncertain first."""
+        super().showEvent(ev)
+        if self.project is not None:
+            self.parts.refresh()
+
     def _parts_reloaded(self) -> None:
         """Parts or predictions written by another process: re-sort the queue, show the current
         part again (its prediction and heatmap may be new)."""

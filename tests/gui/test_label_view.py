@@ -194,3 +194,14 @@ def test_queue_reorders_by_uncertainty_when_predictions_arrive(view, qtbot):
     proj.add_prediction(ids[3], Prediction("m2", Verdict.NG, (0.5,), 0.51))
     proj.add_prediction(ids[4], Prediction("m2", Verdict.OK, (0.3,), 0.7))
     qtbot.waitUntil(lambda: view.parts.visible_ids()[:2] == [ids[3], ids[4]], timeout=5000)
+
+
+def test_parts_captured_meanwhile_join_the_queue_when_the_view_is_shown(view, qtbot):
+    for pid in view.parts.visible_ids():
+        view.ctx.project.set_label(pid, Verdict.OK)
+    view.hide()
+    img = np.zeros((H, W), np.uint8)
+    new = view.ctx.project.add_part([img, img], name="captured")  # e.g. from the Capture view
+    qtbot.waitUntil(lambda: new in view.parts.visible_ids(), timeout=3000)
+    view.show()
+    qtbot.waitUntil(lambda: view.parts.visible_ids()[0] == new, timeout=3000)  # unlabelled first
