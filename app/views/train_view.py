@@ -464,7 +464,8 @@ class TrainView(QWidget):
         if proj is None:
             return
         self.ctx.writer.submit("make model active", proj.set_active_model, model_id, user=self.ctx.user)
-        self._say(f"Model {model_id} is now active for live sorting.")
+        self._say(f"Model {model_id} is now active for live sorting; Label → 'Predict parts' pre-labels the "
+                  "parts with it.")
 
     # ------------------------------------------------------------------ augmentation preview
     def refresh_preview(self) -> None:
