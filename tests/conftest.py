@@ -38,3 +38,10 @@ def pytest_configure(config):
     except ImportError:  # pragma: no cover
         pass
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 3000))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # app.main.build freezes the heap (app.heap) as the window does; frozen objects are never
+    # freed, and torch's extension modules then report them as leaks at interpreter exit.
+    import gc
+    gc.unfreeze()

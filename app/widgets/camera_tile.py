@@ -31,9 +31,16 @@ class CameraTile(QWidget):
         self.title.setObjectName("tileTitle")
         self.view = pg.GraphicsLayoutWidget()
         self.vb = self.view.addViewBox(invertY=True, lockAspect=True, enableMenu=False)
+        # The range is set from the first frame (show_frame), never automatically: auto-range
+        # over an empty image and the "no source" label gave a degenerate, flickering range
+        # that repainted each empty tile ~120 times a second (a 120-400 ms freeze when the
+        # Capture view was first shown).
+        self.vb.disableAutoRange()
+        self.vb.setRange(xRange=(0, 640), yRange=(0, 480), padding=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
         self.no_source = pg.TextItem("no source", color="#8a93a0", anchor=(0.5, 0.5))
+        self.no_source.setPos(320, 240)
         self.vb.addItem(self.no_source)
         self.roi: pg.RectROI | None = None
         self.shape: tuple[int, int] | None = None

@@ -109,6 +109,9 @@ class MaskCanvas(pg.GraphicsView):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent, background="#15181d")
         self.vb = _ToolViewBox(self)
+        # Ranges are set per view (set_view), never automatically: auto-range over empty content
+        # with a locked aspect made pyqtgraph repaint in a loop (see CameraTile).
+        self.vb.disableAutoRange()
         self.setCentralItem(self.vb)
         self.image_item = pg.ImageItem(axisOrder="row-major", autoDownsample=True)
         self.vb.addItem(self.image_item)

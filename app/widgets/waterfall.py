@@ -23,6 +23,8 @@ class Waterfall(QWidget):
         # time runs left to right (newest line at the right edge), across-belt pixels top to
         # bottom: a 640-pixel detector fills a wide screen without distortion
         self.vb = self.view.addViewBox(invertY=True, lockAspect=True, enableMenu=False)
+        self.vb.disableAutoRange()  # set from the first lines (redraw): never over an empty image
+        self.vb.setRange(xRange=(0, 2048), yRange=(0, 640), padding=0)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.image)
         self.info = QLabel("no detector")
