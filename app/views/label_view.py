@@ -93,6 +93,7 @@ class LabelView(QWidget):
         self.heatmaps: list[np.ndarray | None] = []
         self._loader: Worker | None = None
         self._predictor: Worker | None = None
+        self._rows_seen = -1  # rows when the view was last hidden (showEvent re-sorts if they changed)
         self._issued: dict[int, tuple[Verdict, int]] = {}  # labels queued but maybe not yet written
         self.parts = PartList(ctx, self)
         self.strip = ViewStrip(self)
@@ -354,8 +355,12 @@ class LabelView(QWidget):
         """Coming to the Label view re-sorts the queue: parts captured meanwhile (appended while
         rows stay put during labelling) take their place, unlabelled and most uncertain first."""
         super().showEvent(ev)
-        if self.project is not None:
-            self.parts.refresh()
+        if self.project is not None and self.parts.model.rowCount() != self._rows_seen:
+            self.parts.refresh()  # only when parts came meanwhile: a re-sort costs a repaint
+
+    def hideEvent(self, ev: Any) -> None:
+        super().hideEvent(ev)
+        self._rows_seen = self.parts.model.rowCount()
 
     def _parts_reloaded(self) -> None:
         """Parts or predictions written by another process: re-sort the queue, show the current
