@@ -33,12 +33,8 @@ def _child_main(fn: Callable[..., Any], args: tuple, out: Any, stop: Any, nice: 
         out.put(("result", res))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent as a clear message
         code = 1
-        try:
-            from app.cli.common import user_error_types
-            known = isinstance(exc, user_error_types())
-        except ImportError:
-            known = False
-        out.put(("error", str(exc) if known else f"{type(exc).__name__}: {exc}"))
+        from app.cli.common import error_message
+        out.put(("error", error_message(exc)))
     # The answer is sent (the queue's feeder flushed), then leave without the interpreter's
     # teardown: unloading torch & co. costs a few hundred ms of CPU, taken from the window on
     # a 2-core station just when it redraws the run's results (a 100-150 ms stall measured).

@@ -20,6 +20,8 @@ from typing import Any
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
+from app.cli.common import error_message
+
 log = logging.getLogger(__name__)
 
 # Workers that are running are kept alive here: a view may drop its reference (or be closed)
@@ -101,7 +103,7 @@ class Worker(QObject):
             if self._stop.is_set():
                 self.cancelled.emit()
                 return
-            self.error = _message(exc)
+            self.error = error_message(exc)
             log.warning("worker %s failed:\n%s", self.name, traceback.format_exc())
             self.failed.emit(self.error)
             return
@@ -115,17 +117,6 @@ class Worker(QObject):
 
     def _release(self) -> None:
         _ALIVE.discard(self)
-
-
-def _message(exc: BaseException) -> str:
-    """User errors (ProjectError, HardwareError, ...) show as they are; others with their type."""
-    try:
-        from app.cli.common import user_error_types
-        if isinstance(exc, user_error_types()):
-            return str(exc)
-    except ImportError:  # pragma: no cover
-        pass
-    return f"{type(exc).__name__}: {exc}"
 
 
 def run_in_worker(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,

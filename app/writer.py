@@ -21,7 +21,7 @@ from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
-from .worker import _message
+from .cli.common import error_message
 
 _WRITERS: weakref.WeakSet[StoreWriter] = weakref.WeakSet()
 
@@ -101,7 +101,7 @@ class StoreWriter(QObject):
                 job()
                 self.written.emit(name)
             except Exception as exc:  # noqa: BLE001 - one failed write must not stop the queue
-                self.failed.emit(f"{name}: {_message(exc)}")
+                self.failed.emit(f"{name}: {error_message(exc)}")
             finally:
                 with self._cv:
                     self._busy = False

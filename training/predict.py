@@ -113,7 +113,7 @@ def _predict_one(project: Project, loaded: Any, mid: str, part: Any, layer: str,
     batch, geoms = loaded.prepare_batch(images, [v.camera for v in part.views])
     extra: dict[str, Any] = {}
     if heatmaps:
-        cams, logits, _idx = gradcam_and_logits(loaded.model, batch.to(loaded.device), layer, loaded.ng_index,
+        cams, logits, _idx = gradcam_and_logits(loaded.model, batch, layer, loaded.ng_index,
                                                 size=tuple(batch.shape[-2:]))
         scores = torch.softmax(logits.float(), dim=1)[:, loaded.ng_index].cpu().numpy()
         maps = cams.detach().float().cpu().numpy()

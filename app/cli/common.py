@@ -20,6 +20,11 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def error_message(exc: BaseException) -> str:
+    """User errors (ProjectError, HardwareError, ...) read as they are; others with their type."""
+    return str(exc) if isinstance(exc, user_error_types()) else f"{type(exc).__name__}: {exc}"
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on stdout (the --json contract)."""
     sys.stdout.write(json.dumps(obj, default=_default, separators=(",", ":")) + "\n")

@@ -33,6 +33,7 @@ from PyQt6.QtWidgets import (
 
 from app.widgets.explain_panels import ShortcutPanel, SideBySide, summary_html
 from app.widgets.explain_table import AgreementTable
+from app.widgets.qimage import thumbnail
 from app.worker import Worker
 from labeling.types import ROI
 
@@ -99,7 +100,7 @@ def explain_one(project: Any, loaded: Any, part_id: int, view: int, layer: str |
     agree[h & m] = (255, 210, 77)
     r = e.row
     return {"part_id": part_id, "view": view, "guided": guided, "row": r,
-            "images": [_small(x) for x in (base, mask_img, over, agree)],
+            "images": [thumbnail(x, DISPLAY_MAX) for x in (base, mask_img, over, agree)],
             "captions": [f"Part {part_id} · {r.camera} ({r.cls})",
                          "Inspector mask" if e.mask is not None and e.mask.any() else "Inspector mask (none)",
                          ("Guided Grad-CAM" if guided else "Grad-CAM") + f" · {recipe.layer or loaded.target_layer}",
@@ -120,14 +121,6 @@ def _guided(project: Any, loaded: Any, part_id: int, view: int, recipe: Any) -> 
     g = guided_gradcam(loaded.model, x, recipe.layer or loaded.target_layer, cls, target=recipe.target)
     sal = saliency(g)[0].detach().cpu().numpy()
     return map_to_image(sal, geom, recipe)
-
-
-def _small(img: np.ndarray) -> np.ndarray:
-    h, w = img.shape[:2]
-    s = DISPLAY_MAX / max(h, w)
-    if s >= 1:
-        return np.ascontiguousarray(img)
-    return cv2.resize(img, (int(w * s), int(h * s)), interpolation=cv2.INTER_AREA)
 
 
 def preload() -> None:

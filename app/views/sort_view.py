@@ -20,7 +20,6 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -35,7 +34,6 @@ from PyQt6.QtWidgets import (
 
 from app.child import in_child, start_child_server
 from app.widgets.plot_curves import CurvePlot
-from app.widgets.qimage import thumbnail
 from app.widgets.sort_indicator import CounterTiles, VerdictIndicator
 from app.widgets.stagger import Stagger
 from app.worker import Worker
@@ -292,9 +290,9 @@ class SortView(QWidget):
             self.stagger.add("verdict", lambda: self.indicator.set_verdict(str(last.get("verdict", "")), detail))
         if self._views is not None:
             views, self._views = self._views, None
+            # already thumbnails (SessionSpec.thumb_px): made by the run, not in this thread
             self.stagger.add("views", lambda: self.indicator.set_views(
-                [thumbnail(np.asarray(v), 240) for v in views["views"]], list(views["cameras"]),
-                last.get("scores") or []))
+                list(views["views"]), list(views["cameras"]), last.get("scores") or []))
         if now - self._shown.get("slow_t", 0.0) >= 1.0:
             self._shown["slow_t"] = now
             self.rate_plot.add("parts/s", t, float(snap.get("parts_per_s") or 0.0))
