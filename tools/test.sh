@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || bash tools/setup.sh
 export QT_QPA_PLATFORM=offscreen
+# Child processes a test starts import this checkout, also from a git worktree sharing the venv.
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 echo "== import contracts (only app/ imports Qt; rooms layered) =="
 .venv/bin/lint-imports --config setup.cfg
 echo "== ruff =="
