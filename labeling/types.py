@@ -241,3 +241,12 @@ class Part:
     @property
     def verdict(self) -> Verdict:
         return self.label.verdict if self.label else Verdict.UNLABELED
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Extra columns the part was imported with (item, fold, ...): meta["fields"].
+
+        Kept under one key so a source column can never clobber okng's own meta keys
+        ("file", "deleted", ...); a split can group by them (all parts of one item together)."""
+        f = self.meta.get("fields")
+        return dict(f) if isinstance(f, dict) else {}

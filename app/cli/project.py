@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="import nothing if any file has an error")
     p.add_argument("--add-classes", action="store_true", help="add unknown defect classes to the project")
     p.add_argument("--user", default="import", help="user name recorded with the labels")
+    p.add_argument("--resize-masks", action="store_true",
+                   help="scale masks of another size than their image (nearest) instead of rejecting them")
+    p.add_argument("--dry-run", action="store_true", help="check everything and print what would be imported; "
+                   "write nothing (no project, no report unless --report)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="where to write the full JSON report (default: PROJECT.import-report.json beside the project)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)
 
@@ -65,6 +71,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    import tempfile
+
     from labeling.formats import get_format, import_into
     from labeling.store import Project
     from labeling.types import Role, Settings, User
@@ -73,24 +81,32 @@ def cmd_import(args: argparse.Namespace) -> int:
     if not args.source.exists():
         raise FileNotFoundError(f"{args.source}: no such file or folder")
     created = not args.project.exists()
-    project = (Project.create(args.project, Settings(name=args.project.stem, cameras=["cam0"]))
-               if created else Project.open(args.project))
-    bar = ProgressBar(f"import {args.fmt}", quiet=args.json)
-    report = import_into(project, args.source, args.fmt, strict=args.strict,
-                         user=User(args.user, Role.INSPECTOR),
-                         add_classes=True if args.add_classes else None,
-                         progress=lambda done, total: bar.update(done, total))
-    bar.close()
-    out = dict(report.to_dict(), project=str(args.project), created=created)
+    with tempfile.TemporaryDirectory(prefix="okng-dry-") as tmp:
+        where = Path(tmp) / args.project.name if args.dry_run and created else args.project
+        settings = Settings(name=args.project.stem, cameras=["cam0"])
+        project = Project.create(where, settings) if created else Project.open(where, readonly=args.dry_run)
+        bar = ProgressBar(f"import {args.fmt}", quiet=args.json)
+        report = import_into(project, args.source, args.fmt, strict=args.strict,
+                             user=User(args.user, Role.INSPECTOR),
+                             add_classes=True if args.add_classes else None,
+                             resize_masks=args.resize_masks, dry_run=args.dry_run,
+                             progress=lambda done, total: bar.update(done, total))
+        bar.close()
+    # The full list (every error) goes to a file; the terminal gets errors grouped by kind.
+    report_path = args.report
+    if report_path is None and not args.dry_run:
+        report_path = args.project.with_name(args.project.stem + ".import-report.json")
+    if report_path is not None:
+        report.write_json(report_path, project=str(args.project), source=str(args.source), format=args.fmt)
+    out = dict(report.to_dict(full=False), project=str(args.project), created=created and not args.dry_run,
+               report=str(report_path) if report_path else None)
     if args.json:
         print_json(out)
     else:
-        for file, msg in report.errors:
-            print(f"  error: {file}: {msg}")
-        print(f"imported {report.imported} parts, skipped {report.skipped}, "
-              f"{len(report.errors)} errors -> {args.project}")
-        for key, value in report.counts.items():
-            print(f"  {key}: {value}")
+        for line in report.summary_lines():
+            print(line)
+        where = "(dry run: nothing written)" if args.dry_run else f"-> {args.project}"
+        print(f"{where}" + (f"; full report {report_path}" if report_path else ""))
     return 1 if report.errors and (args.strict or report.imported == 0) else 0
 
 

@@ -1,7 +1,11 @@
-"""What every format shares: the import item, per-file errors, image files, the export job.
+"""What every format shares: the import item, per-file errors, image and mask files, the export job.
 
 A format's `read(src)` only describes what it finds (lazily: pixels are loaded when the engine
 asks), so validation, class handling, duplicates and store writes live in one place (engine.py).
+
+Multi-view parts: an item may name its part and camera (a CSV column, a JSON attribute); where a
+format has only file names, a file named ``PART__CAMERA.ext`` whose CAMERA is one of the project's
+(or the source's okng_classes.json) cameras is view CAMERA of part PART (see view_name).
 """
 from __future__ import annotations
 
@@ -17,16 +21,28 @@ import cv2
 import numpy as np
 
 from ..store import Project
-from ..types import DefectClass, Part, Verdict
+from ..types import ROI, DefectClass, Part, Verdict
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-CLASSES_FILE = "okng_classes.json"  # sidecar every export writes: class order, colours, hotkeys
+CLASSES_FILE = "okng_classes.json"  # sidecar every export writes: classes, cameras, ROIs
+VIEW_SEP = "__"  # PART__CAMERA.png: the file-name rule for formats without a part/camera field
 
 # A class reference in a source: a name, or a 1-based class number (severstal ClassId,
 # class-index PNG masks).
 ClassRef = str | int
-# Given the image's (H, W): a mask in the source's own class values plus value -> class ref.
-MaskLoader = Callable[[tuple[int, int]], tuple[np.ndarray, dict[int, ClassRef]]]
+
+
+@dataclass
+class MaskData:
+    """A mask in the source's own values, what each value means, and how it was read."""
+
+    values: np.ndarray  # (H, W) uint8
+    classes: dict[int, ClassRef]  # value -> class ref
+    note: str = ""  # a reading worth reporting once with a count ("thresholded", ...)
+
+
+# Given the image's (H, W): the mask found for it.
+MaskLoader = Callable[[tuple[int, int]], MaskData]
 
 
 class FormatError(ValueError):
@@ -45,10 +61,24 @@ class ImportItem:
     defect_class: ClassRef | None = None
     load_mask: MaskLoader | None = None
     name: str = ""  # part name; default: the image's file stem
+    part: str | None = None  # views with the same part key form one part (None: a part of its own)
+    camera: str | None = None  # the view's camera (None: the project's first camera)
+    fields: dict[str, str] = field(default_factory=dict)  # extra source columns: part metadata
 
     @property
     def part_name(self) -> str:
-        return self.name or Path(self.file).stem
+        return self.name or self.part or Path(self.file).stem
+
+
+def view_name(stem: str, cameras: Iterable[str]) -> tuple[str, str] | None:
+    """(part, camera) of a file stem PART__CAMERA when CAMERA is a known camera, else None.
+
+    Only known cameras count, so a foreign data set whose names happen to hold "__" is not
+    grouped by accident."""
+    part, sep, cam = stem.rpartition(VIEW_SEP)
+    if sep and part and cam in set(cameras):
+        return part, cam
+    return None
 
 
 @dataclass
@@ -73,9 +103,15 @@ class Format(Protocol):
 
 
 # ------------------------------------------------------------------ image files
+# ANYDEPTH|ANYCOLOR keeps gray/colour and 8/16 bit as stored but, unlike IMREAD_UNCHANGED, turns a
+# JPEG upright by its EXIF orientation: the way viewers and labelling tools show it, so the way
+# its mask was drawn.
+_IMAGE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+
 def decode_image(data: bytes, what: str) -> np.ndarray:
-    """Pixels of an encoded image: gray or RGB, uint8 or uint16 kept as they are."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    """Pixels of an encoded image, upright (EXIF): gray or RGB, uint8 or uint16 kept as they are."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), _IMAGE_FLAGS) if data else None
     if img is None:
         raise FormatError(f"{what}: cannot decode image (corrupt or unsupported file)")
     if img.dtype not in (np.uint8, np.uint16):
@@ -103,21 +139,73 @@ def read_image(path: Path, what: str | None = None) -> np.ndarray:
     return decode_image(data, what)
 
 
-def read_mask_png(path: Path, what: str) -> np.ndarray:
-    """An 8-bit single-channel mask file."""
+def _png_has_alpha(data: bytes) -> bool:
+    """PNG colour type 4 (gray + alpha) or 6 (RGBA), read from the IHDR chunk."""
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] in (4, 6)
+
+
+def read_mask_file(path: Path, what: str) -> np.ndarray:
+    """A mask file as one (H, W) uint8 or uint16 plane, upright (EXIF) like its image.
+
+    Gray stays; RGB that is gray in disguise becomes gray; other colour masks become their
+    brightest channel (any colour on black is defect); with a varying alpha, transparent pixels
+    are background (a mask painted on an otherwise empty layer is its alpha)."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         raise FormatError(f"{what}: mask file {path.name} not found or unreadable") from None
-    m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    alpha_png = _png_has_alpha(data)
+    # PNGs carry no EXIF turn; everything else is decoded upright like its image.
+    flags = cv2.IMREAD_UNCHANGED if alpha_png else _IMAGE_FLAGS
+    m = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if m is None:
         raise FormatError(f"{what}: cannot decode mask {path.name} (corrupt file)")
-    if m.ndim == 3 and all(np.array_equal(m[:, :, 0], m[:, :, i]) for i in range(1, m.shape[2])):
-        m = m[:, :, 0]  # a gray mask saved as RGB
-    if m.dtype != np.uint8 or m.ndim != 2:
-        raise FormatError(f"{what}: mask {path.name} must be an 8-bit single-channel PNG "
-                          f"(got {m.dtype}, shape {m.shape})")
+    if m.dtype not in (np.uint8, np.uint16):
+        raise FormatError(f"{what}: mask {path.name} has pixel type {m.dtype} (8- or 16-bit only)")
+    if m.ndim == 3:
+        alpha = m[:, :, -1] if m.shape[2] in (2, 4) else None
+        color = m[:, :, :-1] if alpha is not None else m
+        if all(np.array_equal(color[:, :, 0], color[:, :, i]) for i in range(1, color.shape[2])):
+            plane = color[:, :, 0]
+        else:
+            plane = color.max(axis=2)
+        if alpha is not None and alpha.min() != alpha.max():
+            top = np.iinfo(alpha.dtype).max
+            plane = alpha if plane.min() == plane.max() else np.where(alpha > top // 2, plane, 0)
+        m = plane
+    return np.ascontiguousarray(m)
+
+
+def read_mask_png(path: Path, what: str) -> np.ndarray:
+    """An 8-bit single-plane mask file (kept for callers that need the raw 0/255 values)."""
+    m = read_mask_file(path, what)
+    if m.dtype != np.uint8:
+        raise FormatError(f"{what}: mask {path.name} must be 8-bit (got {m.dtype})")
     return m
+
+
+THRESHOLDED = "mask read as binary at half range (anti-aliased, resized or lossy: not class indices)"
+
+
+def mask_from_file(m: np.ndarray, ref: ClassRef | None) -> MaskData:
+    """Class values of a mask file: class indices, or a binary defect mask carrying `ref`.
+
+    Class-index masks hold a few small values (1..N, all under half range). Anything else
+    (0/255, anti-aliased edges, a resized or JPEG'd mask, 16-bit 0/65535) is a binary defect
+    mask: a pixel at or above half range is defect, of class `ref` (the row's class; else 1)."""
+    ref = ref if ref not in (None, "") else 1
+    if m.dtype == np.uint16:
+        if int(m.max(initial=0)) <= 255:
+            m = m.astype(np.uint8)
+        else:
+            top = int(m.max())
+            note = "" if top == 65535 and not np.any((m > 0) & (m < 65535)) else THRESHOLDED
+            return MaskData((m >= 32768).astype(np.uint8), {1: ref}, note)
+    values = mask_values(m)
+    if values[-1] < 128 and len(values) <= 33:
+        return MaskData(m, {v: v for v in values if v})
+    note = "" if set(values) <= {0, 255} else THRESHOLDED
+    return MaskData((m >= 128).astype(np.uint8), {1: ref}, note)
 
 
 def write_image(path: Path, img: np.ndarray) -> None:
@@ -144,8 +232,8 @@ def rel(path: Path, root: Path) -> str:
     return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(root))).as_posix()
 
 
-def binary_mask(region: np.ndarray, ref: ClassRef) -> tuple[np.ndarray, dict[int, ClassRef]]:
-    return region.astype(np.uint8), {1: ref}
+def binary_mask(region: np.ndarray, ref: ClassRef) -> MaskData:
+    return MaskData(region.astype(np.uint8), {1: ref})
 
 
 def mask_values(m: np.ndarray) -> list[int]:
@@ -153,8 +241,8 @@ def mask_values(m: np.ndarray) -> list[int]:
     return np.flatnonzero(np.bincount(m.ravel(), minlength=256)).tolist()
 
 
-def index_mask(m: np.ndarray) -> tuple[np.ndarray, dict[int, ClassRef]]:
-    return m, {v: v for v in mask_values(m) if v}
+def index_mask(m: np.ndarray) -> MaskData:
+    return MaskData(m, {v: v for v in mask_values(m) if v})
 
 
 def load_json(path: Path) -> object:
@@ -182,15 +270,23 @@ class ExportJob:
     _used: set[str] = field(default_factory=set)
 
     def views(self) -> Iterator[tuple[Part, int, str]]:
-        """(part, view index, unique file stem) for every view; stops when asked to."""
+        """(part, view index, unique file stem) for every view; stops when asked to.
+
+        A part seen by the project's first camera alone is `PART`; any other view is
+        `PART__CAMERA` (view_name reads it back), so parts and cameras survive formats that
+        only have file names."""
         parts = self.project.parts()
+        first = self.project.settings.cameras[0] if self.project.settings.cameras else ""
         for done, part in enumerate(parts):
             if self.should_stop and self.should_stop():
                 self.stopped = True
                 return
+            stem = self._unique(self.safe(part.name), part.id)
             for v, info in enumerate(part.views):
-                base = part.name if len(part.views) == 1 else f"{part.name}_{info.camera}"
-                yield part, v, self._unique(self.safe(base), part.id)
+                if len(part.views) == 1 and info.camera == first:
+                    yield part, v, stem
+                else:
+                    yield part, v, f"{stem}{VIEW_SEP}{self.safe(info.camera)}"
             self.exported += 1
             if self.progress:
                 self.progress(done + 1, len(parts))
@@ -223,25 +319,45 @@ class ExportJob:
         return classes[index - 1].name if 1 <= index <= len(classes) else f"class {index}"
 
     def save_classes(self, folder: Path | None = None) -> None:
-        classes = [{"name": c.name, "color": c.color, "hotkey": c.hotkey}
-                   for c in self.project.settings.classes]
+        """The sidecar: classes (order, colours, hotkeys), cameras (order) and ROIs."""
+        settings = self.project.settings
+        doc = {"classes": [{"name": c.name, "color": c.color, "hotkey": c.hotkey} for c in settings.classes],
+               "cameras": list(settings.cameras),
+               "rois": {cam: roi.to_list() for cam, roi in settings.rois.items()}}
         where = (folder or self.dest) / CLASSES_FILE
         where.parent.mkdir(parents=True, exist_ok=True)
-        where.write_text(json.dumps({"classes": classes}, indent=1), encoding="utf-8")
+        where.write_text(json.dumps(doc, indent=1), encoding="utf-8")
         self.files += 1
 
 
-def read_classes_file(folder: Path) -> list[DefectClass] | None:
-    """The sidecar class list next to a source, if there is one (and it is sound)."""
+@dataclass
+class Sidecar:
+    """What okng_classes.json beside a source says about the project it came from."""
+
+    classes: list[DefectClass] | None = None
+    cameras: list[str] = field(default_factory=list)
+    rois: dict[str, ROI] = field(default_factory=dict)
+
+
+def read_sidecar(folder: Path) -> Sidecar:
+    """The sidecar next to a source, if there is one (and it is sound)."""
     path = folder / CLASSES_FILE
     if not path.is_file():
-        return None
+        return Sidecar()
     data = load_json(path)
     try:
-        return [DefectClass(str(c["name"]), str(c.get("color", "#ff0000")), str(c.get("hotkey", "")))
-                for c in data["classes"]]  # type: ignore[index]
-    except (KeyError, TypeError) as exc:
-        raise FormatError(f"{CLASSES_FILE}: malformed class list ({exc})") from None
+        classes = [DefectClass(str(c["name"]), str(c.get("color", "#ff0000")), str(c.get("hotkey", "")))
+                   for c in data["classes"]]  # type: ignore[index]
+        cameras = [str(c) for c in data.get("cameras") or []]  # type: ignore[union-attr]
+        rois = {str(k): ROI(*(int(x) for x in v)) for k, v in (data.get("rois") or {}).items()}  # type: ignore[union-attr]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise FormatError(f"{CLASSES_FILE}: malformed sidecar ({exc})") from None
+    return Sidecar(classes, cameras, rois)
+
+
+def read_classes_file(folder: Path) -> list[DefectClass] | None:
+    """The sidecar's class list, if there is a sidecar."""
+    return read_sidecar(folder).classes
 
 
 def first_existing(paths: Iterable[Path]) -> Path | None:

@@ -1,9 +1,12 @@
 """`coco`: COCO instance segmentation JSON (RLE, compressed RLE, polygons) with images/.
 
 An image with annotations is NG, without is OK, unless the image entry carries okng's extra
-keys ("okng_label", "okng_class", "okng_mask"; COCO readers ignore unknown keys). Annotations
-are painted in file order. Export writes one uncompressed-RLE annotation per class per image
-(iscrowd 1), so masks round-trip exactly; categories carry okng's colour and hotkey.
+keys ("okng_label", "okng_class", "okng_mask"; COCO readers ignore unknown keys). Multi-view
+parts: "okng_part" (the part's name; entries with the same one are one part) and "okng_camera";
+"okng_fields" holds the part's extra fields (item, fold, ...). Annotations are painted in file
+order. Export writes one uncompressed-RLE annotation per class per image (iscrowd 1), so masks
+round-trip exactly; categories carry okng's colour and hotkey; cameras and ROIs travel in
+okng_classes.json. Everything round-trips.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from .base import (
     FormatError,
     ImportItem,
     ItemError,
+    MaskData,
     ReadResult,
     first_existing,
     load_json,
@@ -51,8 +55,7 @@ def _find_json(src: Path) -> Path:
     return found[0]
 
 
-def _mask(anns: list[dict[str, Any]], cats: dict[int, str], what: str, shape: tuple[int, int]
-          ) -> tuple[np.ndarray, dict[int, ClassRef]]:
+def _mask(anns: list[dict[str, Any]], cats: dict[int, str], what: str, shape: tuple[int, int]) -> MaskData:
     out = np.zeros(shape, np.uint8)
     local: dict[int, int] = {}
     for a in anns:
@@ -74,7 +77,8 @@ def _mask(anns: list[dict[str, Any]], cats: dict[int, str], what: str, shape: tu
         else:
             raise FormatError(f"{what}: annotation {a.get('id')} has no segmentation")
         out[region] = value
-    return out, {v: cats[c] for c, v in local.items()}
+    classes: dict[int, ClassRef] = {v: cats[c] for c, v in local.items()}
+    return MaskData(out, classes)
 
 
 class CocoFormat:
@@ -112,8 +116,12 @@ class CocoFormat:
                 continue
             what = rel(path, root)
             has_mask = bool(anns) or bool(img.get("okng_mask"))
+            fields = img.get("okng_fields")
             yield ImportItem(file=what, path=path, verdict=verdict,
                              defect_class=img.get("okng_class"),
+                             part=str(img["okng_part"]) if img.get("okng_part") else None,
+                             camera=str(img["okng_camera"]) if img.get("okng_camera") else None,
+                             fields={str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {},
                              load_mask=partial(_mask, anns, cats, what) if has_mask else None,
                              load_image=partial(read_image, path, what))
         for image_id in by_image:
@@ -133,7 +141,10 @@ class CocoFormat:
                      "width": int(img.shape[1]),
                      "okng_label": (label.verdict if label else Verdict.UNLABELED).name,
                      "okng_class": job.class_name(label.defect_class) if label and label.defect_class else "",
-                     "okng_mask": mask is not None}
+                     "okng_mask": mask is not None, "okng_part": part.name,
+                     "okng_camera": part.views[view].camera}
+            if part.fields:
+                entry["okng_fields"] = part.fields
             images.append(entry)
             for c in (v for v in mask_values(mask) if v) if mask is not None else ():
                 region = mask == c

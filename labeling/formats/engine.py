@@ -1,36 +1,42 @@
-"""Import and export driver shared by all formats: validation, classes, duplicates, store writes.
+"""Import and export driver shared by all formats: validation, classes, parts, store writes.
 
-Nothing reaches the store before an item is fully checked (image decodes, mask has the image's
-size, every class resolves, not a duplicate), and each part goes in with one add_part call, so a
-bad file can never leave half a part behind. New defect classes are written to the settings only
-right before the first part that needs them.
+Nothing reaches the store before a part is fully checked (every view decodes, each mask has its
+image's size, every class resolves, no duplicate), and each part goes in with one add_part call,
+so a bad file can never leave half a part behind. New defect classes and cameras are written to
+the settings only right before the first part that needs them. Views that name the same part
+(a part column, a JSON attribute, the PART__CAMERA file-name rule) become one multi-view part.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+import cv2
 import numpy as np
 
 from ..store import Project, ProjectError
-from ..types import SYSTEM_USER, DefectClass, Label, PartSource, Settings, User, Verdict
+from ..types import SYSTEM_USER, Label, PartSource, User, Verdict
 from .base import (
-    ClassRef,
     Format,
     FormatError,
     ImportItem,
     ItemError,
-    read_classes_file,
+    Sidecar,
+    read_sidecar,
+    view_name,
 )
+from .learn import PALETTE, Learner
+from .report import ExportReport, ImportReport
 
 # What a malformed source can raise while an item is loaded: reported per file, never a crash.
 _BAD_INPUT = (FormatError, ProjectError, OSError, ValueError, KeyError, TypeError, AttributeError,
-              IndexError)
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
+              IndexError, cv2.error)
+CLASS_ON_OK = "defect class on an OK/unlabeled row: imported as it says, the value kept as field 'defect_class'"
+RESIZED = "mask resized to its image (--resize-masks)"
+
+__all__ = ["PALETTE", "DestinationNotEmpty", "ExportReport", "ImportReport", "export_project", "import_into"]
 
 
 class DestinationNotEmpty(FileExistsError, ValueError):
@@ -38,165 +44,140 @@ class DestinationNotEmpty(FileExistsError, ValueError):
 
 
 @dataclass
-class ImportReport:
-    imported: int = 0
-    skipped: int = 0
-    errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
-    counts: dict[str, Any] = field(default_factory=dict)  # verdicts, classes, masks
-    added_classes: list[str] = field(default_factory=list)
-    stopped: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["errors"] = [{"file": f, "message": m} for f, m in self.errors]
-        return d
-
-
-@dataclass
-class ExportReport:
-    exported: int
-    files: int
-    dest: str
-    stopped: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+class _View:
+    image: np.ndarray
+    mask: np.ndarray | None
+    per_class: np.ndarray  # pixels per project class (256)
 
 
 @dataclass
 class _Prepared:
-    image: np.ndarray
-    mask: np.ndarray | None
+    images: list[np.ndarray]
+    masks: list[np.ndarray | None]
+    cameras: list[str]
     label: Label
+    notes: list[tuple[str, str]]  # (warning, file)
 
 
-class _Classes:
-    """The project's class list plus what this import would add (committed lazily)."""
-
-    def __init__(self, project: Project, learn: bool, sidecar: list[DefectClass] | None) -> None:
-        self.project = project
-        self.learn = learn
-        self.sidecar = sidecar
-        self.classes = list(project.settings.classes)
-        if learn and not self.classes and sidecar:
-            self.classes = list(sidecar)  # keep the source's order, colours and hotkeys
-        self.committed = len(project.settings.classes)
-        self.dirty = self.classes != list(project.settings.classes)
-
-    def resolve(self, ref: ClassRef) -> int:
-        if isinstance(ref, (int, np.integer)) and not isinstance(ref, bool):
-            i = int(ref)
-            if self.sidecar is not None and 1 <= i <= len(self.sidecar):
-                return self.resolve(self.sidecar[i - 1].name)
-            if 1 <= i <= len(self.classes):
-                return i
-            if i < 1 or i > 255:
-                raise FormatError(f"class number {i} out of range 1..255")
-            if not self.learn:
-                raise FormatError(f"class number {i} but the project has {len(self.classes)} "
-                                  "defect classes (allow adding classes to import it)")
-            while len(self.classes) < i:
-                self._add(f"class {len(self.classes) + 1}")
-            return i
-        name = str(ref).strip()
-        if not name:
-            raise FormatError("empty defect class name")
-        for i, c in enumerate(self.classes, start=1):
-            if c.name.lower() == name.lower():
-                return i
-        if not self.learn:
-            known = ", ".join(c.name for c in self.classes) or "none"
-            raise FormatError(f"unknown defect class {name!r} (project classes: {known}; "
-                              "allow adding classes to import it)")
-        self._add(name)
-        return len(self.classes)
-
-    def _add(self, name: str) -> None:
-        if len(self.classes) >= 255:
-            raise FormatError("a project holds at most 255 defect classes")
-        n = len(self.classes)
-        self.classes.append(DefectClass(name, PALETTE[n % len(PALETTE)], str(n + 1) if n < 9 else ""))
-        self.dirty = True
-
-    def snapshot(self) -> tuple[list[DefectClass], bool]:
-        return list(self.classes), self.dirty
-
-    def restore(self, state: tuple[list[DefectClass], bool]) -> None:
-        self.classes, self.dirty = list(state[0]), state[1]
-
-    def commit(self, user: User) -> list[str]:
-        """Write added classes to the project; returns their names."""
-        if not self.dirty:
-            return []
-        s = Settings.from_dict(self.project.settings.to_dict())
-        added = [c.name for c in self.classes[len(s.classes):]]
-        s.classes = list(self.classes)
-        self.project.update_settings(s, user)
-        self.dirty = False
-        return added
+def _size_error(raw: np.ndarray, h: int, w: int) -> FormatError:
+    hint = " (resize it, or import with --resize-masks)"
+    if raw.shape == (w, h):
+        hint = (" (it fits the image turned 90 degrees: masks must match the image as shown upright, "
+                "EXIF orientation applied)")
+    return FormatError(f"mask is {raw.shape[1]}x{raw.shape[0]} but the image is {w}x{h}{hint}")
 
 
-def _prepare(item: ImportItem, classes: _Classes, user: User) -> _Prepared:
-    """Load and check one item completely; raises FormatError with a clear message."""
-    state = classes.snapshot()
+def _prepare_view(item: ImportItem, learner: Learner, resize: bool, notes: list[tuple[str, str]]) -> _View:
+    image = item.load_image()
+    h, w = image.shape[:2]
+    mask = None
+    per_class = np.zeros(256, np.int64)
+    if item.load_mask is not None:
+        md = item.load_mask((h, w))
+        raw = np.asarray(md.values)
+        if md.note:
+            notes.append((md.note, item.file))
+        if raw.shape != (h, w):
+            if not resize or raw.ndim != 2:
+                raise _size_error(raw, h, w)
+            raw = cv2.resize(np.asarray(raw, np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+            notes.append((RESIZED, item.file))
+        raw = np.asarray(raw, np.uint8)
+        per_value = np.bincount(raw.ravel(), minlength=256)
+        lut = np.zeros(256, np.uint8)
+        for value in np.flatnonzero(per_value[1:]).tolist():
+            if value + 1 not in md.classes:
+                raise FormatError(f"mask value {value + 1} names no class")
+            lut[value + 1] = learner.resolve(md.classes[value + 1])
+        identity = all(lut[v] == v for v in np.flatnonzero(per_value).tolist())
+        mask = raw if identity else lut[raw]
+        per_class = np.bincount(lut, weights=per_value, minlength=256)
+    return _View(image, mask, per_class)
+
+
+def _one(values: list, what: str) -> object:
+    """The value the views agree on (None when none gives one)."""
+    given = [v for v in values if v is not None]
+    if any(v != given[0] for v in given[1:]):
+        raise FormatError(f"the views of this part disagree on the {what} ({', '.join(map(str, given))})")
+    return given[0] if given else None
+
+
+def _prepare(items: list[ImportItem], learner: Learner, user: User, resize: bool) -> _Prepared:
+    """Load and check one part (all its views) completely; raises FormatError with a clear message."""
+    state = learner.snapshot()
+    notes: list[tuple[str, str]] = []
     try:
-        image = item.load_image()
-        h, w = image.shape[:2]
-        mask = None
-        per_class = np.zeros(256, np.int64)  # pixels per project class
-        if item.load_mask is not None:
-            raw, refs = item.load_mask((h, w))
-            if raw.shape != (h, w):
-                raise FormatError(f"mask is {raw.shape[1]}x{raw.shape[0]} but the image is {w}x{h}")
-            raw = np.asarray(raw, np.uint8)
-            per_value = np.bincount(raw.ravel(), minlength=256)
-            lut = np.zeros(256, np.uint8)
-            for value in np.flatnonzero(per_value[1:]).tolist():
-                if value + 1 not in refs:
-                    raise FormatError(f"mask value {value + 1} names no class")
-                lut[value + 1] = classes.resolve(refs[value + 1])
-            identity = all(lut[v] == v for v in np.flatnonzero(per_value).tolist())
-            mask = raw if identity else lut[raw]
-            per_class = np.bincount(lut, weights=per_value, minlength=256)
+        cams = [learner.camera(it.camera) for it in items]
+        if len(set(cams)) < len(cams):
+            raise FormatError(f"two views of part {items[0].part_name!r} on the same camera")
+        order = learner.order(cams) if len(items) > 1 else [0]
+        items, cams = [items[i] for i in order], [cams[i] for i in order]
+        views = []
+        for it in items:
+            try:
+                views.append(_prepare_view(it, learner, resize, notes))
+            except _BAD_INPUT as exc:
+                raise type(exc)(f"{it.file}: {exc}" if len(items) > 1 else str(exc)) from None
+        per_class = np.sum([v.per_class for v in views], axis=0)
         painted = bool(per_class[1:].any())
-        verdict = item.verdict
+        verdict = _one([it.verdict for it in items], "verdict")
         if verdict is None:
             verdict = Verdict.NG if painted else Verdict.OK
+        ref = _one([it.defect_class for it in items], "defect class")
         cls = 0
-        if item.defect_class is not None and item.defect_class != "":
+        if ref is not None and ref != "":
             if verdict != Verdict.NG:
-                raise FormatError(f"defect class {item.defect_class!r} given for a {verdict.name} part "
-                                  "(a defect class only goes with NG)")
-            cls = classes.resolve(item.defect_class)
-        elif item.defect_class is None and verdict == Verdict.NG and painted:
+                notes.append((CLASS_ON_OK, items[0].file))
+            else:
+                cls = learner.resolve(ref)  # type: ignore[arg-type]
+        elif ref is None and verdict == Verdict.NG and painted:
             cls = int(np.argmax(per_class[1:])) + 1  # ties: the lowest class number
-        return _Prepared(image, mask, Label(verdict, cls, user, time.time()))
+        return _Prepared([v.image for v in views], [v.mask for v in views], cams,
+                         Label(verdict, cls, user, time.time()), notes)
     except BaseException:
-        classes.restore(state)
+        learner.restore(state)
         raise
 
 
+def _group(items: list[ImportItem], cameras: list[str]) -> list[list[ImportItem]]:
+    """Items in parts, in source order: an explicit part key, else the PART__CAMERA rule."""
+    groups: dict[object, list[ImportItem]] = {}
+    for k, it in enumerate(items):
+        if it.part is None:
+            pc = view_name(Path(it.file).stem, cameras)
+            if pc is not None:
+                it.part, it.camera = pc[0], it.camera or pc[1]
+        key = ("part", it.part) if it.part is not None else ("item", k)
+        groups.setdefault(key, []).append(it)
+    return list(groups.values())
+
+
 def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = False,
-                user: User = SYSTEM_USER, add_classes: bool | None = None,
-                progress: Callable[[int, int], None] | None = None,
+                user: User = SYSTEM_USER, add_classes: bool | None = None, resize_masks: bool = False,
+                dry_run: bool = False, progress: Callable[[int, int], None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> ImportReport:
-    """Import the images (labels, masks, classes) found at `src` in format `fmt` into `project`."""
+    """Import the images (labels, masks, classes, parts, cameras) found at `src` in format `fmt`.
+
+    strict: import nothing if any file has an error. resize_masks: scale masks of another size
+    to their image (nearest) instead of rejecting them. dry_run: check everything, write nothing;
+    the report says what would be imported."""
     from . import get_format
     f: Format = get_format(fmt)
     src = Path(src)
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
-    if project.readonly:
+    if project.readonly and not dry_run:
         raise ProjectError(f"{project.path.name} is open read-only")
-    report = ImportReport(counts={"verdicts": {v.name: 0 for v in Verdict}, "classes": {}, "masks": 0})
+    report = ImportReport(counts={"verdicts": {v.name: 0 for v in Verdict}, "classes": {}, "masks": 0,
+                                  "views": 0, "cameras": {}}, dry_run=dry_run)
     try:
-        sidecar = read_classes_file(src if src.is_dir() else src.parent)
+        sidecar = read_sidecar(src if src.is_dir() else src.parent)
     except FormatError as exc:
         report.errors.append((str(src.name), str(exc)))
-        sidecar = None
+        sidecar = Sidecar()
     entries = list(f.read(src))
     learn = add_classes if add_classes is not None else not project.settings.classes
-    classes = _Classes(project, learn, sidecar)
     items: list[ImportItem] = []
     for e in entries:
         if isinstance(e, ItemError):
@@ -204,79 +185,105 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
         else:
             items.append(e)
     report.skipped = len(entries) - len(items)
-    seen = {str(Path(p.meta["path"])) for p in project.parts() if "path" in p.meta}
-    total = len(items) * (2 if strict else 1)
+    groups = _group(items, [*Learner(project, learn, sidecar).cameras, *project.settings.cameras])
+    seen = {str(Path(x)) for p in project.parts() for x in p.meta.get("paths") or [p.meta.get("path")] if x}
+    total = len(groups) * (2 if strict else 1)
 
-    def duplicate(item: ImportItem, batch: set[str]) -> str | None:
-        key = str(item.path.resolve())
-        if key in seen:
-            return "duplicate: this image is already in the project"
-        if key in batch:
-            return "duplicate: the same image appears twice in the source"
-        batch.add(key)
+    def duplicate(group: list[ImportItem], batch: set[str]) -> tuple[str, str] | None:
+        keys = [str(it.path.resolve()) for it in group]
+        for it, key in zip(group, keys):
+            if key in seen:
+                return it.file, "duplicate: this image is already in the project"
+            if key in batch or keys.count(key) > 1:
+                return it.file, "duplicate: the same image appears twice in the source"
+        batch.update(keys)
         return None
 
+    def attempt(group: list[ImportItem], learner: Learner, batch: set[str]) -> _Prepared | tuple[str, str]:
+        dup = duplicate(group, batch)
+        if dup is not None:
+            return dup
+        try:
+            return _prepare(group, learner, user, resize_masks)
+        except _BAD_INPUT as exc:
+            return group[0].file, str(exc)
+
     if strict:
-        batch: set[str] = set()
-        for k, item in enumerate(items):
+        learner, batch = Learner(project, learn, sidecar), set()
+        for k, group in enumerate(groups):
             if should_stop and should_stop():
                 report.stopped = True
                 break
-            msg = duplicate(item, batch)
-            try:
-                if msg is None:
-                    _prepare(item, classes, user)
-            except _BAD_INPUT as exc:
-                msg = str(exc)
-            if msg:
-                report.errors.append((item.file, msg))
+            out = attempt(group, learner, batch)
+            if isinstance(out, tuple):
+                report.errors.append(out)
             if progress:
                 progress(k + 1, total)
         if report.errors or report.stopped:
             report.skipped = len(entries)
             return report
-        classes = _Classes(project, learn, sidecar)  # the real pass learns them again, in order
 
-    batch = set()
-    for k, item in enumerate(items):
+    learner, batch = Learner(project, learn, sidecar), set()  # the real pass learns them again, in order
+    for k, group in enumerate(groups):
         if should_stop and should_stop():
             report.stopped = True
-            report.skipped += len(items) - k
+            report.skipped += sum(len(g) for g in groups[k:])
             break
-        msg = duplicate(item, batch)
-        prepared = None
-        try:
-            if msg is None:
-                prepared = _prepare(item, classes, user)
-        except _BAD_INPUT as exc:
-            msg = str(exc)
-        if prepared is not None:
+        out = attempt(group, learner, batch)
+        if isinstance(out, _Prepared):
             try:
-                report.added_classes += classes.commit(user)
-                project.add_part([prepared.image], name=item.part_name, source=PartSource.IMPORT,
-                                 masks=[prepared.mask], label=prepared.label,
-                                 meta={"file": item.file, "path": str(item.path.resolve()),
-                                       "format": f.name}, user=user)
-                seen.add(str(item.path.resolve()))
-                _count(report, project, prepared)
+                if not dry_run:
+                    new_classes, new_cams = learner.commit(user)
+                    report.added_classes += new_classes
+                    report.added_cameras += new_cams
+                    _add(project, f.name, group, out, user)
+                seen.update(str(it.path.resolve()) for it in group)
+                _count(report, learner, group, out)
             except ProjectError as exc:
-                msg = str(exc)
-        if msg:
-            report.errors.append((item.file, msg))
-            report.skipped += 1
+                out = (group[0].file, str(exc))
+        if isinstance(out, tuple):
+            report.errors.append(out)
+            report.skipped += len(group)
         if progress:
-            progress(k + 1 + (len(items) if strict else 0), total)
+            progress(k + 1 + (len(groups) if strict else 0), total)
+    if dry_run:
+        s = project.settings
+        report.added_classes = [c.name for c in learner.classes[len(s.classes):]]
+        report.added_cameras = [c for c in learner.cameras if c not in s.cameras]
     return report
 
 
-def _count(report: ImportReport, project: Project, p: _Prepared) -> None:
+def _add(project: Project, fmt: str, group: list[ImportItem], p: _Prepared, user: User) -> None:
+    first = group[0]
+    meta: dict[str, object] = {"file": first.file, "path": str(first.path.resolve()), "format": fmt}
+    if len(group) > 1:
+        meta["files"] = [it.file for it in group]
+        meta["paths"] = [str(it.path.resolve()) for it in group]
+    fields: dict[str, str] = {}
+    for it in group:
+        for k, v in it.fields.items():
+            fields.setdefault(k, v)
+    ref = next((it.defect_class for it in group if it.defect_class not in (None, "")), None)
+    if ref is not None and p.label.verdict != Verdict.NG:
+        fields.setdefault("defect_class", str(ref))
+    if fields:
+        meta["fields"] = fields
+    project.add_part(p.images, cameras=p.cameras, name=first.part_name, source=PartSource.IMPORT,
+                     masks=p.masks, label=p.label, meta=meta, user=user)
+
+
+def _count(report: ImportReport, learner: Learner, group: list[ImportItem], p: _Prepared) -> None:
     report.imported += 1
+    report.counts["views"] += len(p.images)
     report.counts["verdicts"][p.label.verdict.name] += 1
     if p.label.defect_class:
-        name = project.settings.classes[p.label.defect_class - 1].name
+        name = learner.classes[p.label.defect_class - 1].name
         report.counts["classes"][name] = report.counts["classes"].get(name, 0) + 1
-    if p.mask is not None:
-        report.counts["masks"] += 1
+    report.counts["masks"] += sum(m is not None for m in p.masks)
+    for cam in p.cameras:
+        report.counts["cameras"][cam] = report.counts["cameras"].get(cam, 0) + 1
+    for what, file in p.notes:
+        report.warn(what, file)
 
 
 def export_project(project: Project, dest: str | Path, fmt: str, *,

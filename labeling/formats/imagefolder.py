@@ -1,8 +1,12 @@
 """`imagefolder`: one folder per verdict (OK/, NG/, unlabeled/) or per defect class.
 
 A folder named like a verdict (OK, NG, good, bad, ...) gives that verdict; any other folder is a
-defect class and its images are NG with that class (also inside NG/: NG/scratch/a.png). Masks
-cannot be expressed, so only images, verdicts and classes round-trip.
+defect class and its images are NG with that class (also inside NG/: NG/scratch/a.png).
+Multi-view parts go by the file-name rule: OK/PART__CAMERA.png is view CAMERA of part PART when
+CAMERA is a camera of the project or of okng_classes.json (base.view_name); export names every
+view of a multi-view part that way. Cameras, ROIs and class colours travel in okng_classes.json.
+What the format cannot hold: masks and part fields; images, parts, cameras, verdicts and classes
+round-trip.
 """
 from __future__ import annotations
 

@@ -6,6 +6,9 @@ file is missing. Images without a JSON are OK. The shape label is the defect cla
 NG when its shapes cover pixels. Export writes images/ + labelme/ with one polygon per contour of
 each class; where polygons cannot reproduce a mask exactly (single pixels, holes) the image's
 classes are written as labelme 5 "mask" shapes instead, so masks always round-trip.
+Multi-view parts: the JSON's "okng" key holds "part" and "camera" (and "fields", the part's extra
+fields); images without a JSON follow the file-name rule PART__CAMERA.png (base.view_name).
+Cameras, ROIs and class colours travel in okng_classes.json. Everything round-trips.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ from .base import (
     FormatError,
     ImportItem,
     ItemError,
+    MaskData,
     ReadResult,
     decode_image,
     image_files,
@@ -63,8 +67,7 @@ def _paint(shape: dict[str, Any], out: np.ndarray, value: int) -> None:
     # point, line, linestrip: no area, nothing to paint
 
 
-def _shapes_mask(data: dict[str, Any], what: str, shape: tuple[int, int]
-                 ) -> tuple[np.ndarray, dict[int, ClassRef]]:
+def _shapes_mask(data: dict[str, Any], what: str, shape: tuple[int, int]) -> MaskData:
     h, w = shape
     jh, jw = data.get("imageHeight"), data.get("imageWidth")
     if jh is not None and jw is not None and (int(jh), int(jw)) != (h, w):
@@ -81,7 +84,8 @@ def _shapes_mask(data: dict[str, Any], what: str, shape: tuple[int, int]
             _paint(s, out, names.index(label) + 1)
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{what}: bad shape {s.get('shape_type')!r} ({exc})") from None
-    return out, {i: n for i, n in enumerate(names, start=1)}
+    classes: dict[int, ClassRef] = {i: n for i, n in enumerate(names, start=1)}
+    return MaskData(out, classes)
 
 
 def _verdict(data: dict[str, Any]) -> Verdict | None:
@@ -118,8 +122,12 @@ def _item(jpath: Path, root: Path) -> ImportItem | ItemError:
         return ItemError(rel(image_path, root) if data.get("imagePath") else what,
                          f"image {data.get('imagePath')!r} of {jpath.name} not found (and no imageData)")
     has_mask = bool(data.get("shapes")) or bool(info.get("mask"))
+    fields = info.get("fields")
     return ImportItem(file=file, path=path, load_image=load, verdict=verdict,
                       defect_class=info.get("defect_class"),
+                      part=str(info["part"]) if info.get("part") else None,
+                      camera=str(info["camera"]) if info.get("camera") else None,
+                      fields={str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {},
                       load_mask=partial(_shapes_mask, data, what) if has_mask else None)
 
 
@@ -160,14 +168,16 @@ class LabelmeFormat:
             mask = project.read_mask(part.id, view)
             label = part.label
             verdict = label.verdict if label else Verdict.UNLABELED
-            if mask is None and verdict == Verdict.OK:
-                continue  # an image without JSON is OK
+            if mask is None and verdict == Verdict.OK and not part.fields:
+                continue  # an image without JSON is OK (its name says part and camera)
             doc = {"version": "5.4.1", "flags": {}, "shapes": _shapes_of(mask, job) if mask is not None else [],
                    "imagePath": f"../images/{stem}.png", "imageData": None,
                    "imageHeight": int(img.shape[0]), "imageWidth": int(img.shape[1]),
                    OKNG_KEY: {"verdict": verdict.name, "mask": mask is not None,
                               "defect_class": job.class_name(label.defect_class)
-                              if label and label.defect_class else ""}}
+                              if label and label.defect_class else "",
+                              "part": part.name, "camera": part.views[view].camera,
+                              **({"fields": part.fields} if part.fields else {})}}
             job.save_text(f"labelme/{stem}.json", json.dumps(doc, indent=1))
         job.save_classes()
 

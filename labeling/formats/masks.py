@@ -1,9 +1,15 @@
-"""`masks`: labels.csv (image,label[,mask][,defect_class]) or images/ + masks/ folder pairs.
+"""`masks`: labels.csv (image,label[,mask][,defect_class][,part][,camera], ...) or images/ + masks/.
 
-Paths in the CSV are relative to the CSV; other columns are ignored. A mask PNG is 8-bit and
-either class-index (1..N) or 0/255 (255 = the row's defect_class, else class 1). Folder pairs
-match images/<stem>.* with masks/<stem>_mask.png or masks/<stem>.png; a part is NG when its mask
-has class pixels. Export writes labels.csv + images/ + class-index masks/.
+Paths in the CSV are relative to the CSV. `part` groups rows into one multi-view part (its value
+is the part's name) and `camera` names the row's view; every other column (item, fold, ...) is
+kept as part metadata (Part.fields), so a later split can group by it. A mask file (PNG, BMP,
+TIFF, even JPEG; 8/16-bit; gray, RGB or RGBA) is read by base.mask_from_file: a few small values
+are class indices (1..N), anything else a binary defect mask thresholded at half range that
+carries the row's defect_class (else class 1). A defect_class on an OK row ("Free", a module
+type) does not make the part NG: the value is kept as the field `defect_class`.
+Folder pairs match images/<stem>.* with masks/<stem>_mask.png or masks/<stem>.png; a part is NG
+when its mask has class pixels. Export writes labels.csv (with part, camera and the parts' fields)
++ images/ + class-index masks/: everything round-trips.
 """
 from __future__ import annotations
 
@@ -11,8 +17,6 @@ import csv
 import io
 from functools import partial
 from pathlib import Path
-
-import numpy as np
 
 from ..store import Project
 from ..types import Verdict
@@ -22,27 +26,22 @@ from .base import (
     FormatError,
     ImportItem,
     ItemError,
+    MaskData,
     ReadResult,
-    binary_mask,
     first_existing,
     image_files,
-    index_mask,
-    mask_values,
+    mask_from_file,
     read_image,
-    read_mask_png,
+    read_mask_file,
     rel,
 )
 
 MAIN = "labels.csv"
+COLUMNS = ("image", "label", "mask", "defect_class", "part", "camera")
 
 
-def load_png_mask(path: Path, what: str, ref: ClassRef | None, shape: tuple[int, int]
-                  ) -> tuple[np.ndarray, dict[int, ClassRef]]:
-    m = read_mask_png(path, what)
-    values = set(mask_values(m))
-    if 255 in values and values <= {0, 255}:
-        return binary_mask(m == 255, ref if ref not in (None, "") else 1)
-    return index_mask(m)
+def load_png_mask(path: Path, what: str, ref: ClassRef | None, shape: tuple[int, int]) -> MaskData:
+    return mask_from_file(read_mask_file(path, what), ref)
 
 
 def _read_csv(path: Path) -> ReadResult:
@@ -60,7 +59,8 @@ def _read_csv(path: Path) -> ReadResult:
     if "image" not in header or "label" not in header:
         yield ItemError(path.name, f"CSV header {rows[0]} lacks the columns 'image' and 'label'")
         return
-    col = {name: header.index(name) for name in ("image", "label", "mask", "defect_class") if name in header}
+    col = {name: header.index(name) for name in COLUMNS if name in header}
+    extra = {rows[0][i].strip(): i for i, h in enumerate(header) if h and h not in col}
     has_class = "defect_class" in col
     for line, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
@@ -85,7 +85,9 @@ def _read_csv(path: Path) -> ReadResult:
         loader = partial(load_png_mask, root / mask, image, cls) if mask else None
         yield ImportItem(file=rel(img_path, root), path=img_path, verdict=verdict,
                          defect_class=(cls or "") if has_class else None, load_mask=loader,
-                         load_image=partial(read_image, img_path, image))
+                         load_image=partial(read_image, img_path, image),
+                         part=cells.get("part") or None, camera=cells.get("camera") or None,
+                         fields={k: row[i].strip() for k, i in extra.items() if row[i].strip()})
 
 
 def _read_pairs(src: Path) -> ReadResult:
@@ -101,7 +103,8 @@ def _read_pairs(src: Path) -> ReadResult:
 
 class MasksFormat:
     name = "masks"
-    description = "labels.csv (image,label[,mask][,defect_class]) with PNG masks, or images/ + masks/ folders"
+    description = ("labels.csv (image,label[,mask][,defect_class][,part][,camera], extra columns kept) "
+                   "with mask files, or images/ + masks/ folders")
     main_file = MAIN
 
     def read(self, src: Path) -> ReadResult:
@@ -115,9 +118,10 @@ class MasksFormat:
             raise FormatError(f"{src}: no {MAIN} and no images/ folder (masks format)")
 
     def write(self, project: Project, dest: Path, job: ExportJob) -> None:
+        keys = sorted({k for p in project.parts() for k in p.fields if k.lower() not in COLUMNS})
         out = io.StringIO()
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(["image", "label", "mask", "defect_class"])
+        w.writerow([*COLUMNS, *keys])
         for part, view, stem in job.views():
             label = part.label
             verdict = label.verdict if label else Verdict.UNLABELED
@@ -127,7 +131,10 @@ class MasksFormat:
             if mask is not None:
                 mpath = f"masks/{stem}_mask.png"
                 job.save_image(mpath, mask)
-            cls = job.class_name(label.defect_class) if label and label.defect_class else ""
-            w.writerow([f"images/{stem}.png", verdict.name, mpath, cls])
+            # An OK part keeps the class-column value it came with ("Free"): it comes back the same.
+            cls = job.class_name(label.defect_class) if label and label.defect_class \
+                else part.fields.get("defect_class", "")
+            w.writerow([f"images/{stem}.png", verdict.name, mpath, cls, part.name, part.views[view].camera,
+                        *(part.fields.get(k, "") for k in keys)])
         job.save_text(job.main_file or MAIN, out.getvalue())
         job.save_classes()

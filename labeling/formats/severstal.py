@@ -3,8 +3,11 @@
 EncodedPixels are 1-based "start length" runs going down columns. ClassId is a class number
 (okng_classes.json beside the CSV names them). Images sit in train_images/ (or images/, or the
 CSV's folder); images without a run are OK, with runs NG with the class covering most pixels.
-The older layout (ImageId_ClassId,EncodedPixels) is read too. Only what the format can say
-round-trips: verdicts follow the masks.
+The older layout (ImageId_ClassId,EncodedPixels) is read too. Multi-view parts go by the file-name
+rule PART__CAMERA.png (base.view_name); cameras, ROIs and class colours travel in okng_classes.json.
+What the format cannot hold: verdicts follow the masks (an NG part without mask pixels comes back
+OK, an unlabeled part OK or NG, the class is the one covering most pixels), all-zero masks come
+back as no mask, and part fields are lost.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from .base import (
     FormatError,
     ImportItem,
     ItemError,
+    MaskData,
     ReadResult,
     image_files,
     mask_values,
@@ -45,15 +49,15 @@ def _find_csv(src: Path) -> Path:
     return found[0]
 
 
-def _mask(runs: list[tuple[int, str]], what: str, shape: tuple[int, int]
-          ) -> tuple[np.ndarray, dict[int, ClassRef]]:
+def _mask(runs: list[tuple[int, str]], what: str, shape: tuple[int, int]) -> MaskData:
     out = np.zeros(shape, np.uint8)
     for cls, text in runs:
         try:
             out[severstal_decode(text, shape)] = cls
         except FormatError as exc:
             raise FormatError(f"{what} class {cls}: {exc}") from None
-    return out, {c: c for c, _ in runs}
+    classes: dict[int, ClassRef] = {c: c for c, _ in runs}
+    return MaskData(out, classes)
 
 
 class SeverstalFormat:

@@ -179,12 +179,16 @@ def test_missing_source_and_readonly(tmp_path):
         import_into(ro, tmp_path, "imagefolder")
 
 
-def test_ok_with_class_is_an_error(tmp_path):
+def test_ok_with_class_imports_ok_and_keeps_the_value(tmp_path):
+    """A class on an OK row ("Free", a module type) is redundant, not a reason to drop the part."""
     d = tmp_path / "s"
     write_png(d / "a.png", np.zeros((4, 4), np.uint8))
     (d / "labels.csv").write_text("image,label,defect_class\na.png,OK,dent\n")
-    r = import_into(_project(tmp_path), d, "masks")
-    assert r.imported == 0 and "only goes with NG" in r.errors[0][1]
+    p = _project(tmp_path)
+    r = import_into(p, d, "masks")
+    assert r.imported == 1 and not r.errors and len(r.warnings) == 1
+    part = p.parts()[0]
+    assert part.verdict == Verdict.OK and part.label.defect_class == 0 and part.fields == {"defect_class": "dent"}
     assert Verdict.OK  # the verdict parser stays the store's
 
 

@@ -95,7 +95,7 @@ def test_multi_view_parts_export_one_file_per_view(tmp_path):
     p.set_label(p.part_ids()[0], Verdict.OK)
     rep = export_project(p, tmp_path / "out", "imagefolder")
     names = sorted(f.name for f in (tmp_path / "out" / "OK").iterdir())
-    assert names == ["bolt_cam0.png", "bolt_cam1.png", "bolt_cam2.png", "bolt_cam3.png"]
+    assert names == ["bolt__cam0.png", "bolt__cam1.png", "bolt__cam2.png", "bolt__cam3.png"]  # PART__CAMERA
     assert rep.exported == 1
 
 
