@@ -132,7 +132,7 @@ class ProjectActions:
             return
         fmt, src = dlg.values()
         self.worker = run_with_progress(
-            self.window, f"Importing {src.name} ({fmt})", _adapt(import_into), self.ctx.project, src, fmt,
+            self.window, f"Importing {src.name} ({fmt})", import_into, self.ctx.project, src, fmt,
             user=self.ctx.user, on_done=lambda r: self._report("Import finished", r), on_error=self._error)
 
     def export_dialog(self) -> None:
@@ -144,7 +144,7 @@ class ProjectActions:
             return
         fmt, dest = dlg.values()
         self.worker = run_with_progress(
-            self.window, f"Exporting to {dest} ({fmt})", _adapt(export_project), self.ctx.project, dest, fmt,
+            self.window, f"Exporting to {dest} ({fmt})", export_project, self.ctx.project, dest, fmt,
             on_done=lambda r: self._report("Export finished", r), on_error=self._error)
 
     def _report(self, title: str, report: Any) -> None:
@@ -160,11 +160,3 @@ class ProjectActions:
     def edit_pins(self) -> None:
         if self.ctx.require_role(Role.SUPERVISOR):
             PinDialog(self.ctx, self.window).exec()
-
-
-def _adapt(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Core functions report progress(i, n); the Worker's callback takes one value."""
-    def run(*args: Any, progress: Callable[[Any], None], should_stop: Callable[[], bool], **kw: Any) -> Any:
-        return fn(*args, progress=lambda i, n: progress((i, n)), should_stop=should_stop, **kw)
-    run.__name__ = getattr(fn, "__name__", "run")
-    return run

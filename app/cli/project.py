@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bar = ProgressBar(f"demo {args.kind}", args.parts, quiet=args.json)
     project = make_demo_project(args.project, kind=args.kind, parts=args.parts, seed=args.seed,
                                 size=_size(args.size), overwrite=args.overwrite,
-                                progress=lambda done, total: bar.update(done, total))
+                                progress=lambda p: bar.update(p.done, p.total))
     bar.close()
     return _report(project.stats(), args.json)
 
@@ -90,7 +90,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                              user=User(args.user, Role.INSPECTOR),
                              add_classes=True if args.add_classes else None,
                              resize_masks=args.resize_masks, dry_run=args.dry_run,
-                             progress=lambda done, total: bar.update(done, total))
+                             progress=lambda p: bar.update(p.done, p.total))
         bar.close()
     # The full list (every error) goes to a file; the terminal gets errors grouped by kind.
     report_path = args.report
@@ -98,7 +98,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         report_path = args.project.with_name(args.project.stem + ".import-report.json")
     if report_path is not None:
         report.write_json(report_path, project=str(args.project), source=str(args.source), format=args.fmt)
-    out = dict(report.to_dict(full=False), project=str(args.project), created=created and not args.dry_run,
+    out = dict(report.to_dict(groups=True), project=str(args.project), created=created and not args.dry_run,
                report=str(report_path) if report_path else None)
     if args.json:
         print_json(out)
@@ -116,8 +116,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     project = Project.open(args.project, readonly=True)
     bar = ProgressBar(f"export {args.fmt}", len(project), quiet=args.json)
-    report = export_project(project, args.dest, args.fmt,
-                            progress=lambda done, total: bar.update(done, total))
+    report = export_project(project, args.dest, args.fmt, progress=lambda p: bar.update(p.done, p.total))
     bar.close()
     if args.json:
         print_json(report.to_dict())

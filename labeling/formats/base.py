@@ -20,6 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from ..progress import Progress, ProgressFn
 from ..store import Project
 from ..types import ROI, DefectClass, Part, Verdict
 
@@ -261,7 +262,7 @@ class ExportJob:
 
     project: Project
     dest: Path
-    progress: Callable[[int, int], None] | None = None
+    progress: ProgressFn | None = None
     should_stop: Callable[[], bool] | None = None
     main_file: str = ""  # the format's main file name (dest may rename it: out/mine.csv)
     exported: int = 0
@@ -289,7 +290,7 @@ class ExportJob:
                     yield part, v, f"{stem}{VIEW_SEP}{self.safe(info.camera)}"
             self.exported += 1
             if self.progress:
-                self.progress(done + 1, len(parts))
+                self.progress(Progress("export", done + 1, len(parts), part.name))
 
     @staticmethod
     def safe(name: str) -> str:

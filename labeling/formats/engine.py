@@ -9,13 +9,13 @@ the settings only right before the first part that needs them. Views that name t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ..progress import Progress, ProgressFn, StopFn
 from ..store import Project, ProjectError
 from ..types import SYSTEM_USER, Label, PartSource, User, Verdict
 from .base import (
@@ -155,8 +155,8 @@ def _group(items: list[ImportItem], cameras: list[str]) -> list[list[ImportItem]
 
 def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = False,
                 user: User = SYSTEM_USER, add_classes: bool | None = None, resize_masks: bool = False,
-                dry_run: bool = False, progress: Callable[[int, int], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> ImportReport:
+                dry_run: bool = False, progress: ProgressFn | None = None,
+                should_stop: StopFn | None = None) -> ImportReport:
     """Import the images (labels, masks, classes, parts, cameras) found at `src` in format `fmt`.
 
     strict: import nothing if any file has an error. resize_masks: scale masks of another size
@@ -218,7 +218,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
             if isinstance(out, tuple):
                 report.errors.append(out)
             if progress:
-                progress(k + 1, total)
+                progress(Progress("check", k + 1, total, group[0].file))
         if report.errors or report.stopped:
             report.skipped = len(entries)
             return report
@@ -245,7 +245,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
             report.errors.append(out)
             report.skipped += len(group)
         if progress:
-            progress(k + 1 + (len(groups) if strict else 0), total)
+            progress(Progress("import", k + 1 + (len(groups) if strict else 0), total, group[0].file))
     if dry_run:
         s = project.settings
         report.added_classes = [c.name for c in learner.classes[len(s.classes):]]
@@ -287,8 +287,8 @@ def _count(report: ImportReport, learner: Learner, group: list[ImportItem], p: _
 
 
 def export_project(project: Project, dest: str | Path, fmt: str, *,
-                   progress: Callable[[int, int], None] | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> ExportReport:
+                   progress: ProgressFn | None = None,
+                   should_stop: StopFn | None = None) -> ExportReport:
     """Write every part of `project` to `dest` in format `fmt` (never over existing files)."""
     from . import get_format
     from .base import ExportJob

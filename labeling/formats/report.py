@@ -49,17 +49,19 @@ class ImportReport:
         """Errors by kind, most frequent first: kind, count, a few (file, message) examples."""
         return group_errors(self.errors)
 
-    def to_dict(self, full: bool = True) -> dict[str, Any]:
+    def to_dict(self, full: bool = True, groups: bool = False) -> dict[str, Any]:
+        """full: every error (else their number); groups: add error_groups."""
         d = asdict(self)
         d["errors"] = [{"file": f, "message": m} for f, m in self.errors] if full else len(self.errors)
-        d["error_groups"] = self.error_groups()
+        if groups:
+            d["error_groups"] = self.error_groups()
         return d
 
     def write_json(self, path: Path, **extra: Any) -> Path:
         """The whole report (every error) as JSON; returns the path written."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**extra, **self.to_dict()}, indent=1, default=str), encoding="utf-8")
+        path.write_text(json.dumps({**extra, **self.to_dict(groups=True)}, indent=1, default=str), encoding="utf-8")
         return path
 
     def summary_lines(self) -> list[str]:

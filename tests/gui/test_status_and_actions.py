@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.actions import _adapt
 from app.context import AppContext
 from app.status_bar import StatusBar
 from app.widgets.progress import run_with_progress
@@ -40,13 +39,13 @@ def test_status_bar_shows_model_from_scratch_and_no_rig(qtbot, ctx):
 def test_export_and_import_run_in_the_worker(qtbot, ctx, tmp_path):
     from labeling.formats import export_project, import_into
     done = []
-    w = run_with_progress(None, "Exporting", _adapt(export_project), ctx.project, tmp_path / "out", "imagefolder",
+    w = run_with_progress(None, "Exporting", export_project, ctx.project, tmp_path / "out", "imagefolder",
                           on_done=done.append)
     qtbot.waitUntil(lambda: bool(done), timeout=20000)
     assert done[0].exported == 3 and w.wait(5000)
     other = Project.create(tmp_path / "q.h5", Settings(name="q", classes=list(BOLT_CLASSES)))
     got = []
-    run_with_progress(None, "Importing", _adapt(import_into), other, tmp_path / "out", "imagefolder", on_done=got.append)
+    run_with_progress(None, "Importing", import_into, other, tmp_path / "out", "imagefolder", on_done=got.append)
     qtbot.waitUntil(lambda: bool(got), timeout=20000)
     from app.widgets.project_dialogs import report_text
     assert got[0].imported == 3 and got[0].counts["verdicts"] == {"UNLABELED": 1, "OK": 1, "NG": 1}

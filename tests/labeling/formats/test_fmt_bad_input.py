@@ -160,8 +160,8 @@ def test_progress_and_stop(tmp_path):
     src = _csv_source(tmp_path)
     p = _project(tmp_path)
     seen = []
-    import_into(p, src / "labels.csv", "masks", progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (8, 8)  # the two rows that fail to parse are no items
+    import_into(p, src / "labels.csv", "masks", progress=seen.append)
+    assert (seen[-1].done, seen[-1].total) == (8, 8)  # the two rows that fail to parse are no items
     p2 = Project.create(tmp_path / "p2.h5", Settings(classes=list(CLASSES)))
     calls = iter([False, True])
     r = import_into(p2, src / "labels.csv", "masks", should_stop=lambda: next(calls, True))

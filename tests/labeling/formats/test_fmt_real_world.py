@@ -116,7 +116,7 @@ def test_wrong_size_masks_error_clearly_or_are_resized(tmp_path):
     assert r.imported == 0 and len(p) == 0
     assert r.errors == [("a.png", "mask is 80x60 but the image is 40x30 (resize it, or import with --resize-masks)")]
     r = import_into(p, src, "masks", resize_masks=True)
-    assert r.imported == 1 and list(r.warnings.values())[0]["count"] == 1
+    assert r.imported == 1 and next(iter(r.warnings.values()))["count"] == 1
     m = p.read_mask(p.parts()[0].id)
     assert m.shape == (H, W) and np.array_equal(m, cv2.resize(_disc(aa=False, shape=(H * 2, W * 2)), (W, H),
                                                               interpolation=cv2.INTER_NEAREST) >= 128)

@@ -102,8 +102,8 @@ def test_multi_view_parts_export_one_file_per_view(tmp_path):
 def test_export_progress_and_stop(tmp_path):
     src = rich_project(tmp_path / "src.h5")
     seen = []
-    rep = export_project(src, tmp_path / "a", "masks", progress=lambda d, t: seen.append((d, t)))
-    assert seen[-1] == (6, 6) and not rep.stopped
+    rep = export_project(src, tmp_path / "a", "masks", progress=seen.append)
+    assert (seen[-1].stage, seen[-1].done, seen[-1].total) == ("export", 6, 6) and not rep.stopped
     rep = export_project(src, tmp_path / "b", "masks", should_stop=lambda: True)
     assert rep.stopped and rep.exported == 0
 
