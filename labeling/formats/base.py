@@ -277,15 +277,16 @@ class ExportJob:
         `PART__CAMERA` (view_name reads it back), so parts and cameras survive formats that
         only have file names."""
         parts = self.project.parts()
-        first = self.project.settings.cameras[0] if self.project.settings.cameras else ""
+        cameras = self.project.settings.cameras
+        first = cameras[0] if cameras else ""
         for done, part in enumerate(parts):
             if self.should_stop and self.should_stop():
                 self.stopped = True
                 return
             stem = self._unique(self.safe(part.name), part.id)
             for v, info in enumerate(part.views):
-                if len(part.views) == 1 and info.camera == first:
-                    yield part, v, stem
+                if len(part.views) == 1 and info.camera == first and not view_name(stem, cameras):
+                    yield part, v, stem  # (a part named like "x__cam1" gets its camera spelled out)
                 else:
                     yield part, v, f"{stem}{VIEW_SEP}{self.safe(info.camera)}"
             self.exported += 1

@@ -101,3 +101,13 @@ def test_file_name_rule_needs_a_known_camera(tmp_path):
     assert r.imported == 2 and not r.errors
     by_name = {x.name: [v.camera for v in x.views] for x in p.parts()}
     assert by_name == {"bolt": ["cam0", "cam1"], "img__001": ["cam0"]}
+
+
+def test_a_part_named_like_a_view_keeps_its_name(tmp_path):
+    p = Project.create(tmp_path / "p.h5")
+    p.add_part([np.zeros((4, 4), np.uint8)], name="x__cam1")
+    export_project(p, tmp_path / "out", "imagefolder")
+    assert (tmp_path / "out" / "unlabeled" / "x__cam1__cam0.png").is_file()
+    q = Project.create(tmp_path / "q.h5")
+    import_into(q, tmp_path / "out", "imagefolder")
+    assert [(x.name, [v.camera for v in x.views]) for x in q.parts()] == [("x__cam1", ["cam0"])]
