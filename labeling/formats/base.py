@@ -22,7 +22,7 @@ import numpy as np
 
 from ..progress import Progress, ProgressFn
 from ..store import Project
-from ..types import ROI, DefectClass, Part, Verdict
+from ..types import ROI, DefectClass, Part, ProjectKind, Verdict
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "okng_classes.json"  # sidecar every export writes: classes, cameras, ROIs
@@ -324,7 +324,7 @@ class ExportJob:
         """The sidecar: classes (order, colours, hotkeys), cameras (order) and ROIs."""
         settings = self.project.settings
         doc = {"classes": [{"name": c.name, "color": c.color, "hotkey": c.hotkey} for c in settings.classes],
-               "cameras": list(settings.cameras),
+               "kind": settings.kind.value, "cameras": list(settings.cameras),
                "rois": {cam: roi.to_list() for cam, roi in settings.rois.items()}}
         where = (folder or self.dest) / CLASSES_FILE
         where.parent.mkdir(parents=True, exist_ok=True)
@@ -337,6 +337,7 @@ class Sidecar:
     """What okng_classes.json beside a source says about the project it came from."""
 
     classes: list[DefectClass] | None = None
+    kind: ProjectKind | None = None  # multi-camera or line-scan
     cameras: list[str] = field(default_factory=list)
     rois: dict[str, ROI] = field(default_factory=dict)
 
@@ -352,9 +353,10 @@ def read_sidecar(folder: Path) -> Sidecar:
                    for c in data["classes"]]  # type: ignore[index]
         cameras = [str(c) for c in data.get("cameras") or []]  # type: ignore[union-attr]
         rois = {str(k): ROI(*(int(x) for x in v)) for k, v in (data.get("rois") or {}).items()}  # type: ignore[union-attr]
+        kind = ProjectKind(data["kind"]) if data.get("kind") else None  # type: ignore[union-attr,index]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise FormatError(f"{CLASSES_FILE}: malformed sidecar ({exc})") from None
-    return Sidecar(classes, cameras, rois)
+    return Sidecar(classes, kind, cameras, rois)
 
 
 def read_classes_file(folder: Path) -> list[DefectClass] | None:

@@ -2,7 +2,7 @@
 
 Nothing is written to the project's settings until the first part that needs it goes in, so an
 import that fails (or a dry run) leaves the settings as they were. An empty project takes the
-source's own order, colours, hotkeys, cameras and ROIs from its sidecar (okng_classes.json):
+source's own order, colours, hotkeys, kind, cameras and ROIs from its sidecar (okng_classes.json):
 that is how a project round-trips through every format.
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ class Learner:
             self.classes = list(sidecar.classes)  # keep the source's order, colours and hotkeys
         empty = len(project) == 0
         self.cameras = list(sidecar.cameras) if empty and sidecar.cameras else list(s.cameras)
+        self.kind = sidecar.kind if empty and sidecar.kind else s.kind
         self.rois = dict(s.rois)
         for cam, roi in sidecar.rois.items():
             if cam in self.cameras and cam not in self.rois:
@@ -38,7 +39,8 @@ class Learner:
 
     def _changed(self) -> bool:
         s = self.project.settings
-        return (self.classes, self.cameras, self.rois) != (list(s.classes), list(s.cameras), dict(s.rois))
+        return (self.classes, self.cameras, self.rois, self.kind) != (
+            list(s.classes), list(s.cameras), dict(s.rois), s.kind)
 
     # ------------------------------------------------------------- classes
     def resolve(self, ref: ClassRef) -> int:
@@ -104,7 +106,7 @@ class Learner:
         s = Settings.from_dict(self.project.settings.to_dict())
         added = [c.name for c in self.classes[len(s.classes):]]
         cams = [c for c in self.cameras if c not in s.cameras]
-        s.classes, s.cameras, s.rois = list(self.classes), list(self.cameras), dict(self.rois)
+        s.classes, s.cameras, s.rois, s.kind = list(self.classes), list(self.cameras), dict(self.rois), self.kind
         self.project.update_settings(s, user)
         self.dirty = False
         return added, cams

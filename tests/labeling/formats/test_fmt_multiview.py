@@ -111,3 +111,32 @@ def test_a_part_named_like_a_view_keeps_its_name(tmp_path):
     q = Project.create(tmp_path / "q.h5")
     import_into(q, tmp_path / "out", "imagefolder")
     assert [(x.name, [v.camera for v in x.views]) for x in q.parts()] == [("x__cam1", ["cam0"])]
+
+
+@pytest.mark.parametrize("fmt", ["masks", "labelme", "coco"])
+def test_part_fields_round_trip(tmp_path, fmt):
+    p = Project.create(tmp_path / "p.h5")
+    p.add_part([np.zeros((4, 4), np.uint8)], name="a", meta={"fields": {"item": "kos07", "fold": "1"}})
+    p.set_label(p.part_ids()[0], Verdict.OK)
+    export_project(p, tmp_path / "out", fmt)
+    q = Project.create(tmp_path / "q.h5")
+    assert import_into(q, tmp_path / "out", fmt).imported == 1
+    assert q.parts()[0].fields == {"item": "kos07", "fold": "1"}
+
+
+def test_reimporting_a_multi_view_export_finds_every_view_a_duplicate(tmp_path, demo):
+    export_project(demo, tmp_path / "out", "masks")
+    q = Project.create(tmp_path / "q.h5")
+    assert import_into(q, tmp_path / "out", "masks").imported == 16
+    again = import_into(q, tmp_path / "out", "masks")
+    assert again.imported == 0 and len(again.errors) == 16 and again.skipped == 64
+    assert all("already in the project" in m for _, m in again.errors) and len(q) == 16
+
+
+def test_line_scan_project_round_trips_its_kind_and_camera(tmp_path):
+    src = make_demo_project(tmp_path / "x.h5", kind="xray", parts=3, size=(32, 16))
+    export_project(src, tmp_path / "out", "coco")
+    q = Project.create(tmp_path / "q.h5")
+    assert import_into(q, tmp_path / "out", "coco").imported == 3
+    assert (q.settings.kind, q.settings.cameras) == (src.settings.kind, ["xray"])
+    assert [v.camera for x in q.parts() for v in x.views] == ["xray"] * 3
