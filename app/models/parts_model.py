@@ -12,10 +12,9 @@ from typing import Any
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PyQt6.QtGui import QColor
 
+from labeling.queue import FILTERS, queue_key, uncertainty
 from labeling.store import Project
 from labeling.types import Part, Verdict
-
-from .filters import FILTERS, queue_key, uncertainty
 
 PART_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 QUEUE_ROLE = Qt.ItemDataRole.UserRole + 2

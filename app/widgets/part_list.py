@@ -16,8 +16,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.models.filters import FILTERS
 from app.models.parts_model import PartsFilter, PartsModel
+from labeling.queue import FILTERS
 
 
 class PartList(QWidget):

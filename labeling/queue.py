@@ -1,4 +1,4 @@
-"""The labeling queue's filters and order (Qt-free: plain functions of a Part).
+"""The labeling queue: its filters and its order (plain functions of a Part, used by the Label view).
 
 Uncertainty of a model prediction is 1 - confidence (0 = sure, 1 = a coin toss); when no
 prediction exists a part has no uncertainty and sorts after those that have one.
