@@ -1,12 +1,11 @@
 """MainWindow: assembles the mode views, the menus and the status bar. No logic of its own.
 
-Views come from the VIEWS registry: (tab title, module, class); each is built as Cls(ctx, parent).
-A view whose module is missing (or fails to build) becomes a placeholder tab that says why, so
-the window always opens.
+Views come from the VIEWS registry: (tab title, class); each is built as Cls(ctx, parent). They
+are plain imports: a missing module is a broken install and must fail loudly. A view that raises
+while it is built becomes a placeholder tab that says why, so the window still opens.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import traceback
 from typing import Any
@@ -17,15 +16,20 @@ from PyQt6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QWidge
 
 from .actions import ProjectActions
 from .status_bar import StatusBar
+from .views.capture_view import CaptureView
+from .views.explain_view import ExplainView
+from .views.label_view import LabelView
+from .views.sort_view import SortView
+from .views.train_view import TrainView
 
 log = logging.getLogger(__name__)
 
-VIEWS = [
-    ("Capture", "app.views.capture_view", "CaptureView"),
-    ("Label", "app.views.label_view", "LabelView"),
-    ("Train", "app.views.train_view", "TrainView"),
-    ("Explain", "app.views.explain_view", "ExplainView"),
-    ("Live sort", "app.views.sort_view", "SortView"),
+VIEWS: list[tuple[str, type[QWidget]]] = [
+    ("Capture", CaptureView),
+    ("Label", LabelView),
+    ("Train", TrainView),
+    ("Explain", ExplainView),
+    ("Live sort", SortView),
 ]
 
 
@@ -46,8 +50,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.views: dict[str, QWidget] = {}
-        for title, module, cls in VIEWS:
-            view = self._build(title, module, cls)
+        for title, cls in VIEWS:
+            view = self._build(title, cls)
             self.views[title] = view
             self.tabs.addTab(view, title)
         self.setCentralWidget(self.tabs)
@@ -60,13 +64,9 @@ class MainWindow(QMainWindow):
         ctx.project_changed.connect(self._title)
         self._title(ctx.project)
 
-    def _build(self, title: str, module: str, cls: str) -> QWidget:
+    def _build(self, title: str, cls: type[QWidget]) -> QWidget:
         try:
-            return getattr(importlib.import_module(module), cls)(self.ctx, self)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                log.warning("view %s: %s", title, traceback.format_exc())
-            return placeholder(f"{title}: not available in this build ({exc})")
+            return cls(self.ctx, self)  # type: ignore[call-arg]
         except Exception as exc:  # noqa: BLE001 - one broken view must not stop the window
             log.warning("view %s failed:\n%s", title, traceback.format_exc())
             return placeholder(f"{title} could not start:\n{type(exc).__name__}: {exc}")

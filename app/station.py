@@ -29,18 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labeling.home import okng_home
 from labeling.types import Role, User
 
 DEFAULT_PINS = {Role.LAB_EXPERT: "1234", Role.SUPERVISOR: "4321"}
 MAX_RECENT = 10
 ROLE_TITLES = {Role.INSPECTOR: "Inspector", Role.LAB_EXPERT: "Lab expert", Role.SUPERVISOR: "Supervisor"}
-
-
-def okng_home() -> Path:
-    """$OKNG_HOME, default ~/.okng (created on demand)."""
-    home = Path(os.environ.get("OKNG_HOME") or Path.home() / ".okng").expanduser()
-    home.mkdir(parents=True, exist_ok=True)
-    return home
 
 
 def station_file() -> Path:

@@ -214,7 +214,7 @@ def bench_tabs(app: QApplication, tmp: Path) -> dict[str, Any]:
     pump_until(app, lambda: ctx.rig is not None and ctx.rig.frames > 0, 60)
     settle(app, 2.0)
     out: dict[str, Any] = {}
-    for title in [t for t, _m, _c in VIEWS] + ["Label", "Capture"]:
+    for title in [t for t, _c in VIEWS] + ["Label", "Capture"]:
         meter = StallMeter(f"tab {title}")
         meter.start()
         win.show_view(title)
@@ -339,12 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     ctx.set_project(project)
     # As app.main.build does once the window is built: the views' modules (and what their
     # preload() imports) loaded, then the heap frozen (app.heap).
-    import importlib
-
     from app.heap import freeze_heap
     from app.main_window import VIEWS
-    for _title, module, _cls in VIEWS:
-        preload = getattr(importlib.import_module(module), "preload", None)
+    for _title, cls in VIEWS:
+        preload = getattr(sys.modules[cls.__module__], "preload", None)
         if callable(preload):
             preload()
     freeze_ms = freeze_heap()

@@ -117,13 +117,24 @@ class LoadedModel:
         return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
 
-def decide(view_scores: Sequence[float], threshold: float, geometries: list[ViewGeometry] | None = None,
-           rule: str = "max") -> PartDecision:
-    """Part verdict from per-view P(NG): NG if any view is NG (max score) against the threshold."""
+def decide(view_scores: Sequence[float], threshold: float = 0.5, geometries: list[ViewGeometry] | None = None,
+           rule: str = "max", class_probs: np.ndarray | None = None) -> PartDecision:
+    """Part verdict from per-view P(NG): NG if any view is NG (max score) against the threshold.
+
+    The one decision rule of okng (pre-labeling, live sort, any Classifier). Confidence is that
+    of the deciding evidence: the part's P(NG) for NG, its P(OK) for OK (an OK part is only as
+    certain as its weakest view). class_probs (views x defect classes), when the head has them,
+    name the defect class of the worst view (1-based; 0 = none).
+    """
     s = [float(v) for v in view_scores]
+    if not s:
+        raise TrainingError("a part needs at least one view to be decided")
     part = aggregate(s, rule)
     ng = part >= threshold
-    return PartDecision(Verdict.NG if ng else Verdict.OK, part if ng else 1.0 - part, 0, s,
+    dclass = 0
+    if ng and class_probs is not None and np.ndim(class_probs) == 2 and np.shape(class_probs)[1] > 0:
+        dclass = int(np.argmax(np.asarray(class_probs)[int(np.argmax(s))])) + 1
+    return PartDecision(Verdict.NG if ng else Verdict.OK, part if ng else 1.0 - part, dclass, s,
                         threshold, geometries or [])
 
 
@@ -149,8 +160,9 @@ def resolve_model_id(project: Project, model_id: str | None) -> str:
 
 def load_model(project: Project | str | Path, model_id: str = "active", device: str = "auto") -> LoadedModel:
     """Rebuild a stored model (checksum verified, weights_only load) ready for inference."""
-    if not isinstance(project, Project):
-        project = Project.open(project, readonly=True)
+    # Always a handle of our own: a caller's Project may be the window's, which only its
+    # store-writer thread may change (resolve_model_id reloads to see the newest active model).
+    project = Project.open(project.path if isinstance(project, Project) else project, readonly=True)
     mid = resolve_model_id(project, model_id)
     meta = project.model_meta(mid)
     if meta.get("cancelled"):

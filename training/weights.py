@@ -11,12 +11,10 @@ from typing import Any
 
 import torch
 
+from labeling.home import okng_home
+
 from .backbones import get_backbone
 from .errors import TrainingError
-
-
-def okng_home() -> Path:
-    return Path(os.environ.get("OKNG_HOME") or Path.home() / ".okng")
 
 
 def weights_dir() -> Path:

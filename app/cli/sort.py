@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import signal
 import sys
 import threading
 from pathlib import Path
+
+from labeling.home import okng_home
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,10 +46,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch/OpenCV threads (default 1: steadiest latency on a small CPU; 0 leaves them)")
     p.add_argument("--json", action="store_true", help="JSON only on stdout, no progress")
     p.set_defaults(func=cmd_sort)
-
-
-def okng_home() -> Path:
-    return Path(os.environ.get("OKNG_HOME") or "~/.okng").expanduser()
 
 
 def cmd_sort(args: argparse.Namespace) -> int:
@@ -110,7 +110,7 @@ def _sort(args: argparse.Namespace) -> int:
 
 
 def _project_and_model(args: argparse.Namespace, bar) -> tuple:
-    from hardware.sort.models import demo_classifier, load_classifier
+    from hardware.sort.models import load_classifier
     from labeling.store import Project
     if args.demo:
         project = _demo_project(Path(args.project) if args.project else None, quiet=args.json)
@@ -122,6 +122,25 @@ def _project_and_model(args: argparse.Namespace, bar) -> tuple:
     project = Project.open(path)
     classifier, info = load_classifier(project, args.model)
     return project, classifier, info
+
+
+def demo_classifier(project, progress=None) -> tuple:
+    """The project's active model; else a quickly trained small one; else an untrained one."""
+    from hardware.sort.models import load_classifier, untrained_classifier
+    from training.quick import quick_train
+    if project.active_model_id:
+        try:
+            return load_classifier(project, "active")
+        except Exception as exc:  # noqa: BLE001 - the demo goes on with what it can get
+            log.warning("active model unusable (%s): training a new one", exc)
+    try:
+        model_id = quick_train(project, progress)
+    except Exception as exc:  # noqa: BLE001 - a demo without a model still shows the loop
+        log.warning("quick training failed: %s", exc)
+        return untrained_classifier(project)
+    clf, info = load_classifier(project, model_id)
+    info["quick_trained"] = True
+    return clf, info
 
 
 def _demo_project(path: Path | None, quiet: bool):

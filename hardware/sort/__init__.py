@@ -5,8 +5,8 @@
 
     engine.py      the loop (engine thread): poll, capture, decide, answer, hand off to the logger
     link.py        the engine thread's PlcClient, TriggerTracker and the Heartbeat thread
-    classifier.py  the Classifier protocol, decide(), TorchViewClassifier, tiny_net
-    models.py      load_classifier (trained model, timed), demo/untrained classifiers
+    classifier.py  the Classifier protocol, TorchViewClassifier, tiny_net (decide: training.inference)
+    models.py      load_classifier (trained model, timed), the untrained demo classifier
     partlog.py     logging parts into the project off the critical path (writer process)
     explain.py     Grad-CAM for NG parts (logger thread)
     stats.py       per-stage timings, p50/p95/p99, parts/s;  summary.py  SortSummary/SortProgress
@@ -17,9 +17,7 @@ from __future__ import annotations
 from hardware.sort.classifier import (
            Classifier,
            Decision,
-           SortDecision,
            TorchViewClassifier,
-           decide,
            tiny_net,
 )
 from hardware.sort.config import SortConfig, parse_host_port
@@ -32,12 +30,10 @@ __all__ = [
            "PartLogger",
            "PartRecord",
            "SortConfig",
-           "SortDecision",
            "SortEngine",
            "SortProgress",
            "SortSummary",
            "TorchViewClassifier",
-           "decide",
            "parse_host_port",
            "tiny_net",
 ]

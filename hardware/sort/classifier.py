@@ -2,18 +2,25 @@
 
 `Classifier` is a Protocol, so the engine runs with training.inference.LoadedModel (the real,
 trained model) or with any torch module wrapped by `TorchViewClassifier` (tests, benchmarks,
-an untrained demo model). A part is NG if any of its views is NG.
+an untrained demo model). Both prepare views the way training does (training.data.preprocess_view:
+ROI crop, letterbox, normalise) and decide with the one rule, training.inference.decide (a part
+is NG if any of its views is NG), so both return a training.inference.PartDecision.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from labeling.types import ROI, Verdict
+
+if TYPE_CHECKING:  # torch and training load lazily: the window imports this room at start-up
+    import torch
+
+    from training.data import ViewGeometry
+    from training.inference import PartDecision
 
 
 @runtime_checkable
@@ -33,40 +40,6 @@ class Classifier(Protocol):
     def predict_views(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> Decision: ...
 
 
-@dataclass
-class SortDecision:
-    verdict: Verdict
-    confidence: float
-    defect_class: int = 0
-    view_scores: list[float] = field(default_factory=list)
-
-
-def decide(ng_scores: Sequence[float], threshold: float = 0.5,
-           class_probs: np.ndarray | None = None) -> SortDecision:
-    """Part verdict from per-view P(NG): NG if any view reaches the threshold.
-
-    Confidence is that of the deciding evidence: the worst view's P(NG) for NG, and the least
-    sure view's P(OK) for OK (an OK part is only as certain as its weakest view).
-    """
-    scores = [float(s) for s in ng_scores]
-    if not scores:
-        raise ValueError("a part needs at least one view to be decided")
-    worst = int(np.argmax(scores))
-    if scores[worst] >= threshold:
-        dclass = 0
-        if class_probs is not None and class_probs.shape[-1] > 0:
-            dclass = int(np.argmax(class_probs[worst])) + 1
-        return SortDecision(Verdict.NG, scores[worst], dclass, scores)
-    return SortDecision(Verdict.OK, 1.0 - scores[worst], 0, scores)
-
-
-def crop_roi(image: np.ndarray, roi: ROI | None) -> np.ndarray:
-    if roi is None:
-        return image
-    r = roi.clip(image.shape[1], image.shape[0])
-    return image[r.y:r.y + r.h, r.x:r.x + r.w]
-
-
 class TorchViewClassifier:
     """Wraps a torch module (N,3,H,W) -> logits (N,1) or (N,1+classes) as a Classifier.
 
@@ -76,51 +49,49 @@ class TorchViewClassifier:
 
     def __init__(self, module: Any, input_size: tuple[int, int] = (96, 128), threshold: float = 0.5,
                  rois: dict[str, ROI] | None = None, model_id: str = "custom",
-                 mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225),
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  trained: bool = True) -> None:
-        import torch
-        self.torch = torch
         self.module = module.eval()
         self.input_size = tuple(int(v) for v in input_size)  # (H, W)
         self.threshold = float(threshold)
         self.rois = dict(rois or {})
         self.model_id = model_id
         self.trained = trained
-        self._mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
-        self._std = np.asarray(std, np.float32).reshape(3, 1, 1)
+        self.mean = tuple(float(v) for v in mean) if mean is not None else None  # None: ImageNet's
+        self.std = tuple(float(v) for v in std) if std is not None else None
         self.last_timings: dict[str, float] = {}
 
-    def preprocess(self, image: np.ndarray, camera: str) -> np.ndarray:
-        """ROI crop, resize, 3 channels, normalise -> float32 (3, H, W)."""
-        import cv2
-        img = crop_roi(np.asarray(image), self.rois.get(camera))
-        scale = 65535.0 if img.dtype == np.uint16 else 255.0
-        h, w = self.input_size
-        if img.shape[:2] != (h, w):
-            # INTER_AREA is the right filter for a big downscale and costs ~1 ms at 1280x960.
-            img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        x = img.astype(np.float32) / scale
-        x = np.repeat(x[None], 3, axis=0) if x.ndim == 2 else x.transpose(2, 0, 1)
-        return (x - self._mean) / self._std
+    def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, ViewGeometry]:
+        """One full view -> (3, H, W) input and its geometry, exactly as training prepares it."""
+        from training.data import IMAGENET_MEAN, IMAGENET_STD, preprocess_view
+        return preprocess_view(image, self.rois.get(camera), self.input_size,  # type: ignore[arg-type]
+                               self.mean or IMAGENET_MEAN, self.std or IMAGENET_STD)
 
-    def forward_batch(self, batch: np.ndarray) -> np.ndarray:
-        """The bare batched forward: float32 (N,3,H,W) -> logits (N,K) as numpy."""
-        with self.torch.inference_mode():
-            return self.module(self.torch.from_numpy(np.ascontiguousarray(batch))).float().numpy()
+    def prepare_batch(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> tuple[torch.Tensor, list[ViewGeometry]]:
+        import torch
+        pairs = [self.preprocess(im, cam) for im, cam in zip(images, cameras)]
+        return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
-    def predict_views(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> SortDecision:
+    def forward_batch(self, batch: Any) -> np.ndarray:
+        """The bare batched forward: (N,3,H,W) -> logits (N,K) as numpy."""
+        import torch
+        with torch.inference_mode():
+            return self.module(torch.as_tensor(batch)).float().numpy()
+
+    def predict_views(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> PartDecision:
+        from training.inference import decide
         t0 = time.perf_counter()
-        batch = np.stack([self.preprocess(im, cam) for im, cam in zip(images, cameras)])
+        batch, geoms = self.prepare_batch(images, cameras)
         t1 = time.perf_counter()
         logits = self.forward_batch(batch)
         t2 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}
         if logits.ndim == 1 or logits.shape[1] == 1:
             scores = 1.0 / (1.0 + np.exp(-logits.reshape(-1)))
-            return decide(scores, self.threshold)
+            return decide(scores, self.threshold, geoms)
         z = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-        return decide(1.0 - p[:, 0], self.threshold, p[:, 1:])
+        return decide(1.0 - p[:, 0], self.threshold, geoms, class_probs=p[:, 1:])
 
 
 def tiny_net(classes: int = 0, seed: int = 0) -> Any:

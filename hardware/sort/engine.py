@@ -72,6 +72,7 @@ class SortEngine:
         self._thread: threading.Thread | None = None
         self._summary = SortSummary(shadow=self.config.shadow, model_id=self.model_id)
         self._last: dict[str, Any] = {}
+        self._last_views: tuple[list[Any], list[str]] = ([], [])  # the views of that same part
         self._alive = 0.0  # monotonic time of the last sign of loop progress
         self._failures = 0  # consecutive capture/inference failures
         self._link: PlcLink | None = None
@@ -172,6 +173,14 @@ class SortEngine:
         snap["log"] = self._logger.counters() if self._logger is not None else {}
         return snap
 
+    def last_part(self) -> tuple[dict[str, Any], list[Any], list[str]]:
+        """The last decided part: its record (verdict, confidence, per-view scores...) and ITS
+        views and cameras, taken together under the lock so a UI never pairs one part's
+        verdict with another part's views."""
+        with self._lock:
+            images, cameras = self._last_views
+            return dict(self._last), list(images), list(cameras)
+
     def summary(self) -> SortSummary:
         s = self._summary
         s.latency_ms = self.stats.latency_ms()
@@ -219,12 +228,9 @@ class SortEngine:
         n = self.config.threads
         if not n:
             return
-        try:
-            import torch
-            torch.set_num_threads(int(n))
-        except ImportError:
-            pass
         import cv2
+        import torch  # here, not at the top: the window imports this module without needing torch
+        torch.set_num_threads(int(n))
         cv2.setNumThreads(int(n))
 
     def _warm_up(self) -> None:
@@ -259,10 +265,7 @@ class SortEngine:
         fn = getattr(self.classifier, "explain", None)
         if callable(fn):
             return fn
-        try:
-            from hardware.sort.explain import make_explainer
-        except ImportError:
-            return None
+        from hardware.sort.explain import make_explainer  # loads torch: only when Grad-CAM is asked for
         return make_explainer(self.classifier)
 
     # ------------------------------------------------------------------ the loop
@@ -356,6 +359,7 @@ class SortEngine:
                           "confidence": round(confidence, 4), "defect_class": dclass,
                           "scores": [round(v, 4) for v in scores], "error": error,
                           "answered": answered, "total_ms": round(timings["total"] * 1000, 3)}
+            self._last_views = (list(images), list(cameras))  # references only: no copy on the critical path
         if self._logger is not None and images:
             self._logger.submit(PartRecord(images, cameras, trig.seq, trig.part_id or 0, name, confidence,
                                            dclass, scores, timings, cfg.shadow, answered, error, truth))

@@ -1,9 +1,9 @@
-"""Getting a Classifier for sorting: a project's trained model, or (demo only) a quick one.
+"""Getting a Classifier for sorting: a project's trained model, or (demo only) an untrained one.
 
 The trained path is training.inference.load_model(project, model_id) -> LoadedModel, which
-already satisfies the Classifier protocol. For the demo, when the project has no active model,
-a tiny model is trained in a few seconds (training.loop.train), or, if the training room is not
-available, an untrained network is used and reported as such.
+already satisfies the Classifier protocol. Hardware uses the training room for inference only:
+the demo's few-second model is trained by training.quick.quick_train (the `okng sort --demo`
+command composes the two).
 """
 from __future__ import annotations
 
@@ -21,10 +21,7 @@ def load_classifier(project: Any, model_id: str = "active") -> tuple[Any, dict[s
     if model_id in ("", "active") and not project.active_model_id:
         raise HardwareError(f"{project.path.name} has no active model: train one first "
                             "(okng train) or pass --model ID")
-    try:
-        from training.inference import load_model
-    except ImportError as exc:
-        raise HardwareError(f"model inference is not available ({exc})") from None
+    from training.inference import load_model  # here, not at the top: it loads torch
     model = load_model(project, model_id)
     mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
     return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": _arch(project, mid),
@@ -84,37 +81,4 @@ def untrained_classifier(project: Any | None = None, seed: int = 0) -> tuple[Any
     clf = TorchViewClassifier(tiny_net(classes, seed), input_size=(96, 128), rois=rois,
                               model_id="untrained-tiny", trained=False)
     return clf, {"model_id": "untrained-tiny", "trained": False, "arch": "tiny_net",
-                 "note": "UNTRAINED model: verdicts are meaningless (training not available)"}
-
-
-def demo_classifier(project: Any, progress: Any = None) -> tuple[Any, dict[str, Any]]:
-    """The project's active model; else a quickly trained tiny one; else an untrained one."""
-    if project.active_model_id:
-        try:
-            return load_classifier(project, "active")
-        except Exception as exc:  # noqa: BLE001 - the demo goes on with what it can get
-            log.warning("active model unusable (%s): training a new one", exc)
-    try:
-        model_id = quick_train(project, progress)
-    except Exception as exc:  # noqa: BLE001 - training room absent or failing
-        log.warning("quick training unavailable: %s", exc)
-        return untrained_classifier(project)
-    clf, info = load_classifier(project, model_id)
-    info["quick_trained"] = True
-    return clf, info
-
-
-def quick_train(project: Any, progress: Any = None, arch: str = "mobilenet_v3_small",
-                epochs: int = 3, input_size: int = 128) -> str:
-    """Train a small model on the project for a few seconds; returns its id (made active)."""
-    from training.config import TrainConfig
-    from training.loop import train
-    cfg = TrainConfig(arch=arch, freeze="none", epochs=epochs, batch_size=16, input_size=input_size,
-                      patience=0, seed=0, num_threads=1)
-    result = train(project.path, cfg, progress=progress)
-    if result.cancelled or not result.model_id:
-        raise HardwareError("quick training produced no model")
-    project.reload()
-    if project.active_model_id != result.model_id:
-        project.set_active_model(result.model_id)
-    return str(result.model_id)
+                 "note": "UNTRAINED model: verdicts are meaningless"}

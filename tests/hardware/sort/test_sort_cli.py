@@ -15,7 +15,7 @@ from labeling.types import PartSource
 def test_sort_demo_runs_end_to_end_and_prints_a_json_summary(tmp_path: Path, capsys, monkeypatch):
     # A small demo project given on the command line; the demo classifier is trained on it
     # when the training room is there, else an untrained one (reported as such).
-    monkeypatch.setattr("hardware.sort.models.quick_train", _no_training)
+    monkeypatch.setattr("training.quick.quick_train", _no_training)
     path = tmp_path / "demo.okng"
     make_demo_project(path, "bolts", parts=4, size=(64, 48))
     rc = main(["sort", str(path), "--demo", "--parts", "6", "--rate", "5", "--json"])
