@@ -4,8 +4,8 @@ For each chosen part (by default those without a prediction from this model): ON
 its views with Grad-CAM on the NG class (gradcam_and_logits gives the logits and the maps from
 the same pass), the part decision by the live-sort rule (training.inference.decide: NG if any
 view reaches the model's threshold), and per-view heatmaps mapped back onto the full image
-(map_to_image: through letterbox and ROI), stored small (`heat_px` on the longer side, 0..255)
-with the prediction. The Label view then shows the verdict and heatmap beside the inspector's
+(through letterbox and ROI), stored with the prediction in the one heatmap convention
+(training/explain/heatmaps.py). The Label view then shows the verdict and heatmap beside the inspector's
 label, orders its queue by the model's uncertainty and accepts the verdict with one key.
 
 Each prediction is stored as soon as it is made (the store's journal): a cancelled run keeps
@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 
 from labeling.store import Project
@@ -28,11 +26,10 @@ from labeling.types import Prediction
 
 from .errors import TrainingError
 from .explain.cam import gradcam_and_logits
-from .explain.dataset import default_layer, map_to_image
+from .explain.dataset import default_layer
+from .explain.heatmaps import HEAT_PX, HEATMAP_KEY, encode, to_full_image
 from .explain.recipe import CamRecipe
 from .inference import decide, load_model
-
-HEAT_PX = 64  # longer side of a stored heatmap: enough to see where the model looks, ~4 KB a view
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,6 @@ class PredictProgress:
     total: int
     part_id: int
     verdict: str
-
-
-def small_heatmap(heat: np.ndarray, size: int = HEAT_PX) -> list[list[int]]:
-    """A full-image heatmap in 0..1 -> a JSON-able 0..255 map whose longer side is `size`."""
-    h, w = heat.shape[:2]
-    s = size / max(h, w, 1)
-    small = cv2.resize(heat.astype(np.float32), (max(1, round(w * s)), max(1, round(h * s))),
-                       interpolation=cv2.INTER_AREA) if s < 1 else heat
-    return np.clip(np.rint(small * 255), 0, 255).astype(np.uint8).tolist()
 
 
 def _todo(project: Project, model_id: str, parts: Iterable[int] | None, redo: bool) -> list[Any]:
@@ -117,7 +105,7 @@ def _predict_one(project: Project, loaded: Any, mid: str, part: Any, layer: str,
                                                 size=tuple(batch.shape[-2:]))
         scores = torch.softmax(logits.float(), dim=1)[:, loaded.ng_index].cpu().numpy()
         maps = cams.detach().float().cpu().numpy()
-        extra["heatmaps"] = [small_heatmap(map_to_image(maps[i], g, recipe), heat_px) for i, g in enumerate(geoms)]
+        extra[HEATMAP_KEY] = [encode(m, heat_px) for m in to_full_image(maps, geoms, recipe)]
         extra["layer"] = layer
     else:
         scores = loaded.ng_scores(batch)

@@ -1,7 +1,7 @@
 """Logs sorted parts into the project OFF the critical path.
 
 The engine hands each inspected part to `PartLogger.submit`, which never blocks. A background
-thread computes Grad-CAM for NG parts (when asked) and passes the part on to a WRITER PROCESS
+thread computes Grad-CAM for NG parts (when asked; stored like pre-labeling's heatmaps) and passes the part on to a WRITER PROCESS
 with its own Project handle, which stores the views (source "sort"), the decision, the scores
 and the per-stage timings, then the prediction. A process, not a thread: h5py keeps the GIL
 while it compresses and writes ~15 MB of views per part, which would stall the sort loop's
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from labeling.types import PartSource, Prediction, Verdict
+from training.explain.heatmaps import HEATMAP_KEY, encode
 
 log = logging.getLogger(__name__)
 
@@ -178,28 +179,26 @@ class PartLogger:
             extra: dict[str, Any] = {"source": "sort", "trig_seq": rec.trig_seq, "part_id": rec.part_id,
                                      "shadow": rec.shadow}
             if rec.verdict == "NG" and self.explainer is not None:
-                extra["gradcam"] = self._gradcam(rec)
+                maps, error = self._gradcam(rec)
+                if maps is not None:
+                    extra[HEATMAP_KEY] = maps
+                else:
+                    extra["heatmap_error"] = error
             job["prediction"] = Prediction(self.model_id, Verdict[rec.verdict], tuple(rec.scores),
                                            float(rec.confidence), int(rec.defect_class), rec.time,
                                            extra).to_dict()
         return job
 
-    def _gradcam(self, rec: PartRecord) -> Any:
-        """Small per-view heatmaps (16x16, 0..255) stored with the prediction, or the error."""
-        import cv2
+    def _gradcam(self, rec: PartRecord) -> tuple[list[list[list[int]]] | None, str]:
+        """Per-view heatmaps in the one stored convention (training/explain/heatmaps.py), or the error."""
         try:
             maps = self.explainer(rec.images, rec.cameras, max(rec.defect_class, 1))  # type: ignore[misc]
-            out = []
-            for m in maps:
-                m = np.asarray(m, np.float32)
-                m = cv2.resize(m, (16, 16), interpolation=cv2.INTER_AREA)
-                m = (m - m.min()) / max(float(m.max() - m.min()), 1e-6)
-                out.append((m * 255).astype(np.uint8).tolist())
+            out = [encode(m) for m in maps]
             with self._lock:
                 self.gradcams += 1
-            return out
+            return out, ""
         except Exception as exc:  # noqa: BLE001 - Grad-CAM is a nicety, never a failure
-            return {"error": str(exc)}
+            return None, str(exc)
 
 
 def write_job(project: Any, job: dict[str, Any]) -> int:

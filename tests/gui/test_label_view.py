@@ -163,8 +163,8 @@ def test_review_needs_lab_expert(view, qtbot):
 def test_prediction_heatmap_is_shown_beside_the_label(view, qtbot):
     proj = view.ctx.project
     pid = view.parts.visible_ids()[1]
-    heat = np.zeros((6, 8), np.float32)
-    heat[2:4, 3:5] = 1.0
+    heat = np.zeros((6, 8), np.uint8)  # the stored convention: 0..255, full-image frame
+    heat[2:4, 3:5] = 255
     proj.add_prediction(pid, Prediction("m7", Verdict.NG, (0.93, 0.2), 0.93, 1, extra={"heatmaps": [heat.tolist(), None]}))
     view.parts.select_part(pid)
     qtbot.waitUntil(lambda: view.part_id == pid and len(view.heatmaps) == 2, timeout=5000)
@@ -174,17 +174,6 @@ def test_prediction_heatmap_is_shown_beside_the_label(view, qtbot):
     assert not view.canvas.heat_item.isVisible()
     view.show_view(1)  # no heatmap for view 2
     assert not view.canvas.heat_item.isVisible()
-
-
-def test_sort_logger_gradcam_maps_are_shown_too():
-    from app.views.label_view import prediction_heatmaps
-    from labeling.types import Part, PartSource
-    p = Part(1, "p", 0.0, PartSource.SORT)
-    p.prediction = Prediction("m", Verdict.NG, (0.9,), 0.9, 1, extra={"gradcam": [[[0, 255], [128, 0]]]})
-    (h,) = prediction_heatmaps(p)
-    assert h.shape == (2, 2) and h.max() == 1.0
-    p.prediction = Prediction("m", Verdict.NG, (0.9,), 0.9, 1, extra={"gradcam": "no Conv2d layer"})
-    assert prediction_heatmaps(p) == []
 
 
 def test_queue_reorders_by_uncertainty_when_predictions_arrive(view, qtbot):

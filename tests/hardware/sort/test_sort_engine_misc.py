@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sortkit import brightness_classifier, wait_for, write_folder
 
@@ -58,9 +59,6 @@ def test_inference_failure_answers_error_for_that_part_only(tmp_path: Path, proj
 
 
 def test_gradcam_for_ng_parts_only_off_the_critical_path(tmp_path: Path, project, peer):
-    # training.explain.cam is the Grad-CAM provider; it is shadowed when tests/ (on sys.path
-    # because of tests/conftest.py) holds a `training` package of its own.
-    pytest.importorskip("training.explain.cam", reason="training.explain.cam not importable here")
     folder = write_folder(tmp_path / "run", 3, {1: 0})
     source = make_source(f"folder:{folder}")
     source.open()
@@ -70,10 +68,12 @@ def test_gradcam_for_ng_parts_only_off_the_critical_path(tmp_path: Path, project
     assert [a[2] for a in answers] == [PlcVerdict.OK, PlcVerdict.NG, PlcVerdict.OK]
     project.reload()
     logged = sorted((p for p in project.parts() if p.source == PartSource.SORT), key=lambda p: p.meta["part_id"])
-    cams = [p.prediction.extra.get("gradcam") for p in logged]
+    # the one heatmap convention (training/explain/heatmaps.py): key "heatmaps", full-image frame
+    cams = [p.prediction.extra.get("heatmaps") for p in logged]
     assert cams[0] is None and cams[2] is None
-    assert isinstance(cams[1], list) and len(cams[1]) == 4, cams[1]
-    assert all(len(m) == 16 and len(m[0]) == 16 for m in cams[1])
+    assert isinstance(cams[1], list) and len(cams[1]) == 4, logged[1].prediction.extra
+    assert all(np.asarray(m).shape == (24, 32) and 0 <= np.min(m) <= np.max(m) <= 255 for m in cams[1])
+    assert "gradcam" not in logged[1].prediction.extra
     assert engine.summary().log["gradcams"] == 1
 
 

@@ -8,7 +8,8 @@ from test_dataset import loaded, oracle
 
 from labeling.store import Project
 from labeling.types import Verdict
-from training.predict import predict_loaded, small_heatmap
+from training.explain.heatmaps import encode as small_heatmap
+from training.predict import predict_loaded
 
 
 def test_predictions_are_stored_with_heatmaps_on_the_defect(tmp_path, make_project):
