@@ -1,9 +1,10 @@
-"""numpy <-> Qt image helpers: display levels and thumbnails for uint8/uint16, gray/RGB views."""
+"""numpy <-> Qt image helpers: display levels for uint8/uint16, gray/RGB views (thumbnail: labeling.images)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from PyQt6.QtGui import QImage, QPixmap
+
+from labeling.images import thumbnail  # the one thumbnail; to_pixmap shrinks with it
 
 
 def display_levels(img: np.ndarray) -> tuple[float, float]:
@@ -32,15 +33,6 @@ def to_qimage(img: np.ndarray) -> QImage:
     if a.shape[2] == 4:
         return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGBA8888).copy()
     return QImage(a.data, w, h, a.strides[0], QImage.Format.Format_RGB888).copy()
-
-
-def thumbnail(img: np.ndarray, size: int = 160) -> np.ndarray:
-    """Downscaled copy whose longer side is at most size pixels."""
-    h, w = img.shape[:2]
-    s = size / max(h, w)
-    if s >= 1:
-        return img
-    return cv2.resize(img, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
 
 
 def to_pixmap(img: np.ndarray, size: int | None = None) -> QPixmap:

@@ -19,7 +19,10 @@ STYLES = {
 
 
 class VerdictIndicator(QWidget):
-    """A large OK / NG / ERROR block for the last part, its details and its views."""
+    """A large OK / NG / ERROR block for ONE part: its verdict, details, views and per-view P(NG).
+
+    `show_part` takes the verdict and the scores from one part record and the views of that
+    same part, so the block never mixes two parts."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -39,7 +42,16 @@ class VerdictIndicator(QWidget):
         lay.addWidget(self.detail)
         lay.addLayout(grid, 1)
         self.verdict = ""
+        self.part: dict[str, Any] = {}  # the record of the part shown (trig_seq, verdict, scores...)
+        self.images: list[np.ndarray] = []  # the views shown (thumbnails)
         self.set_verdict("", "No part yet.")
+
+    def show_part(self, record: dict[str, Any], images: Sequence[np.ndarray], cameras: Sequence[str],
+                  detail: str) -> None:
+        """One part: the record's verdict and per-view scores over that part's own views."""
+        self.part = dict(record)
+        self.set_verdict(str(record.get("verdict", "")), detail)
+        self.set_views(images, cameras, [float(v) for v in record.get("scores") or []])
 
     def set_verdict(self, verdict: str, detail: str) -> None:
         if verdict != self.verdict or self.big.styleSheet() == "":
@@ -51,6 +63,7 @@ class VerdictIndicator(QWidget):
         self.detail.setText(detail)
 
     def set_views(self, images: Sequence[np.ndarray], cameras: Sequence[str], scores: Sequence[float] = ()) -> None:
+        self.images = list(images)
         for i, pane in enumerate(self.views):
             if i < len(images):
                 score = f" · P(NG) {scores[i]:.2f}" if i < len(scores) else ""

@@ -2,9 +2,10 @@
 
 ``run_session(spec, progress, should_stop)`` loads the project's model, opens the source, starts
 a PLC simulator when no PLC is given, runs the SortEngine and, every `spec.period` seconds,
-reports ``("snapshot", snap, views)``: the engine's counters, last decision, rate, latency and
-PLC link, plus small thumbnails of the newest capture when there is a new one (at most every
-`spec.views_period`). The first report is ``("started", info)``. When should_stop() turns True
+reports ``("snapshot", snap, part)``: the engine's counters, rate, latency and PLC link, plus,
+when a new part was decided (at most every `spec.views_period`), that ONE part: its record
+(verdict, confidence, per-view P(NG)) with small thumbnails of its own views, so a panel never
+shows one part's verdict above another part's views. The first report is ``("started", info)``. When should_stop() turns True
 the engine is stopped (SORT_MODE_ON and READY cleared first) and the summary dict returned.
 
 The workstation runs this in a child process (app.child.in_child): the engine's poll loop,
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+from labeling.images import thumbnail
 
 log = logging.getLogger(__name__)
 Progress = Callable[[Any], None]
@@ -48,17 +48,10 @@ class SessionSpec:
 
 
 class TapSource:
-    """Wraps a hardware Source and keeps a reference to the last capture (for the views shown).
-
-    Keeping a reference costs nothing on the engine's critical path; thumbnails are made from it
-    by the reporting loop, a few times a second.
-    """
+    """Wraps a hardware Source so its one-off first-frame cost is paid before sorting starts."""
 
     def __init__(self, source: Any) -> None:
         self.source = source
-        self.last: Any = None
-        self.count = 0
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         # Anything else (seed, resolution, ...) is the wrapped source's: the engine may ask.
@@ -91,25 +84,16 @@ class TapSource:
         return self.source.info()
 
     def capture(self, timeout: float = 1.0) -> Any:
-        cap = self.source.capture(timeout=timeout)
-        with self._lock:
-            self.last, self.count = cap, self.count + 1
-        return cap
-
-    def latest(self) -> tuple[int, Any]:
-        with self._lock:
-            return self.count, self.last
+        return self.source.capture(timeout=timeout)
 
 
-def thumbnail(img: np.ndarray, size: int) -> np.ndarray:
-    """A copy whose longer side is at most size pixels (dtype kept: 16-bit X-ray stays 16-bit)."""
-    import cv2
-    a = np.asarray(img)
-    h, w = a.shape[:2]
-    s = size / max(h, w, 1)
-    if s >= 1:
-        return a.copy()
-    return cv2.resize(a, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+def part_view(engine: Any, thumb_px: int) -> dict[str, Any] | None:
+    """The last decided part as the panel shows it: its record and thumbnails of its own views
+    (dtype kept: 16-bit X-ray stays 16-bit)."""
+    record, images, cameras = engine.last_part()
+    if not record or not images:
+        return None
+    return {"part": record, "views": [thumbnail(v, thumb_px) for v in images], "cameras": cameras}
 
 
 def _load(project: Any) -> tuple[Any, dict[str, Any]]:
@@ -169,16 +153,17 @@ def run_session(spec: SessionSpec, progress: Progress | None = None, should_stop
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()
         report(("started", {"info": info, "plc": list(plc), "shadow": spec.shadow, "pid": os.getpid()}))
-        shown, views_t = -1, 0.0
+        shown, views_t = None, 0.0
         while not stop() and engine.running and alive():
             now = time.monotonic()
-            views = None
-            count, cap = source.latest()
-            if cap is not None and count != shown and now - views_t >= spec.views_period:
-                shown, views_t = count, now
-                views = {"views": [thumbnail(v, spec.thumb_px) for v in cap.views],
-                         "cameras": list(cap.cameras)}
-            report(("snapshot", engine.snapshot(), views))
+            part = None
+            if now - views_t >= spec.views_period:
+                part = part_view(engine, spec.thumb_px)
+                if part is not None and part["part"].get("trig_seq") != shown:
+                    shown, views_t = part["part"].get("trig_seq"), now
+                else:
+                    part = None
+            report(("snapshot", engine.snapshot(), part))
             time.sleep(spec.period)
         summary = engine.stop()  # clears SORT_MODE_ON and READY first; re-raises the loop's error
         out = summary.to_dict()

@@ -73,9 +73,32 @@ def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     assert "error" not in summary and summary["triggers"] >= 3 and summary["answered"] >= 3
     status = _pc_status(plc)
     assert not status & PcStatus.SORT_MODE_ON and not status & PcStatus.READY
-    assert len(ctx.project) > parts_before  # sorted parts are in the project for review
-    assert listed.rowCount() == len(ctx.project)  # and in the part list, without reopening
+    # sorted parts are in the project for review (reloaded on the store-writer thread)
+    qtbot.waitUntil(lambda: len(ctx.project) > parts_before, timeout=10000)
+    qtbot.waitUntil(lambda: listed.rowCount() == len(ctx.project), timeout=5000)  # and in the part list
     assert not view.is_on() and view.start_btn.isEnabled()
+    _panel_shows_one_part(view, ctx.project)
+
+
+def _panel_shows_one_part(view: SortView, project) -> None:
+    """Verdict, views and per-view P(NG) on the panel are those of ONE sorted part: the part the
+    run logged under the shown trigger sequence has exactly these views, verdict and scores."""
+    import numpy as np
+
+    from labeling.images import thumbnail
+    shown = view.indicator.part
+    assert shown and view.indicator.verdict == shown["verdict"]
+    logged = [p for p in project.parts() if p.meta.get("trig_seq") == shown["trig_seq"]]
+    assert len(logged) == 1, f"no single logged part for seq {shown['trig_seq']}"
+    part = logged[0]
+    assert part.meta["verdict"] == shown["verdict"]
+    assert np.allclose(part.meta["scores"], shown["scores"], atol=1e-3)
+    views = project.read_views(part.id)
+    assert len(view.indicator.images) == len(views) == len(shown["scores"])
+    for im, pane in zip(views, view.indicator.images):
+        assert np.array_equal(thumbnail(im, 240), pane)
+    for k, pane in enumerate(view.indicator.views[:len(views)]):
+        assert f"P(NG) {shown['scores'][k]:.2f}" in pane.title.text()
 
 
 def test_shadow_mode_never_actuates_and_closing_stops(ctx, plc, qtbot):

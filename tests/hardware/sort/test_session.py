@@ -69,6 +69,8 @@ def test_session_reports_and_stops_cleanly(project_path, plc):
     assert views, "no thumbnails reported"
     assert views[-1]["cameras"] and len(views[-1]["views"]) == len(views[-1]["cameras"])
     assert max(views[-1]["views"][0].shape[:2]) == 40  # 160x120 scaled to 40 on the longer side
+    # one part: its record (verdict, per-view scores) comes with its own views
+    assert len(views[-1]["part"]["scores"]) == len(views[-1]["views"]) and views[-1]["part"]["verdict"]
     both = PcStatus.SORT_MODE_ON | PcStatus.READY
     wait_for(lambda: _status(plc) & both == both, 10, "SORT_MODE_ON and READY")
     halt.set()
