@@ -1,7 +1,8 @@
 """File and station actions of the main window (new, open, recent, import, export, demo, PINs).
 
-Every slow step (creating the demo, importing, exporting) runs through the Worker behind a
-progress dialog; errors show as one clear message and never close the window.
+Every slow step (opening or creating a project, creating the demo, importing, exporting) runs
+in a Worker (the long ones behind a progress dialog), on a Project handle of its own; errors show
+as one clear message and never close the window.
 """
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
-from labeling.store import Project, ProjectError
+from labeling.home import okng_home
+from labeling.store import Project
 from labeling.types import ProjectKind, Role
 
-from .station import okng_home
 from .widgets.progress import run_with_progress
 from .widgets.project_dialogs import (
     NewProjectDialog,
@@ -24,6 +25,7 @@ from .widgets.project_dialogs import (
     report_text,
 )
 from .widgets.role_dialog import PinDialog, RoleDialog
+from .worker import Worker
 
 DEMO_KINDS = {ProjectKind.MULTI_CAMERA: "bolts", ProjectKind.LINE_SCAN: "xray"}
 
@@ -49,6 +51,7 @@ class ProjectActions:
     def __init__(self, ctx: Any, window: QWidget) -> None:
         self.ctx, self.window = ctx, window
         self.worker: Any = None
+        self.opener: Worker | None = None  # the Worker opening or creating a project
         self.recent_menu = QMenu("Open recent", window)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
 
@@ -81,13 +84,25 @@ class ProjectActions:
         QMessageBox.warning(self.window, "okng", msg)
 
     # ------------------------------------------------------------------ projects
-    def open_path(self, path: str | Path) -> bool:
-        try:
-            self.ctx.open_project(path)
-        except (ProjectError, OSError) as exc:
-            self._error(str(exc))
+    def open_path(self, path: str | Path, on_done: Callable[[Project], None] | None = None) -> bool:
+        """Open a project in a Worker (journal replay and index read never run in a slot), then
+        make it current; False if there is no such file (said in a message box)."""
+        path = Path(path)
+        if not path.exists():
+            self._error(f"{path}: no such project file")
             return False
+        self._start(open_project_file, path, on_done=on_done)
         return True
+
+    def _start(self, fn: Callable[..., Project], *args: Any, on_done: Callable[[Project], None] | None) -> None:
+        def opened(proj: Project) -> None:
+            self.ctx.set_project(proj)
+            if on_done is not None:
+                on_done(proj)
+        self.opener = Worker(fn, *args)
+        self.opener.finished.connect(opened)
+        self.opener.failed.connect(self._error)
+        self.opener.start()
 
     def open_dialog(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(okng_home()), "okng project (*.h5)")
@@ -106,20 +121,14 @@ class ProjectActions:
         if not dlg.exec():
             return
         path, settings = dlg.settings()
-        try:
-            proj = Project.create(path, settings)
-        except (ProjectError, OSError) as exc:
-            self._error(str(exc))
-            return
-        self.ctx.set_project(proj)
+        self._start(create_project_file, path, settings, on_done=None)
 
     def make_demo(self, kind: str = "bolts", on_done: Callable[[Path], None] | None = None) -> None:
         """Build the demo project in a Worker with a progress dialog, then open it."""
         path = demo_path(kind)
 
         def done(p: Path) -> None:
-            if self.open_path(p) and on_done is not None:
-                on_done(p)
+            self.open_path(p, on_done=(lambda _proj: on_done(p)) if on_done is not None else None)
         self.worker = run_with_progress(self.window, f"Creating the {kind} demo project", build_demo, path,
                                         kind, self.ctx.station.demo_parts, on_done=done, on_error=self._error)
 
@@ -132,7 +141,8 @@ class ProjectActions:
             return
         fmt, src = dlg.values()
         self.worker = run_with_progress(
-            self.window, f"Importing {src.name} ({fmt})", import_into, self.ctx.project, src, fmt,
+            self.window, f"Importing {src.name} ({fmt})", _on_own_handle(import_into, readonly=False),
+            self.ctx.project.path, src, fmt,
             user=self.ctx.user, on_done=lambda r: self._report("Import finished", r), on_error=self._error)
 
     def export_dialog(self) -> None:
@@ -144,13 +154,13 @@ class ProjectActions:
             return
         fmt, dest = dlg.values()
         self.worker = run_with_progress(
-            self.window, f"Exporting to {dest} ({fmt})", export_project, self.ctx.project, dest, fmt,
+            self.window, f"Exporting to {dest} ({fmt})", _on_own_handle(export_project), self.ctx.project.path,
+            dest, fmt,
             on_done=lambda r: self._report("Export finished", r), on_error=self._error)
 
     def _report(self, title: str, report: Any) -> None:
         if self.ctx.project is not None:
-            self.ctx.project.reload()  # parts were added by the worker's writes
-            self.ctx.set_project(self.ctx.project)
+            self.ctx.reload_project(full=True)  # parts were added through the Worker's own handle
         ReportDialog(title, report_text(report), self.window).open()
 
     # ------------------------------------------------------------------ station
@@ -160,3 +170,21 @@ class ProjectActions:
     def edit_pins(self) -> None:
         if self.ctx.require_role(Role.SUPERVISOR):
             PinDialog(self.ctx, self.window).exec()
+
+
+def open_project_file(path: Path, progress: Any = None, should_stop: Any = None) -> Project:
+    return Project.open(path)
+
+
+def create_project_file(path: Path, settings: Any, progress: Any = None, should_stop: Any = None) -> Project:
+    return Project.create(path, settings)
+
+
+def _on_own_handle(fn: Callable[..., Any], readonly: bool = True) -> Callable[..., Any]:
+    """fn(project, ...) run by a Worker on a Project handle of its own, opened from the path:
+    the window's Project is only ever changed by the store-writer thread."""
+    def run(path: Path, *args: Any, **kw: Any) -> Any:
+        return fn(Project.open(path, readonly=readonly), *args, **kw)
+    run.__name__ = getattr(fn, "__name__", "run")
+    return run
+

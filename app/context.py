@@ -1,9 +1,14 @@
 """AppContext: the shared state of the window (open project, user, station, rig), no logic.
 
 Views receive the context at construction (``Cls(ctx, parent)``), read ``ctx.project`` /
-``ctx.user`` and listen to its signals. Store events may come from worker threads (a capture
-worker calls add_part); the context re-emits them as Qt signals, which reach GUI-thread slots
-queued, so views never touch widgets from another thread.
+``ctx.user`` and listen to its signals. Store events come from the store-writer thread; the
+context re-emits them as Qt signals, which reach GUI-thread slots queued, so views never touch
+widgets from another thread.
+
+The window's Project is shared safely: only the store-writer thread (ctx.writer) mutates it
+(writes, and `reload_project` after another process wrote); the GUI thread reads its caches;
+Worker threads and child processes open their own handle from ``project.path``
+(`own_handle`) and never call reload() on this one.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class AppContext(QObject):
     rig_changed = pyqtSignal()  # rig started/stopped or its health changed
     # Store listeners run in whatever thread wrote; this private signal moves them to ours.
     _event_relay = pyqtSignal(object)
+    _reloaded = pyqtSignal(object, bool)  # (project, full) reloaded by the writer thread
 
     def __init__(self, station: StationSettings | None = None) -> None:
         super().__init__()
@@ -51,6 +57,7 @@ class AppContext(QObject):
         self.writer = StoreWriter()  # every store write of the window, in order, off the GUI thread
         self.writer.failed.connect(lambda m: self.status.emit(f"Not saved: {m}"))
         self._event_relay.connect(self._on_store_event)
+        self._reloaded.connect(self._on_reloaded)
 
     def _relay(self, event: dict[str, Any]) -> None:
         """Store listener: runs in the writing thread; the signal queues it to the GUI thread."""
@@ -62,9 +69,36 @@ class AppContext(QObject):
 
     # ------------------------------------------------------------------ project
     def open_project(self, path: str | Path) -> None:
-        """Open a project file and make it current (raises ProjectError with a clear message)."""
+        """Open a project file and make it current (raises ProjectError with a clear message).
+
+        Blocking: for tests and the stand-alone views; the window opens through
+        ProjectActions.open_path, which opens the file in a Worker."""
         proj = Project.open(Path(path))
         self.set_project(proj)
+
+    def reload_project(self, full: bool = False) -> None:
+        """Re-read the project after another process wrote it (a sort run, pre-labeling, an
+        import), on the store-writer thread, in order with the window's own writes. Then, in the
+        GUI thread: parts_reloaded and models_changed, or with full=True project_changed (all
+        views rebuild, as after opening)."""
+        proj = self.project
+        if proj is None:
+            return
+
+        def job() -> None:
+            proj.reload()
+            self._reloaded.emit(proj, full)
+        self.writer.submit(f"reload {proj.path.name}", job, key=("reload", id(proj), full))
+
+    def _on_reloaded(self, proj: Project, full: bool) -> None:
+        if proj is not self.project:
+            return  # another project was opened meanwhile
+        if full:
+            self.set_project(proj)
+            return
+        self.parts_reloaded.emit()
+        self.parts_changed.emit()
+        self.models_changed.emit()
 
     def set_project(self, proj: Project | None) -> None:
         if self.project is not None:
@@ -132,4 +166,9 @@ class AppContext(QObject):
         self.rig_changed.emit()
 
 
-__all__ = ["AppContext", "ProjectError"]
+def own_handle(project: Project | str | Path, readonly: bool = True) -> Project:
+    """A Project handle of this thread's own (for Worker threads): never the window's object."""
+    return Project.open(project.path if isinstance(project, Project) else Path(project), readonly=readonly)
+
+
+__all__ = ["AppContext", "ProjectError", "own_handle"]

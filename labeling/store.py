@@ -19,6 +19,7 @@ an unreferenced group, never a half part.
 """
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -88,6 +89,10 @@ class Project:
         self._parts: dict[int, Part] = {}
         self._events: list[dict[str, Any]] = []
         self._listeners: list[Listener] = []
+        # Model metadata read with the index: the window's slots (status bar, model lists) ask
+        # for it and must not open the HDF5 file. A model another process saved since is read
+        # on demand; reload() refreshes everything.
+        self._model_metas: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- open / create
     @classmethod
@@ -123,7 +128,12 @@ class Project:
         return proj
 
     def reload(self) -> None:
-        """Re-read index and events (e.g. after another process wrote)."""
+        """Re-read index and events (e.g. after another process wrote).
+
+        The new caches are built aside and swapped in at the end, so a thread reading this
+        handle meanwhile sees the old state or the new one, never a half-filled part table
+        (in the window only the store-writer thread reloads; Workers read).
+        """
         try:
             with transaction(self.path, "r") as f:
                 if f.attrs.get("okng_format") != FORMAT:
@@ -131,15 +141,17 @@ class Project:
                 if int(f.attrs.get("okng_version", 0)) > VERSION:
                     raise ProjectError(f"{self.path}: written by a newer okng (format "
                                        f"{int(f.attrs['okng_version'])}); please upgrade")
-                self.settings = Settings.from_dict(json.loads(f.attrs["settings"]))
-                self.active_model_id = str(f.attrs.get("active_model", "")) or None
+                settings = Settings.from_dict(json.loads(f.attrs["settings"]))
+                active = str(f.attrs.get("active_model", "")) or None
                 rows = read_json_rows(f["index"], "parts")
                 events = read_json_rows(f["events"], "log")
+                metas = {k: dict(json.loads(g.attrs["meta"]), id=k) for k, g in f.get("models", {}).items()}
         except ProjectError:
             raise
         except (OSError, KeyError, ValueError) as exc:
             raise ProjectError(f"{self.path}: cannot read project ({exc})") from exc
-        self._parts = {}
+        fresh = Project(self.path, self.readonly)
+        fresh.settings, fresh.active_model_id = settings, active
         # ViewInfo is immutable and most parts share camera/shape/dtype: intern them, which
         # keeps opening a 10,000-part project cheap.
         interned: dict[tuple, ViewInfo] = {}
@@ -149,12 +161,24 @@ class Project:
             for i, v in enumerate(row["views"]):
                 key = (i, v["camera"], tuple(v["shape"]), v["dtype"])
                 views.append(interned.get(key) or interned.setdefault(key, ViewInfo(*key)))
-            self._parts[row["id"]] = Part(
+            fresh._parts[row["id"]] = Part(
                 id=row["id"], name=row.get("name", ""), created=row["created"],
                 source=sources[row.get("source", "capture")], views=views, meta=row.get("meta", {}))
-        self._events = []
         for ev in events:
-            self._apply_event_to_cache(ev)
+            fresh._apply_event_to_cache(ev)
+        self._parts, self._events, self._model_metas = fresh._parts, fresh._events, metas
+        self.settings, self.active_model_id = fresh.settings, fresh.active_model_id
+
+    def snapshot(self, part_ids: Iterable[int] = ()) -> Project:
+        """A read-only handle holding copies of these parts, the settings and the model metadata
+        (no file access: cheap in a GUI slot). For a Worker thread that reads a few parts' pixels
+        while the window's handle keeps changing; it never sees those changes."""
+        snap = Project(self.path, readonly=True)
+        snap.settings = copy.deepcopy(self.settings)
+        snap.active_model_id = self.active_model_id
+        snap._parts = {int(i): copy.deepcopy(self.part(i)) for i in part_ids}
+        snap._model_metas = copy.deepcopy(self._model_metas)
+        return snap
 
     # ---------------------------------------------------------------- listeners
     def add_listener(self, fn: Listener) -> None:
@@ -435,6 +459,7 @@ class Project:
             g = models.create_group(model_id)
             g.create_dataset("checkpoint", data=np.frombuffer(checkpoint, dtype=np.uint8))
             g.attrs["meta"] = json.dumps(meta)
+        self._model_metas[model_id] = dict(json.loads(json.dumps(meta)), id=model_id)
         self._notify({"op": "model_saved", "model": model_id})
 
     def models(self) -> list[dict[str, Any]]:
@@ -443,6 +468,10 @@ class Project:
         return sorted(out, key=lambda m: m.get("created", 0.0))
 
     def model_meta(self, model_id: str) -> dict[str, Any]:
+        """A model's metadata (a copy): from the cache when this handle has seen the model."""
+        cached = self._model_metas.get(model_id)
+        if cached is not None:
+            return json.loads(json.dumps(cached))
         with transaction(self.path, "r") as f:
             if model_id not in f.get("models", {}):
                 raise ProjectError(f"no model {model_id!r} in {self.path.name}")
