@@ -12,11 +12,8 @@ Run alone for a look: ``python -m app.views.explain_view PROJECT.h5``
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
-import cv2
-import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -33,94 +30,9 @@ from PyQt6.QtWidgets import (
 
 from app.widgets.explain_panels import ShortcutPanel, SideBySide, summary_html
 from app.widgets.explain_table import AgreementTable
-from app.widgets.qimage import thumbnail
 from app.worker import Worker
 from labeling.types import ROI
-
-DISPLAY_MAX = 900  # px, long side of the images sent to the GUI
-
-
-# ---------------------------------------------------------------------- functions run in Workers
-def list_models(project: Any, progress: Any = None, should_stop: Any = None) -> tuple[list[dict], str | None]:
-    project.reload()
-    return project.models(), project.active_model_id
-
-
-def load_explainer(project: Any, model_id: str, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
-    """Load a model for explaining; its conv layers for the selector."""
-    from training.explain.cam import layer_names
-    from training.inference import load_model
-    loaded = load_model(project, model_id)
-    return {"model_id": model_id, "loaded": loaded, "layers": layer_names(loaded.model),
-            "default": loaded.target_layer}
-
-
-def explain_all(project: Any, loaded: Any, model_id: str, layer: str | None, lock: threading.Lock,
-                progress: Callable[[Any], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Grad-CAM over every labelled part and its agreement with the masks."""
-    from training.explain.dataset import explain_loaded
-    from training.explain.recipe import CamRecipe
-    with lock:  # one Grad-CAM at a time on a shared model (hooks, modes)
-        rep = explain_loaded(project, loaded, model_id, CamRecipe(layer=layer or None),
-                             progress=progress, should_stop=should_stop)
-    out = rep.to_dict(rows=False)
-    out["rows"] = list(rep.rows)
-    return out
-
-
-def explain_one(project: Any, loaded: Any, part_id: int, view: int, layer: str | None, guided: bool,
-                lock: threading.Lock, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
-    """Display images of one view: the view, its mask, the (Guided) Grad-CAM overlay, agreement."""
-    from training.explain.dataset import explain_loaded
-    from training.explain.overlay import overlay, to_bgr8
-    from training.explain.recipe import CamRecipe
-    recipe = CamRecipe(layer=layer or None)
-    got: dict[str, Any] = {}
-
-    def keep(e: Any) -> None:
-        if e.row.view == view:
-            got["e"] = e
-    with lock:
-        explain_loaded(project, loaded, "", recipe, parts=[part_id], on_view=keep)
-        e = got.get("e")
-        if e is None:
-            raise ValueError(f"part {part_id} has no view {view}")
-        heat = _guided(project, loaded, part_id, view, recipe) if guided else e.heat
-    base = cv2.cvtColor(to_bgr8(e.image), cv2.COLOR_BGR2RGB)
-    over = cv2.cvtColor(overlay(e.image, heat, e.mask, None if guided else e.highlight), cv2.COLOR_BGR2RGB)
-    mask = e.mask if e.mask is not None else np.zeros(e.heat.shape, np.uint8)
-    dim = (base * 0.35).astype(np.uint8)
-    mask_img = dim.copy()
-    mask_img[mask > 0] = (46, 204, 113)
-    agree = dim.copy()
-    m, h = mask > 0, np.asarray(e.highlight, bool)
-    agree[m & ~h] = (46, 204, 113)
-    agree[h & ~m] = (255, 77, 77)
-    agree[h & m] = (255, 210, 77)
-    r = e.row
-    return {"part_id": part_id, "view": view, "guided": guided, "row": r,
-            "images": [thumbnail(x, DISPLAY_MAX) for x in (base, mask_img, over, agree)],
-            "captions": [f"Part {part_id} · {r.camera} ({r.cls})",
-                         "Inspector mask" if e.mask is not None and e.mask.any() else "Inspector mask (none)",
-                         ("Guided Grad-CAM" if guided else "Grad-CAM") + f" · {recipe.layer or loaded.target_layer}",
-                         "Agreement" + (f" · IoU {r.iou:.2f}" if r.iou is not None else "")]}
-
-
-def _guided(project: Any, loaded: Any, part_id: int, view: int, recipe: Any) -> np.ndarray:
-    """Guided Grad-CAM of one view as a full-image map in [0, 1]."""
-    from training.explain.cam import guided_gradcam, saliency
-    from training.explain.dataset import map_to_image, target_class_index
-    part = project.part(part_id)
-    classes = project.settings.classes
-    dc = part.label.defect_class if part.label else 0
-    defect = classes[dc - 1].name if 0 < dc <= len(classes) else None
-    t, geom = loaded.preprocess(project.read_image(part_id, view), part.views[view].camera)
-    x = t if t.ndim == 4 else t[None]
-    cls = target_class_index(recipe, loaded.class_names, part, defect)
-    g = guided_gradcam(loaded.model, x, recipe.layer or loaded.target_layer, cls, target=recipe.target)
-    sal = saliency(g)[0].detach().cpu().numpy()
-    return map_to_image(sal, geom, recipe)
+from training.explain.session import explain_all, explain_one, list_models, load_explainer
 
 
 def preload() -> None:
@@ -222,7 +134,7 @@ class ExplainView(QWidget):
         if proj is None:
             self.model_box.clear()
             return
-        w = Worker(list_models, proj)
+        w = Worker(list_models, proj.path)
         w.finished.connect(self._fill_models)
         self._keep(w)
 
@@ -251,7 +163,7 @@ class ExplainView(QWidget):
         self.loaded, self.loaded_id = None, None
         self.run_btn.setEnabled(False)
         self.state.setText(f"Loading model {mid}…")
-        w = Worker(load_explainer, proj, mid)
+        w = Worker(load_explainer, proj.path, mid)
         w.finished.connect(self._model_loaded)
         w.failed.connect(self._failed)
         self._keep(w)
@@ -279,7 +191,7 @@ class ExplainView(QWidget):
             return
         if self.worker is not None and self.worker.is_running():
             return
-        self.worker = Worker(explain_all, proj, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock)
+        self.worker = Worker(explain_all, proj.path, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock)
         self.worker.progress.connect(self._progress)
         self.worker.finished.connect(self._report)
         self.worker.failed.connect(self._failed)
@@ -331,7 +243,7 @@ class ExplainView(QWidget):
             return
         self._view_token += 1
         token = self._view_token
-        w = Worker(explain_one, proj, self.loaded, int(row.part_id), int(row.view),
+        w = Worker(explain_one, proj.snapshot([int(row.part_id)]), self.loaded, int(row.part_id), int(row.view),
                    self.layer_box.currentText(), self.guided.isChecked(), self.lock)
         w.finished.connect(lambda res, t=token: self._show_view(res, t))
         w.failed.connect(self._failed)

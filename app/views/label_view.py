@@ -24,56 +24,20 @@ from app.widgets.canvas import MaskCanvas
 from app.widgets.keys import KeyMap, ViewKeys
 from app.widgets.label_panel import LabelPanel
 from app.widgets.part_list import PartList
-from app.widgets.qimage import thumbnail
 from app.widgets.review_panel import ReviewPanel
 from app.widgets.view_strip import ViewStrip
 from app.worker import Worker
 from labeling.masktools import MaskEditor
 from labeling.store import Project
 from labeling.types import Part, Role, Verdict
+from training.predict_session import PredictSpec, load_part, run_session
 
 K = Qt.Key
 
 
-def load_part(project: Project, part_id: int, progress: Callable[[Any], None] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Read a part's views, masks, thumbnails and heatmaps (runs in a Worker)."""
-    part = project.part(part_id)
-    images = project.read_views(part_id)
-    masks = [project.read_mask(part_id, i) if v.has_mask else None for i, v in enumerate(part.views)]
-    return {"part": part_id, "images": images, "masks": masks,
-            "thumbs": [thumbnail(im, 160) for im in images], "heatmaps": prediction_heatmaps(part)}
-
-
-# Where predictions carry per-view heatmaps: "heatmaps" (0..1) or the sort logger's "gradcam"
-# (small maps, 0..255). Anything else (e.g. an error text) means no heatmap.
-HEATMAP_KEYS = ("heatmaps", "gradcam")
-
-
-def prediction_heatmaps(part: Part) -> list[np.ndarray | None]:
-    """Per-view heatmaps in 0..1 from the part's prediction, [] when it has none."""
-    extra = part.prediction.extra if part.prediction else {}
-    for key in HEATMAP_KEYS:
-        maps = extra.get(key)
-        if isinstance(maps, list):
-            out: list[np.ndarray | None] = []
-            for m in maps:
-                a = np.asarray(m, np.float32) if m is not None else None
-                if a is not None and (a.ndim != 2 or a.size == 0):
-                    a = None
-                if a is not None and a.max() > 1.0:
-                    a = a / 255.0
-                out.append(a)
-            return out
-    return []
-
-
-def predict_in_process(project: Project, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
-    """training.predict.predict_parts in a niced child process, then the project reloaded."""
-    from training.predict import predict_parts
-    out = in_child(predict_parts, str(project.path), nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
-    project.reload()
-    return out
+def predict_in_process(spec: PredictSpec, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
+    """training.predict_session.run_session in a niced child process (no Qt imported there)."""
+    return in_child(run_session, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
 
 
 class LabelView(QWidget):
@@ -218,7 +182,8 @@ class LabelView(QWidget):
             self.canvas.value = self._brush_value()
             self.panel.show_class(self.current_class)
         self._show_part_info()
-        self._loader = Worker(load_part, self.project, self.part_id)
+        # an immutable snapshot of the part: the Worker never reads the window's changing Project
+        self._loader = Worker(load_part, self.project.snapshot([self.part_id]), self.part_id)
         self._loader.finished.connect(self._loaded)
         self._loader.failed.connect(lambda m: self.ctx.status.emit(f"Cannot show part {part_id}: {m}"))
         self._loader.start()
@@ -326,7 +291,7 @@ class LabelView(QWidget):
         if self._predictor is not None and self._predictor.is_running():
             self._predictor.cancel()  # a second press stops the run (what it finished is kept)
             return False
-        self._predictor = Worker(predict_in_process, proj)
+        self._predictor = Worker(predict_in_process, PredictSpec(str(proj.path)))
         self._predictor.progress.connect(
             lambda p: self.panel.predict_btn.setText(f"Predicting… {p.done}/{p.total} (press to stop)"))
         self._predictor.finished.connect(self._predicted)
@@ -341,14 +306,14 @@ class LabelView(QWidget):
         self.panel.predict_btn.setText("Predict parts with the active model")
         if out is None:
             self.ctx.status.emit("Prediction stopped: the parts already predicted keep their predictions.")
-            self.ctx.parts_reloaded.emit()
+            self.ctx.reload_project()
         elif "error" in out:
             self.ctx.status.emit(f"Prediction failed: {out['error']}")
         else:
             v = out.get("verdicts", {})
             self.ctx.status.emit(f"Model {out.get('model_id')}: {out.get('predicted', 0)} parts predicted "
                                  f"(OK {v.get('OK', 0)}, NG {v.get('NG', 0)}); the queue is ordered by uncertainty.")
-            self.ctx.parts_reloaded.emit()
+            self.ctx.reload_project()
         self.predicted.emit(out or {})
 
     def showEvent(self, ev: Any) -> None:

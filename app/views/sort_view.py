@@ -4,7 +4,8 @@ The work is hardware.sort.session.run_session's, in a child process (app.child.i
 by the one Worker): load the active model, open the source, start the built-in PLC simulator when
 the station has no PLC and no rig runs one, run the SortEngine (poll the PLC, capture, one batched
 forward, one Modbus write, log the part into the project), and report a snapshot five times a
-second (counters, last decision, parts/s, latency, PLC link, thumbnails of the newest views).
+second (counters, parts/s, latency, PLC link) with, for each newly decided part, that part's
+record and thumbnails of its own views: verdict, views and per-view P(NG) always show ONE part.
 In the window's process the engine's threads shared the GUI's GIL and froze it 60-130 ms.
 This view keeps the newest snapshot and a QTimer draws what changed. Stop asks the run to end:
 the engine clears SORT_MODE_ON and READY first, then the heartbeat. Closing the window does the
@@ -54,15 +55,12 @@ def engine_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def sort_in_process(spec: SessionSpec, halt: threading.Event, project: Any = None, progress: Any = None,
+def sort_in_process(spec: SessionSpec, halt: threading.Event, progress: Any = None,
                     should_stop: Any = None) -> dict[str, Any]:
-    """hardware.sort.session.run_session in a child process until `halt` is set; then the
-    project is reloaded (the run logged its parts through its own handles)."""
-    summary = in_child(run_session, spec, progress=progress,
-                       should_stop=lambda: halt.is_set() or bool(should_stop and should_stop()))
-    if project is not None:
-        project.reload()
-    return summary
+    """hardware.sort.session.run_session in a child process until `halt` is set (the run logs
+    its parts through its own handles; the window reloads its Project on the writer thread)."""
+    return in_child(run_session, spec, progress=progress,
+                    should_stop=lambda: halt.is_set() or bool(should_stop and should_stop()))
 
 
 def preload() -> None:
@@ -89,7 +87,7 @@ class SortView(QWidget):
         self.last_snapshot: dict[str, Any] = {}
         self._busy: Worker | None = None
         self._t0 = 0.0
-        self._views: dict[str, Any] | None = None  # thumbnails of the newest capture, not drawn yet
+        self._part: dict[str, Any] | None = None  # the newest decided part (record + its views), not drawn yet
         self._halt = threading.Event()
         self._shown: dict[str, Any] = {}  # what the screen shows now (redraw only changes)
 
@@ -183,7 +181,7 @@ class SortView(QWidget):
         spec = SessionSpec(str(proj.path), plc, self.source_spec, self.shadow.isChecked(), self.sim_rate,
                            threads=engine_threads(), parent_pid=os.getpid())
         self._halt = threading.Event()
-        self._busy = Worker(sort_in_process, spec, self._halt, proj)
+        self._busy = Worker(sort_in_process, spec, self._halt)
         self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
         self._busy.progress.connect(self._on_report)
         self._busy.finished.connect(self._on_stopped)
@@ -199,7 +197,7 @@ class SortView(QWidget):
         if kind == "snapshot":
             self.last_snapshot = item[1]
             if item[2] is not None:
-                self._views = item[2]
+                self._part = item[2]
         elif kind == "started":
             self._on_started(item[1])
 
@@ -207,7 +205,7 @@ class SortView(QWidget):
         self.run = run
         self._t0 = time.monotonic()
         self._shown = {}
-        self._views = None
+        self._part = None
         self.rate_plot.reset()
         self.lat_plot.reset()
         info = run["info"]
@@ -260,9 +258,7 @@ class SortView(QWidget):
             v = summary.get("verdicts", {})
             self.mode.setText(f"Sorting is off. {summary.get('triggers', 0)} parts: OK {v.get('OK', 0)}, "
                               f"NG {v.get('NG', 0)}, ERROR {v.get('ERROR', 0)}; logged to the project.")
-        if "error" not in summary:
-            self.ctx.parts_reloaded.emit()  # the sorted parts, reloaded by the Worker
-        self.ctx.parts_changed.emit()
+        self.ctx.reload_project()  # the sorted parts (also those logged before an error)
         self.ctx.status.emit("Live sort off")
         self.stopped.emit(summary)
 
@@ -276,23 +272,14 @@ class SortView(QWidget):
         snap = self.last_snapshot
         now = time.monotonic()
         t = now - self._t0
-        last = snap.get("last") or {}
-        seq = last.get("trig_seq")
         if snap.get("triggers") != self._shown.get("triggers"):
             self._shown["triggers"] = snap.get("triggers")
             self.stagger.add("tiles", lambda: self.tiles.show_snapshot(snap))
-        if last and seq != self._shown.get("seq"):
-            self._shown["seq"] = seq
-            detail = (f"seq {seq} · part {last.get('part_id')} · confidence "
-                      f"{float(last.get('confidence', 0)):.2f} · {last.get('total_ms', 0):.0f} ms"
-                      + (" · not actuated (shadow)" if snap.get("shadow") else "")
-                      + (f" · {last['error']}" if last.get("error") else ""))
-            self.stagger.add("verdict", lambda: self.indicator.set_verdict(str(last.get("verdict", "")), detail))
-        if self._views is not None:
-            views, self._views = self._views, None
-            # already thumbnails (SessionSpec.thumb_px): made by the run, not in this thread
-            self.stagger.add("views", lambda: self.indicator.set_views(
-                list(views["views"]), list(views["cameras"]), last.get("scores") or []))
+        if self._part is not None:
+            part, self._part = self._part, None
+            # verdict, views and scores of ONE part record, drawn in one pass (views are already
+            # thumbnails, SessionSpec.thumb_px: made by the run, not in this thread)
+            self.stagger.add("part", lambda: self._show_part(part, bool(snap.get("shadow"))))
         if now - self._shown.get("slow_t", 0.0) >= 1.0:
             self._shown["slow_t"] = now
             self.rate_plot.add("parts/s", t, float(snap.get("parts_per_s") or 0.0))
@@ -304,6 +291,14 @@ class SortView(QWidget):
             self.stagger.add("rate", self.rate_plot.flush)
             self.stagger.add("latency", self.lat_plot.flush)
             self.stagger.add("plc", lambda: self._show_plc(snap.get("plc") or {}, snap))
+
+    def _show_part(self, payload: dict[str, Any], shadow: bool) -> None:
+        rec = payload["part"]
+        detail = (f"seq {rec.get('trig_seq')} · part {rec.get('part_id')} · confidence "
+                  f"{float(rec.get('confidence', 0)):.2f} · {rec.get('total_ms', 0):.0f} ms"
+                  + (" · not actuated (shadow)" if shadow else "")
+                  + (f" · {rec['error']}" if rec.get("error") else ""))
+        self.indicator.show_part(rec, list(payload["views"]), list(payload["cameras"]), detail)
 
     def _show_plc(self, plc: dict[str, Any], snap: dict[str, Any]) -> None:
         host = f"{plc.get('host', '?')}:{plc.get('port', '?')}"

@@ -1,0 +1,56 @@
+"""The Label mode's long work, Qt-free: pre-labeling a project, and reading a part for display.
+
+``run_session(spec, progress, should_stop)`` is pre-labeling in the shape of
+hardware/sort/session.py: a picklable spec in, progress reports out, a summary dict back. The
+workstation runs it in a child process (app.child.in_child), the CLI (`okng predict`) calls
+training.predict.predict_parts directly. The run opens its own Project handle from the path;
+the window then reloads its handle on its store-writer thread.
+
+``load_part(project, part_id)`` reads what the Label view shows of a part (views, masks,
+thumbnails, heatmaps in the one convention of training/explain/heatmaps.py); the view runs it
+in a Worker on an immutable snapshot of the window's project (Project.snapshot).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from labeling.images import thumbnail
+from labeling.store import Project
+
+from .explain.heatmaps import HEAT_PX, model_geometry, read_heatmaps
+
+
+@dataclass(frozen=True)
+class PredictSpec:
+    """What to pre-label with: everything a child process needs, picklable."""
+
+    project_path: str
+    model_id: str = "active"
+    parts: tuple[int, ...] | None = None  # None: every part with views
+    redo: bool = False  # also the parts this model already predicted
+    heatmaps: bool = True
+    heat_px: int = HEAT_PX
+    device: str = "auto"
+
+
+def run_session(spec: PredictSpec, progress: Callable[[Any], None] | None = None,
+                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Pre-label the spec's parts and store the predictions; the summary dict of predict_parts
+    (a stopped run keeps, and reports, what it finished)."""
+    from .predict import predict_parts  # loads torch: not when the view only reads parts
+    return predict_parts(Path(spec.project_path), spec.model_id, spec.parts, spec.redo, spec.heatmaps,
+                         spec.heat_px, spec.device, progress=progress, should_stop=should_stop)
+
+
+def load_part(project: Project, part_id: int, thumb_px: int = 160, progress: Any = None,
+              should_stop: Any = None) -> dict[str, Any]:
+    """A part's views, masks, view thumbnails and full-image heatmaps (0..1) for display."""
+    part = project.part(part_id)
+    images = project.read_views(part_id)
+    masks = [project.read_mask(part_id, i) if v.has_mask else None for i, v in enumerate(part.views)]
+    return {"part": part_id, "images": images, "masks": masks,
+            "thumbs": [thumbnail(im, thumb_px) for im in images],
+            "heatmaps": read_heatmaps(part, model_geometry(project))}
