@@ -214,19 +214,6 @@ class FrozenTrunk(nn.Module):
         return x
 
 
-class TrainableTail(nn.Module):
-    """The rest of the network after the frozen trunk: what trains on cached features."""
-
-    def __init__(self, model: nn.Module, spec: BackboneSpec, n_groups: int) -> None:
-        super().__init__()
-        self.spec = spec
-        self.model = model
-        self.start = n_groups
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return tail_forward(self.model, self.spec, self.start, x)
-
-
 def tail_forward(model: nn.Module, spec: BackboneSpec, start: int, x: torch.Tensor) -> torch.Tensor:
     """Forward from stage `start` to the logits, mirroring torchvision's own forward()."""
     names = [m for g in spec.groups[start:] for m in g]

@@ -115,25 +115,3 @@ class WoolBelt:
                                               int(strip.classes[j]), strip=i))
             i += 1
         return found
-
-
-class RecordedScene:
-    """A clean recorded strip (e.g. a generator PNG16) repeated endlessly, for the simulator."""
-
-    def __init__(self, strip: np.ndarray, products: list[tuple[int, int]] | None = None) -> None:
-        self.strip = np.asarray(strip, np.float32)
-        self.width = self.strip.shape[1]
-        self.open_level = np.percentile(self.strip, 99, axis=0).astype(np.float32)
-        self._products = products or []
-
-    def lines(self, start: int, n: int) -> np.ndarray:
-        return self.strip[np.arange(start, start + n) % len(self.strip)]
-
-    def products(self, start: int, end: int) -> list[SceneProduct]:
-        L = len(self.strip)
-        out = []
-        for rep in range(max(start, 0) // L, max(end - 1, 0) // L + 1):
-            for a, b in self._products:
-                if rep * L + b > start and rep * L + a < end:
-                    out.append(SceneProduct(rep * L + a, rep * L + b, "", 0))
-        return out

@@ -6,6 +6,8 @@
     shortcut.py   the shortcut alarm and its suggested ROI (numpy)
     dataset.py    explain_dataset over a project -> ExplainReport
     overlay.py    PNG overlays (view + heatmap + mask contour)
+    heatmaps.py   the one stored heatmap convention (full-image frame, 0..255) and its reader
+    session.py    the Explain mode's work for the window's Workers, and run_session
 
 Importing this package does not import torch; the submodules that need it do.
 """

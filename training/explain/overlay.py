@@ -1,7 +1,6 @@
 """PNG overlays of explanations: view + heatmap colormap + mask contour (+ highlight contour)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -59,11 +58,3 @@ class OverlayWriter:
         if not cv2.imwrite(str(path), overlay(e.image, e.heat, e.mask, e.highlight)):
             raise OSError(f"could not write {path}")
         self.written.append(path)
-
-
-def save_overlays(explanations: Iterable[ViewExplanation], out_dir: str | Path) -> list[Path]:
-    """Write overlay PNGs for these explanations; returns the paths."""
-    w = OverlayWriter(out_dir)
-    for e in explanations:
-        w(e)
-    return w.written
