@@ -1,6 +1,6 @@
 """`folder:DIR`: replay recorded parts, one sub-folder per camera (sorted by name).
 
-The contract's rule (plc-register-map.md, "Images and parts"): the part answering trigger k uses
+The contract's rule (docs/plc-register-map.md, "Images and parts"): the part answering trigger k uses
 the k-th file, in sorted name order, of each camera's folder. A missing or unreadable file makes
 that part a CaptureError and the next trigger goes on with k+1. An optional labels.csv gives the
 ground truth per part (columns: index or name, verdict, defect_class).
