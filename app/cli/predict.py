@@ -24,11 +24,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     parts = parse_parts(args.parts)
     if not args.project.exists():
         raise FileNotFoundError(f"no project at {args.project}")
-    from training.predict import predict_parts
+    from training.predict_session import PredictSpec, run_session
+    spec = PredictSpec(str(args.project), args.model, tuple(parts) if parts is not None else None,
+                       redo=args.redo, heatmaps=not args.no_heatmaps, device=args.device)
     bar = ProgressBar("predict", quiet=args.json)
-    try:
-        out = predict_parts(args.project, args.model, parts, redo=args.redo, heatmaps=not args.no_heatmaps,
-                            device=args.device, progress=lambda p: bar.update(p.done, p.total))
+    try:  # the same session the Label view runs in its child process
+        out = run_session(spec, progress=lambda p: bar.update(p.done, p.total))
     finally:
         bar.close()
     if args.json:
