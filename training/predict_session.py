@@ -2,8 +2,7 @@
 
 ``run_session(spec, progress, should_stop)`` is pre-labeling in the shape of
 hardware/sort/session.py: a picklable spec in, progress reports out, a summary dict back. The
-workstation runs it in a child process (app.child.in_child), the CLI (`okng predict`) calls
-training.predict.predict_parts directly. The run opens its own Project handle from the path;
+workstation runs it in a child process (app.child.in_child), `okng predict` in its own. The run opens its own Project handle from the path;
 the window then reloads its handle on its store-writer thread.
 
 ``load_part(project, part_id)`` reads what the Label view shows of a part (views, masks,
