@@ -10,6 +10,10 @@ from typing import Any
 from PyQt6.QtCore import QTimer, pyqtSignal
 from PyQt6.QtWidgets import QLabel, QPushButton, QStatusBar
 
+from labeling.store import ProjectError
+from training.card import ModelCard, read_card
+from training.errors import TrainingError
+
 from .station import ROLE_TITLES
 
 
@@ -46,18 +50,19 @@ class StatusBar(QStatusBar):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.refresh)
         self._timer.start(1000)
-        self._model_meta: dict[str, Any] | None = None
+        self._card: ModelCard | None = None
+        self._card_error = ""  # why the active model's card could not be read
         self.refresh_model()
 
     def refresh_model(self) -> None:
-        """Re-read the active model's metadata (only when models change: it is a file read)."""
+        """Re-read the active model's card (only when models change: it is a file read)."""
         proj = self.ctx.project
-        self._model_meta = None
+        self._card, self._card_error = None, ""
         if proj is not None and proj.active_model_id:
             try:
-                self._model_meta = proj.model_meta(proj.active_model_id)
-            except Exception:  # noqa: BLE001 - a missing model shows as such
-                self._model_meta = {"id": proj.active_model_id, "missing": True}
+                self._card = read_card(proj, proj.active_model_id)
+            except (ProjectError, TrainingError) as exc:  # a missing or unreadable model shows as such
+                self._card_error = str(exc)
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -90,14 +95,15 @@ class StatusBar(QStatusBar):
             else:
                 _pill(self.plc, "PLC: not connected", "Bad")
                 self.plc.setToolTip(st.get("error", ""))
-        meta = self._model_meta
-        if meta is None:
+        card = self._card
+        if self._card_error:
+            _pill(self.model, f"model {proj.active_model_id if proj else ''}: missing", "Bad")
+            self.model.setToolTip(self._card_error)
+        elif card is None:
             _pill(self.model, "model: none", "Warn")
-        elif meta.get("missing"):
-            _pill(self.model, f"model {meta['id']}: missing", "Bad")
         else:
-            name = meta.get("backbone") or meta.get("name") or ""
-            scratch = " · trained from scratch" if meta.get("pretrained") is False else ""
-            _pill(self.model, f"model {meta['id']} {name}{scratch}".strip(), "OK" if not scratch else "Warn")
+            scratch = "" if card.pretrained else " · trained from scratch"
+            _pill(self.model, f"model {card.id} · {card.arch}{scratch}", "OK" if not scratch else "Warn")
+            self.model.setToolTip(f"{card.task} model, {card.origin}, threshold {card.threshold:.2f}")
         u = ctx.user
         self.user.setText(f"User: {u.name} · {ROLE_TITLES[u.role]}")

@@ -5,9 +5,12 @@ Long work in okng is a plain function ``fn(*args, progress=..., should_stop=...,
 signals, which reach slots in the GUI thread as queued calls. Nothing slow ever runs in a slot:
 a view creates a Worker, connects ``finished``/``failed`` and calls ``start()``.
 
-Exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled()`` is emitted per run.
-A run whose ``cancel()`` was requested ends with ``cancelled`` whatever the function returned,
-so a view never applies a result the user asked to drop.
+Exactly one of ``finished(result)``, ``failed(message)`` or ``cancelled(result)`` is emitted per
+run. A run whose ``cancel()`` was requested ends with ``cancelled``, carrying what the function
+returned for the work it finished (None when it raised): a view never mistakes it for a finished
+run, and still gets e.g. a live-sort run's summary or a training run's finished epochs.
+
+Progress is the one record labeling.progress.Progress; the Worker passes it on as it is.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import Any
 from PyQt6.QtCore import QObject, QThread, pyqtSignal
 
 from app.cli.common import error_message
+from labeling.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ class Worker(QObject):
     progress = pyqtSignal(object)
     finished = pyqtSignal(object)
     failed = pyqtSignal(str)
-    cancelled = pyqtSignal()
+    cancelled = pyqtSignal(object)  # what the function returned for the work it finished, or None
 
     #: Progress callbacks closer together than this are dropped (the last one is always sent),
     #: so a function reporting per frame cannot flood the GUI's event queue.
@@ -85,7 +89,7 @@ class Worker(QObject):
         return self._stop.is_set()
 
     # ------------------------------------------------------------------ thread side
-    def _emit_progress(self, value: Any = None) -> None:
+    def _emit_progress(self, value: Progress) -> None:
         now = time.monotonic()
         if now - self._last_progress < self.min_progress_interval_s:
             self._pending = value
@@ -95,13 +99,13 @@ class Worker(QObject):
         self.progress.emit(value)
 
     def _run(self) -> None:
-        self._pending: Any = None
+        self._pending: Progress | None = None
         try:
             result = self.fn(*self.args, progress=self._emit_progress, should_stop=self.should_stop,
                              **self.kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI as a clear message
             if self._stop.is_set():
-                self.cancelled.emit()
+                self.cancelled.emit(None)
                 return
             self.error = error_message(exc)
             log.warning("worker %s failed:\n%s", self.name, traceback.format_exc())
@@ -109,23 +113,12 @@ class Worker(QObject):
             return
         if self._pending is not None:
             self.progress.emit(self._pending)
-        if self._stop.is_set():
-            self.cancelled.emit()
-            return
         self.result = result
+        if self._stop.is_set():
+            self.cancelled.emit(result)
+            return
         self.finished.emit(result)
 
     def _release(self) -> None:
         _ALIVE.discard(self)
 
-
-def run_in_worker(fn: Callable[..., Any], *args: Any, on_done: Callable[[Any], None] | None = None,
-                  on_error: Callable[[str], None] | None = None, **kwargs: Any) -> Worker:
-    """Convenience: create, wire and start a Worker; returns it."""
-    w = Worker(fn, *args, **kwargs)
-    if on_done is not None:
-        w.finished.connect(on_done)
-    if on_error is not None:
-        w.failed.connect(on_error)
-    w.start()
-    return w

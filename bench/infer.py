@@ -42,6 +42,7 @@ def main() -> None:
     import torch
 
     from training.backbones import BACKBONES
+    from training.card import ModelCard
     from training.data import IMAGENET_MEAN, IMAGENET_STD
     from training.inference import LoadedModel
     ap = argparse.ArgumentParser()
@@ -55,9 +56,8 @@ def main() -> None:
         spec = BACKBONES[name]
         model = random_model(spec)
         size = spec.input_size
-        meta = {"arch": name, "input_size": list(size), "class_names": ["OK", "NG"],
-                "normalization": {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}, "rois": {}}
-        loaded = LoadedModel(model, meta, torch.device("cpu"))
+        card = ModelCard(f"bench-{name}", name, input_size=tuple(size), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        loaded = LoadedModel(model, card, torch.device("cpu"))
         x = torch.randn(4, 3, *size)
         loaded.logits(x)  # warm-up
         fwd, full = [], []

@@ -36,15 +36,15 @@ def build_classifier(arch: str, size: int, rois: dict | None = None):
 
     from hardware.sort.models import TimedModel
     from training.backbones import get_backbone
+    from training.card import ModelCard
     from training.inference import LoadedModel
 
     torch.manual_seed(0)
     spec = get_backbone(arch)
     model = spec.build(2)
-    meta = {"id": f"bench-{arch}-untrained", "arch": arch, "input_size": [size, size],
-            "class_names": ["OK", "NG"], "threshold": 0.5, "target_layer": spec.target_layer,
-            "rois": {cam: roi.to_list() for cam, roi in (rois or {}).items()}}
-    return TimedModel(LoadedModel(model, meta, torch.device("cpu")))
+    card = ModelCard(f"bench-{arch}-untrained", arch, input_size=(size, size), threshold=0.5,
+                     target_layer=spec.target_layer, rois={cam: roi.to_list() for cam, roi in (rois or {}).items()})
+    return TimedModel(LoadedModel(model, card, torch.device("cpu")))
 
 
 class RingSource:

@@ -1,12 +1,12 @@
 """Evaluate a stored model on the project's current labels (`okng evaluate`)."""
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from labeling.progress import Progress, ProgressFn
 from labeling.store import Project
 from labeling.types import Verdict
 
@@ -17,7 +17,7 @@ from .snapshot import CLASS_NAMES, view_targets
 
 
 def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts: bool = False,
-                   device: str = "auto", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+                   device: str = "auto", progress: ProgressFn | None = None) -> dict[str, Any]:
     """Part- and view-level metrics at the model's threshold.
 
     Scope: the model's validation parts plus parts labelled since it was trained (data it never
@@ -26,9 +26,8 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
     project = Project.open(project_path, readonly=True)
     mid = resolve_model_id(project, model_id)
     loaded = load_model(project, mid, device)
-    meta = loaded.meta
-    seen = {int(r[0]) for r in meta.get("dataset", {}).get("parts", [])}
-    val_ids = {int(i) for i in meta.get("metrics", {}).get("split", {}).get("val_part_ids", [])}
+    seen = loaded.card.seen_part_ids
+    val_ids = set(loaded.card.val_part_ids)
     parts = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
     if not all_parts:
         parts = [p for p in parts if p.id in val_ids or p.id not in seen]
@@ -46,7 +45,7 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
         view_y += view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, rois)
         view_s += dec.view_scores
         if progress is not None:
-            progress(i + 1, len(parts))
+            progress(Progress("evaluate", i + 1, len(parts), f"part {p.id}"))
     thr = loaded.threshold
     return {"model_id": mid, "scope": "all labelled parts" if all_parts else "held-out parts",
             "threshold": thr, "parts": binary_report(np.array(part_y), np.array(part_s), thr, CLASS_NAMES),

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -19,8 +18,9 @@ import torch
 from labeling.store import Project
 from labeling.types import ROI, Verdict
 
+from .card import ModelCard, read_card
 from .checkpoint import build_from_bytes
-from .data import IMAGENET_MEAN, IMAGENET_STD, ViewGeometry, preprocess_view
+from .data import ViewGeometry, preprocess_view
 from .errors import TrainingError
 
 
@@ -61,19 +61,18 @@ def _pool() -> ThreadPoolExecutor:
 class LoadedModel:
     """A trained model ready to score views (eval mode, no gradients)."""
 
-    def __init__(self, model: torch.nn.Module, meta: dict[str, Any], device: torch.device) -> None:
-        self.meta = meta
-        self.arch: str = meta["arch"]
-        self.class_names: list[str] = list(meta.get("class_names", ["OK", "NG"]))
-        self.input_size: tuple[int, int] = tuple(int(v) for v in meta["input_size"])  # type: ignore[assignment]
-        norm = meta.get("normalization", {})
-        self.mean: tuple[float, ...] = tuple(norm.get("mean", IMAGENET_MEAN))
-        self.std: tuple[float, ...] = tuple(norm.get("std", IMAGENET_STD))
-        self.fit: str = meta.get("fit", meta.get("config", {}).get("fit", "letterbox"))
-        self.rois: dict[str, ROI] = {k: ROI(*v) for k, v in meta.get("rois", {}).items()}
-        self.threshold: float = float(meta.get("threshold", 0.5))
-        self.target_layer: str = meta.get("target_layer", "")
-        self.ng_index: int = self.class_names.index("NG") if "NG" in self.class_names else len(self.class_names) - 1
+    def __init__(self, model: torch.nn.Module, card: ModelCard, device: torch.device) -> None:
+        self.card = card
+        self.arch: str = card.arch
+        self.class_names: list[str] = list(card.classes)
+        self.input_size: tuple[int, int] = card.input_size
+        self.mean: tuple[float, ...] = card.mean
+        self.std: tuple[float, ...] = card.std
+        self.fit: str = card.fit
+        self.rois: dict[str, ROI] = {k: ROI(*v) for k, v in card.rois.items()}
+        self.threshold: float = card.threshold
+        self.target_layer: str = card.target_layer
+        self.ng_index: int = card.ng_index
         self.device = device
         self.model = model.to(device).eval()
         if device.type == "cuda":
@@ -81,7 +80,7 @@ class LoadedModel:
 
     @property
     def id(self) -> str:
-        return str(self.meta.get("id", ""))
+        return self.card.id
 
     def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, ViewGeometry]:
         """One full view -> model input, with the model's recorded ROI for this camera."""
@@ -164,11 +163,9 @@ def load_model(project: Project | str | Path, model_id: str = "active", device: 
     # store-writer thread may change (resolve_model_id reloads to see the newest active model).
     project = Project.open(project.path if isinstance(project, Project) else project, readonly=True)
     mid = resolve_model_id(project, model_id)
-    meta = project.model_meta(mid)
-    if meta.get("cancelled"):
-        raise TrainingError(f"model {mid} is from a cancelled run and cannot be used")
+    card = read_card(project, mid)
     data = project.load_checkpoint(mid)
-    model, ckpt = build_from_bytes(data, meta.get("checkpoint_sha256"), what=f"model {mid}")
-    if ckpt.get("arch") != meta.get("arch"):
-        raise TrainingError(f"model {mid}: checkpoint is a {ckpt.get('arch')}, meta says {meta.get('arch')}")
-    return LoadedModel(model, meta, resolve_device(device))
+    model, ckpt = build_from_bytes(data, card.checkpoint_sha256, what=f"model {mid}")
+    if ckpt.get("arch") != card.arch:
+        raise TrainingError(f"model {mid}: checkpoint is a {ckpt.get('arch')}, its card says {card.arch}")
+    return LoadedModel(model, card, resolve_device(device))

@@ -8,17 +8,18 @@ Cancelling stores nothing: the project and its registry stay exactly as they wer
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+
+from labeling.progress import Progress, ProgressFn, StopFn
 
 from .backbones import (
     BackboneSpec,
@@ -27,12 +28,13 @@ from .backbones import (
     get_backbone,
     set_train_mode,
 )
+from .card import EpochMetrics, ModelCard, SplitMetrics
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
-from .metrics import binary_report, mean_std, threshold_for_recall
+from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
 from .snapshot import (
     CLASS_NAMES,
     Snapshot,
@@ -42,42 +44,48 @@ from .snapshot import (
 )
 from .transforms import flip_variants
 
-ProgressFn = Callable[["Progress"], None]
-StopFn = Callable[[], bool]
 
+@dataclass(frozen=True)
+class TrainStep:
+    """Payload of the loop's Progress while it trains (stage "train"): where in the run it is."""
 
-@dataclass
-class Progress:
-    phase: str  # load | train | eval | save
     epoch: int
     epochs: int
     step: int
     steps: int
     loss: float
-    metrics: dict
     eta_s: float
-    message: str = ""
 
 
 @dataclass
 class TrainResult:
+    """What a run returns. ``card`` is the stored model's card (None when cancelled: nothing is
+    stored); ``history`` holds the epochs it finished, also when cancelled."""
+
     model_id: str | None
     metrics: dict
     cancelled: bool
     pretrained: bool
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochMetrics] = field(default_factory=list)
     threshold: float = 0.5
     pretrained_source: str | None = None
     activated: bool = False
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    card: ModelCard | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if k != "card"}
+        d["history"] = [asdict(h) for h in self.history]
+        return d
 
 
 class _Cancelled(Exception):
-    pass
+    """A stop request seen mid-run; args[0] (when given) is the history finished so far."""
+
+    @property
+    def history(self) -> list[EpochMetrics]:
+        return list(self.args[0]) if self.args else []
 
 
 @dataclass
@@ -226,8 +234,11 @@ class _Clock:
 
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
-              label: str = "") -> tuple[nn.Module, dict[str, Any], list[dict], int]:
-    """Train on one split; returns (best model, validation report at its threshold, history, best epoch)."""
+              label: str = "") -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int]:
+    """Train on one split; returns (best model, validation report at its threshold, history, best epoch).
+
+    The report keeps the part scores and targets (keys "_part_scores", "_part_targets") for the
+    card; a cancel raises _Cancelled carrying the epochs finished."""
     spec = get_backbone(config.arch)
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -260,49 +271,50 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     sched = _scheduler(config, opt)
     scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
     rng = np.random.default_rng(config.seed)
-    history: list[dict] = []
+    history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
-    clock = _Clock(epochs * (len(train_views) + n_val_views))
-    for epoch in range(1, epochs + 1):
-        base = (epoch - 1) * (len(train_views) + n_val_views)
+    per_epoch = len(train_views) + n_val_views
+    clock = _Clock(epochs * per_epoch)
+    try:
+        for epoch in range(1, epochs + 1):
+            base = (epoch - 1) * per_epoch
 
-        def on_step(step: int, steps: int, loss: float, epoch: int = epoch, base: int = base) -> None:
+            def on_step(step: int, steps: int, loss: float, epoch: int = epoch, base: int = base) -> None:
+                if progress is not None:
+                    done = base + min(step * batch_size, len(train_views))
+                    progress(Progress("train", done, epochs * per_epoch, f"{label}epoch {epoch}/{epochs}",
+                                      TrainStep(epoch, epochs, step, steps, loss, clock.eta(done))))
+            t0 = time.monotonic()
+            loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
+            steps_so_far = epoch * len(batches(train_views, batch_size, None))
+            if cache is not None or steps_so_far < 300:  # moving averages have not settled yet
+                refresh_batchnorm(run, should_stop)
+            if sched is not None:
+                sched.step()
+            rep = evaluate(run, val_parts, 0.5, should_stop)
+            row = EpochMetrics(epoch, loss, rep["loss"], rep["accuracy"], rep["balanced_accuracy"], rep["roc_auc"],
+                               opt.param_groups[0]["lr"], time.monotonic() - t0)
+            history.append(row)
+            key = (rep["balanced_accuracy"], rep["roc_auc"] or 0.0, -rep["loss"])
+            if best_key is None or key > best_key:
+                best_key, best_epoch, stale = key, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
             if progress is not None:
-                done = base + min(step * batch_size, len(train_views))
-                progress(Progress("train", epoch, epochs, step, steps, loss, {}, clock.eta(done),
-                                  f"{label}epoch {epoch}/{epochs}"))
-        t0 = time.monotonic()
-        loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
-        steps_so_far = epoch * len(batches(train_views, batch_size, None))
-        if cache is not None or steps_so_far < 300:  # moving averages have not settled yet
-            refresh_batchnorm(run, should_stop)
-        if sched is not None:
-            sched.step()
+                progress(Progress("eval", epoch * per_epoch, epochs * per_epoch,
+                                  f"{label}epoch {epoch}/{epochs} done", row))
+            if config.patience and stale >= config.patience:
+                break
+        assert best_state is not None
+        model.load_state_dict(best_state)
         rep = evaluate(run, val_parts, 0.5, should_stop)
-        row = {"epoch": epoch, "loss": loss, "val_loss": rep["loss"], "val_accuracy": rep["accuracy"],
-               "val_balanced_accuracy": rep["balanced_accuracy"], "val_roc_auc": rep["roc_auc"],
-               "lr": opt.param_groups[0]["lr"], "seconds": time.monotonic() - t0}
-        history.append(row)
-        key = (rep["balanced_accuracy"], rep["roc_auc"] or 0.0, -rep["loss"])
-        if best_key is None or key > best_key:
-            best_key, best_epoch, stale = key, epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-        if progress is not None:
-            progress(Progress("eval", epoch, epochs, 0, 0, loss, {k: v for k, v in row.items() if k != "epoch"},
-                              clock.eta(base + len(train_views) + n_val_views), f"{label}epoch {epoch}/{epochs} done"))
-        if config.patience and stale >= config.patience:
-            break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    rep = evaluate(run, val_parts, 0.5, should_stop)
-    threshold = 0.5
-    if config.target_ng_recall is not None:
-        threshold = threshold_for_recall(rep["_part_targets"], rep["_part_scores"], config.target_ng_recall)
-        rep = evaluate(run, val_parts, threshold, should_stop)
-    rep.pop("_part_scores")
-    rep.pop("_part_targets")
+        threshold = 0.5
+        if config.target_ng_recall is not None:
+            threshold = threshold_for_recall(rep["_part_targets"], rep["_part_scores"], config.target_ng_recall)
+            rep = evaluate(run, val_parts, threshold, should_stop)
+    except _Cancelled as exc:
+        raise _Cancelled(history) from exc
     return model.eval().to("cpu"), rep, history, best_epoch
 
 
@@ -312,16 +324,17 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
     if config.warm_start:
         from labeling.store import Project
 
+        from .card import read_card
         from .checkpoint import from_bytes
         proj = Project.open(project_path, readonly=True)
-        meta = proj.model_meta(config.warm_start)
-        if meta.get("arch") != config.arch:
-            raise TrainingError(f"warm start from {config.warm_start} needs --arch {meta.get('arch')}")
-        ckpt = from_bytes(proj.load_checkpoint(config.warm_start), meta.get("checkpoint_sha256"),
+        parent = read_card(proj, config.warm_start)
+        if parent.arch != config.arch:
+            raise TrainingError(f"warm start from {config.warm_start} needs --arch {parent.arch}")
+        ckpt = from_bytes(proj.load_checkpoint(config.warm_start), parent.checkpoint_sha256,
                           f"model {config.warm_start}")
         state = ckpt["state_dict"]
         return (lambda: spec.build_for_state(int(ckpt["num_classes"]), copy.deepcopy(state)),
-                bool(meta.get("pretrained")), f"model:{config.warm_start}")
+                parent.pretrained, f"model:{config.warm_start}")
     if config.freeze == "scratch":
         return (lambda: spec.build(len(CLASS_NAMES))), False, None
     from .weights import find_pretrained
@@ -346,13 +359,7 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     input_size = config.input_hw(spec.input_size)
     warnings: list[str] = []
     init, pretrained, source = _initializer(spec, config, project_path, warnings)
-    clock = _Clock(1)
-
-    def on_load(done: int, total: int) -> None:
-        if progress is not None:
-            clock.total = total
-            progress(Progress("load", 0, config.epochs, done, total, 0.0, {}, clock.eta(done), "reading parts"))
-    snap = load_snapshot(project_path, input_size, config.fit, on_load, should_stop)
+    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop)
     if snap is None:
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
     targets = snap.part_targets()
@@ -362,20 +369,31 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
             metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, should_stop)
         train_p, val_p = stratified_split(targets, config.val_fraction, config.seed)
         model, rep, history, best_epoch = fit_split(snap, train_p, val_p, config, init, progress, should_stop)
-    except _Cancelled:
-        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
+    except _Cancelled as exc:
+        return TrainResult(None, metrics, True, pretrained, exc.history, warnings=warnings,
+                           seconds=time.monotonic() - t0)
     if should_stop is not None and should_stop():
-        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
-    metrics["val"] = rep
-    metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p),
-                        "val_part_ids": [snap.parts[int(i)].part_id for i in val_p]}
+        return TrainResult(None, metrics, True, pretrained, history, warnings=warnings, seconds=time.monotonic() - t0)
+    val = held_out(rep, [snap.parts[int(i)].part_id for i in val_p])
     if progress is not None:
-        progress(Progress("save", len(history), config.epochs, 0, 0, history[-1]["loss"], {}, 0.0, "saving model"))
+        progress(Progress("save", 1, 1, "saving model"))
     seconds = time.monotonic() - t0
-    model_id, activated = register_model(project_path, model, spec, config, snap, metrics, history,
-                                         best_epoch, pretrained, source, rep["threshold"], seconds, warnings)
-    return TrainResult(model_id, metrics, False, pretrained, history, rep["threshold"], source, activated,
-                       seconds, warnings)
+    card = register_model(project_path, model, spec, config, snap, {"val": val}, metrics.get("cv"), len(train_p),
+                          history, best_epoch, pretrained, source, seconds, warnings)
+    activated = bool(card.extra.pop("activated", False))
+    metrics["val"] = val.report
+    metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p), "val_part_ids": val.part_ids}
+    return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
+                       seconds, warnings, card)
+
+
+def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
+    """A split's figures for the card: the report, and the part scores with their ROC/PR curves
+    (kept so that nothing is scored again to draw them)."""
+    scores = [float(v) for v in rep.pop("_part_scores")]
+    targets = [int(v) for v in rep.pop("_part_targets")]
+    roc, pr = curve_points(np.asarray(targets), np.asarray(scores))
+    return SplitMetrics(rep, part_ids, targets, scores, roc, pr)
 
 
 def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],
@@ -392,35 +410,11 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
     return {"folds": len(folds), "summary": mean_std(reports), "per_fold": reports}
 
 
-def cross_validate(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
-                   should_stop: StopFn | None = None) -> dict[str, Any] | None:
-    """k-fold cross-validation only (no model stored); None when cancelled."""
-    config.validate()
-    if config.folds < 2:
-        raise TrainingError("cross-validation needs folds >= 2")
-    spec = get_backbone(config.arch)
-    init, _, _ = _initializer(spec, config, Path(project_path), [])
-    snap = load_snapshot(project_path, config.input_hw(spec.input_size), config.fit, None, should_stop)
-    if snap is None:
-        return None
-    try:
-        return cross_validate_snapshot(snap, config, init, progress, should_stop)
-    except _Cancelled:
-        return None
-
-
-def default_threads() -> int:
-    """All cores (the CLI sets this; tests keep torch's own setting)."""
-    return max(1, os.cpu_count() or 1)
-
-
 __all__ = [
     "AugmentConfig",
-    "Progress",
     "TrainConfig",
     "TrainResult",
-    "cross_validate",
-    "default_threads",
+    "TrainStep",
     "evaluate",
     "fit_split",
     "train",

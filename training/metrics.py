@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .card import Curve
+
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int = 2) -> np.ndarray:
     """(n, n) counts: rows = true class, columns = predicted class."""
@@ -125,6 +127,22 @@ def binary_report(y_true: Sequence[int], score: Sequence[float], threshold: floa
         "roc_auc": roc_auc(y, s), "pr_auc": pr_auc(y, s), "kappa": cohen_kappa(cm),
         "ng_recall": pc[names[1]]["recall"], "ng_precision": pc[names[1]]["precision"],
     }
+
+
+def curve_points(y_true: Sequence[int], score: Sequence[float]) -> tuple[Curve | None, Curve | None]:
+    """ROC (FPR, TPR) and PR (recall, precision) points swept over every score as threshold;
+    (None, None) when the scores cover one class only."""
+    y = np.asarray(y_true, dtype=np.int64)
+    s = np.asarray(score, dtype=np.float64)
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if pos == 0 or neg == 0:
+        return None, None
+    order = np.argsort(-s, kind="stable")
+    tp = np.cumsum(y[order] == 1)
+    fp = np.cumsum(y[order] == 0)
+    tpr, fpr = np.r_[0.0, tp / pos], np.r_[0.0, fp / neg]
+    precision = np.r_[1.0, tp / np.maximum(tp + fp, 1)]
+    return Curve(fpr.tolist(), tpr.tolist()), Curve(tpr.tolist(), precision.tolist())
 
 
 def table2(report: dict[str, Any], title: str = "") -> str:

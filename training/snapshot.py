@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labeling.progress import Progress, ProgressFn
 from labeling.store import Project
 from labeling.types import ROI, Verdict
 
@@ -97,7 +98,7 @@ def view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[
 
 
 def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: str = "letterbox",
-                  progress: Callable[[int, int], None] | None = None,
+                  progress: ProgressFn | None = None,
                   should_stop: Callable[[], bool] | None = None) -> Snapshot | None:
     """Read every labelled part once (None if stopped while reading)."""
     project = Project.open(project_path, readonly=True)
@@ -128,7 +129,7 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
             views.append(ViewItem(p.id, k, v.camera, targets[k], content, white, g))
         parts.append(item)
         if progress is not None:
-            progress(i + 1, len(labelled))
+            progress(Progress("load", i + 1, len(labelled), "reading parts"))
     return Snapshot(str(project_path), parts, views, {k: r.to_list() for k, r in rois.items()},
                     tuple(input_size), fit)
 

@@ -22,13 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="okng 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # a room not built yet: its commands are simply absent
-                continue
-            raise
-        module.register(sub)
+        # A registry of subcommand modules by name (each imports its room lazily, inside its
+        # commands); a missing module is a broken install and fails loudly here.
+        importlib.import_module(name).register(sub)
     return parser
 
 

@@ -6,18 +6,16 @@ import sys
 import time
 from typing import Any, TextIO
 
+from labeling.progress import Progress
+
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exceptions that mean 'bad input', reported as one clear line instead of a traceback."""
+    from hardware.errors import HardwareError
     from labeling.h5io import ProjectLocked
     from labeling.store import ProjectError
-    types: list[type[BaseException]] = [ProjectError, ProjectLocked, FileNotFoundError, ValueError, KeyError]
-    for mod, name in (("training.errors", "TrainingError"), ("hardware.errors", "HardwareError")):
-        try:
-            types.append(getattr(__import__(mod, fromlist=[name]), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(types)
+    from training.errors import TrainingError
+    return (ProjectError, ProjectLocked, TrainingError, HardwareError, FileNotFoundError, ValueError, KeyError)
 
 
 def error_message(exc: BaseException) -> str:
@@ -69,6 +67,11 @@ class ProgressBar:
             line = f"\r{self.label} {done} {el:5.1f}s {note}"
         self.stream.write(line[:160].ljust(100))
         self.stream.flush()
+
+    def report(self, p: Progress) -> None:
+        """The progress callback of a long job: its stage, done/total and message on the bar."""
+        self.label = p.stage
+        self.update(p.done, p.total, p.message)
 
     def close(self) -> None:
         if not self.quiet:

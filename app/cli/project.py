@@ -127,12 +127,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from labeling.store import Project
+    from training.card import read_cards
 
     project = Project.open(args.project, readonly=True)
     stats = project.stats()
     try:
-        stats["models"] = [{k: m.get(k) for k in ("id", "arch", "freeze", "pretrained", "created")}
-                           for m in project.models()]
+        stats["models"] = [{"id": c.id, "task": c.task, "arch": c.arch, "freeze": c.freeze,
+                            "pretrained": c.pretrained, "created": c.created} for c in read_cards(project)]
     except Exception as exc:  # noqa: BLE001 - a damaged model group must not hide the rest
         stats["models_error"] = str(exc)
     return _report(stats, args.json)
@@ -151,7 +152,7 @@ def _report(stats: dict, as_json: bool) -> int:
     print("  reviews: " + ", ".join(f"{k} {v}" for k, v in stats["reviews"].items()))
     print(f"  predictions {stats['predictions']}, active model {stats['active_model'] or 'none'}")
     for m in stats.get("models", []):
-        scratch = "" if m.get("pretrained", True) else "  (trained from scratch)"
-        print(f"  model {m['id']}: {m.get('arch')} freeze={m.get('freeze')}{scratch}")
+        scratch = "" if m["pretrained"] else "  (trained from scratch)"
+        print(f"  model {m['id']}: {m['arch']} freeze={m['freeze']}{scratch}")
     print(f"  file size {stats['file_bytes'] / 1e6:.1f} MB")
     return 0

@@ -70,34 +70,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.set_defaults(func=cmd_weights_list)
 
 
-def _config(args: argparse.Namespace) -> Any:
-    from training.config import AugmentConfig, TrainConfig
-    from training.loop import default_threads
-    cfg = TrainConfig(arch=args.arch, freeze=args.freeze, epochs=args.epochs, folds=args.folds,
-                      input_size=args.input_size, batch_size=args.batch_size, optimizer=args.optimizer,
-                      augment=AugmentConfig.preset(args.augment), target_ng_recall=args.target_ng_recall,
-                      warm_start=args.warm_start, seed=args.seed, patience=args.patience, device=args.device,
-                      num_threads=default_threads())
-    if args.lr is not None:
-        cfg.lr = args.lr
-    elif args.optimizer == "sgd":
-        cfg.lr = 1e-2
-    return cfg.validate()
+def form_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The command line as the training session's form values (training.session.make_config
+    turns them into the config, as it does the Train view's)."""
+    return {"arch": args.arch, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
+            "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
+            "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
+            "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.loop import train
     from training.metrics import table2
-    cfg = _config(args)
+    from training.session import TrainSpec, run_session
     bar = ProgressBar("train", quiet=args.json)
-
-    def progress(p: Any) -> None:
-        note = f"{p.message} loss {p.loss:.4f}" if p.phase == "train" else p.message
-        if p.phase == "eval" and p.metrics:
-            note += f" val bal acc {p.metrics.get('val_balanced_accuracy', 0):.3f}"
-        bar.update(p.step, p.steps or None, f"{note} eta {p.eta_s:4.0f}s")
-
-    res = train(args.project, cfg, progress=progress)
+    res = run_session(TrainSpec(str(args.project), form_values(args)), progress=bar.report)
     bar.close()
     for w in res.warnings:  # said loudly, also with --json (on stderr)
         print(f"okng train: WARNING: {w}", file=sys.stderr)
@@ -106,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 1
     summary = {"model_id": res.model_id, "pretrained": res.pretrained, "pretrained_source": res.pretrained_source,
                "activated": res.activated, "threshold": res.threshold, "seconds": round(res.seconds, 2),
-               "metrics": res.metrics, "history": res.history, "warnings": res.warnings}
+               "metrics": res.metrics, "history": res.to_dict()["history"], "warnings": res.warnings}
     if args.json:
         print_json(summary)
         return 0
@@ -123,7 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_model
     from training.metrics import table2
-    rep = evaluate_model(args.project, args.model, all_parts=args.all)
+    bar = ProgressBar("evaluate", quiet=args.json)
+    rep = evaluate_model(args.project, args.model, all_parts=args.all, progress=bar.report)
+    bar.close()
     if args.json:
         print_json(rep)
         return 0
@@ -135,9 +123,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from labeling.store import Project
+    from training.card import read_cards
     from training.registry import comparison_rows, comparison_table
     proj = Project.open(args.project, readonly=True)
-    models = proj.models()
+    models = read_cards(proj)
     if args.json:
         print_json({"active": proj.active_model_id, "models": comparison_rows(models, proj.active_model_id)})
         return 0

@@ -1,12 +1,12 @@
 """Training results: metrics table, confusion matrix, ROC/PR curves and the model comparison.
 
-Everything here reads a model's metadata dict (as project.models() returns it) and shows it;
-"Make active" only emits `activate(model_id)`, the view does the store call.
+Everything here reads model cards (training.card.ModelCard) and shows them, the held-out ROC/PR
+curves as stored: nothing is scored again. "Make active" only emits `activate(model_id)`, the
+view does the store call.
 """
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Sequence
 from typing import Any
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
 
 from app.widgets.plot_curves import ConfusionMatrix, RocPrPlot
 from app.widgets.stagger import Stagger
+from training.card import Curve, ModelCard
 
 SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                 ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("kappa", "Cohen's kappa"),
@@ -48,55 +49,8 @@ def _scalar(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
-def metrics_of(meta: dict[str, Any]) -> dict[str, Any]:
-    """The metrics dict of a model meta (test metrics when split by phase)."""
-    m = meta.get("metrics") or {}
-    for key in ("test", "val", "eval"):
-        if isinstance(m.get(key), dict) and ("accuracy" in m[key] or "confusion_matrix" in m[key]):
-            return m[key]
-    return m
-
-
-def per_class(m: dict[str, Any], classes: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
-    """[(class name, {precision, recall, f1, support})] from the shapes the engine may use."""
-    pc = m.get("per_class") or m.get("classes") or m.get("report")
-    if isinstance(pc, dict):
-        return [(str(k), v) for k, v in pc.items() if isinstance(v, dict)]
-    if isinstance(pc, list):
-        return [(str(r.get("name", r.get("class", classes[i] if i < len(classes) else i))), r)
-                for i, r in enumerate(pc) if isinstance(r, dict)]
-    out = []
-    for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "f1"), ("support", "support")):
-        vals = m.get(key)
-        if isinstance(vals, list):
-            for i, v in enumerate(vals):
-                if len(out) <= i:
-                    out.append((classes[i] if i < len(classes) else str(i), {}))
-                out[i][1][name] = v
-    return out
-
-
-def curve(m: dict[str, Any], name: str) -> tuple[list[float], list[float]] | None:
-    """ROC (fpr, tpr) or PR (recall, precision) points, if the metrics carry them."""
-    c = m.get(f"{name}_curve") or (m.get("curves") or {}).get(name)
-    if not isinstance(c, dict):
-        return None
-    keys = (("fpr", "tpr") if name == "roc" else ("recall", "precision"))
-    if all(k in c for k in keys):
-        return list(c[keys[0]]), list(c[keys[1]])
-    return None
-
-
-def class_names(meta: dict[str, Any]) -> list[str]:
-    return list(meta.get("class_names") or meta.get("classes") or ["OK", "NG"])
-
-
-def pretrained_text(meta: dict[str, Any]) -> tuple[str, bool]:
-    """('ImageNet weights', True) or ('trained from scratch', False)."""
-    pre = meta.get("pretrained")
-    if pre is None:
-        pre = meta.get("imagenet", False)
-    return ("ImageNet weights", True) if pre else ("trained from scratch", False)
+def _points(c: Curve | None) -> tuple[list[float], list[float]] | None:
+    return (c.x, c.y) if c is not None else None
 
 
 class MetricsPanel(QWidget):
@@ -135,40 +89,37 @@ class MetricsPanel(QWidget):
         lay.addLayout(top, 2)
         lay.addWidget(self.curves, 3)
 
-    def show_model(self, meta: dict[str, Any] | None) -> None:
-        """Show a model: its text and table, then its confusion matrix, then its curves, each
-        in its own event-loop pass (see Stagger: all at once was one ~90 ms paint)."""
-        if not meta:
+    def show_model(self, card: ModelCard | None) -> None:
+        """Show a model: its text and table, then its confusion matrix, then its held-out
+        curves, each in its own event-loop pass (see Stagger: all at once was one ~90 ms paint)."""
+        if card is None:
             return
-        m = metrics_of(meta)
-        self.stagger.add("text", lambda: self._show_text(meta))
-        self.stagger.add("confusion", lambda: self.confusion.show_matrix(
-            m.get("confusion_matrix", m.get("confusion")), class_names(meta)))
-        self.show_curves(curve(m, "roc"), curve(m, "pr"), _scalar(m.get("roc_auc")), _scalar(m.get("pr_auc")))
+        val = card.val
+        self.stagger.add("text", lambda: self._show_text(card))
+        self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), card.classes))
+        self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
 
     def show_curves(self, roc: Any, pr: Any, roc_auc: float | None, pr_auc: float | None) -> None:
         """ROC and PR curves in their own pass; a newer call replaces a pending one."""
         self.stagger.add("curves", lambda: self.curves.show_curves(roc, pr, roc_auc, pr_auc))
 
-    def _show_text(self, meta: dict[str, Any]) -> None:
-        m = metrics_of(meta)
-        classes = class_names(meta)
-        self.title.setText(f"Model {meta.get('id', '?')} · {meta.get('arch', '?')} · "
-                           f"freeze {meta.get('freeze', (meta.get('config') or {}).get('freeze', '?'))}")
-        text, pre = pretrained_text(meta)
-        self.origin.setText(text if pre else f"⚠ {text.upper()}")
+    def _show_text(self, card: ModelCard) -> None:
+        m = card.val
+        self.title.setText(f"Model {card.id} · {card.arch} · freeze {card.freeze}")
+        pre = card.pretrained
+        self.origin.setText(card.origin if pre else f"⚠ {card.origin.upper()}")
         self.origin.setObjectName("pillOK" if pre else "pillWarn")
         self.origin.style().unpolish(self.origin)
         self.origin.style().polish(self.origin)
-        rows = per_class(m, classes)
+        rows = list((m.get("per_class") or {}).items())
         self.table.setRowCount(len(rows))
         for r, (name, v) in enumerate(rows):
             for c, val in enumerate([name, v.get("precision"), v.get("recall"), v.get("f1"), v.get("support")]):
                 item = QTableWidgetItem(_num(val))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(r, c, item)
-        text = "   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m)
-        cv = ((meta.get("metrics") or {}).get("cv") or {})
+        text = "   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m.report)
+        cv = card.cv or {}
         if isinstance(cv.get("summary"), dict) and cv["summary"]:
             text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(
                 f"{label} {_num(cv['summary'].get(key))}" for key, label in SUMMARY_KEYS if key in cv["summary"])
@@ -179,7 +130,7 @@ class ModelsTable(QWidget):
     """All models of the project side by side; select one and make it active."""
 
     activate = pyqtSignal(str)
-    selected = pyqtSignal(object)  # meta dict
+    selected = pyqtSignal(object)  # ModelCard
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -203,28 +154,24 @@ class ModelsTable(QWidget):
         row.addStretch(1)
         row.addWidget(self.make_active)
         lay.addLayout(row)
-        self.metas: dict[str, dict[str, Any]] = {}
+        self.cards: dict[str, ModelCard] = {}
 
-    def show_models(self, metas: list[dict[str, Any]], active: str | None) -> None:
-        self.metas = {str(m.get("id")): m for m in metas}
+    def show_models(self, cards: list[ModelCard], active: str | None) -> None:
+        self.cards = {c.id: c for c in cards}
         self.table.setSortingEnabled(False)
-        self.table.setRowCount(len(metas))
-        for r, meta in enumerate(metas):
-            m = metrics_of(meta)
-            pcs = dict(per_class(m, class_names(meta)))
-            ng = next((v for k, v in pcs.items() if k.upper() != "OK"), {})
-            created = meta.get("created")
-            when = _dt.datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M") \
-                if isinstance(created, (int, float)) else str(created or "")
-            values = [meta.get("id"), meta.get("arch"), meta.get("freeze", (meta.get("config") or {}).get("freeze")),
-                      pretrained_text(meta)[0], m.get("accuracy"), m.get("balanced_accuracy"), m.get("roc_auc"),
-                      ng.get("f1"), when, "●" if str(meta.get("id")) == active else ""]
+        self.table.setRowCount(len(cards))
+        for r, card in enumerate(cards):
+            m = card.val
+            ng = (m.get("per_class") or {}).get(card.classes[card.ng_index], {})
+            when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
+            values = [card.id, card.arch, card.freeze, card.origin, m.get("accuracy"), m.get("balanced_accuracy"),
+                      m.get("roc_auc"), ng.get("f1"), when, "●" if card.id == active else ""]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(_num(v))
                 num = _scalar(v)
                 if num is not None:
                     item.setData(Qt.ItemDataRole.DisplayRole, round(num, 3))
-                item.setData(Qt.ItemDataRole.UserRole, str(meta.get("id")))
+                item.setData(Qt.ItemDataRole.UserRole, card.id)
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
 
@@ -243,8 +190,8 @@ class ModelsTable(QWidget):
     def _selection(self) -> None:
         mid = self.current_id()
         self.make_active.setEnabled(mid is not None)
-        if mid in self.metas:
-            self.selected.emit(self.metas[mid])
+        if mid in self.cards:
+            self.selected.emit(self.cards[mid])
 
     def _activate(self) -> None:
         mid = self.current_id()

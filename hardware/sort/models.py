@@ -24,7 +24,7 @@ def load_classifier(project: Any, model_id: str = "active") -> tuple[Any, dict[s
     from training.inference import load_model  # here, not at the top: it loads torch
     model = load_model(project, model_id)
     mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
-    return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": _arch(project, mid),
+    return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": model.card.arch,
                                     "threshold": float(getattr(model, "threshold", 0.5))}
 
 
@@ -63,14 +63,6 @@ class TimedModel:
         t2 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}
         return decide(scores, self.loaded.threshold, geoms)
-
-
-def _arch(project: Any, model_id: str) -> str:
-    try:
-        meta = project.model_meta(model_id)
-    except Exception:  # noqa: BLE001 - descriptive only
-        return ""
-    return str(meta.get("arch") or meta.get("backbone") or meta.get("config", {}).get("arch", ""))
 
 
 def untrained_classifier(project: Any | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:

@@ -9,6 +9,7 @@ from app.status_bar import StatusBar
 from app.widgets.progress import run_with_progress
 from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Settings, Verdict
+from training.card import ModelCard
 
 
 @pytest.fixture
@@ -29,7 +30,8 @@ def test_status_bar_shows_model_from_scratch_and_no_rig(qtbot, ctx):
     sb = StatusBar(ctx)
     qtbot.addWidget(sb)
     assert "model: none" in sb.model.text() and "sources: off" in sb.sources.text()
-    ctx.project.save_model("m-1", {"backbone": "resnet18", "pretrained": False, "created": 1.0}, b"\x00")
+    card = ModelCard("m-1", "resnet18", pretrained=False, created=1.0)  # the shape the registry writes
+    ctx.project.save_model("m-1", card.to_meta(), b"\x00")
     ctx.project.set_active_model("m-1")
     qtbot.waitUntil(lambda: "trained from scratch" in sb.model.text(), timeout=3000)
     assert "m-1" in sb.model.text() and "resnet18" in sb.model.text()

@@ -55,6 +55,8 @@ def test_cancel_leaves_project_intact(ctx, qtbot):
         qtbot.waitUntil(lambda: bool(seen), timeout=60000)
         qtbot.mouseClick(view.cancel_btn, qtbot_button())
     assert sig.args[0] == "cancelled", view.last_error
+    # the cancelled run's result still arrives (Worker.cancelled carries it): no model, nothing stored
+    assert view.last_result is not None and view.last_result.cancelled and view.last_result.model_id is None
     assert view.start_btn.isEnabled() and not view.cancel_btn.isEnabled()
     again = Project.open(path, readonly=True)
     assert again.models() == [] and again.active_model_id in (None, "")
@@ -72,16 +74,19 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
         view.start()
     assert sig.args[0] == "done", view.last_error
     mid = view.last_result.model_id
-    qtbot.waitUntil(lambda: any(str(m.get("id")) == mid for m in view.metas), timeout=20000)
+    qtbot.waitUntil(lambda: any(c.id == mid for c in view.cards), timeout=20000)
     assert [m["id"] for m in Project.open(ctx.project.path, readonly=True).models()] == [mid]
     assert view.loss_plot.series("train loss")[1]  # live curve drew points
     metrics = view.results.metrics  # drawn one panel per event-loop pass
     qtbot.waitUntil(lambda: metrics.table.rowCount() == 2 and metrics.confusion.rowCount() == 2, timeout=5000)
     assert "SCRATCH" in view.results.metrics.origin.text()  # said clearly, not hidden
     assert "scratch" in view.scratch.text()
-    # the stored metrics have no curve points: ROC/PR come from the held-out parts' scores
+    # ROC/PR are the card's stored held-out curves: drawn without a Worker scoring parts again
+    card = view.cards[0]
     curves = view.results.metrics.curves
-    qtbot.waitUntil(lambda: curves.curve_points("ROC") > 1 and curves.curve_points("PR") > 1, timeout=30000)
+    qtbot.waitUntil(lambda: curves.curve_points("ROC") > 1 and curves.curve_points("PR") > 1, timeout=5000)
+    assert curves.curve_points("ROC") == len(card.val.roc.x) and curves.curve_points("PR") == len(card.val.pr.x)
+    assert not any(w.is_running() for w in view._side)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid
     qtbot.mouseClick(table.make_active, qtbot_button())

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from app.worker import Worker
+from labeling.progress import Progress
 from labeling.store import ProjectError
 
 
@@ -15,7 +16,7 @@ def _work(n, progress=None, should_stop=None, scale=1):
     for i in range(n):
         if should_stop():
             return None
-        progress(i)
+        progress(Progress("work", i + 1, n))
         time.sleep(0.001)
     return (n * scale, thread)
 
@@ -28,7 +29,7 @@ def test_result_comes_back_from_another_thread(qtbot):
         w.start()
     value, thread = sig.args[0]
     assert value == 15 and thread != threading.get_ident()
-    assert seen and seen[-1] == 4  # the last progress always arrives
+    assert seen and seen[-1] == Progress("work", 5, 5)  # the last progress always arrives
     assert w.wait(10000) and not w.is_running()
 
 
@@ -41,18 +42,21 @@ def test_failure_is_a_clear_message(qtbot):
     assert sig.args[0] == "part 7 has no view 3"
 
 
-def test_cancel_stops_the_function(qtbot):
+def test_cancel_stops_the_function_and_delivers_what_it_finished(qtbot):
     def forever(progress=None, should_stop=None):
+        done = 0
         while not should_stop():
+            done += 1
             time.sleep(0.005)
-        return "ignored"
+        return {"finished": done}  # e.g. a live-sort run's summary
     w = Worker(forever)
     finished = []
     w.finished.connect(finished.append)
     w.start()
     assert w.is_running()
-    with qtbot.waitSignal(w.cancelled, timeout=5000):
+    with qtbot.waitSignal(w.cancelled, timeout=5000) as sig:
         w.cancel()
-    assert finished == []
+    assert finished == []  # a cancelled run is never taken for a finished one
+    assert sig.args[0]["finished"] >= 0 and w.result == sig.args[0]
     with pytest.raises(RuntimeError):
         w.start()

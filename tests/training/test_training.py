@@ -9,13 +9,15 @@ import pytest
 import torch
 from toykit import make_toy_project
 
+from labeling.progress import Progress
 from labeling.store import Project
 from labeling.types import Verdict
+from training.card import SCHEMA, EpochMetrics, read_card
 from training.config import AugmentConfig, TrainConfig
 from training.errors import TrainingError
 from training.evaluate import evaluate_model
 from training.inference import load_model
-from training.loop import fit_split, train
+from training.loop import TrainStep, fit_split, train
 from training.onnx_export import export_onnx
 
 FAST = {"arch": "resnet18", "freeze": "last-block", "epochs": 3, "input_size": 32, "batch_size": 8, "seed": 1}
@@ -36,21 +38,33 @@ def test_training_learns_the_toy_project_and_registers_everything(trained):
     assert res.metrics["val"]["balanced_accuracy"] == 1.0
     assert not res.pretrained
     assert any("trained from scratch: no ImageNet weights found for resnet18" in w for w in res.warnings)
-    assert {p.phase for p in seen} >= {"load", "train", "eval", "save"}
-    assert all(p.eta_s >= 0 for p in seen)
+    assert all(isinstance(p, Progress) for p in seen)
+    assert {p.stage for p in seen} >= {"load", "train", "eval", "save"}
+    steps = [p.payload for p in seen if p.stage == "train"]
+    assert steps and all(isinstance(s, TrainStep) and s.eta_s >= 0 for s in steps)
+    epochs = [p.payload for p in seen if p.stage == "eval"]
+    assert [e.epoch for e in epochs] == [1, 2, 3] and all(isinstance(e, EpochMetrics) for e in epochs)
+    assert all(p.total and 0 <= p.done <= p.total for p in seen)
     proj = Project.open(path, readonly=True)
     assert proj.active_model_id == res.model_id and res.activated
-    meta = proj.model_meta(res.model_id)
-    for key in ("arch", "freeze", "config", "class_names", "input_size", "normalization", "rois", "metrics",
-                "pretrained", "parent", "created", "dataset", "threshold", "target_layer", "checkpoint_sha256"):
-        assert key in meta, key
-    assert meta["arch"] == "resnet18" and meta["freeze"] == "last-block" and meta["input_size"] == [32, 32]
-    assert meta["pretrained"] is False and meta["parent"] is None and meta["target_layer"] == "layer4"
-    ds = meta["dataset"]
+    assert proj.model_meta(res.model_id)["schema"] == SCHEMA
+    card = read_card(proj, res.model_id)
+    assert card == res.card
+    assert card.task == "verdict" and card.classes == ["OK", "NG"]
+    assert card.arch == "resnet18" and card.freeze == "last-block" and card.input_size == (32, 32)
+    assert not card.pretrained and card.parent is None and card.target_layer == "layer4"
+    assert card.config["epochs"] == 3 and card.history == res.history and 1 <= card.best_epoch <= 3
+    assert card.timings.train_seconds > 0 and len(card.timings.epoch_seconds) == 3
+    assert card.checkpoint_sha256 and card.created > 0 and card.warnings == res.warnings
+    ds = card.dataset
     assert ds["n_parts"] == 24 and len(ds["parts"]) == 24 and {r[1] for r in ds["parts"]} == {"OK", "NG"}
-    val = meta["metrics"]["val"]
+    val = card.val
     for key in ("confusion_matrix", "per_class", "accuracy", "balanced_accuracy", "roc_auc", "pr_auc", "kappa"):
-        assert key in val
+        assert key in val.report
+    # the held-out scores and curves are kept: nothing is scored again to draw them
+    assert len(val.part_ids) == len(val.scores) == len(val.targets) == res.metrics["split"]["val_parts"]
+    assert val.roc is not None and val.roc.x[0] == 0.0 and val.roc.y[-1] == 1.0
+    assert val.pr is not None and len(val.pr.x) == len(val.pr.y) == len(val.scores) + 1
 
 
 def test_checkpoint_reloads_with_identical_outputs(trained):
@@ -123,10 +137,10 @@ def test_cancel_mid_epoch_leaves_project_and_registry_intact(trained, tmp_path):
         calls.append(p)
 
     def should_stop():
-        return any(p.phase == "train" and p.step >= 1 for p in calls)
+        return any(p.stage == "train" and p.payload.step >= 1 for p in calls)
 
     out = train(copy, TrainConfig(**dict(FAST, freeze="none", arch="mobilenet_v3_small")), progress, should_stop)
-    assert out.cancelled and out.model_id is None
+    assert out.cancelled and out.model_id is None and out.card is None
     after = Project.open(copy, readonly=True)
     assert after.models() == models_before and after.active_model_id == res.model_id
     assert len(after.events()) == events_before
@@ -137,8 +151,8 @@ def test_warm_start_target_recall_and_determinism(trained):
     path, res, _ = trained
     cfg = TrainConfig(**dict(FAST, epochs=1, warm_start=res.model_id, target_ng_recall=1.0))
     child = train(path, cfg)
-    meta = Project.open(path, readonly=True).model_meta(child.model_id)
-    assert meta["parent"] == res.model_id and meta["pretrained"] is False
+    card = read_card(Project.open(path, readonly=True), child.model_id)
+    assert card.parent == res.model_id and card.pretrained is False
     assert child.metrics["val"]["ng_recall"] == 1.0 and not child.activated
     # Same seed, same data -> the same run (one epoch of a live, augmented forward).
     from training.backbones import get_backbone
@@ -149,7 +163,7 @@ def test_warm_start_target_recall_and_determinism(trained):
     c = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32, batch_size=8,
                     augment=AugmentConfig.preset("light"))
     runs = [fit_split(snap, tr, va, c, lambda: spec.build(2), None, None)[2][0] for _ in range(2)]
-    assert runs[0]["loss"] == runs[1]["loss"] and runs[0]["val_loss"] == runs[1]["val_loss"]
+    assert runs[0].loss == runs[1].loss and runs[0].val_loss == runs[1].val_loss
 
 
 def test_bad_config_and_empty_project_give_clear_errors(tmp_path):
@@ -173,5 +187,5 @@ def test_kfold_cross_validation_reports_mean_and_std(tmp_path):
     assert bal["n"] == 2 and 0.0 <= bal["mean"] <= 1.0 and bal["std"] >= 0.0
     vals = [f["balanced_accuracy"] for f in cv["per_fold"]]
     assert bal["mean"] == pytest.approx(np.mean(vals)) and bal["std"] == pytest.approx(np.std(vals))
-    meta = Project.open(path, readonly=True).model_meta(res.model_id)
-    assert meta["metrics"]["cv"]["summary"]["balanced_accuracy"]["n"] == 2
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    assert card.cv["summary"]["balanced_accuracy"]["n"] == 2

@@ -18,9 +18,9 @@ def _loaded_model():
     from hardware.sort.models import TimedModel
     torch.manual_seed(0)
     spec = backbones.get_backbone("mobilenet_v3_small")
-    meta = {"id": "m-test", "arch": spec.name, "input_size": [32, 32], "class_names": ["OK", "NG"],
-            "threshold": 0.5, "target_layer": spec.target_layer}
-    loaded = inference.LoadedModel(spec.build(2), meta, torch.device("cpu"))
+    from training.card import ModelCard
+    card = ModelCard("m-test", spec.name, input_size=(32, 32), threshold=0.5, target_layer=spec.target_layer)
+    loaded = inference.LoadedModel(spec.build(2), card, torch.device("cpu"))
     return loaded, TimedModel(loaded)
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from labeling.types import BOLT_CLASSES
+from training.card import ModelCard
 from training.errors import TrainingError
 from training.explain.dataset import explain_loaded, target_class_index
 from training.explain.overlay import OverlayWriter, overlay
@@ -35,9 +36,8 @@ def oracle() -> nn.Module:
 
 
 def loaded(model: nn.Module) -> LoadedModel:
-    meta = {"id": "oracle-1", "arch": "oracle", "class_names": ["OK", "NG"], "input_size": [32, 48],
-            "target_layer": "0", "rois": {}}
-    return LoadedModel(model, meta, torch.device("cpu"))
+    card = ModelCard("oracle-1", "oracle", classes=["OK", "NG"], input_size=(32, 48), target_layer="0")
+    return LoadedModel(model, card, torch.device("cpu"))
 
 
 def test_attention_on_the_defects(tmp_path, make_project):
