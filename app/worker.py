@@ -104,10 +104,10 @@ class Worker(QObject):
             result = self.fn(*self.args, progress=self._emit_progress, should_stop=self.should_stop,
                              **self.kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI as a clear message
-            if self._stop.is_set():
-                self.cancelled.emit(None)
-                return
             self.error = error_message(exc)
+            if self._stop.is_set():
+                self.cancelled.emit(None)  # a view may still read .error (why nothing came back)
+                return
             log.warning("worker %s failed:\n%s", self.name, traceback.format_exc())
             self.failed.emit(self.error)
             return

@@ -33,9 +33,9 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
         rep = explain(ExplainSpec(path))
         from hardware.sort.session import SessionSpec, run_session as sort
         reports, stop = [], threading.Event()
-        def note(item):
-            reports.append(item)
-            if item[0] == "snapshot" and item[2] is not None:
+        def note(p):
+            reports.append(p)
+            if p.stage == "sort" and p.payload.part is not None:
                 stop.set()
         out = sort(SessionSpec(path, source="sim:64x48", threads=1, period=0.05, views_period=0.05,
                                thumb_px=32), progress=note, should_stop=stop.is_set)

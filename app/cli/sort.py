@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from labeling.home import okng_home
+from labeling.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +169,8 @@ def _run(args: argparse.Namespace, cfg, project, classifier, source, bar) -> dic
     from hardware.sort.engine import SortEngine
     from hardware.sort.rig import run_on_simulator
 
-    def progress(p) -> None:
-        bar.update(p.done, p.total, f"{p.snapshot.get('verdicts', '')}")
+    def progress(p: Progress) -> None:
+        bar.update(p.done, p.total, f"{p.payload.snapshot.get('verdicts', '')}")
 
     stop = args.stop_event
     if stop.is_set():  # interrupted while loading: nothing was sorted

@@ -7,9 +7,10 @@ forward, one Modbus write, log the part into the project), and report a snapshot
 second (counters, parts/s, latency, PLC link) with, for each newly decided part, that part's
 record and thumbnails of its own views: verdict, views and per-view P(NG) always show ONE part.
 In the window's process the engine's threads shared the GUI's GIL and froze it 60-130 ms.
-This view keeps the newest snapshot and a QTimer draws what changed. Stop asks the run to end:
-the engine clears SORT_MODE_ON and READY first, then the heartbeat. Closing the window does the
-same and waits for it; if the window dies, the run notices and stops the same way.
+This view keeps the newest snapshot and a QTimer draws what changed. Stop cancels the Worker: the
+run ends (the engine clears SORT_MODE_ON and READY first, then the heartbeat) and its summary
+comes back as the cancelled run's result. Closing the window does the same and waits for it; if
+the window dies, the run notices and stops the same way.
 Only a supervisor may switch sorting on (ctx.require_role); the refusal is a clear message.
 
 Run alone for a look: ``python -m app.views.sort_view PROJECT.h5``
@@ -17,7 +18,6 @@ Run alone for a look: ``python -m app.views.sort_view PROJECT.h5``
 from __future__ import annotations
 
 import os
-import threading
 import time
 from typing import Any
 
@@ -40,6 +40,8 @@ from app.widgets.stagger import Stagger
 from app.worker import Worker
 from hardware.sort.config import parse_host_port
 from hardware.sort.session import SessionSpec, run_session
+from hardware.sort.summary import SortStarted, SortTick
+from labeling.progress import Progress, ProgressFn, StopFn
 from labeling.types import Role
 
 POLL_MS = 200
@@ -55,12 +57,11 @@ def engine_threads() -> int:
     return max(1, (os.cpu_count() or 2) - 1)
 
 
-def sort_in_process(spec: SessionSpec, halt: threading.Event, progress: Any = None,
-                    should_stop: Any = None) -> dict[str, Any]:
-    """hardware.sort.session.run_session in a child process until `halt` is set (the run logs
+def sort_in_process(spec: SessionSpec, progress: ProgressFn | None = None,
+                    should_stop: StopFn | None = None) -> dict[str, Any]:
+    """hardware.sort.session.run_session in a child process until should_stop() (the run logs
     its parts through its own handles; the window reloads its Project on the writer thread)."""
-    return in_child(run_session, spec, progress=progress,
-                    should_stop=lambda: halt.is_set() or bool(should_stop and should_stop()))
+    return in_child(run_session, spec, progress=progress, should_stop=should_stop)
 
 
 def preload() -> None:
@@ -88,7 +89,6 @@ class SortView(QWidget):
         self._busy: Worker | None = None
         self._t0 = 0.0
         self._part: dict[str, Any] | None = None  # the newest decided part (record + its views), not drawn yet
-        self._halt = threading.Event()
         self._shown: dict[str, Any] = {}  # what the screen shows now (redraw only changes)
 
         self.shadow = QCheckBox("Shadow mode: decide and log, do not actuate the gate")
@@ -180,28 +180,28 @@ class SortView(QWidget):
                 return False
         spec = SessionSpec(str(proj.path), plc, self.source_spec, self.shadow.isChecked(), self.sim_rate,
                            threads=engine_threads(), parent_pid=os.getpid())
-        self._halt = threading.Event()
-        self._busy = Worker(sort_in_process, spec, self._halt)
+        self._busy = Worker(sort_in_process, spec)
         self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
         self._busy.progress.connect(self._on_report)
         self._busy.finished.connect(self._on_stopped)
         self._busy.failed.connect(self._on_failed)
+        self._busy.cancelled.connect(self._on_cancelled)
         self.start_btn.setEnabled(False)
         self.shadow.setEnabled(False)
         self.mode.setText("Starting: loading the model, connecting to the PLC…")
         self._busy.start()
         return True
 
-    def _on_report(self, item: tuple) -> None:
-        kind = item[0]
-        if kind == "snapshot":
-            self.last_snapshot = item[1]
-            if item[2] is not None:
-                self._part = item[2]
-        elif kind == "started":
-            self._on_started(item[1])
+    def _on_report(self, p: Progress) -> None:
+        if isinstance(p.payload, SortTick):
+            self.last_snapshot = p.payload.snapshot
+            if p.payload.part is not None:
+                self._part = p.payload.part
+        elif isinstance(p.payload, SortStarted):
+            self._on_started(p.payload)
 
-    def _on_started(self, run: dict[str, Any]) -> None:
+    def _on_started(self, started: SortStarted) -> None:
+        run = {"info": started.info, "plc": started.plc, "shadow": started.shadow, "pid": started.pid}
         self.run = run
         self._t0 = time.monotonic()
         self._shown = {}
@@ -240,9 +240,15 @@ class SortView(QWidget):
         arrives as the Worker's result."""
         if self._busy is None or not self._busy.is_running():
             return
-        self._halt.set()
+        self._busy.cancel()  # the summary comes back with Worker.cancelled
         self.stop_btn.setEnabled(False)
         self.mode.setText("Stopping: clearing SORT_MODE_ON and READY…")
+
+    def _on_cancelled(self, summary: dict[str, Any] | None) -> None:
+        """The run stopped on request: its summary, or why it ended without one."""
+        busy = self._busy
+        self._on_stopped(summary if summary is not None else
+                         {"error": (busy.error if busy is not None else None) or "the run ended without a summary"})
 
     def _on_stopped(self, summary: dict[str, Any]) -> None:
         self.run = None
@@ -323,7 +329,7 @@ class SortView(QWidget):
         self.timer.stop()
         busy = self._busy
         if busy is not None and busy.is_running():
-            self._halt.set()
+            busy.cancel()
             if not busy.wait(30000):
                 self.ctx.status.emit("Live sort did not stop within 30 s")
         self.run = None

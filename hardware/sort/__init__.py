@@ -9,7 +9,7 @@
     models.py      load_classifier (trained model, timed), the untrained demo classifier
     partlog.py     logging parts into the project off the critical path (writer process)
     explain.py     Grad-CAM for NG parts (logger thread)
-    stats.py       per-stage timings, p50/p95/p99, parts/s;  summary.py  SortSummary/SortProgress
+    stats.py       per-stage timings, p50/p95/p99, parts/s;  summary.py  SortSummary, SortTick
     rig.py         run against the built-in PLC simulator (demo, tests)
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hardware.sort.classifier import (
            tiny_net,
 )
 from hardware.sort.config import SortConfig, parse_host_port
-from hardware.sort.engine import SortEngine, SortProgress, SortSummary
+from hardware.sort.engine import SortEngine, SortSummary, SortTick
 from hardware.sort.partlog import PartLogger, PartRecord
 
 __all__ = [
@@ -31,8 +31,8 @@ __all__ = [
            "PartRecord",
            "SortConfig",
            "SortEngine",
-           "SortProgress",
            "SortSummary",
+           "SortTick",
            "TorchViewClassifier",
            "parse_host_port",
            "tiny_net",

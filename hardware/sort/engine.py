@@ -27,9 +27,10 @@ from hardware.sort.config import SortConfig
 from hardware.sort.link import PlcLink
 from hardware.sort.partlog import PartLogger, PartRecord
 from hardware.sort.stats import LatencyStats
-from hardware.sort.summary import SortProgress, SortSummary
+from hardware.sort.summary import SortSummary, SortTick
+from labeling.progress import Progress, ProgressFn
 
-__all__ = ["SOURCE_WARMERS", "SortEngine", "SortProgress", "SortSummary"]
+__all__ = ["SOURCE_WARMERS", "SortEngine", "SortSummary", "SortTick"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class SortEngine:
 
     # ------------------------------------------------------------------ public API
     def run(self, parts: int | None = None, duration: float | None = None,
-            progress: Callable[[SortProgress], None] | None = None,
+            progress: ProgressFn | None = None,
             should_stop: Callable[[], bool] | None = None) -> SortSummary:
         """Sort until `parts` triggers were handled, `duration` s passed, or a stop request."""
         if parts is not None and parts <= 0:
@@ -106,9 +107,9 @@ class SortEngine:
                     break
                 handled = self._step()
                 if handled and progress is not None:
-                    progress(SortProgress(self._summary.triggers, parts,
-                                          f"seq {self._last.get('trig_seq')} {self._last.get('verdict')}",
-                                          self.snapshot()))
+                    progress(Progress("sort", self._summary.triggers, parts,
+                                      f"seq {self._last.get('trig_seq')} {self._last.get('verdict')}",
+                                      SortTick(self.snapshot())))
         finally:
             self._teardown()
         self._summary.stop_reason = reason

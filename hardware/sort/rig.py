@@ -14,7 +14,8 @@ from typing import Any
 
 from hardware.errors import HardwareError
 from hardware.sort.config import SortConfig
-from hardware.sort.engine import SortEngine, SortProgress, SortSummary
+from hardware.sort.engine import SortEngine, SortSummary, SortTick
+from labeling.progress import Progress, ProgressFn
 
 
 @dataclass
@@ -42,7 +43,7 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
 
 def run_on_simulator(project: Any, classifier: Any, source: Any, parts: int, rate: float = 5.0,
                      travel_s: float = 0.4, config: SortConfig | None = None,
-                     progress: Callable[[SortProgress], None] | None = None,
+                     progress: ProgressFn | None = None,
                      should_stop: Callable[[], bool] | None = None,
                      on_part: Callable[[int, Any, SortEngine], None] | None = None) -> RigResult:
     """Sort `parts` parts coming at `rate` parts/s from a PlcSimulator on a free loopback port.
@@ -77,7 +78,7 @@ def run_on_simulator(project: Any, classifier: Any, source: Any, parts: int, rat
             produced += 1
             if progress is not None:
                 snap = engine.snapshot()
-                progress(SortProgress(snap["triggers"], parts, f"{snap['verdicts']}", snap))
+                progress(Progress("sort", snap["triggers"], parts, f"{snap['verdicts']}", SortTick(snap)))
             if on_part is not None:
                 on_part(k, sim, engine)
         elapsed = time.monotonic() - t0

@@ -2,10 +2,11 @@
 
 ``run_session(spec, progress, should_stop)`` loads the project's model, opens the source, starts
 a PLC simulator when no PLC is given, runs the SortEngine and, every `spec.period` seconds,
-reports ``("snapshot", snap, part)``: the engine's counters, rate, latency and PLC link, plus,
-when a new part was decided (at most every `spec.views_period`), that ONE part: its record
-(verdict, confidence, per-view P(NG)) with small thumbnails of its own views, so a panel never
-shows one part's verdict above another part's views. The first report is ``("started", info)``. When should_stop() turns True
+reports Progress("sort", payload=SortTick(snap, part)): the engine's counters, rate, latency
+and PLC link, plus, when a new part was decided (at most every `spec.views_period`), that ONE
+part: its record (verdict, confidence, per-view P(NG)) with small thumbnails of its own views, so
+a panel never shows one part's verdict above another part's views. The first report is
+Progress("started", payload=SortStarted). When should_stop() turns True
 the engine is stopped (SORT_MODE_ON and READY cleared first) and the summary dict returned.
 
 The workstation runs this in a child process (app.child.in_child): the engine's poll loop,
@@ -23,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hardware.sort.summary import SortStarted, SortTick
 from labeling.images import thumbnail
+from labeling.progress import Progress, ProgressFn, StopFn
 
 log = logging.getLogger(__name__)
-Progress = Callable[[Any], None]
-Stop = Callable[[], bool]
 
 
 @dataclass
@@ -126,7 +127,7 @@ def parent_watch(parent_pid: int | None) -> Callable[[], bool]:
     return alive
 
 
-def run_session(spec: SessionSpec, progress: Progress | None = None, should_stop: Stop | None = None) -> dict[str, Any]:
+def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> dict[str, Any]:
     """Sort until should_stop() (or the watched process is gone); returns the summary dict."""
     from hardware.sort.config import SortConfig
     from hardware.sort.engine import SortEngine
@@ -152,7 +153,7 @@ def run_session(spec: SessionSpec, progress: Progress | None = None, should_stop
                          model_id=str(info.get("model_id", "")), threads=spec.threads)
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()
-        report(("started", {"info": info, "plc": list(plc), "shadow": spec.shadow, "pid": os.getpid()}))
+        report(Progress("started", payload=SortStarted(info, list(plc), spec.shadow, os.getpid())))
         shown, views_t = None, 0.0
         while not stop() and engine.running and alive():
             now = time.monotonic()
@@ -163,7 +164,8 @@ def run_session(spec: SessionSpec, progress: Progress | None = None, should_stop
                     shown, views_t = part["part"].get("trig_seq"), now
                 else:
                     part = None
-            report(("snapshot", engine.snapshot(), part))
+            snap = engine.snapshot()
+            report(Progress("sort", int(snap.get("triggers", 0)), None, "", SortTick(snap, part)))
             time.sleep(spec.period)
         summary = engine.stop()  # clears SORT_MODE_ON and READY first; re-raises the loop's error
         out = summary.to_dict()

@@ -1,18 +1,33 @@
-"""What the sort engine reports: per-trigger progress and the run's summary."""
+"""What the sort engine reports: the payloads of its Progress and the run's summary.
+
+A sort run reports labeling.progress.Progress: stage "started" with a SortStarted payload once
+the engine runs, then stage "sort" with a SortTick (the engine's snapshot, and the newest decided
+part with thumbnails of its own views when there is a new one) after each trigger or every period.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-@dataclass
-class SortProgress:
-    """Reported after each trigger: parts done (of total when known) and a snapshot."""
+@dataclass(frozen=True)
+class SortStarted:
+    """The run is sorting: the model it uses, the PLC it talks to, shadow or live."""
 
-    done: int
-    total: int | None
-    message: str
-    snapshot: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any]
+    plc: list[Any]
+    shadow: bool
+    pid: int
+
+
+@dataclass(frozen=True)
+class SortTick:
+    """The engine's snapshot (counters, last decision, rate, latency, PLC link); ``part``: a newly
+    decided part, {"part": its record, "views": thumbnails of its own views, "cameras": names}
+    (hardware.sort.session.part_view), else None."""
+
+    snapshot: dict[str, Any]
+    part: dict[str, Any] | None = None
 
 
 @dataclass

@@ -14,6 +14,7 @@ from hardware.plc.client import PlcClient
 from hardware.plc.registers import PcStatus
 from hardware.plc.simulator import PlcSimulator
 from hardware.sort.session import SessionSpec, run_session
+from hardware.sort.summary import SortStarted
 from labeling.demo import make_demo_project
 from labeling.store import Project
 
@@ -59,13 +60,13 @@ def test_session_reports_and_stops_cleanly(project_path, plc):
                        threads=1, period=0.05, views_period=0.1, thumb_px=40)
     halt = threading.Event()
     t, reports, out = _run_in_thread(spec, halt)
-    wait_for(lambda: any(r[0] == "snapshot" and r[1]["answered"] >= 3 for r in reports) or "error" in out,
+    wait_for(lambda: any(r.stage == "sort" and r.payload.snapshot["answered"] >= 3 for r in reports) or "error" in out,
              60, "three answered parts")
     assert "error" not in out, out.get("error")
-    assert reports[0][0] == "started"
-    info = reports[0][1]
-    assert info["info"]["trained"] is False and info["plc"] == ["127.0.0.1", plc.port]
-    views = [r[2] for r in reports if r[0] == "snapshot" and r[2] is not None]
+    assert reports[0].stage == "started" and isinstance(reports[0].payload, SortStarted)
+    started = reports[0].payload
+    assert started.info["trained"] is False and started.plc == ["127.0.0.1", plc.port]
+    views = [r.payload.part for r in reports if r.stage == "sort" and r.payload.part is not None]
     assert views, "no thumbnails reported"
     assert views[-1]["cameras"] and len(views[-1]["views"]) == len(views[-1]["cameras"])
     assert max(views[-1]["views"][0].shape[:2]) == 40  # 160x120 scaled to 40 on the longer side
@@ -89,7 +90,7 @@ def test_session_stops_when_the_window_process_is_gone(project_path, plc):
     halt = threading.Event()
     t, reports, out = _run_in_thread(spec, halt)
     try:
-        wait_for(lambda: any(r[0] == "snapshot" and r[1]["answered"] >= 1 for r in reports) or "error" in out,
+        wait_for(lambda: any(r.stage == "sort" and r.payload.snapshot["answered"] >= 1 for r in reports) or "error" in out,
                  60, "an answered part")
         assert "error" not in out, out.get("error")
         assert _status(plc) & PcStatus.SORT_MODE_ON
