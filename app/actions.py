@@ -14,6 +14,7 @@ from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from labeling.home import okng_home
+from labeling.progress import ProgressFn
 from labeling.store import Project
 from labeling.types import ProjectKind, Role
 
@@ -34,13 +35,12 @@ def demo_path(kind: str = "bolts") -> Path:
     return okng_home() / f"demo-{kind}.h5"
 
 
-def build_demo(path: Path, kind: str, parts: int, progress: Callable[[Any], None] | None = None,
+def build_demo(path: Path, kind: str, parts: int, progress: ProgressFn | None = None,
                should_stop: Callable[[], bool] | None = None) -> Path:
     """Create the demo project (labeling.demo.build) at path; returns path."""
     from labeling.demo.build import make_demo_project
     size = (640, 480) if kind == "bolts" else (640, 1600)
-    make_demo_project(path, kind=kind, parts=parts, size=size, overwrite=True,
-                      progress=(lambda i, n: progress((i, n))) if progress else None,
+    make_demo_project(path, kind=kind, parts=parts, size=size, overwrite=True, progress=progress,
                       should_stop=should_stop)
     return path
 

@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         shoot(win, out, "label")
 
         trainv = win.show_view("Train")
-        pump(app, 10.0, lambda: bool(trainv.metas))
+        pump(app, 10.0, lambda: bool(trainv.cards))
         trainv.refresh_preview()
-        pump(app, 15.0, lambda: trainv.preview_row.count() > 0)
-        pump(app, 90.0, lambda: trainv.results.metrics.curves.curve_points("ROC") > 1)  # scored in a child process
+        pump(app, 15.0, lambda: trainv.preview.grid.count() > 0)
+        pump(app, 10.0, lambda: trainv.results.metrics.curves.curve_points("ROC") > 1)  # the card's stored curves
         pump(app, 1.0)
         shoot(win, out, "train")
 

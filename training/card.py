@@ -14,6 +14,7 @@ No torch import here: the GUI and the CLI read cards cheaply.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from labeling.types import ROI
@@ -234,7 +235,10 @@ def read_cards(project: Any) -> list[ModelCard]:
     return [ModelCard.from_meta(m, str(m["id"])) for m in project.models()]
 
 
-def project_cards(project: Any, progress: Any = None, should_stop: Any = None) -> tuple[list[ModelCard], str | None]:
-    """The project's cards and its active model id (a Worker function: views list models with it)."""
-    project.reload()
+def project_cards(path: str | Path, progress: Any = None, should_stop: Any = None) -> tuple[list[ModelCard], str | None]:
+    """The project's cards and its active model id, read through a handle of our own (a Worker
+    function: the Train and Explain views list models with it; the window's Project is only
+    touched by its writer thread)."""
+    from labeling.store import Project
+    project = Project.open(path, readonly=True)
     return read_cards(project), project.active_model_id

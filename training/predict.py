@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from labeling.progress import Progress, ProgressFn
 from labeling.store import Project
 from labeling.types import Prediction
 
@@ -33,11 +34,9 @@ from .inference import decide, load_model
 
 
 @dataclass(frozen=True)
-class PredictProgress:
-    """Sent after every part."""
+class PartPredicted:
+    """Payload of predict's Progress (stage "predict"), sent after every part."""
 
-    done: int
-    total: int
     part_id: int
     verdict: str
 
@@ -52,7 +51,7 @@ def _todo(project: Project, model_id: str, parts: Iterable[int] | None, redo: bo
 
 def predict_parts(project: Project | str | Path, model_id: str = "active", parts: Iterable[int] | None = None,
                   redo: bool = False, heatmaps: bool = True, heat_px: int = HEAT_PX, device: str = "auto",
-                  progress: Callable[[PredictProgress], None] | None = None,
+                  progress: ProgressFn | None = None,
                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Predict parts with a stored project model and store the predictions; a summary dict.
 
@@ -66,7 +65,7 @@ def predict_parts(project: Project | str | Path, model_id: str = "active", parts
 
 def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = None, redo: bool = False,
                    heatmaps: bool = True, heat_px: int = HEAT_PX,
-                   progress: Callable[[PredictProgress], None] | None = None,
+                   progress: ProgressFn | None = None,
                    should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """predict_parts for an already loaded model (training.inference.LoadedModel or alike)."""
     mid = str(loaded.id)
@@ -89,7 +88,8 @@ def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = 
         project.add_prediction(part.id, pred)
         counts[pred.verdict.name] = counts.get(pred.verdict.name, 0) + 1
         if progress is not None:
-            progress(PredictProgress(k + 1, len(todo), part.id, pred.verdict.name))
+            progress(Progress("predict", k + 1, len(todo), f"part {part.id}: {pred.verdict.name}",
+                              PartPredicted(part.id, pred.verdict.name)))
     return {"model_id": mid, "layer": layer if heatmaps else None, "parts": len(todo),
             "predicted": sum(counts.values()), "verdicts": counts, "failed": failed, "stopped": stopped,
             "seconds": round(time.monotonic() - t0, 3)}

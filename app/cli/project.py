@@ -65,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bar = ProgressBar(f"demo {args.kind}", args.parts, quiet=args.json)
     project = make_demo_project(args.project, kind=args.kind, parts=args.parts, seed=args.seed,
                                 size=_size(args.size), overwrite=args.overwrite,
-                                progress=lambda p: bar.update(p.done, p.total))
+                                progress=bar.report)
     bar.close()
     return _report(project.stats(), args.json)
 

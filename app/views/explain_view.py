@@ -31,8 +31,10 @@ from PyQt6.QtWidgets import (
 from app.widgets.explain_panels import ShortcutPanel, SideBySide, summary_html
 from app.widgets.explain_table import AgreementTable
 from app.worker import Worker
+from labeling.progress import Progress
 from labeling.types import ROI
-from training.explain.session import explain_all, explain_one, list_models, load_explainer
+from training.card import ModelCard, project_cards
+from training.explain.session import explain_all, explain_one, load_explainer
 
 
 def preload() -> None:
@@ -134,24 +136,23 @@ class ExplainView(QWidget):
         if proj is None:
             self.model_box.clear()
             return
-        w = Worker(list_models, proj.path)
+        w = Worker(project_cards, proj.path)
         w.finished.connect(self._fill_models)
         self._keep(w)
 
-    def _fill_models(self, res: tuple[list[dict], str | None]) -> None:
-        metas, active = res
+    def _fill_models(self, res: tuple[list[ModelCard], str | None]) -> None:
+        cards, active = res
         current = self.model_box.currentData() or active
         self.model_box.blockSignals(True)
         self.model_box.clear()
-        for m in reversed(metas):
-            mid = str(m.get("id"))
-            star = " (active)" if mid == active else ""
-            scratch = "" if m.get("pretrained") else " · scratch"
-            self.model_box.addItem(f"{mid} · {m.get('arch', '?')}{scratch}{star}", mid)
+        for card in reversed(cards):
+            star = " (active)" if card.id == active else ""
+            scratch = "" if card.pretrained else " · scratch"
+            self.model_box.addItem(f"{card.id} · {card.arch}{scratch}{star}", card.id)
         idx = self.model_box.findData(current) if current else -1
-        self.model_box.setCurrentIndex(max(idx, 0) if metas else -1)
+        self.model_box.setCurrentIndex(max(idx, 0) if cards else -1)
         self.model_box.blockSignals(False)
-        if not metas:
+        if not cards:
             self.state.setText("No model in this project yet: train one in the Train view.")
         self._model_picked()
 
@@ -195,7 +196,7 @@ class ExplainView(QWidget):
         self.worker.progress.connect(self._progress)
         self.worker.finished.connect(self._report)
         self.worker.failed.connect(self._failed)
-        self.worker.cancelled.connect(lambda: self._idle("Explanation cancelled."))
+        self.worker.cancelled.connect(lambda _finished: self._idle("Explanation cancelled."))
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
         self.state.setText(f"Grad-CAM over the dataset with {self.loaded_id}, layer {self.layer_box.currentText()}…")
@@ -205,10 +206,9 @@ class ExplainView(QWidget):
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
 
-    def _progress(self, p: Any) -> None:
-        done, total = getattr(p, "done", 0), getattr(p, "total", 0)
-        self.bar.setMaximum(max(1, total))
-        self.bar.setValue(done)
+    def _progress(self, p: Progress) -> None:
+        self.bar.setMaximum(max(1, p.total or 0))
+        self.bar.setValue(p.done)
 
     def _report(self, rep: dict[str, Any]) -> None:
         self.report = rep

@@ -295,7 +295,7 @@ class LabelView(QWidget):
         self._predictor.progress.connect(
             lambda p: self.panel.predict_btn.setText(f"Predicting… {p.done}/{p.total} (press to stop)"))
         self._predictor.finished.connect(self._predicted)
-        self._predictor.cancelled.connect(lambda: self._predicted(None))
+        self._predictor.cancelled.connect(lambda _finished: self._predicted(None))
         self._predictor.failed.connect(lambda m: self._predicted({"error": m}))
         self.panel.predict_btn.setText("Predicting… (press to stop)")
         self.ctx.status.emit(f"Predicting parts with model {proj.active_model_id}…")

@@ -249,7 +249,7 @@ class TrainView(QWidget):
         if proj is None:
             self.results.models.show_models([], None)
             return
-        w = Worker(project_cards, proj)
+        w = Worker(project_cards, proj.path)
         w.finished.connect(lambda res, s=select: self._show_models(res, s))
         w.failed.connect(lambda m: self._say(f"Could not read the models: {m}"))
         self._keep(w)

@@ -1,4 +1,7 @@
-"""Run a long function in the Worker with a progress dialog (cancel stops it cleanly)."""
+"""Run a long function in the Worker with a progress dialog (cancel stops it cleanly).
+
+The function reports labeling.progress.Progress; the dialog shows done/total when the total is
+known (a busy indicator otherwise)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,18 +11,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QMessageBox, QProgressDialog, QWidget
 
 from app.worker import Worker
-
-
-def _fraction(value: Any) -> tuple[int, int] | None:
-    """(done, total) from the shapes progress takes: (i, n), a Progress with done/total, a float."""
-    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return int(value[0]), int(value[1])
-    done, total = getattr(value, "done", None), getattr(value, "total", None)
-    if isinstance(done, (int, float)) and isinstance(total, (int, float)):
-        return int(done), int(total)
-    if isinstance(value, float) and 0 <= value <= 1:
-        return int(value * 1000), 1000
-    return None
+from labeling.progress import Progress
 
 
 def run_with_progress(parent: QWidget | None, title: str, fn: Callable[..., Any], *args: Any,
@@ -34,12 +26,11 @@ def run_with_progress(parent: QWidget | None, title: str, fn: Callable[..., Any]
     dlg.setAutoReset(False)
     w = Worker(fn, *args, **kwargs)
 
-    def progress(value: Any) -> None:
-        f = _fraction(value)
-        if f is not None:
-            dlg.setMaximum(max(1, f[1]))
-            dlg.setValue(min(f[0], f[1]))
-            dlg.setLabelText(f"{title}  {f[0]}/{f[1]}")
+    def progress(p: Progress) -> None:
+        if p.total:
+            dlg.setMaximum(max(1, p.total))
+            dlg.setValue(min(p.done, p.total))
+            dlg.setLabelText(f"{title}  {p.done}/{p.total}")
 
     def done(result: Any) -> None:
         dlg.close()

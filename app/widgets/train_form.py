@@ -1,8 +1,8 @@
 """TrainForm: the training settings (backbone, freeze policy, epochs, augmentations, folds...).
 
-The form only holds control values; `values()` gives a plain dict that the Train view turns into
-a training.loop.TrainConfig (app.views.train_view.make_config), so the widget knows nothing of
-the training code beyond the names it offers.
+The form only holds control values; `values()` gives the plain form values that
+training.session.make_config turns into a TrainConfig (the same builder `okng train` uses), so
+the widget knows nothing of the training code beyond the names it offers.
 """
 from __future__ import annotations
 
@@ -21,13 +21,15 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from training.backbones import BACKBONES
+
 FREEZE_HELP = {
     "head": "train only the classifier head (fast; needs ImageNet weights to be useful)",
     "last-block": "train the last block + head (the bolt study's fine-tuning)",
     "none": "train every layer (from ImageNet weights when available)",
     "scratch": "train every layer from random init (no pretrained weights)",
 }
-# name shown -> name passed to the training code's augmentation list
+# name shown -> the training session's toggle name (training.session.AUG_TOGGLES)
 AUGMENTATIONS = {
     "horizontal flip": "hflip", "vertical flip": "vflip", "rotation": "rotate",
     "random crop": "crop", "brightness / contrast": "brightness_contrast", "HSV": "hsv",
@@ -37,10 +39,6 @@ DEFAULT_AUG = ("hflip", "vflip", "brightness_contrast")
 
 
 def _backbones() -> tuple[list[str], dict[str, tuple[int, int]]]:
-    try:
-        from training.backbones import BACKBONES
-    except Exception:  # noqa: BLE001 - the form still opens; Start reports the real error
-        return ["mobilenet_v3_small", "resnet18"], {}
     return list(BACKBONES), {n: tuple(s.input_size) for n, s in BACKBONES.items()}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..progress import Progress, ProgressFn
 from ..store import Project
 from ..types import (
     BOLT_CLASSES,
@@ -75,7 +76,7 @@ KINDS: dict[str, DemoKind] = {
 
 def make_demo_project(path: str | Path, kind: str = "bolts", parts: int = 40, seed: int = 0,
                       size: tuple[int, int] = (640, 480), overwrite: bool = False,
-                      progress: Callable[[int, int], None] | None = None,
+                      progress: ProgressFn | None = None,
                       should_stop: Callable[[], bool] | None = None,
                       user: User = DEMO_USER) -> Project:
     """Create a labelled demo project at `path` (bolts: WxH views; xray: W px wide, H lines a product).
@@ -102,5 +103,5 @@ def make_demo_project(path: str | Path, kind: str = "bolts", parts: int = 40, se
                          masks=masks, meta={"demo": {"kind": kind, "index": i, "seed": int(seed)}, "truth": truth},
                          label=Label(verdict, cls, user, time.time(), "demo ground truth"))
         if progress is not None:
-            progress(i + 1, int(parts))
+            progress(Progress("demo", i + 1, int(parts), f"part {i + 1} of {int(parts)}"))
     return project

@@ -98,3 +98,9 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
 def qtbot_button():
     from PyQt6.QtCore import Qt
     return Qt.MouseButton.LeftButton
+
+
+def test_form_offers_exactly_the_sessions_augmentations():
+    from app.widgets.train_form import AUGMENTATIONS, DEFAULT_AUG
+    from training.session import AUG_TOGGLES
+    assert set(AUGMENTATIONS.values()) == set(AUG_TOGGLES) and set(DEFAULT_AUG) <= set(AUG_TOGGLES)

@@ -180,7 +180,7 @@ def test_xray_strip_products_gaps_and_masks():
 def test_make_demo_project_bolts_matches_the_generated_labels(tmp_path):
     calls = []
     proj = make_demo_project(tmp_path / "b.h5", kind="bolts", parts=10, seed=2, size=TINY,
-                             progress=lambda d, t: calls.append((d, t)))
+                             progress=lambda p: calls.append((p.done, p.total)))
     assert calls[-1] == (10, 10) and len(calls) == 10
     proj = Project.open(tmp_path / "b.h5", readonly=True)
     st = proj.stats()
@@ -220,7 +220,7 @@ def test_make_demo_project_xray(tmp_path):
 
 def test_make_demo_project_stops_early_and_stays_valid(tmp_path):
     done = []
-    proj = make_demo_project(tmp_path / "s.h5", parts=50, size=TINY, progress=lambda d, t: done.append(d),
+    proj = make_demo_project(tmp_path / "s.h5", parts=50, size=TINY, progress=lambda p: done.append(p.done),
                              should_stop=lambda: len(done) >= 3)
     assert len(proj.parts()) == 3
     again = Project.open(tmp_path / "s.h5")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from labeling.progress import Progress, ProgressFn
 from labeling.store import Project, iter_labeled
 from labeling.types import Part, Verdict
 from training.errors import TrainingError
@@ -45,13 +46,6 @@ class Explainable(Protocol):
     def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, Any]: ...
 
 
-@dataclass(frozen=True)
-class ExplainProgress:
-    """Sent after every batch: views done out of total."""
-
-    done: int
-    total: int
-    part_id: int | None = None
 
 
 @dataclass
@@ -148,7 +142,7 @@ def map_to_image(cam_in: np.ndarray, geom: Any, recipe: CamRecipe) -> np.ndarray
 
 def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
                    recipe: CamRecipe | None = None, parts: Iterable[int] | None = None,
-                   batch_size: int = 8, progress: Callable[[ExplainProgress], None] | None = None,
+                   batch_size: int = 8, progress: ProgressFn | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    on_view: Callable[[ViewExplanation], None] | None = None,
                    tolerance: float = 0.0, rule: ShortcutRule | None = None) -> ExplainReport:
@@ -208,7 +202,7 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
                                         mask))
         done += len(chunk)
         if progress:
-            progress(ExplainProgress(done, len(todo), chunk[-1][0].id))
+            progress(Progress("explain", done, len(todo), f"part {chunk[-1][0].id}"))
     report.summary = summarise(report.rows)
     report.totals = Totals.of(report.rows)
     report.looks_away = looks_away(report.rows)
@@ -253,7 +247,7 @@ def _parts(project: Project, parts: Iterable[int] | None) -> list[Part]:
 
 def explain_dataset(project: Project | str | Path, model_id: str = "active",
                     recipe: CamRecipe | None = None, parts: Iterable[int] | None = None,
-                    batch_size: int = 8, progress: Callable[[ExplainProgress], None] | None = None,
+                    batch_size: int = 8, progress: ProgressFn | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     on_view: Callable[[ViewExplanation], None] | None = None,
                     device: str = "auto", tolerance: float = 0.0) -> ExplainReport:
@@ -273,7 +267,6 @@ def explain_dataset(project: Project | str | Path, model_id: str = "active",
 
 
 __all__ = [
-    "ExplainProgress",
     "ExplainReport",
     "ViewExplanation",
     "default_layer",

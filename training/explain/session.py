@@ -41,12 +41,6 @@ def run_session(spec: ExplainSpec, progress: Callable[[Any], None] | None = None
                        threading.Lock(), progress=progress, should_stop=should_stop)
 
 
-def list_models(path: str | Path, progress: Any = None, should_stop: Any = None) -> tuple[list[dict], str | None]:
-    """The project's models and the active one, read through a handle of our own."""
-    project = Project.open(path, readonly=True)
-    return project.models(), project.active_model_id
-
-
 def load_explainer(path: str | Path, model_id: str, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
     """Load a model for explaining; its conv layers for the selector."""
     from training.explain.cam import layer_names
