@@ -162,9 +162,10 @@ def okng_run(path: Path, budget_s: float, target: float | None) -> dict:
     curve = []
 
     def progress(p) -> None:
-        if p.phase == "eval" and p.metrics:
-            curve.append((time.monotonic() - t0, float(p.metrics["val_balanced_accuracy"])))
-            _note({"okng_epoch": p.epoch, "t": round(curve[-1][0], 1), "loss": round(p.loss, 4),
+        if p.stage == "eval":  # payload: training.card.EpochMetrics
+            e = p.payload
+            curve.append((time.monotonic() - t0, float(e.val_balanced_accuracy)))
+            _note({"okng_epoch": e.epoch, "t": round(curve[-1][0], 1), "loss": round(e.loss, 4),
                    "val_balanced_accuracy": round(curve[-1][1], 4)})
 
     cfg = TrainConfig()
@@ -194,9 +195,9 @@ def default_train_time(path: Path, limit_s: float) -> dict:
     epochs = []
 
     def progress(p) -> None:
-        if p.phase == "eval":
+        if p.stage == "eval":
             epochs.append(round(time.monotonic() - t0, 1))
-            _note({"default_train_epoch_done_s": epochs[-1], "epoch": p.epoch})
+            _note({"default_train_epoch_done_s": epochs[-1], "epoch": p.payload.epoch})
 
     res = train(path, TrainConfig(), progress, lambda: time.monotonic() - t0 > limit_s)
     out = {"seconds": round(time.monotonic() - t0, 1), "finished": not res.cancelled, "epoch_times_s": epochs}

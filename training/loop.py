@@ -378,9 +378,8 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     if progress is not None:
         progress(Progress("save", 1, 1, "saving model"))
     seconds = time.monotonic() - t0
-    card = register_model(project_path, model, spec, config, snap, {"val": val}, metrics.get("cv"), len(train_p),
+    card, activated = register_model(project_path, model, spec, config, snap, {"val": val}, metrics.get("cv"), len(train_p),
                           history, best_epoch, pretrained, source, seconds, warnings)
-    activated = bool(card.extra.pop("activated", False))
     metrics["val"] = val.report
     metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p), "val_part_ids": val.part_ids}
     return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,

@@ -32,11 +32,8 @@ def new_model_id(arch: str) -> str:
 def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpec, config: TrainConfig,
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
-                   seconds: float, warnings: Sequence[str]) -> ModelCard:
-    """Store a trained model; it becomes active if the project has none.
-
-    Returns its card; ``card.extra["activated"]`` (not stored) says whether it became active.
-    """
+                   seconds: float, warnings: Sequence[str]) -> tuple[ModelCard, bool]:
+    """Store a trained model; it becomes active if the project has none. Returns (card, activated)."""
     data = to_bytes(model, spec.name, len(CLASS_NAMES))
     val = metrics.get("val")
     card = ModelCard(
@@ -50,10 +47,10 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
         checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict())
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
-    if not project.active_model_id:
+    activated = not project.active_model_id
+    if activated:
         project.set_active_model(card.id)
-        card.extra["activated"] = True
-    return card
+    return card, activated
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

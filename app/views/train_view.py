@@ -71,7 +71,7 @@ class TrainView(QWidget):
         self._select_next: str | None = None  # the model to show once the list is reloaded
         self.worker: Worker | None = None
         self._side: list[Worker] = []
-        self.last_result: Any = None
+        self.last_result: TrainResult | None = None  # also a cancelled run's (its finished epochs)
         self.last_error = ""
         self.cards: list[ModelCard] = []
         self._epoch_points: set[tuple[str, int]] = set()

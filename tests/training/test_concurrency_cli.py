@@ -15,6 +15,7 @@ from toykit import make_toy_project
 from app.cli import main
 from labeling.store import Project
 from labeling.types import Verdict
+from training.card import read_card
 from training.config import TrainConfig
 from training.loop import train
 from training.weights import find_pretrained, weights_dir
@@ -61,8 +62,8 @@ def test_training_reads_a_consistent_snapshot_while_another_process_labels(tmp_p
     n_written = int(out.split()[0])
     assert n_written > 0
     assert not res.cancelled and res.model_id
-    meta = Project.open(path, readonly=True).model_meta(res.model_id)
-    rows = {r[0]: r[1] for r in meta["dataset"]["parts"]}
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    rows = {r[0]: r[1] for r in card.dataset["parts"]}
     final = Project.open(path, readonly=True)
     for p in final.parts():  # the original labels are all in, untouched
         if not p.name.startswith("extra"):
@@ -122,8 +123,7 @@ def test_weights_import_is_found_and_used(tmp_path, capsys):
     path = make_toy_project(tmp_path / "pre.okng", n_ok=4, n_ng=4, size=(32, 32), views=1)
     res = train(path, TrainConfig(arch="mobilenet_v3_small", freeze="head", epochs=1, input_size=32))
     assert res.pretrained and res.pretrained_source and not res.warnings
-    meta = Project.open(path, readonly=True).model_meta(res.model_id)
-    assert meta["pretrained"] is True
+    assert read_card(Project.open(path, readonly=True), res.model_id).pretrained is True
 
 
 def test_demo_bolt_project_end_to_end(tmp_path):
