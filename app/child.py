@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from labeling.progress import ProgressFn, StopFn
+
 TRAIN_NICE = 10  # niceness of training/scoring children (see _child_main)
 
 
@@ -65,8 +67,8 @@ def start_child_server() -> None:
     forkserver.ensure_running()
 
 
-def in_child(fn: Callable[..., Any], *args: Any, nice: int = 0, progress: Callable[[Any], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Any:
+def in_child(fn: Callable[..., Any], *args: Any, nice: int = 0, progress: ProgressFn | None = None,
+             should_stop: StopFn | None = None) -> Any:
     """Run fn(*args, progress=, should_stop=) in a child process at `nice`; relay its progress
     and the stop request from this thread; return its result.
 
