@@ -55,7 +55,7 @@ class StatusBar(QStatusBar):
         self.refresh_model()
 
     def refresh_model(self) -> None:
-        """Re-read the active model's card (only when models change: it is a file read)."""
+        """Re-read the active model's card when models change (from the Project's cached metadata)."""
         proj = self.ctx.project
         self._card, self._card_error = None, ""
         if proj is not None and proj.active_model_id:

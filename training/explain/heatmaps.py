@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from labeling.types import ROI, Part
+from labeling.types import Part
 
 HEATMAP_KEY = "heatmaps"
 LEGACY_KEY = "gradcam"  # before the one convention: 16x16, model-input frame, 0..255
@@ -98,24 +98,23 @@ def model_geometry(project: Any) -> GeometryFn:
     A project model records its ROIs, input size and fit; a model that is not in the project
     (the untrained demo network) stretched the project's ROI into 96x128.
     """
+    from training.card import ModelCard, read_card
     from training.data import fit_geometry
-    metas: dict[str, dict[str, Any] | None] = {}
+    cards: dict[str, ModelCard | None] = {}
 
     def geometry(part: Part, view: int) -> Any:
         mid = part.prediction.model_id if part.prediction else ""
-        if mid not in metas:
+        if mid not in cards:
             try:
-                metas[mid] = project.model_meta(mid)
+                cards[mid] = read_card(project, mid)
             except Exception:  # noqa: BLE001 - any model not in the project: the demo network's frame
-                metas[mid] = None
-        meta = metas[mid]
+                cards[mid] = None
+        card = cards[mid]
         info = part.views[view]
         camera = info.camera
-        if meta is None:
+        if card is None:
             roi = project.settings.rois.get(camera)
             return fit_geometry(info.shape[:2], roi, (96, 128), "resize")
-        rois = {k: ROI(*v) for k, v in meta.get("rois", {}).items()}
-        fit = meta.get("fit", meta.get("config", {}).get("fit", "letterbox"))
-        return fit_geometry(info.shape[:2], rois.get(camera), tuple(meta["input_size"]), fit)
+        return fit_geometry(info.shape[:2], card.roi(camera), card.input_size, card.fit)
 
     return geometry
