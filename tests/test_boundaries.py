@@ -76,14 +76,14 @@ def test_child_entry_points_run_with_qt_blocked_in_every_process(tmp_path):
         from app.child import in_child
         from hardware.sort.session import run_session as sort_session  # the live-sort child
         from labeling.demo import make_demo_project
-        from training.predict import predict_parts
+        from training.predict_session import PredictSpec, run_session as predict_session
         from training.session import TrainSpec, run_session
         path = make_demo_project(sys.argv[1], "bolts", parts=12, size=(64, 48)).path
         values = {"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1, "batch_size": 16,
                   "input_size": (32, 32), "augment": ["hflip"], "num_threads": 1}
         res = in_child(run_session, TrainSpec(str(path), values))
         assert res.model_id and res.card.arch == "mobilenet_v3_small", res
-        out = in_child(predict_parts, str(path))
+        out = in_child(predict_session, PredictSpec(str(path)))
         assert out["predicted"] == 12, out
         assert not any(m.split(".")[0] in ("PyQt6", "pyqtgraph") for m in sys.modules)
         print("ok", res.model_id)

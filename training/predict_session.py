@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from labeling.images import thumbnail
+from labeling.progress import ProgressFn
 from labeling.store import Project
 
 from .explain.heatmaps import HEAT_PX, model_geometry, read_heatmaps
@@ -35,7 +36,7 @@ class PredictSpec:
     device: str = "auto"
 
 
-def run_session(spec: PredictSpec, progress: Callable[[Any], None] | None = None,
+def run_session(spec: PredictSpec, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Pre-label the spec's parts and store the predictions; the summary dict of predict_parts
     (a stopped run keeps, and reports, what it finished)."""
