@@ -246,3 +246,95 @@ _HEADS: dict[str, Callable[[nn.Module, torch.Tensor], torch.Tensor]] = {
     "resnet": _resnet_head, "vgg": _pooled_head, "mobilenet_v2": _mnv2_head,
     "mobilenet_v3": _pooled_head, "efficientnet": _pooled_head,
 }
+
+
+# ---------------------------------------------------------------- from-scratch and self-supervised starts
+
+def first_conv_name(model: nn.Module) -> str:
+    """Dotted name of the first Conv2d in forward order (the stem's input layer)."""
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            return name
+    raise TrainingError("model has no Conv2d")
+
+
+def single_channel_stem(model: nn.Module, spec: BackboneSpec) -> nn.Module:
+    """Make the stem take one channel (grayscale views), in place; returns the model.
+
+    A grayscale view fed as three equal channels costs the first conv three times the work for
+    no information; the 1-channel conv keeps the same output shape, so nothing after it changes.
+    An existing 3-channel kernel is summed over its inputs, which gives the same response to a
+    gray image replicated to RGB (so ImageNet or encoder weights stay meaningful).
+    """
+    name = first_conv_name(model)
+    old = _get(model, name)
+    if old.in_channels == 1:
+        return model
+    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
+                    old.groups, old.bias is not None, old.padding_mode)
+    if old.weight.device.type != "meta":
+        with torch.no_grad():
+            new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
+            if old.bias is not None:
+                new.bias.copy_(old.bias)
+    _set(model, name, new)
+    return model
+
+
+def encoder_state(model: nn.Module, spec: BackboneSpec) -> dict[str, torch.Tensor]:
+    """The backbone's tensors without its classifier head: what a self-supervised run stores."""
+    heads = spec.head_modules()
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
+            if not _matches(k, heads)}
+
+
+def load_encoder_state(model: nn.Module, state: dict[str, torch.Tensor],
+                       spec: BackboneSpec | None = None) -> list[str]:
+    """Copy an encoder's tensors into a classifier of the same architecture, in place.
+
+    The head stays freshly initialised. A stem of a different channel count is adapted (a
+    1-channel encoder into an RGB model: the kernel is spread over the three inputs; an RGB
+    encoder into a 1-channel stem: summed). Returns the names of the tensors loaded; raises
+    TrainingError if any backbone tensor is missing or does not fit.
+    """
+    own = model.state_dict()
+    stem = first_conv_name(model) + ".weight"
+    heads = spec.head_modules() if spec is not None else ()
+    loaded, adapted = [], dict(state)
+    if stem in adapted and stem in own and adapted[stem].shape != own[stem].shape:
+        w = adapted[stem]
+        if w.shape[1] == 1 and own[stem].shape[1] == 3:
+            adapted[stem] = w.repeat(1, 3, 1, 1) / 3.0
+        elif w.shape[1] == 3 and own[stem].shape[1] == 1:
+            adapted[stem] = w.sum(dim=1, keepdim=True)
+    missing = [k for k in own if k not in adapted and not _matches(k, heads) and not _is_head_key(k, adapted)]
+    if missing:
+        raise TrainingError(f"encoder lacks {len(missing)} tensors of the model (first: {missing[0]})")
+    extra = [k for k in adapted if k not in own]
+    if extra:  # e.g. a resnet34 encoder offered to a resnet18: never load half a network silently
+        raise TrainingError(f"encoder has {len(extra)} tensors the model lacks (first: {extra[0]})")
+    with torch.no_grad():
+        for k, v in adapted.items():
+            if own[k].shape != v.shape:
+                raise TrainingError(f"encoder tensor {k} has shape {tuple(v.shape)}, model {tuple(own[k].shape)}")
+            own[k].copy_(v)
+            loaded.append(k)
+    return loaded
+
+
+def _is_head_key(key: str, state: dict[str, torch.Tensor]) -> bool:
+    # Without a spec, the keys an encoder lacks are taken as the head only when they sit in the
+    # model's last top-level module (fc / classifier), the one encoder_state leaves out.
+    return key.split(".")[0] in ("fc", "classifier", "heads")
+
+
+def build_from_encoder(arch: str, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A classifier of `arch` with a num_classes head, its backbone taken from an encoder state
+    (training.pretrain); the stem has the encoder's channel count (1 for grayscale projects)."""
+    spec = get_backbone(arch)
+    model = spec.build(num_classes)
+    stem = first_conv_name(model) + ".weight"
+    if stem in state and state[stem].shape[1] == 1:
+        single_channel_stem(model, spec)
+    load_encoder_state(model, state, spec)
+    return model

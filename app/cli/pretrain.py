@@ -1,0 +1,55 @@
+"""`okng pretrain`: self-supervised pretraining of an encoder on the project's own images.
+
+torch is imported inside the command, so `okng --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from app.cli.common import ProgressBar, print_json
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from '30m', '90s', '1h', '1h30m' or a bare number of seconds."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise ValueError(f"bad duration {text!r} (examples: 30m, 90s, 1h30m)")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised pretraining on every view of the project (no labels)")
+    p.add_argument("project", type=Path)
+    p.add_argument("--budget", default="30m", type=parse_duration, help="wall-clock time (30m, 90s, 1h)")
+    p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, ...)")
+    p.add_argument("--short", type=int, default=128, help="short side views are scaled to (never upscaled)")
+    p.add_argument("--crop", type=int, default=96, help="side of the square crops the encoder sees")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--id", default=None, help="encoder id (default encoder-ARCH-TIMESTAMP)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p.set_defaults(func=cmd_pretrain)
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    import os
+
+    from training.pretrain import PretrainSpec, pretrain
+    spec = PretrainSpec(project=str(args.project), arch=args.arch, budget_s=args.budget, short=args.short,
+                        crop=args.crop, batch_size=args.batch_size, encoder_id=args.id, seed=args.seed,
+                        num_threads=max(1, os.cpu_count() or 1))
+    bar = ProgressBar("pretrain", quiet=args.json)
+    res = pretrain(spec, lambda p: bar.update(p.done, p.total, p.message))
+    bar.close()
+    if args.json:
+        print_json(res.to_dict() | {"losses": res.losses[-20:]})
+    else:
+        loss = f"{res.losses[-1]:.3f}" if res.losses else "-"
+        print(f"encoder {res.encoder_id}: {res.arch}, {res.source}, {res.steps} steps in {res.seconds:.0f}s, "
+              f"final loss {loss}")
+    return 0

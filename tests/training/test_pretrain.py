@@ -1,0 +1,104 @@
+"""Self-supervised pretraining: runs on a real HDF5 project, stores an encoder, the encoder
+loads into a backbone with the same weights, and a cancel returns what was finished."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from toykit import make_toy_project
+
+from app.cli import main as cli_main
+from app.cli.pretrain import parse_duration
+from labeling.progress import Progress
+from labeling.store import Project
+from training.backbones import build_from_encoder, encoder_state, get_backbone, load_encoder_state
+from training.errors import TrainingError
+from training.pretrain import PretrainSpec, encoders, load_encoder, nt_xent, pretrain, pretrain_images
+
+TINY = {"arch": "resnet18", "short": 32, "crop": 24, "batch_size": 8}
+
+
+@pytest.fixture
+def gray_project(tmp_path):
+    return make_toy_project(tmp_path / "toy.okng", n_ok=4, n_ng=4, size=(40, 56), views=2)
+
+
+def test_pretrain_stores_an_encoder_that_loads_with_the_same_weights(gray_project):
+    seen: list[Progress] = []
+    steps = iter(range(1000))
+    # Stop after 3 steps instead of waiting for a budget: seconds-free and deterministic.
+    res = pretrain(PretrainSpec(project=str(gray_project), budget_s=600, encoder_id="enc1", **TINY),
+                   seen.append, lambda: next(steps) >= 3)
+    assert res.steps == 3 and res.stopped and res.encoder_id == "enc1"
+    assert res.n_images == 16 and res.channels == 1  # every view of every part, grayscale stem
+    assert res.source == "self-supervised on 16 images of this project"
+    assert all(np.isfinite(res.losses))
+    assert {p.stage for p in seen} >= {"load", "pretrain", "save"}
+
+    proj = Project.open(gray_project, readonly=True)
+    assert [m["id"] for m in encoders(proj)] == ["enc1"]
+    state, meta = load_encoder(proj, "latest")
+    assert meta["kind"] == "encoder" and meta["arch"] == "resnet18" and meta["steps"] == 3
+    model = build_from_encoder("resnet18", 2, state)
+    own = model.state_dict()
+    assert model.conv1.in_channels == 1 and model.fc.out_features == 2
+    assert not any(k.startswith("fc.") for k in state)
+    for k, v in state.items():
+        assert torch.equal(own[k], v), k
+    model.eval()
+    assert model(torch.zeros(2, 1, 40, 56)).shape == (2, 2)
+
+
+def test_cancel_before_the_first_step_stores_nothing(gray_project):
+    res = pretrain(PretrainSpec(project=str(gray_project), budget_s=600, **TINY), should_stop=lambda: True)
+    assert res.steps == 0 and res.stopped and res.encoder_id is None
+    assert encoders(gray_project) == []
+    with pytest.raises(TrainingError, match="okng pretrain"):
+        load_encoder(gray_project)
+
+
+def test_budget_ends_the_run(gray_project):
+    res = pretrain(PretrainSpec(project=str(gray_project), budget_s=0.0, save=False, **TINY))
+    assert res.steps == 0 and not res.stopped and res.encoder_id is None
+
+
+def test_rgb_encoder_loads_into_a_gray_stem_and_back():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (3, 30, 30), dtype=np.uint8) for _ in range(4)]
+    steps = iter(range(100))
+    state, res = pretrain_images(images, PretrainSpec(project="", **TINY), should_stop=lambda: next(steps) >= 1)
+    assert res.channels == 3 and state["conv1.weight"].shape[1] == 3
+    spec = get_backbone("resnet18")
+    gray = spec.build(2)
+    from training.backbones import single_channel_stem
+    single_channel_stem(gray, spec)
+    load_encoder_state(gray, state, spec)
+    assert torch.allclose(gray.conv1.weight, state["conv1.weight"].sum(1, keepdim=True))
+    rgb = build_from_encoder("resnet18", 3, state)
+    assert torch.equal(rgb.conv1.weight, state["conv1.weight"])
+    assert encoder_state(rgb, spec).keys() == state.keys()
+
+
+def test_an_encoder_of_another_architecture_is_refused():
+    spec = get_backbone("resnet18")
+    with pytest.raises(TrainingError):
+        load_encoder_state(spec.build(2), encoder_state(get_backbone("resnet34").build(2), spec), spec)
+
+
+def test_nt_xent_prefers_matching_pairs():
+    z = torch.eye(4)
+    assert nt_xent(z, z, 0.2) < nt_xent(z, z.roll(1, 0), 0.2)
+
+
+def test_cli_pretrain_json(gray_project, capsys):
+    assert cli_main(["pretrain", str(gray_project), "--budget", "1s", "--short", "32", "--crop", "24",
+                     "--batch-size", "8", "--id", "cli-enc", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"encoder_id":"cli-enc"' in out
+    assert encoders(gray_project)[0]["source"].startswith("self-supervised on 16 images")
+
+
+def test_parse_duration():
+    assert parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    with pytest.raises(ValueError):
+        parse_duration("ten minutes")

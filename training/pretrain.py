@@ -1,0 +1,300 @@
+"""Self-supervised pretraining on a project's own images (SimCLR), for plants without ImageNet.
+
+Every view of every part counts, labelled or not: the encoder learns what this plant's parts
+look like from two augmented crops of the same view being pulled together and crops of other
+views pushed apart (SimCLR's NT-Xent loss, Chen et al. 2020). SimCLR is written plainly here
+(one projection MLP, one loss) rather than taken from a library: it is ~40 lines, needs no
+momentum encoder or predictor to tune, and adds no dependency to the plant PC.
+
+The run is budgeted in seconds (the LR follows elapsed time: warm-up then cosine), reports
+``labeling.progress.Progress`` and stops cleanly on ``should_stop``, returning what it finished.
+The encoder (the backbone without its classifier head) is stored in the project as a model entry
+with ``meta["kind"] == "encoder"`` (no new HDF5 group, no store change); a training run starts
+from it with::
+
+    state, meta = load_encoder(project, "latest")           # or an encoder id
+    model = training.backbones.build_from_encoder(meta["arch"], num_classes, state)
+
+and its model card's pretrained source reads ``meta["source"]`` ("self-supervised on N images
+of this project").
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from labeling.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
+from labeling.store import Project
+
+from .backbones import encoder_state, get_backbone, single_channel_stem
+from .errors import TrainingError
+
+ENCODER_KIND = "encoder"
+ENCODER_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """What to pretrain. ``short`` is the side each view is scaled to before cropping (never
+    upscaled), ``crop`` the square crop side the encoder sees; ``gray`` None = decide from the
+    views (1-channel stem when every view is grayscale)."""
+
+    project: str
+    arch: str = "resnet18"
+    budget_s: float = 1800.0
+    short: int = 128
+    crop: int = 96
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    temperature: float = 0.2
+    gray: bool | None = None
+    seed: int = 0
+    num_threads: int = 0  # 0: leave torch's default
+    save: bool = True
+    encoder_id: str | None = None  # None: "encoder-<arch>-<timestamp>"
+    part_ids: tuple[int, ...] | None = None  # None: every part (labelled or not)
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run did; ``encoder_id`` is None when nothing was stored."""
+
+    arch: str
+    encoder_id: str | None
+    n_images: int
+    channels: int
+    steps: int
+    seconds: float
+    stopped: bool
+    losses: list[float] = field(default_factory=list)
+    source: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- images
+
+def _scaled(img: np.ndarray, short: int, gray: bool) -> np.ndarray:
+    """One view as uint8 (C, H, W), short side `short` (never upscaled)."""
+    if img.dtype != np.uint8:  # 16-bit X-ray: stretch its own range into 8 bits
+        lo, hi = np.percentile(img, (0.5, 99.5))
+        img = np.clip((img.astype(np.float32) - lo) * (255.0 / max(1.0, hi - lo)), 0, 255).astype(np.uint8)
+    if img.ndim == 3 and gray:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    elif img.ndim == 2 and not gray:
+        img = np.repeat(img[..., None], 3, axis=2)
+    h, w = img.shape[:2]
+    s = min(1.0, short / min(h, w))
+    if s < 1.0:
+        img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
+
+
+def project_images(project: Project, short: int, gray: bool | None = None,
+                   part_ids: tuple[int, ...] | None = None) -> tuple[list[np.ndarray], bool]:
+    """Every view of the chosen parts (all by default) as uint8 (C, H, W), inside its camera's
+    ROI when one is set; returns the images and whether they were taken as grayscale."""
+    parts = project.parts() if part_ids is None else [project.part(i) for i in part_ids]
+    rois = project.settings.rois
+    if gray is None:
+        gray = all(len(v.shape) == 2 for p in parts for v in p.views)
+    out = []
+    for p in parts:
+        for v in p.views:
+            out.append(_scaled(project.read_image(p.id, v.index, rois.get(v.camera)), short, gray))
+    return out, gray
+
+
+# ---------------------------------------------------------------- SimCLR
+
+class _Views:
+    """Two random augmentations of each image: resized crop, flips, 90-degree turns, brightness
+    and contrast, blur. Turns are safe for inspection images (a crack has no up)."""
+
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int) -> None:
+        self.images, self.crop = images, crop
+        self.rng = np.random.default_rng(seed)
+
+    def one(self, img: np.ndarray) -> np.ndarray:
+        r = self.rng
+        c, h, w = img.shape
+        side = int(min(h, w) * math.sqrt(r.uniform(0.2, 1.0)))
+        side = max(8, min(side, h, w))
+        y, x = int(r.integers(0, h - side + 1)), int(r.integers(0, w - side + 1))
+        patch = img[:, y:y + side, x:x + side].transpose(1, 2, 0)
+        patch = cv2.resize(patch, (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        patch = patch.reshape(self.crop, self.crop, c).astype(np.float32) / 255.0
+        if r.random() < 0.5:
+            patch = patch[:, ::-1]
+        patch = np.rot90(patch, int(r.integers(0, 4)))
+        if r.random() < 0.3:
+            patch = cv2.GaussianBlur(np.ascontiguousarray(patch), (0, 0), r.uniform(0.3, 1.5))
+            patch = patch.reshape(self.crop, self.crop, c)
+        mean = patch.mean()
+        patch = (patch - mean) * r.uniform(0.6, 1.4) + mean + r.uniform(-0.2, 0.2)
+        return np.ascontiguousarray(patch.transpose(2, 0, 1))
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.rng.choice(len(self.images), size=n, replace=len(self.images) < n)
+        a = np.stack([self.one(self.images[i]) for i in idx])
+        b = np.stack([self.one(self.images[i]) for i in idx])
+        return _norm(torch.from_numpy(a)), _norm(torch.from_numpy(b))
+
+
+def _norm(x: torch.Tensor) -> torch.Tensor:
+    # The same fixed normalisation recipe_scratch and a from-scratch run use (no ImageNet stats).
+    return (x - 0.5) / 0.25
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR's normalised-temperature cross entropy over 2N embeddings."""
+    z = nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.t() / temperature
+    n = z1.shape[0]
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return nn.functional.cross_entropy(sim, target)
+
+
+class _Encoder(nn.Module):
+    """The backbone up to its pooled features, plus SimCLR's projection MLP."""
+
+    def __init__(self, model: nn.Module, head: str, dim: int = 128) -> None:
+        super().__init__()
+        self.model = model
+        old = model.get_submodule(head)
+        parent, _, name = head.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, name, nn.Identity())
+        self.proj = nn.Sequential(nn.Linear(old.in_features, 512), nn.ReLU(), nn.Linear(512, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.model(x))
+
+
+def _lr_factor(frac: float, warmup: float = 0.1) -> float:
+    if frac < warmup:
+        return 0.1 + 0.9 * frac / warmup
+    t = min(1.0, (frac - warmup) / (1 - warmup))
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: ProgressFn = no_progress,
+                    should_stop: StopFn = never_stop) -> tuple[dict[str, torch.Tensor], PretrainResult]:
+    """SimCLR on in-memory uint8 (C, H, W) images for spec.budget_s seconds: the encoder state
+    (backbone without head, keys as in the classifier) and what was done."""
+    if len(images) < 2:
+        raise TrainingError(f"self-supervised pretraining needs at least 2 images, got {len(images)}")
+    channels = images[0].shape[0]
+    if any(im.shape[0] != channels for im in images):
+        raise TrainingError("images mix channel counts")
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    torch.manual_seed(spec.seed)
+    backbone = get_backbone(spec.arch)
+    model = backbone.build(2)
+    if channels == 1:
+        single_channel_stem(model, backbone)
+    net = _Encoder(model, backbone.head)
+    opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    views = _Views(images, spec.crop, spec.seed)
+    bs = max(2, min(spec.batch_size, len(images)))
+    losses: list[float] = []
+    stopped = False
+    t0 = time.monotonic()
+    progress(Progress("pretrain", 0, int(spec.budget_s), f"SimCLR on {len(images)} images"))
+    net.train()
+    while True:
+        elapsed = time.monotonic() - t0
+        if elapsed >= spec.budget_s:
+            break
+        if should_stop():
+            stopped = True
+            break
+        for g in opt.param_groups:
+            g["lr"] = spec.lr * _lr_factor(elapsed / spec.budget_s)
+        a, b = views.batch(bs)
+        loss = nt_xent(net(a), net(b), spec.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(round(loss.item(), 4))
+        done = min(int(spec.budget_s), int(time.monotonic() - t0))
+        progress(Progress("pretrain", done, int(spec.budget_s), f"step {len(losses)} loss {losses[-1]:.3f}",
+                          {"step": len(losses), "loss": losses[-1]}))
+    state = encoder_state(net.model, backbone)  # the head slot holds an Identity: nothing dropped but it
+    result = PretrainResult(spec.arch, None, len(images), channels, len(losses),
+                            round(time.monotonic() - t0, 1), stopped, losses)
+    return state, result
+
+
+def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
+             should_stop: StopFn = never_stop) -> PretrainResult:
+    """Pretrain an encoder on every view of the project for spec.budget_s seconds and (unless
+    spec.save is False or nothing was learned) store it in the project."""
+    project = Project.open(spec.project, readonly=not spec.save)
+    progress(Progress("load", 0, None, "reading the project's views"))
+    images, gray = project_images(project, spec.short, spec.gray, spec.part_ids)
+    progress(Progress("load", len(images), len(images), f"{len(images)} views ({'gray' if gray else 'RGB'})"))
+    state, result = pretrain_images(images, spec, progress, should_stop)
+    result.source = f"self-supervised on {result.n_images} images of this project"
+    if spec.save and result.steps > 0:
+        result.encoder_id = save_encoder(project, state, result, spec)
+        progress(Progress("save", 1, 1, f"stored encoder {result.encoder_id}"))
+    return result
+
+
+# ---------------------------------------------------------------- storage
+
+def save_encoder(project: Project, state: dict[str, torch.Tensor], result: PretrainResult,
+                 spec: PretrainSpec) -> str:
+    """Store an encoder as a model entry of kind "encoder"; returns its id."""
+    eid = spec.encoder_id or f"encoder-{spec.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    meta = {"kind": ENCODER_KIND, "format": ENCODER_FORMAT, "arch": spec.arch, "method": "simclr",
+            "channels": result.channels, "n_images": result.n_images, "steps": result.steps,
+            "seconds": result.seconds, "stopped": result.stopped,
+            "final_loss": result.losses[-1] if result.losses else None,
+            "source": result.source, "short": spec.short, "crop": spec.crop, "created": time.time(),
+            "pretrained": result.source}
+    project.save_model(eid, meta, buf.getvalue())
+    return eid
+
+
+def is_encoder(meta: dict[str, Any]) -> bool:
+    """True for an encoder entry (lists of classifiers, activate and predict must skip these)."""
+    return meta.get("kind") == ENCODER_KIND
+
+
+def encoders(project: Project | str | Path) -> list[dict[str, Any]]:
+    """The project's encoders, oldest first."""
+    proj = project if isinstance(project, Project) else Project.open(project, readonly=True)
+    return [m for m in proj.models() if is_encoder(m)]
+
+
+def load_encoder(project: Project | str | Path, encoder_id: str = "latest",
+                 arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An encoder's state and meta; "latest" = the newest (of `arch`, when given)."""
+    proj = project if isinstance(project, Project) else Project.open(project, readonly=True)
+    if encoder_id == "latest":
+        found = [m for m in encoders(proj) if arch is None or m.get("arch") == arch]
+        if not found:
+            raise TrainingError(f"no self-supervised encoder{' for ' + arch if arch else ''} in "
+                                f"{proj.path.name} (run `okng pretrain`)")
+        encoder_id = found[-1]["id"]
+    meta = proj.model_meta(encoder_id)
+    if not is_encoder(meta):
+        raise TrainingError(f"model {encoder_id!r} is a classifier, not an encoder")
+    state = torch.load(io.BytesIO(proj.load_checkpoint(encoder_id)), weights_only=True, map_location="cpu")
+    return state, meta
