@@ -60,6 +60,7 @@ class PretrainSpec:
     gray: bool | None = None
     seed: int = 0
     num_threads: int = 0  # 0: leave torch's default
+    bf16: bool | None = None  # None: bf16 autocast where the CPU has native bf16 (avx512_bf16/amx)
     save: bool = True
     encoder_id: str | None = None  # None: "encoder-<arch>-<timestamp>"
     part_ids: tuple[int, ...] | None = None  # None: every part (labelled or not)
@@ -182,6 +183,16 @@ class _Encoder(nn.Module):
         return self.proj(self.model(x))
 
 
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bf16 natively (avx512_bf16 or AMX): there bf16 autocast
+    measured ~25 % faster training steps (with channels_last) than fp32; elsewhere it is emulated."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def _lr_factor(frac: float, warmup: float = 0.1) -> float:
     if frac < warmup:
         return 0.1 + 0.9 * frac / warmup
@@ -205,7 +216,8 @@ def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: Prog
     model = backbone.build(2)
     if channels == 1:
         single_channel_stem(model, backbone)
-    net = _Encoder(model, backbone.head)
+    net = _Encoder(model, backbone.head).to(memory_format=torch.channels_last)
+    bf16 = cpu_has_bf16() if spec.bf16 is None else spec.bf16
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     views = _Views(images, spec.crop, spec.seed)
     bs = max(2, min(spec.batch_size, len(images)))
@@ -223,8 +235,10 @@ def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: Prog
             break
         for g in opt.param_groups:
             g["lr"] = spec.lr * _lr_factor(elapsed / spec.budget_s)
-        a, b = views.batch(bs)
-        loss = nt_xent(net(a), net(b), spec.temperature)
+        a, b = (v.contiguous(memory_format=torch.channels_last) for v in views.batch(bs))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            za, zb = net(a), net(b)
+        loss = nt_xent(za.float(), zb.float(), spec.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

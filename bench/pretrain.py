@@ -1,0 +1,79 @@
+"""Scratch vs self-supervised start at equal total minutes (issue 11): prints ONE JSON line.
+
+On kolektorsdd (by-item 70/15/15 split of bench/recipe_scratch.py), two runs of the same
+recipe share one wall-clock total T:
+  scratch   : T seconds of supervised training from random init;
+  simclr    : T*frac seconds of training.pretrain's SimCLR on the train+val images (labels unused;
+              the test images are held out of pretraining too), then T*(1-frac) seconds of the
+              same supervised recipe starting from that encoder.
+Both pick their best epoch on validation and report TEST balanced accuracy.
+
+    nice -n 15 .venv/bin/python bench/pretrain.py --total 600 [--frac 0.5] [-- RECIPE ARGS]
+
+Recipe arguments after `--` go to bench/recipe_scratch.py for both runs (default: its defaults
+with --gray --bf16 --channels-last, the recommended recipe).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import recipe_scratch as rs
+from training.pretrain import PretrainSpec, pretrain_images
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    recipe = argv[argv.index("--") + 1:] if "--" in argv else ["--short", "128", "--gray", "--bf16", "--channels-last"]
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="kolektorsdd")
+    p.add_argument("--total", type=float, default=600.0, help="seconds per arm")
+    p.add_argument("--frac", type=float, default=0.5, help="share of the total spent pretraining")
+    p.add_argument("--crop", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--skip-scratch", action="store_true")
+    a = p.parse_args(argv)
+    base = ["--data", a.data, *recipe]
+    torch.set_num_threads(rs.parse(base).threads)
+
+    # Pretraining images: the exact arrays the supervised run sees, minus the test split.
+    args = rs.parse(base)
+    rows = rs.read_rows(a.data)
+    split = np.array(rs.split_groups(rows, a.data, args.split_seed))
+    hw = rs.size_for(rows, args.short) if args.short else (args.square, args.square)
+    x = rs.load_images(a.data, rows, hw, args.gray)
+    images = [x[i] for i in np.flatnonzero(split != "test")]
+    t0 = time.monotonic()
+    state, res = pretrain_images(images, PretrainSpec(project="", budget_s=a.total * a.frac, crop=a.crop,
+                                                      batch_size=a.batch_size))
+    pre_s = time.monotonic() - t0
+    enc = Path("/tmp/okng_bench_encoder.pt")
+    torch.save(state, enc)
+    ssl = rs.run(rs.parse([*base, "--budget", str(a.total - pre_s), "--init", str(enc), "--tag", "simclr"]))
+    scratch = None if a.skip_scratch else rs.run(rs.parse([*base, "--budget", str(a.total), "--tag", "scratch"]))
+    keep = ("epochs", "s_per_epoch", "best_epoch", "val_bal_acc", "test_bal_acc", "test_recall_ok",
+            "test_recall_ng", "val_history")
+    out = {"bench": "pretrain", "data": a.data, "total_s": a.total, "recipe": recipe, "hw": list(hw),
+           "pretrain": {"s": round(pre_s, 1), "images": len(images), "steps": res.steps,
+                        "loss_first": res.losses[0] if res.losses else None,
+                        "loss_last": float(np.mean(res.losses[-10:])) if res.losses else None},
+           "simclr": {k: ssl[k] for k in keep},
+           "scratch": {k: scratch[k] for k in keep} if scratch else None}
+    if scratch:
+        out["test_bal_acc_gain"] = round(ssl["test_bal_acc"] - scratch["test_bal_acc"], 3)
+        out["val_bal_acc_gain"] = round(ssl["val_bal_acc"] - scratch["val_bal_acc"], 3)
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
