@@ -8,7 +8,7 @@ schedule follows elapsed time, not an epoch count), the best epoch is picked on 
 balanced accuracy, and TEST balanced accuracy of that checkpoint is reported.
 
 Split: stratified by group, 70/15/15 (kolektorsdd: the `item` column; bsdata: the recording
-series, the first field of the file name), never by image.
+capture, the first two fields of the file name), never by image.
 
     nice -n 15 .venv/bin/python bench/recipe_scratch.py --data kolektorsdd --budget 600
     nice -n 15 .venv/bin/python bench/recipe_scratch.py --data bsdata --freeze last-block
@@ -45,7 +45,9 @@ if not DATA.exists():  # a worktree under /work/wt: the data sits next to /work/
 def _group(data: str, row: dict[str, str]) -> str:
     if row.get("item"):
         return row["item"]
-    return Path(row["image"]).name.split("_")[0]  # bsdata: recording series
+    # bsdata has no part id; its first two name fields (series, timestamp) name one capture
+    # (1,096 groups for 1,104 images), so this is a stratified split by capture.
+    return "_".join(Path(row["image"]).name.split("_")[:2])
 
 
 def read_rows(data: str) -> list[dict[str, str]]:
@@ -261,7 +263,7 @@ def run(args: argparse.Namespace) -> dict:
         ba, _, _ = balanced_accuracy(y[va], (pv >= 0.5).astype(int))
         vloss = float(np.mean(-np.log(np.clip(np.where(y[va] == 1, pv, 1 - pv), 1e-6, 1))))
         history.append(round(ba, 3))
-        if (ba, -vloss) > (best[0], -best[1]):
+        if best_state is None or (ba, -vloss) > (best[0], -best[1]):
             best, best_epoch = (ba, vloss), epochs
             best_state = copy.deepcopy(model.state_dict())
         if stop or time.monotonic() - t0 >= args.budget:
