@@ -10,7 +10,7 @@ balanced accuracy, and TEST balanced accuracy of that checkpoint is reported.
 Split: stratified by group, 70/15/15 (kolektorsdd: the `item` column; bsdata: the recording
 capture, the first two fields of the file name), never by image.
 
-    nice -n 15 .venv/bin/python bench/recipe_scratch.py --data kolektorsdd --budget 600
+    nice -n 15 .venv/bin/python bench/recipe_scratch.py --data kolektorsdd --budget 600 --gray --bf16 --channels-last
     nice -n 15 .venv/bin/python bench/recipe_scratch.py --data bsdata --freeze last-block
 
 Decoded, resized images are cached under /tmp (never in the repo): the decode is not part of a
@@ -290,7 +290,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tag", default="")
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--freeze", default="none", choices=("none", "last-block", "head"))
-    p.add_argument("--short", type=int, default=192, help="short side in px, aspect kept (0: square)")
+    p.add_argument("--short", type=int, default=128, help="short side in px, aspect kept (0: square)")
     p.add_argument("--square", type=int, default=224)
     p.add_argument("--gray", action="store_true", help="single-channel input and stem")
     p.add_argument("--opt", default="adamw", choices=("adamw", "sgd"))
