@@ -8,9 +8,9 @@ momentum encoder or predictor to tune, and adds no dependency to the plant PC.
 
 The run is budgeted in seconds (the LR follows elapsed time: warm-up then cosine), reports
 ``labeling.progress.Progress`` and stops cleanly on ``should_stop``, returning what it finished.
-The encoder (the backbone without its classifier head) is stored in the project as a model entry
-with ``meta["kind"] == "encoder"`` (no new HDF5 group, no store change); a training run starts
-from it with::
+The encoder (the backbone without its classifier head) is stored in the project's own
+``/encoders/<id>`` group (see save_encoder for why not /models); a training run starts from it
+with::
 
     state, meta = load_encoder(project, "latest")           # or an encoder id
     model = training.backbones.build_from_encoder(meta["arch"], num_classes, state)
@@ -21,6 +21,7 @@ of this project").
 from __future__ import annotations
 
 import io
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from labeling.h5io import transaction
 from labeling.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from labeling.store import Project
 
@@ -269,10 +271,16 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
 
 
 # ---------------------------------------------------------------- storage
+# Encoders live in their own group, /encoders/<id> (attrs meta JSON, dataset state as torch.save
+# bytes), written through the store's own transaction (same lock, same flush). Not under /models:
+# every /models entry is read as a classifier's model card (training.card.read_cards), so an
+# encoder there would be listed, activated and predicted with. The store's API is untouched.
+ENCODERS_GROUP = "encoders"
+
 
 def save_encoder(project: Project, state: dict[str, torch.Tensor], result: PretrainResult,
                  spec: PretrainSpec) -> str:
-    """Store an encoder as a model entry of kind "encoder"; returns its id."""
+    """Store an encoder in the project's /encoders group; returns its id."""
     eid = spec.encoder_id or f"encoder-{spec.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -280,35 +288,43 @@ def save_encoder(project: Project, state: dict[str, torch.Tensor], result: Pretr
             "channels": result.channels, "n_images": result.n_images, "steps": result.steps,
             "seconds": result.seconds, "stopped": result.stopped,
             "final_loss": result.losses[-1] if result.losses else None,
-            "source": result.source, "short": spec.short, "crop": spec.crop, "created": time.time(),
-            "pretrained": result.source}
-    project.save_model(eid, meta, buf.getvalue())
+            "source": result.source, "short": spec.short, "crop": spec.crop, "created": time.time()}
+    with transaction(project.path, "a") as f:
+        group = f.require_group(ENCODERS_GROUP)
+        if eid in group:
+            del group[eid]
+        g = group.create_group(eid)
+        g.create_dataset("state", data=np.frombuffer(buf.getvalue(), dtype=np.uint8))
+        g.attrs["meta"] = json.dumps(meta)
     return eid
 
 
-def is_encoder(meta: dict[str, Any]) -> bool:
-    """True for an encoder entry (lists of classifiers, activate and predict must skip these)."""
-    return meta.get("kind") == ENCODER_KIND
+def _path(project: Project | str | Path) -> Path:
+    return project.path if isinstance(project, Project) else Path(project)
 
 
 def encoders(project: Project | str | Path) -> list[dict[str, Any]]:
-    """The project's encoders, oldest first."""
-    proj = project if isinstance(project, Project) else Project.open(project, readonly=True)
-    return [m for m in proj.models() if is_encoder(m)]
+    """The project's encoders' meta (with "id"), oldest first."""
+    with transaction(_path(project), "r") as f:
+        out = [dict(json.loads(g.attrs["meta"]), id=k) for k, g in f.get(ENCODERS_GROUP, {}).items()]
+    return sorted(out, key=lambda m: m.get("created", 0.0))
 
 
 def load_encoder(project: Project | str | Path, encoder_id: str = "latest",
                  arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """An encoder's state and meta; "latest" = the newest (of `arch`, when given)."""
-    proj = project if isinstance(project, Project) else Project.open(project, readonly=True)
+    path = _path(project)
     if encoder_id == "latest":
-        found = [m for m in encoders(proj) if arch is None or m.get("arch") == arch]
+        found = [m for m in encoders(path) if arch is None or m.get("arch") == arch]
         if not found:
             raise TrainingError(f"no self-supervised encoder{' for ' + arch if arch else ''} in "
-                                f"{proj.path.name} (run `okng pretrain`)")
+                                f"{path.name} (run `okng pretrain`)")
         encoder_id = found[-1]["id"]
-    meta = proj.model_meta(encoder_id)
-    if not is_encoder(meta):
-        raise TrainingError(f"model {encoder_id!r} is a classifier, not an encoder")
-    state = torch.load(io.BytesIO(proj.load_checkpoint(encoder_id)), weights_only=True, map_location="cpu")
+    with transaction(path, "r") as f:
+        g = f.get(ENCODERS_GROUP, {}).get(encoder_id)
+        if g is None:
+            raise TrainingError(f"no encoder {encoder_id!r} in {path.name}")
+        meta = dict(json.loads(g.attrs["meta"]), id=encoder_id)
+        data = g["state"][()].tobytes()
+    state = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
     return state, meta

@@ -37,6 +37,7 @@ def test_pretrain_stores_an_encoder_that_loads_with_the_same_weights(gray_projec
 
     proj = Project.open(gray_project, readonly=True)
     assert [m["id"] for m in encoders(proj)] == ["enc1"]
+    assert proj.models() == []  # never listed, activated or predicted with as a classifier
     state, meta = load_encoder(proj, "latest")
     assert meta["kind"] == "encoder" and meta["arch"] == "resnet18" and meta["steps"] == 3
     model = build_from_encoder("resnet18", 2, state)
