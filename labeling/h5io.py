@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +38,23 @@ class ProjectLocked(RuntimeError):
     """Another process held the project file for longer than LOCK_TIMEOUT_S."""
 
 
+class ProjectError(Exception):
+    """A clear, user-facing problem with a project file or an operation on it.
+
+    Defined here (and re-exported by store) so the lowest layer can already name a damaged
+    file as such."""
+
+
+class ProjectDamaged(ProjectError):
+    """The file (or one object in it) cannot be read: truncated, overwritten, checksum failed."""
+
+
+# HDF5 says "unable to lock file, errno = 11, ..." when another process holds the lock. Matching
+# "lock" alone also matched "sblock" in a truncated file's message and made it wait 30 s.
+_LOCK_TEXT = re.compile(r"unable to lock file|resource temporarily unavailable|errno = 11\b")
+_TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
+
+
 def _path_lock(path: Path) -> threading.RLock:
     key = str(path.resolve())
     with _locks_guard:
@@ -44,9 +62,35 @@ def _path_lock(path: Path) -> threading.RLock:
 
 
 def _is_lock_error(exc: OSError) -> bool:
-    text = str(exc).lower()
-    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text \
-        or "resource temporarily unavailable" in text
+    return getattr(exc, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) \
+        or bool(_LOCK_TEXT.search(str(exc).lower()))
+
+
+def truncation(exc: BaseException) -> tuple[int, int] | None:
+    """(bytes present, bytes HDF5 expects) when `exc` says the file was cut short."""
+    m = _TRUNCATED.search(str(exc))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def damaged_message(path: Path, exc: BaseException) -> str:
+    """One line naming `path` as damaged, with the reason in words (not HDF5's stack)."""
+    cut = truncation(exc)
+    if cut is not None:
+        have, want = cut
+        why = f"truncated: {have:,} of {want:,} bytes present"
+    else:
+        text = str(exc)
+        low = text.lower()
+        if "signature" in low:
+            why = "not an HDF5 file, or its header was overwritten"
+        elif "checksum" in low or "fletcher32" in low:
+            why = "checksum mismatch: the stored bytes were changed"
+        else:
+            # HDF5 messages are "Unable to ... (detail)": the detail is the useful part.
+            m = re.search(r"\(([^()]*)\)\s*$", text)
+            why = "corrupt: " + (m.group(1) if m else text.splitlines()[0] if text else type(exc).__name__)
+    return f"{path.name}: damaged project file ({why}); `okng check` lists what is readable, " \
+           f"`okng salvage` copies it to a new file"
 
 
 @contextmanager
@@ -61,10 +105,12 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
                 f = h5py.File(path, mode)
                 break
             except (OSError, BlockingIOError) as exc:
-                if not _is_lock_error(exc) or time.monotonic() > deadline:
-                    if _is_lock_error(exc):
-                        raise ProjectLocked(f"{path}: held by another process for over {timeout:.0f} s") from exc
-                    raise
+                if not _is_lock_error(exc):
+                    if isinstance(exc, FileNotFoundError) or not Path(path).exists():
+                        raise
+                    raise ProjectDamaged(damaged_message(Path(path), exc)) from exc
+                if time.monotonic() > deadline:
+                    raise ProjectLocked(f"{path}: held by another process for over {timeout:.0f} s") from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
         try:
@@ -114,13 +160,19 @@ def image_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 
 def write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str | None) -> None:
+    """Store pixels in a chunked dataset with a fletcher32 checksum per chunk.
+
+    Why the checksum: HDF5 reads flipped bytes back silently otherwise; with it, a damaged
+    chunk fails on read and the store names the part. Datasets of older files (without the
+    filter) are rewritten in place as they were and still read."""
     if name in group and group[name].shape == arr.shape and group[name].dtype == arr.dtype:
         group[name][...] = arr
         return
     if name in group:
         del group[name]
     group.create_dataset(name, data=arr, chunks=image_chunks(arr.shape, arr.dtype.itemsize),
-                         compression=compression, shuffle=compression is not None and arr.dtype.itemsize > 1)
+                         compression=compression, shuffle=compression is not None and arr.dtype.itemsize > 1,
+                         fletcher32=True)
 
 
 def fsync_append(path: Path, line: str) -> None:

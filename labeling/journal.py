@@ -7,11 +7,18 @@ and power loss), then applied to the HDF5 file, whose root attribute `journal_se
 last applied record. Opening the project for writing replays records newer than that, so an
 interrupted apply is finished on the next start. A torn last line (killed mid-append) was never
 acknowledged and is ignored. The journal is truncated once everything in it is applied.
+
+Bound to its project: every record carries the project's id (root attribute `project_id`) and
+a CRC-32 of its own bytes. A journal whose records name another project (a stray file copied
+beside this one) or fail their checksum is never replayed: `verify` says why and `quarantine`
+moves it aside, so the file it damaged is kept for a look and the project opens.
 """
 from __future__ import annotations
 
 import base64
 import json
+import os
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,12 +43,30 @@ def decode_array(d: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"]).copy()
 
 
-def append(project_path: Path, record: dict[str, Any]) -> None:
-    fsync_append(journal_path(project_path), json.dumps(record, separators=(",", ":")) + "\n")
+class JournalRejected(Exception):
+    """The journal belongs to another project or is damaged: it must not be replayed."""
+
+
+def _crc(body: dict[str, Any]) -> int:
+    return zlib.crc32(json.dumps(body, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+def seal(record: dict[str, Any], project_id: str) -> str:
+    """The journal line of `record`: bound to `project_id`, with a CRC-32 over the rest."""
+    body = {k: v for k, v in record.items() if k != "crc"}
+    body["pid"] = project_id
+    return json.dumps(dict(body, crc=_crc(body)), separators=(",", ":")) + "\n"
+
+
+def append(project_path: Path, record: dict[str, Any], project_id: str = "") -> None:
+    fsync_append(journal_path(project_path), seal(record, project_id) if project_id
+                 else json.dumps(record, separators=(",", ":")) + "\n")
 
 
 def read(project_path: Path) -> Iterator[dict[str, Any]]:
-    """Complete records in order; a torn trailing line (never acknowledged) is skipped."""
+    """Complete records in order; a torn trailing line (never acknowledged) is skipped.
+
+    Unchecked: use `verify` for a journal about to be replayed."""
     path = journal_path(project_path)
     if not path.exists():
         return
@@ -51,8 +76,57 @@ def read(project_path: Path) -> Iterator[dict[str, Any]]:
                 return
             try:
                 yield json.loads(raw)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 return
+
+
+def verify(project_path: Path, project_id: str) -> list[dict[str, Any]]:
+    """Every complete record, checked; JournalRejected (with the reason) when any is bad.
+
+    A project without an id (written before ids existed) accepts records without one, so an
+    old interrupted journal is still finished; records naming some other project never are."""
+    path = journal_path(project_path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    out: list[dict[str, Any]] = []
+    for n, raw in enumerate(lines[:-1], 1):  # lines[-1]: torn tail or b"" after the last newline
+        try:
+            rec = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            rec = None
+        if not isinstance(rec, dict):
+            raise JournalRejected(f"line {n} is not a readable record")
+        pid = rec.get("pid")
+        if pid is None and not project_id:
+            out.append(rec)
+            continue
+        if pid != project_id:
+            raise JournalRejected(f"it belongs to another project (id {str(pid)[:12] or 'none'}, "
+                                  f"this project {project_id[:12] or 'none'})")
+        body = {k: v for k, v in rec.items() if k != "crc"}
+        if rec.get("crc") != _crc(body):
+            raise JournalRejected(f"line {n} fails its checksum")
+        if not isinstance(rec.get("seq"), int) or not isinstance(rec.get("op"), str):
+            raise JournalRejected(f"line {n} has no sequence number or operation")
+        out.append(body)
+    return out
+
+
+def quarantine(project_path: Path) -> Path | None:
+    """Move the journal aside (`<project>.journal.rejected-<time>`); returns its new path."""
+    src = journal_path(project_path)
+    if not src.exists():
+        return None
+    dst = src.with_name(f"{src.name}.rejected-{time.strftime('%Y%m%d-%H%M%S')}")
+    k = 1
+    while dst.exists():
+        dst = dst.with_name(f"{src.name}.rejected-{time.strftime('%Y%m%d-%H%M%S')}-{k}")
+        k += 1
+    os.replace(src, dst)
+    return dst
 
 
 def truncate(project_path: Path) -> None:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,15 @@ import h5py
 import numpy as np
 
 from . import journal
-from .h5io import append_json, read_json_rows, transaction, write_array
+from .h5io import (
+    ProjectDamaged,
+    ProjectError,
+    append_json,
+    damaged_message,
+    read_json_rows,
+    transaction,
+    write_array,
+)
 from .types import (
     ROI,
     SYSTEM_USER,
@@ -49,10 +59,9 @@ from .types import (
 FORMAT = "okng-project"
 VERSION = 1
 Listener = Callable[[dict[str, Any]], None]
-
-
-class ProjectError(Exception):
-    """A clear, user-facing problem with a project file or an operation on it."""
+log = logging.getLogger(__name__)
+# ProjectError and ProjectDamaged live in h5io (the lowest layer raises them); importable here.
+__all__ = ["Project", "ProjectDamaged", "ProjectError", "iter_labeled"]
 
 
 def _check_image(img: np.ndarray, what: str) -> np.ndarray:
@@ -93,6 +102,10 @@ class Project:
         # for it and must not open the HDF5 file. A model another process saved since is read
         # on demand; reload() refreshes everything.
         self._model_metas: dict[str, dict[str, Any]] = {}
+        self.project_id = ""
+        # What opening or replaying had to leave out (a rejected journal, a record for a
+        # missing part): one line each, also logged as warnings.
+        self.warnings: list[str] = []
 
     # ---------------------------------------------------------------- open / create
     @classmethod
@@ -108,6 +121,7 @@ class Project:
             f.attrs["settings"] = json.dumps((settings or Settings()).to_dict())
             f.attrs["journal_seq"] = 0
             f.attrs["active_model"] = ""
+            f.attrs["project_id"] = uuid.uuid4().hex
             f.create_group("parts")
             f.create_group("index")
             f.create_group("events")
@@ -143,13 +157,26 @@ class Project:
                                        f"{int(f.attrs['okng_version'])}); please upgrade")
                 settings = Settings.from_dict(json.loads(f.attrs["settings"]))
                 active = str(f.attrs.get("active_model", "")) or None
+                project_id = str(f.attrs.get("project_id", ""))
                 rows = read_json_rows(f["index"], "parts")
                 events = read_json_rows(f["events"], "log")
                 metas = {k: dict(json.loads(g.attrs["meta"]), id=k) for k, g in f.get("models", {}).items()}
         except ProjectError:
             raise
-        except (OSError, KeyError, ValueError) as exc:
-            raise ProjectError(f"{self.path}: cannot read project ({exc})") from exc
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise ProjectDamaged(damaged_message(self.path, exc)) from exc
+        try:
+            fresh = self._fresh(rows, events, settings, active)
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise ProjectDamaged(damaged_message(self.path, ValueError(
+                f"unreadable part index or audit trail: {type(exc).__name__} {exc}"))) from exc
+        self._parts, self._events, self._model_metas = fresh._parts, fresh._events, metas
+        self.settings, self.active_model_id = fresh.settings, fresh.active_model_id
+        self.project_id = project_id
+
+    def _fresh(self, rows: list[dict[str, Any]], events: list[dict[str, Any]], settings: Settings,
+               active: str | None) -> Project:
+        """New caches built aside from the rows read (KeyError/TypeError... on a damaged index)."""
         fresh = Project(self.path, self.readonly)
         fresh.settings, fresh.active_model_id = settings, active
         # ViewInfo is immutable and most parts share camera/shape/dtype: intern them, which
@@ -166,8 +193,7 @@ class Project:
                 source=sources[row.get("source", "capture")], views=views, meta=row.get("meta", {}))
         for ev in events:
             fresh._apply_event_to_cache(ev)
-        self._parts, self._events, self._model_metas = fresh._parts, fresh._events, metas
-        self.settings, self.active_model_id = fresh.settings, fresh.active_model_id
+        return fresh
 
     def snapshot(self, part_ids: Iterable[int] = ()) -> Project:
         """A read-only handle holding copies of these parts, the settings and the model metadata
@@ -216,26 +242,44 @@ class Project:
             raise ProjectError(f"part {part_id} has {len(p.views)} views, not view {view}")
         return f"parts/{part_id}/v{view}"
 
+    def _unreadable(self, what: str, exc: BaseException) -> ProjectDamaged:
+        low = str(exc).lower()
+        why = ("checksum mismatch: the stored bytes were changed" if "checksum" in low or "fletcher" in low
+               else "missing from the file" if isinstance(exc, KeyError) else f"unreadable: {exc}")
+        return ProjectDamaged(f"{self.path.name}: {what}: {why}; `okng check` lists what is readable")
+
     def read_image(self, part_id: int, view: int = 0, roi: ROI | None = None) -> np.ndarray:
         """Pixels of one view (or of an ROI of it: only the chunks it touches are read)."""
         key = self._view_path(part_id, view)
         with transaction(self.path, "r") as f:
-            ds = f[key]["image"]
-            if roi is None:
-                return ds[()]
-            r = roi.clip(ds.shape[1], ds.shape[0])
-            return ds[r.y:r.y + r.h, r.x:r.x + r.w]
+            try:
+                ds = f[key]["image"]
+                if roi is None:
+                    return ds[()]
+                r = roi.clip(ds.shape[1], ds.shape[0])
+                return ds[r.y:r.y + r.h, r.x:r.x + r.w]
+            except (OSError, KeyError, ValueError) as exc:
+                raise self._unreadable(f"part {part_id} view {view} pixels", exc) from exc
 
     def read_mask(self, part_id: int, view: int = 0) -> np.ndarray | None:
         key = self._view_path(part_id, view)
         with transaction(self.path, "r") as f:
-            g = f[key]
-            return g["mask"][()] if "mask" in g else None
+            try:
+                g = f[key]
+                return g["mask"][()] if "mask" in g else None
+            except (OSError, KeyError, ValueError) as exc:
+                raise self._unreadable(f"part {part_id} view {view} mask", exc) from exc
 
     def read_views(self, part_id: int) -> list[np.ndarray]:
         p = self.part(part_id)
+        out = []
         with transaction(self.path, "r") as f:
-            return [f[f"parts/{part_id}/v{i}/image"][()] for i in range(len(p.views))]
+            for i in range(len(p.views)):
+                try:
+                    out.append(f[f"parts/{part_id}/v{i}/image"][()])
+                except (OSError, KeyError, ValueError) as exc:
+                    raise self._unreadable(f"part {part_id} view {i} pixels", exc) from exc
+        return out
 
     def events(self, part_id: int | None = None) -> list[dict[str, Any]]:
         """The audit trail (all parts, or one), oldest first."""
@@ -378,7 +422,7 @@ class Project:
             self._replay_pending(f)
             seq = int(f.attrs.get("journal_seq", 0)) + 1
             record["seq"] = seq
-            journal.append(self.path, record)
+            journal.append(self.path, record, self._ensure_id(f))
             self._apply(f, record)
             f.attrs["journal_seq"] = seq
             self._checkpoint(f)
@@ -403,17 +447,49 @@ class Project:
         f.flush()
         journal.truncate(self.path)
 
+    def _ensure_id(self, f: h5py.File) -> str:
+        """The project id journal records are bound to (files older than ids get one now)."""
+        pid = str(f.attrs.get("project_id", ""))
+        if not pid:
+            pid = uuid.uuid4().hex
+            f.attrs["project_id"] = pid
+        self.project_id = pid
+        return pid
+
+    def _warn(self, text: str) -> None:
+        self.warnings.append(text)
+        log.warning("%s", text)
+
     def _replay_pending(self, f: h5py.File) -> None:
         done = int(f.attrs.get("journal_seq", 0))
-        for rec in journal.read(self.path):
-            if int(rec.get("seq", 0)) > done:
-                self._apply(f, rec)
-                done = int(rec["seq"])
-                f.attrs["journal_seq"] = done
+        try:
+            records = journal.verify(self.path, str(f.attrs.get("project_id", "")))
+        except journal.JournalRejected as exc:
+            moved = journal.quarantine(self.path)
+            self._warn(f"{self.path.name}: journal not replayed, {exc}; moved aside to "
+                       f"{moved.name if moved else '(gone)'}")
+            return
+        parts = f["parts"]
+        for rec in records:
+            seq = int(rec["seq"]) if isinstance(rec.get("seq"), int) else 0
+            if seq <= done:
+                continue
+            pid = rec.get("part")
+            if pid is not None and str(pid) not in parts:
+                self._warn(f"{self.path.name}: journal record {seq} ({rec.get('op')}) skipped: "
+                           f"part {pid} is not in the file")
+            else:
+                try:
+                    self._apply(f, rec)
+                except (KeyError, ValueError, TypeError) as exc:
+                    self._warn(f"{self.path.name}: journal record {seq} ({rec.get('op')}) skipped: "
+                               f"cannot apply it ({type(exc).__name__}: {exc})")
+            done = seq
+            f.attrs["journal_seq"] = done
 
     @staticmethod
     def _event_of(record: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in record.items() if k != "pixels"}
+        return {k: v for k, v in record.items() if k not in ("pixels", "pid", "crc")}
 
     def _apply(self, f: h5py.File, rec: dict[str, Any]) -> None:
         if rec["op"] == "mask" and "pixels" in rec:
@@ -457,7 +533,8 @@ class Project:
             if model_id in models:
                 del models[model_id]
             g = models.create_group(model_id)
-            g.create_dataset("checkpoint", data=np.frombuffer(checkpoint, dtype=np.uint8))
+            g.create_dataset("checkpoint", data=np.frombuffer(checkpoint, dtype=np.uint8),
+                             chunks=True, fletcher32=True)
             g.attrs["meta"] = json.dumps(meta)
         self._model_metas[model_id] = dict(json.loads(json.dumps(meta)), id=model_id)
         self._notify({"op": "model_saved", "model": model_id})
@@ -481,7 +558,10 @@ class Project:
         with transaction(self.path, "r") as f:
             if model_id not in f.get("models", {}):
                 raise ProjectError(f"no model {model_id!r} in {self.path.name}")
-            return f["models"][model_id]["checkpoint"][()].tobytes()
+            try:
+                return f["models"][model_id]["checkpoint"][()].tobytes()
+            except (OSError, KeyError, ValueError) as exc:
+                raise self._unreadable(f"model {model_id} checkpoint", exc) from exc
 
     def set_active_model(self, model_id: str | None, user: User = SYSTEM_USER) -> None:
         if model_id is not None:

@@ -144,7 +144,8 @@ def test_journal_replays_unapplied_change(tmp_path):
     p = Project.create(tmp_path / "p.h5", _settings())
     pid = p.add_part(_views())
     journal.append(p.path, {"seq": 1, "op": "label", "part": pid, "time": 0.0,
-                            "label": {"verdict": 2, "defect_class": 1, "user": {"name": "ana", "role": "inspector"}}})
+                            "label": {"verdict": 2, "defect_class": 1, "user": {"name": "ana", "role": "inspector"}}},
+                   p.project_id)
     with open(journal.journal_path(p.path), "ab") as fh:  # torn, unacknowledged write
         fh.write(b'{"seq": 2, "op": "lab')
     q = Project.open(tmp_path / "p.h5")
