@@ -71,6 +71,10 @@ class PlcClient:
         self.attempts = 0            # connection attempts (tests check the backoff with these)
         self.connects = 0            # grows on every new connection: callers resync on change
         self.failures = 0
+        # Exception responses by code (e.g. {"2": 3}): the PLC answered but refused. Counted
+        # apart from lost connections, because the socket stays usable after one.
+        self.exceptions: dict[str, int] = {}
+        self.last_ok = False         # the last exchange got a usable answer
         self.last_error: str | None = None
 
     # --- connection -------------------------------------------------------------------
@@ -78,6 +82,10 @@ class PlcClient:
     def connected(self) -> bool:
         """True while a socket to the PLC is open."""
         return bool(self._mb.connected)
+
+    @property
+    def exception_count(self) -> int:
+        return sum(self.exceptions.values())
 
     def connect(self) -> bool:
         """Try to connect now, ignoring the backoff; True when connected."""
@@ -121,6 +129,7 @@ class PlcClient:
             raise PlcError("a PlcClient is used from two threads; create one client per thread")
         if not self.ensure_connected():
             raise PlcError(self.last_error or f"not connected to PLC at {self.host}:{self.port}")
+        self.last_ok = False
         try:
             rr = fn(*args, device_id=self.regmap.unit_id, **kw)
         except (ModbusException, OSError) as exc:
@@ -129,6 +138,8 @@ class PlcClient:
         if rr is None or rr.isError():
             # An exception response is the PLC refusing (bad address/unit id): the link is fine.
             self.failures += 1
+            code = str(getattr(rr, "exception_code", "none"))
+            self.exceptions[code] = self.exceptions.get(code, 0) + 1
             self.last_error = f"PLC {self.host}:{self.port}: {what} refused: {rr}"
             raise PlcError(self.last_error)
         return rr
@@ -145,28 +156,41 @@ class PlcClient:
         """ONE FC3 read of the 5 PLC registers."""
         rr = self._call("read PLC block", self._mb.read_holding_registers,
                         self.regmap.plc_base, count=PLC_BLOCK_LEN)
-        return self.regmap.decode_plc_block(rr.registers)
+        try:
+            block = self.regmap.decode_plc_block(rr.registers)
+        except PlcError:
+            # A short register block: the PLC answered, but not with the contract's block.
+            self.exceptions["short"] = self.exceptions.get("short", 0) + 1
+            self.last_error = f"PLC {self.host}:{self.port}: short PLC block ({len(rr.registers)} registers)"
+            raise PlcError(self.last_error) from None
+        self.last_ok = True
+        return block
 
     def read_pc_block(self) -> PcBlock:
         """FC3 read of the PC block as the PLC sees it (diagnostics, tests)."""
         rr = self._call("read PC block", self._mb.read_holding_registers,
                         self.regmap.pc_base, count=PC_BLOCK_LEN)
-        return self.regmap.decode_pc_block(rr.registers)
+        block = self.regmap.decode_pc_block(rr.registers)
+        self.last_ok = True
+        return block
 
     def write_result(self, result: PcResult) -> None:
         """ONE FC16 write of PC offsets 1-6, so the PLC never sees half a result."""
         self._call("write result", self._mb.write_registers,
                    self.regmap.pc(RESULT_OFFSET), self.regmap.encode_result(result))
+        self.last_ok = True
 
     def write_heartbeat(self, value: int) -> None:
         """PC_HEARTBEAT alone (FC6)."""
         self._call("write heartbeat", self._mb.write_register,
                    self.regmap.pc(PC_HEARTBEAT), int(value) & U16)
+        self.last_ok = True
 
     def write_status(self, status: PcStatus) -> None:
         """PC_STATUS alone (FC6)."""
         self._call("write status", self._mb.write_register,
                    self.regmap.pc(PC_STATUS), int(status) & 0xF)
+        self.last_ok = True
 
 
 def parse_endpoint(spec: str, default_port: int = 502) -> tuple[str, int]:

@@ -24,14 +24,18 @@ STATUS_REFRESH_S = 1.0   # rewrite PC_STATUS now and then: a restarted PLC may h
 class Heartbeat:
     """Writes PC_HEARTBEAT every `period` while `health()` is True and keeps PC_STATUS.
 
-    READY is only sent while the PLC's heartbeat moved within `plc_timeout` and health()
-    is True; `set_status` gives the wanted bits. `stop()` clears READY and SORT_MODE_ON first.
+    READY is only sent while the PLC's heartbeat moved within `plc_timeout`, health() is True
+    and link_ready() is True; `set_status` gives the wanted bits. link_ready is the sort
+    loop's own link: this thread's connection can come back seconds before the loop's
+    (its backoff runs apart), and READY then would invite triggers nobody answers. `stop()` clears READY and SORT_MODE_ON first.
     """
 
     def __init__(self, host: str, port: int, regmap: RegisterMap = DEFAULT_MAP,
                  health: Callable[[], bool] = lambda: True, period: float = 0.1,
-                 plc_timeout: float = 0.5, timeout: float = 0.3) -> None:
+                 plc_timeout: float = 0.5, timeout: float = 0.3,
+                 link_ready: Callable[[], bool] = lambda: True) -> None:
         self.regmap, self.health, self.period = regmap, health, float(period)
+        self.link_ready = link_ready
         self._endpoint = (host, int(port), float(timeout))
         self.client = PlcClient(host, port, regmap, timeout=timeout)
         self.watchdog = Watchdog(plc_timeout)
@@ -61,7 +65,11 @@ class Heartbeat:
     def effective_status(self) -> PcStatus:
         """What goes to PC_STATUS now."""
         st = self.wanted_status
-        if not (self.plc_alive and self.healthy):
+        try:
+            link_up = bool(self.link_ready())
+        except Exception:  # noqa: BLE001 - a crashing probe means not ready
+            link_up = False
+        if not (self.plc_alive and self.healthy and link_up):
             st &= ~PcStatus.READY
         return st
 

@@ -166,6 +166,7 @@ class SortEngine:
             s = self._summary
             snap = {"triggers": s.triggers, "answered": s.answered, "verdicts": dict(s.verdicts),
                     "errors": s.errors, "missed": s.missed, "unanswered": s.unanswered,
+                    "missed_in_outages": s.missed_in_outages,
                     "write_failures": s.write_failures, "shadow": s.shadow, "last": dict(self._last)}
         snap["parts_per_s"] = self.stats.rate()
         snap["latency_ms"] = self.stats.latency_ms()
@@ -189,6 +190,7 @@ class SortEngine:
         if self._link is not None:
             s.plc = self._link.info()
             s.write_failures = self._link.write_failures
+            s.modbus_exceptions = int(s.plc.get("modbus_exceptions", 0))
         if self._logger is not None:
             s.log = self._logger.counters()
         if s.duration_s > 0:
@@ -278,6 +280,7 @@ class SortEngine:
         t_poll = time.perf_counter()
         triggers = link.poll()
         t_seen = time.perf_counter()
+        self._account_outage(link)
         link.set_status(self._status_bits())
         if not triggers:
             time.sleep(self.config.poll_period)
@@ -290,6 +293,20 @@ class SortEngine:
             if trig.skipped:
                 self._count_missed(trig)
         return True
+
+    def _account_outage(self, link: Any) -> None:
+        # Parts that reached the station while the link was down were never seen as triggers
+        # but the PLC counted them: missed. A timed-out write found in the PLC was answered.
+        lost, landed = link.take_missed_in_outages(), link.take_landed()
+        if not (lost or landed):
+            return
+        with self._lock:
+            s = self._summary
+            s.triggers += lost
+            s.missed += lost
+            s.missed_in_outages += lost
+            s.answered += landed
+            s.unanswered -= landed
 
     def _count_missed(self, trig: Any) -> None:
         answered = False

@@ -43,6 +43,8 @@ class SortSummary:
     inference_errors: int = 0
     write_failures: int = 0
     unanswered: int = 0  # decided while the PLC was unreachable (logged locally)
+    missed_in_outages: int = 0  # of `missed`: parts that went by while the link was down
+    modbus_exceptions: int = 0  # exception responses and short blocks, both connections
     shadow: bool = False
     duration_s: float = 0.0
     parts_per_s: float = 0.0
