@@ -21,16 +21,21 @@ import numpy as np
 # -- normalisation and thresholds ---------------------------------------------------------
 
 def normalise_map(m: np.ndarray, mode: str = "minmax", eps: float = 1e-8) -> np.ndarray:
-    """Per-map normalisation to [0, 1]: "minmax" or "max" (see CamRecipe for why it matters)."""
+    """Per-map normalisation to [0, 1]: "minmax" or "max" (see CamRecipe for why it matters).
+
+    eps is relative to the map's scale (its largest magnitude): a fixed 1e-8 swamped maps whose
+    whole range is smaller (an untrained MobileNet gives ~1e-9) and blanked them. A map with
+    no range at all (constant, or all zero) normalises to zeros, never NaN."""
     m = np.asarray(m, dtype=np.float32)
     if m.size == 0:
         return m
-    hi = float(m.max())
+    hi, lo = float(m.max()), float(m.min())
     if mode == "minmax":
-        lo = float(m.min())
-        return ((m - lo) / (hi - lo + eps)).astype(np.float32)
+        den = (hi - lo) + eps * max(abs(hi), abs(lo))
+        return ((m - lo) / den).astype(np.float32) if den > 0 else np.zeros_like(m)
     if mode == "max":
-        return (np.clip(m, 0, None) / (max(hi, 0.0) + eps)).astype(np.float32)
+        den = max(hi, 0.0) * (1.0 + eps)
+        return (np.clip(m, 0, None) / den).astype(np.float32) if den > 0 else np.zeros_like(m)
     raise ValueError(f"unknown normalisation {mode!r} (expected 'minmax' or 'max')")
 
 
