@@ -83,7 +83,7 @@ def damaged_message(path: Path, exc: BaseException) -> str:
         low = text.lower()
         if "signature" in low:
             why = "not an HDF5 file, or its header was overwritten"
-        elif "checksum" in low or "fletcher32" in low:
+        elif "checksum" in low or "fletcher32" in low or "filter returned failure" in low:
             why = "checksum mismatch: the stored bytes were changed"
         else:
             # HDF5 messages are "Unable to ... (detail)": the detail is the useful part.
@@ -117,6 +117,12 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
             yield f
             if mode != "r":
                 f.flush()
+        except ProjectLocked:
+            raise
+        except (OSError, RuntimeError) as exc:
+            # HDF5 reports damaged metadata met mid-transaction (a bad B-tree or symbol table
+            # node, a failed filter) as OSError/RuntimeError: name the file as damaged.
+            raise ProjectDamaged(damaged_message(Path(path), exc)) from exc
         finally:
             f.close()
 
@@ -124,7 +130,10 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
 def append_rows(group: h5py.Group, name: str, values: Any, dtype: Any) -> int:
     """Append values to an extendable 1-D dataset, creating it on first use; returns first row."""
     if name not in group:
-        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(65536,))
+        # fletcher32: the part index and the audit trail (labels) are as precious as pixels;
+        # a flipped digit in a label must fail on read, not change the label.
+        group.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(65536,),
+                             fletcher32=True)
     ds = group[name]
     start = ds.shape[0]
     ds.resize((start + len(values),))

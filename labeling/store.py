@@ -244,7 +244,8 @@ class Project:
 
     def _unreadable(self, what: str, exc: BaseException) -> ProjectDamaged:
         low = str(exc).lower()
-        why = ("checksum mismatch: the stored bytes were changed" if "checksum" in low or "fletcher" in low
+        why = ("checksum mismatch or corrupt data: the stored bytes were changed"
+               if "checksum" in low or "fletcher" in low or "filter returned failure" in low
                else "missing from the file" if isinstance(exc, KeyError) else f"unreadable: {exc}")
         return ProjectDamaged(f"{self.path.name}: {what}: {why}; `okng check` lists what is readable")
 
@@ -258,7 +259,7 @@ class Project:
                     return ds[()]
                 r = roi.clip(ds.shape[1], ds.shape[0])
                 return ds[r.y:r.y + r.h, r.x:r.x + r.w]
-            except (OSError, KeyError, ValueError) as exc:
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise self._unreadable(f"part {part_id} view {view} pixels", exc) from exc
 
     def read_mask(self, part_id: int, view: int = 0) -> np.ndarray | None:
@@ -267,7 +268,7 @@ class Project:
             try:
                 g = f[key]
                 return g["mask"][()] if "mask" in g else None
-            except (OSError, KeyError, ValueError) as exc:
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise self._unreadable(f"part {part_id} view {view} mask", exc) from exc
 
     def read_views(self, part_id: int) -> list[np.ndarray]:
@@ -277,7 +278,7 @@ class Project:
             for i in range(len(p.views)):
                 try:
                     out.append(f[f"parts/{part_id}/v{i}/image"][()])
-                except (OSError, KeyError, ValueError) as exc:
+                except (OSError, KeyError, ValueError, RuntimeError) as exc:
                     raise self._unreadable(f"part {part_id} view {i} pixels", exc) from exc
         return out
 
@@ -560,7 +561,7 @@ class Project:
                 raise ProjectError(f"no model {model_id!r} in {self.path.name}")
             try:
                 return f["models"][model_id]["checkpoint"][()].tobytes()
-            except (OSError, KeyError, ValueError) as exc:
+            except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise self._unreadable(f"model {model_id} checkpoint", exc) from exc
 
     def set_active_model(self, model_id: str | None, user: User = SYSTEM_USER) -> None:
