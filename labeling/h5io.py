@@ -52,6 +52,8 @@ class ProjectDamaged(ProjectError):
 # HDF5 says "unable to lock file, errno = 11, ..." when another process holds the lock. Matching
 # "lock" alone also matched "sblock" in a truncated file's message and made it wait 30 s.
 _LOCK_TEXT = re.compile(r"unable to lock file|resource temporarily unavailable|errno = 11\b")
+# Trouble with the machine, not the file: reported as it is, never as damage.
+_ENVIRONMENT = re.compile(r"no space left|disk quota|read-only file system|permission denied", re.IGNORECASE)
 _TRUNCATED = re.compile(r"truncated file: eof = (\d+).*stored_eof = (\d+)")
 
 
@@ -81,7 +83,7 @@ def damaged_message(path: Path, exc: BaseException) -> str:
     else:
         text = str(exc)
         low = text.lower()
-        if "signature" in low:
+        if "file signature not found" in low:
             why = "not an HDF5 file, or its header was overwritten"
         elif "checksum" in low or "fletcher32" in low or "filter returned failure" in low:
             why = "checksum mismatch: the stored bytes were changed"
@@ -106,7 +108,8 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
                 break
             except (OSError, BlockingIOError) as exc:
                 if not _is_lock_error(exc):
-                    if isinstance(exc, FileNotFoundError) or not Path(path).exists():
+                    if isinstance(exc, FileNotFoundError) or not Path(path).exists() \
+                            or _ENVIRONMENT.search(str(exc)):
                         raise
                     raise ProjectDamaged(damaged_message(Path(path), exc)) from exc
                 if time.monotonic() > deadline:
@@ -122,6 +125,8 @@ def transaction(path: Path, mode: str = "r", timeout: float = LOCK_TIMEOUT_S) ->
         except (OSError, RuntimeError) as exc:
             # HDF5 reports damaged metadata met mid-transaction (a bad B-tree or symbol table
             # node, a failed filter) as OSError/RuntimeError: name the file as damaged.
+            if _ENVIRONMENT.search(str(exc)):
+                raise
             raise ProjectDamaged(damaged_message(Path(path), exc)) from exc
         finally:
             f.close()

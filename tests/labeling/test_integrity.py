@@ -207,3 +207,24 @@ def test_cli_check_and_salvage(tmp_path, capsys):
     assert main(["info", str(p.path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "damaged project file" in err[0] and "truncated" in err[0]
+
+
+def test_a_file_held_by_another_process_is_still_reported_locked(tmp_path):
+    """The lock test got narrower (HDF5's own lock message): a real lock must still be one."""
+    import subprocess
+    import sys
+
+    from labeling.h5io import transaction
+    p = _project(tmp_path, parts=1)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", ("import h5py,sys; f=h5py.File(sys.argv[1],'a'); print('held', flush=True); "
+         "sys.stdin.readline()"), str(p.path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ProjectLocked, match="held by another process"), transaction(p.path, "r", timeout=0.2):
+            pass
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    with transaction(p.path, "r") as f:
+        assert "parts" in f
