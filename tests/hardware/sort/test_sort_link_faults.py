@@ -98,6 +98,8 @@ class _Flaky:
             def read_h_regs(self, address, count, srv_info):
                 if outer.mode == "busy":
                     return DataHandler.Return(exp_code=EXP_SLAVE_DEVICE_BUSY)
+                if outer.mode == "slow":
+                    time.sleep(1.0)
                 if outer.mode == "short":
                     count = 2
                 return super().read_h_regs(address, count, srv_info)
@@ -147,6 +149,30 @@ def test_a_garbled_short_answer_drops_the_socket_and_the_link_comes_back():
         plc.mode = "ok"
         _poll_until(link, lambda: link.connected)
         assert link.info()["reconnects"] == 1
+    finally:
+        link.close()
+        plc.close()
+
+
+def test_a_slow_plc_drops_the_link_and_its_triggers_count_missed():
+    """Replies 1 s late (beyond the request timeout): the link is down (not polling, so the
+    heartbeat would clear READY) until the loop resyncs, and the parts that came meanwhile are
+    counted missed, never answered."""
+    from hardware.plc.registers import DEFAULT_MAP
+    plc = _Flaky()
+    regs = DEFAULT_MAP
+    link = PlcLink(SortConfig(plc_port=plc.port, heartbeat=False, plc_timeout=0.3), health=lambda: True)
+    try:
+        link.open(WANTED)
+        _poll_until(link, lambda: link.connected and link.tracker.last_seq == 0)
+        _poll_until(link, lambda: bool(plc.bank.get_holding_registers(regs.pc(7), 1)[0] & PcStatus.READY))
+        plc.mode = "slow"
+        link.poll()
+        assert not link.connected and not link.polling
+        plc.bank.set_holding_registers(regs.plc_base + 1, [4, 0, 77])  # 4 parts went by
+        plc.mode = "ok"
+        _poll_until(link, lambda: link.info()["reconnects"] == 1)
+        assert link.take_missed_in_outages() == 4 and link.tracker.triggers == 0
     finally:
         link.close()
         plc.close()
