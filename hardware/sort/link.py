@@ -101,7 +101,8 @@ class PlcLink:
             self._count_outage_misses(block)
             self.tracker.resync(block)
             self.resync_seqs.append(block.trig_seq)
-            self._check_in_doubt()
+            if not self._check_in_doubt():
+                return []  # lost again at once: the next connection resyncs once more
             self._last_poll_ok = time.monotonic()
             if self._down_since is not None:
                 now = time.monotonic()
@@ -112,6 +113,8 @@ class PlcLink:
                 self._down_since = None
             if self.heartbeat is None:
                 self._status = None  # rewrite the status on the new connection
+            return []
+        if self._in_doubt is not None and not self._check_in_doubt():
             return []
         self._last_poll_ok = time.monotonic()
         if self._down_since is not None:
@@ -168,20 +171,23 @@ class PlcLink:
                 self.missed_in_outages += d
                 self._missed_pending += d
 
-    def _check_in_doubt(self) -> None:
+    def _check_in_doubt(self) -> bool:
+        """Read back a timed-out result write; False when the link failed again meanwhile."""
         doubt, self._in_doubt = self._in_doubt, None
         if doubt is None:
-            return
+            return True
         try:
             seen = self.client.read_pc_block().result
         except PlcError as exc:
+            self._in_doubt = doubt  # still undecided: read it back on the next connection
             self._lost(str(exc))
-            return
+            return False
         if (seen.result_seq, seen.part_id, int(seen.verdict)) == \
                 (doubt.result_seq, doubt.part_id, int(doubt.verdict)):
             with self._lock:
                 self.in_doubt_landed += 1
                 self._landed_pending += 1
+        return True
 
     def set_status(self, status: PcStatus) -> None:
         """The PC_STATUS bits wanted (READY is masked by the heartbeat's watchdogs)."""

@@ -104,6 +104,11 @@ class _Flaky:
                     count = 2
                 return super().read_h_regs(address, count, srv_info)
 
+            def write_h_regs(self, address, words_l, srv_info):
+                if outer.mode == "slow_write":
+                    time.sleep(1.0)  # the request is applied, the answer comes too late
+                return super().write_h_regs(address, words_l, srv_info)
+
         self.port = free_port()
         self.bank = DataBank()
         self.server = ModbusServer(host="127.0.0.1", port=self.port, no_block=True,
@@ -173,6 +178,31 @@ def test_a_slow_plc_drops_the_link_and_its_triggers_count_missed():
         plc.mode = "ok"
         _poll_until(link, lambda: link.info()["reconnects"] == 1)
         assert link.take_missed_in_outages() == 4 and link.tracker.triggers == 0
+    finally:
+        link.close()
+        plc.close()
+
+
+def test_a_timed_out_result_write_that_landed_is_counted_answered():
+    """The PLC took the write but answered after the timeout: read back after the reconnect."""
+    from hardware.plc.registers import PcResult, PlcVerdict
+    plc = _Flaky()
+    link = PlcLink(SortConfig(plc_port=plc.port, heartbeat=False, plc_timeout=0.3), health=lambda: True)
+    try:
+        link.open(WANTED)
+        _poll_until(link, lambda: link.connected)
+        plc.mode = "slow_write"
+        assert not link.write(PcResult(7, 1234, PlcVerdict.OK, 0.9))
+        plc.mode = "ok"
+        wait_for(lambda: plc.bank.get_holding_registers(11, 1)[0] == 7, what="the late write to land")
+        _poll_until(link, lambda: link.info()["reconnects"] == 1)
+        assert link.take_landed() == 1 and link.info()["in_doubt_landed"] == 1
+        # a write that never reached the PLC is not counted
+        plc.server.stop()
+        assert not link.write(PcResult(8, 1235, PlcVerdict.OK, 0.9))
+        plc.server.start()
+        _poll_until(link, lambda: link.info()["reconnects"] == 2)
+        assert link.take_landed() == 0
     finally:
         link.close()
         plc.close()
