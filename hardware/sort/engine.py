@@ -318,7 +318,9 @@ class SortEngine:
             s.missed += 1
             s.errors += 1
             s.verdicts["ERROR"] += 1
-            s.answered += int(answered)
+            # Not `answered`: a skipped part's PART_ID was never seen, so its ERROR write echoes
+            # 0 and the PLC cannot match it (it rejects the part anyway: positive release).
+            s.missed_written += int(answered)
 
     def _inspect(self, trig: Any, t_poll: float, t_seen: float) -> None:
         cfg = self.config

@@ -35,7 +35,7 @@ class SortSummary:
     """What a run did: counts, latency percentiles (ms), rate, log and PLC link figures."""
 
     triggers: int = 0
-    answered: int = 0
+    answered: int = 0  # results written for triggers seen (each one the PLC can match)
     verdicts: dict[str, int] = field(default_factory=lambda: {"OK": 0, "NG": 0, "ERROR": 0})
     errors: int = 0
     missed: int = 0
@@ -44,6 +44,7 @@ class SortSummary:
     write_failures: int = 0
     unanswered: int = 0  # decided while the PLC was unreachable (logged locally)
     missed_in_outages: int = 0  # of `missed`: parts that went by while the link was down
+    missed_written: int = 0  # of `missed`: skipped parts given an ERROR write (PLC cannot match it)
     modbus_exceptions: int = 0  # exception responses and short blocks, both connections
     shadow: bool = False
     duration_s: float = 0.0
