@@ -9,6 +9,8 @@ format has only file names, a file named ``PART__CAMERA.ext`` whose CAMERA is on
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -23,6 +25,8 @@ import numpy as np
 from ..progress import Progress, ProgressFn
 from ..store import Project
 from ..types import ROI, DefectClass, Part, ProjectKind, Verdict
+from .imagecheck import decode
+from .safety import FormatError, check_path, describe, limits, read_text
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 CLASSES_FILE = "okng_classes.json"  # sidecar every export writes: classes, cameras, ROIs
@@ -44,10 +48,6 @@ class MaskData:
 
 # Given the image's (H, W): the mask found for it.
 MaskLoader = Callable[[tuple[int, int]], MaskData]
-
-
-class FormatError(ValueError):
-    """A problem with one source file; becomes one line in ImportReport.errors."""
 
 
 @dataclass
@@ -111,10 +111,13 @@ _IMAGE_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 
 
 def decode_image(data: bytes, what: str) -> np.ndarray:
-    """Pixels of an encoded image, upright (EXIF): gray or RGB, uint8 or uint16 kept as they are."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), _IMAGE_FLAGS) if data else None
-    if img is None:
-        raise FormatError(f"{what}: cannot decode image (corrupt or unsupported file)")
+    """Pixels of an encoded image, upright (EXIF): gray or RGB, uint8 or uint16 kept as they are.
+
+    The header's size is checked against the import's limits first, and decoder damage reports
+    (corrupt JPEG scan data) are errors (imagecheck.decode)."""
+    if not data:
+        raise FormatError(f"{what}: empty image file")
+    img = decode(data, _IMAGE_FLAGS, what)
     if img.dtype not in (np.uint8, np.uint16):
         raise FormatError(f"{what}: pixel type {img.dtype} not supported (8- or 16-bit only)")
     if img.ndim == 3:
@@ -129,15 +132,27 @@ def decode_image(data: bytes, what: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def read_bytes(path: Path, what: str, kind: str = "image") -> bytes:
+    """An image or mask file's bytes: inside the source folder (or allowed), of a sane size."""
+    try:
+        real = check_path(path)
+        size = real.stat().st_size
+        cap = limits().max_pixels * 8 + (1 << 20)  # 16-bit RGBA, uncompressed, plus headers
+        if size > cap:
+            raise FormatError(f"{what}: {kind} file is {size / 1e6:.0f} MB, more than any image within "
+                              "--max-pixels can take")
+        return real.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{what}: {kind} file not found") from None
+    except IsADirectoryError:
+        raise FormatError(f"{what}: {kind} path is a folder, not a file") from None
+    except OSError as exc:
+        raise FormatError(f"{what}: cannot read {kind} ({exc.strerror or exc})") from None
+
+
 def read_image(path: Path, what: str | None = None) -> np.ndarray:
     what = what or str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{what}: image file not found") from None
-    except OSError as exc:
-        raise FormatError(f"{what}: cannot read image ({exc.strerror or exc})") from None
-    return decode_image(data, what)
+    return decode_image(read_bytes(path, what), what)
 
 
 def _png_has_alpha(data: bytes) -> bool:
@@ -151,16 +166,13 @@ def read_mask_file(path: Path, what: str) -> np.ndarray:
     Gray stays; RGB that is gray in disguise becomes gray; other colour masks become their
     brightest channel (any colour on black is defect); with a varying alpha, transparent pixels
     are background (a mask painted on an otherwise empty layer is its alpha)."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        raise FormatError(f"{what}: mask file {path.name} not found or unreadable") from None
+    data = read_bytes(path, f"{what}: mask {Path(path).name}", "mask")
+    if not data:
+        raise FormatError(f"{what}: mask {Path(path).name} is an empty file")
     alpha_png = _png_has_alpha(data)
     # PNGs carry no EXIF turn; everything else is decoded upright like its image.
     flags = cv2.IMREAD_UNCHANGED if alpha_png else _IMAGE_FLAGS
-    m = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
-    if m is None:
-        raise FormatError(f"{what}: cannot decode mask {path.name} (corrupt file)")
+    m = decode(data, flags, f"{what}: mask {Path(path).name}")
     if m.dtype not in (np.uint8, np.uint16):
         raise FormatError(f"{what}: mask {path.name} has pixel type {m.dtype} (8- or 16-bit only)")
     if m.ndim == 3:
@@ -247,12 +259,30 @@ def index_mask(m: np.ndarray) -> MaskData:
 
 
 def load_json(path: Path) -> object:
+    """A JSON file, refused by size first; deep nesting, huge numbers and bad syntax in words."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FormatError(f"{path.name}: file not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FormatError(f"{path.name}: malformed JSON ({exc})") from None
+        text = read_text(path)
+    except FormatError as exc:
+        raise FormatError(f"{Path(path).name}: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{Path(path).name}: malformed JSON ({exc.msg} at line {exc.lineno} "
+                          f"column {exc.colno})") from None
+    except RecursionError:
+        raise FormatError(f"{Path(path).name}: JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise FormatError(f"{Path(path).name}: JSON holds a number too large to read ({str(exc)[:60]})") from None
+
+
+def b64decode(text: object, what: str) -> bytes:
+    """Base64 (labelme imageData, mask shapes) with bad data as a FormatError in words."""
+    if not isinstance(text, str):
+        raise FormatError(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)  # writers may wrap lines
+    except (ValueError, binascii.Error):
+        raise FormatError(f"{what} is not valid base64 data") from None
 
 
 # ------------------------------------------------------------------ export
@@ -354,8 +384,12 @@ def read_sidecar(folder: Path) -> Sidecar:
         cameras = [str(c) for c in data.get("cameras") or []]  # type: ignore[union-attr]
         rois = {str(k): ROI(*(int(x) for x in v)) for k, v in (data.get("rois") or {}).items()}  # type: ignore[union-attr]
         kind = ProjectKind(data["kind"]) if data.get("kind") else None  # type: ignore[union-attr,index]
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise FormatError(f"{CLASSES_FILE}: malformed sidecar ({exc})") from None
+        if len(classes) > 255:
+            raise FormatError(f"{CLASSES_FILE}: {len(classes)} classes, a project holds at most 255")
+    except FormatError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        raise FormatError(f"{CLASSES_FILE}: malformed sidecar ({describe(exc)})") from None
     return Sidecar(classes, kind, cameras, rois)
 
 

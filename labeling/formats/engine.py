@@ -8,7 +8,9 @@ the settings only right before the first part that needs them. Views that name t
 """
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,10 +31,12 @@ from .base import (
 )
 from .learn import PALETTE, Learner
 from .report import ExportReport, ImportReport
+from .safety import ImportLimits, check_path, describe, importing, one_line, path_key
 
 # What a malformed source can raise while an item is loaded: reported per file, never a crash.
-_BAD_INPUT = (FormatError, ProjectError, OSError, ValueError, KeyError, TypeError, AttributeError,
-              IndexError, cv2.error)
+# RecursionError and MemoryError are not Exceptions of a kind a parser "means", but one hostile
+# file must still only cost that file.
+_BAD_INPUT = (Exception, RecursionError, MemoryError)
 CLASS_ON_OK = "defect class on an OK/unlabeled row: imported as it says, the value kept as field 'defect_class'"
 RESIZED = "mask resized to its image (--resize-masks)"
 
@@ -57,6 +61,15 @@ class _Prepared:
     cameras: list[str]
     label: Label
     notes: list[tuple[str, str]]  # (warning, file)
+    hashes: list[str]  # per view: content hash of the pixels (duplicate key)
+
+
+def pixel_hash(img: np.ndarray) -> str:
+    """Content key of a view: the same picture is a duplicate whatever file, link or copy holds it."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{img.dtype.str}{img.shape}".encode())
+    h.update(np.ascontiguousarray(img).data)
+    return h.hexdigest()
 
 
 def _size_error(raw: np.ndarray, h: int, w: int) -> FormatError:
@@ -118,7 +131,8 @@ def _prepare(items: list[ImportItem], learner: Learner, user: User, resize: bool
             try:
                 views.append(_prepare_view(it, learner, resize, notes))
             except _BAD_INPUT as exc:
-                raise type(exc)(f"{it.file}: {exc}" if len(items) > 1 else str(exc)) from None
+                msg = one_line(it.file, describe(exc))
+                raise FormatError(f"{it.file}: {msg}" if len(items) > 1 else msg) from None
         per_class = np.sum([v.per_class for v in views], axis=0)
         painted = bool(per_class[1:].any())
         verdict = _one([it.verdict for it in items], "verdict")
@@ -134,7 +148,7 @@ def _prepare(items: list[ImportItem], learner: Learner, user: User, resize: bool
         elif ref is None and verdict == Verdict.NG and painted:
             cls = int(np.argmax(per_class[1:])) + 1  # ties: the lowest class number
         return _Prepared([v.image for v in views], [v.mask for v in views], cams,
-                         Label(verdict, cls, user, time.time()), notes)
+                         Label(verdict, cls, user, time.time()), notes, [pixel_hash(v.image) for v in views])
     except BaseException:
         learner.restore(state)
         raise
@@ -155,13 +169,17 @@ def _group(items: list[ImportItem], cameras: list[str]) -> list[list[ImportItem]
 
 def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = False,
                 user: User = SYSTEM_USER, add_classes: bool | None = None, resize_masks: bool = False,
-                dry_run: bool = False, progress: ProgressFn | None = None,
-                should_stop: StopFn | None = None) -> ImportReport:
+                dry_run: bool = False, limits: ImportLimits | None = None,
+                progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> ImportReport:
     """Import the images (labels, masks, classes, parts, cameras) found at `src` in format `fmt`.
 
     strict: import nothing if any file has an error. resize_masks: scale masks of another size
     to their image (nearest) instead of rejecting them. dry_run: check everything, write nothing;
-    the report says what would be imported."""
+    the report says what would be imported. limits: sizes, polygon points, files outside the
+    source folder (safety.ImportLimits; defaults are safe).
+
+    Nothing a source holds can raise out of here: every problem is one line about one file in
+    report.errors, and report.imported is exactly the number of parts added to the project."""
     from . import get_format
     f: Format = get_format(fmt)
     src = Path(src)
@@ -171,12 +189,39 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
         raise ProjectError(f"{project.path.name} is open read-only")
     report = ImportReport(counts={"verdicts": {v.name: 0 for v in Verdict}, "classes": {}, "masks": 0,
                                   "views": 0, "cameras": {}}, dry_run=dry_run)
+    with importing(limits or ImportLimits(), src):
+        try:
+            _run(project, src, f, report, strict=strict, user=user, add_classes=add_classes,
+                 resize=resize_masks, dry_run=dry_run, progress=progress, should_stop=should_stop)
+        except _BAD_INPUT as exc:  # a bug here must still leave a report that tells the truth
+            report.errors.append((src.name, f"import stopped: {describe(exc)}"))
+    report.errors = [(file, one_line(file, msg)) for file, msg in report.errors]
+    return report
+
+
+def _entries(f: Format, src: Path, report: ImportReport) -> Iterator[ImportItem | ItemError]:
+    """The format's items; a reader that fails part-way costs the rest of that source, with a line."""
+    it = iter(f.read(src))
+    while True:
+        try:
+            entry = next(it)
+        except StopIteration:
+            return
+        except _BAD_INPUT as exc:
+            yield ItemError(src.name, f"cannot read the rest of the source: {describe(exc)}")
+            return
+        yield entry
+
+
+def _run(project: Project, src: Path, f: Format, report: ImportReport, *, strict: bool, user: User,
+         add_classes: bool | None, resize: bool, dry_run: bool, progress: ProgressFn | None,
+         should_stop: StopFn | None) -> None:
     try:
         sidecar = read_sidecar(src if src.is_dir() else src.parent)
-    except FormatError as exc:
-        report.errors.append((str(src.name), str(exc)))
+    except _BAD_INPUT as exc:
+        report.errors.append((str(src.name), describe(exc)))
         sidecar = Sidecar()
-    entries = list(f.read(src))
+    entries = list(_entries(f, src, report))
     learn = add_classes if add_classes is not None else not project.settings.classes
     items: list[ImportItem] = []
     for e in entries:
@@ -186,30 +231,50 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
             items.append(e)
     report.skipped = len(entries) - len(items)
     groups = _group(items, [*Learner(project, learn, sidecar).cameras, *project.settings.cameras])
-    seen = {str(Path(x)) for p in project.parts() for x in p.meta.get("paths") or [p.meta.get("path")] if x}
+    seen: set[str] = set()  # paths and pixel hashes of the parts already in the project
+    for p in project.parts():
+        seen.update(str(x) for x in [*(p.meta.get("paths") or [p.meta.get("path")]), *(p.meta.get("hashes") or [])]
+                    if x)
     total = len(groups) * (2 if strict else 1)
 
-    def duplicate(group: list[ImportItem], batch: set[str]) -> tuple[str, str] | None:
-        keys = [str(it.path.resolve()) for it in group]
+    def duplicate(group: list[ImportItem], keys: list[str], batch: dict[str, str],
+                  within: bool = True) -> tuple[str, str] | None:
+        """within: the same key twice inside the group counts too (files: yes; pixels: no, the
+        views of one part may look alike)."""
         for it, key in zip(group, keys):
             if key in seen:
                 return it.file, "duplicate: this image is already in the project"
-            if key in batch or keys.count(key) > 1:
-                return it.file, "duplicate: the same image appears twice in the source"
-        batch.update(keys)
+            other = batch.get(key) or next((o.file for o, k in zip(group, keys)
+                                            if within and k == key and o is not it), None)
+            if other is not None:
+                same = "the same image" if other == it.file else f"the same image as {other}"
+                return it.file, f"duplicate: {same} appears twice in the source"
         return None
 
-    def attempt(group: list[ImportItem], learner: Learner, batch: set[str]) -> _Prepared | tuple[str, str]:
-        dup = duplicate(group, batch)
-        if dup is not None:
-            return dup
+    def attempt(group: list[ImportItem], learner: Learner, batch: dict[str, str]) -> _Prepared | tuple[str, str]:
+        current = group[0]
         try:
-            return _prepare(group, learner, user, resize_masks)
+            for it in group:
+                current = it
+                check_path(it.path)  # inside the source (or allowed), no loop, no NUL byte
+            current = group[0]
+            dup = duplicate(group, [path_key(it.path) for it in group], batch)
+            if dup is not None:
+                return dup
+            state = learner.snapshot()
+            prepared = _prepare(group, learner, user, resize)
+            dup = duplicate(group, prepared.hashes, batch, within=False)
+            if dup is not None:
+                learner.restore(state)  # no class or camera comes in with a part that does not
+                return dup
         except _BAD_INPUT as exc:
-            return group[0].file, str(exc)
+            return current.file, describe(exc)
+        for it, key in zip(group, prepared.hashes):
+            batch[path_key(it.path)] = batch[key] = it.file
+        return prepared
 
     if strict:
-        learner, batch = Learner(project, learn, sidecar), set()
+        learner, batch = Learner(project, learn, sidecar), {}
         for k, group in enumerate(groups):
             if should_stop and should_stop():
                 report.stopped = True
@@ -221,9 +286,9 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
                 progress(Progress("check", k + 1, total, group[0].file))
         if report.errors or report.stopped:
             report.skipped = len(entries)
-            return report
+            return
 
-    learner, batch = Learner(project, learn, sidecar), set()  # the real pass learns them again, in order
+    learner, batch = Learner(project, learn, sidecar), {}  # the real pass learns them again, in order
     for k, group in enumerate(groups):
         if should_stop and should_stop():
             report.stopped = True
@@ -231,16 +296,19 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
             break
         out = attempt(group, learner, batch)
         if isinstance(out, _Prepared):
+            before = len(project)
             try:
                 if not dry_run:
                     new_classes, new_cams = learner.commit(user)
                     report.added_classes += new_classes
                     report.added_cameras += new_cams
                     _add(project, f.name, group, out, user)
-                seen.update(str(it.path.resolve()) for it in group)
                 _count(report, learner, group, out)
-            except ProjectError as exc:
-                out = (group[0].file, str(exc))
+            except _BAD_INPUT as exc:
+                if not dry_run and len(project) > before:  # it went in after all: count it as it is
+                    _count(report, learner, group, out)
+                else:
+                    out = (group[0].file, describe(exc))
         if isinstance(out, tuple):
             report.errors.append(out)
             report.skipped += len(group)
@@ -250,15 +318,15 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
         s = project.settings
         report.added_classes = [c.name for c in learner.classes[len(s.classes):]]
         report.added_cameras = [c for c in learner.cameras if c not in s.cameras]
-    return report
 
 
 def _add(project: Project, fmt: str, group: list[ImportItem], p: _Prepared, user: User) -> None:
     first = group[0]
-    meta: dict[str, object] = {"file": first.file, "path": str(first.path.resolve()), "format": fmt}
+    meta: dict[str, object] = {"file": first.file, "path": path_key(first.path), "format": fmt,
+                               "hashes": list(p.hashes)}
     if len(group) > 1:
         meta["files"] = [it.file for it in group]
-        meta["paths"] = [str(it.path.resolve()) for it in group]
+        meta["paths"] = [path_key(it.path) for it in group]
     fields: dict[str, str] = {}
     for it in group:
         for k, v in it.fields.items():

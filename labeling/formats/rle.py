@@ -32,24 +32,51 @@ def coco_encode(region: np.ndarray) -> dict:
     return {"size": [h, w], "counts": counts}
 
 
+def _whole(values: object, what: str) -> list[int]:
+    """Python ints of a list of counts: floats, bools, strings and NaN are refused, not cast."""
+    if not isinstance(values, list):
+        raise FormatError(f"{what} must be a list of whole numbers")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int):
+            if isinstance(v, float) and v.is_integer():
+                raise FormatError(f"{what} holds {v!r}: counts must be whole numbers, not decimals")
+            raise FormatError(f"{what} holds {str(v)[:20]!r}, not a whole number")
+        out.append(v)
+    return out
+
+
 def coco_decode(rle: dict, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean (H, W) region of a COCO RLE (counts as a list or a compressed string)."""
-    try:
-        size = [int(v) for v in rle["size"]]
-        counts = rle["counts"]
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("RLE segmentation needs 'size' and 'counts'") from None
+    """Boolean (H, W) region of a COCO RLE (counts as a list or a compressed string).
+
+    Counts are checked as Python integers before numpy sees them: 4 x 2^62 would wrap an int64
+    sum past the length check and make np.repeat write out of bounds."""
+    if not isinstance(rle, dict) or "size" not in rle or "counts" not in rle:
+        raise FormatError("RLE segmentation needs 'size' and 'counts'")
+    size = _whole(rle["size"], "RLE size")
+    counts = rle["counts"]
+    if len(size) != 2:
+        raise FormatError(f"RLE size needs height and width, got {len(size)} values")
     if tuple(size) != tuple(shape):
         raise FormatError(f"RLE size {size[1]}x{size[0]} but the image is {shape[1]}x{shape[0]}")
+    n = size[0] * size[1]
     if isinstance(counts, str):
+        if len(counts) > 14 * (n + 1):
+            raise FormatError("compressed RLE string is longer than any mask of this size")
         counts = coco_string_decode(counts)
-    counts = np.asarray(counts, dtype=np.int64)
-    if counts.size and (counts.min() < 0 or counts.sum() > size[0] * size[1]):
+    else:
+        counts = _whole(counts, "RLE counts")
+    if len(counts) > n + 1:
+        raise FormatError(f"RLE has {len(counts)} counts, more than the {n} pixels of the image")
+    if any(c < 0 for c in counts):
+        raise FormatError("RLE has a negative count")
+    if sum(counts) > n:
         raise FormatError("RLE counts run past the image")
-    values = np.zeros(len(counts), bool)
+    arr = np.asarray(counts, dtype=np.int64)
+    values = np.zeros(len(arr), bool)
     values[1::2] = True
-    flat = np.repeat(values, counts)
-    flat = np.concatenate([flat, np.zeros(size[0] * size[1] - flat.size, bool)])
+    flat = np.repeat(values, arr)
+    flat = np.concatenate([flat, np.zeros(n - flat.size, bool)])
     return flat.reshape(size[1], size[0]).T
 
 
@@ -63,6 +90,8 @@ def coco_string_decode(s: str) -> list[int]:
         while more:
             if p >= len(s):
                 raise FormatError("compressed RLE string ends in the middle of a number")
+            if k >= 13:  # 65 bits: no count of a real mask needs more
+                raise FormatError("compressed RLE holds a number too large for any mask")
             c = ord(s[p]) - 48
             if not 0 <= c < 64:
                 raise FormatError(f"compressed RLE has an invalid character {s[p]!r}")
@@ -102,10 +131,15 @@ def severstal_encode(region: np.ndarray) -> str:
 
 def severstal_decode(text: str, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
-    try:
-        nums = np.array([int(t) for t in str(text).split()], dtype=np.int64)
-    except ValueError:
-        raise FormatError(f"EncodedPixels is not a list of integers: {str(text)[:40]!r}") from None
+    tokens = str(text).split()
+    if len(tokens) > 2 * h * w:
+        raise FormatError(f"EncodedPixels has {len(tokens)} numbers, more than a {w}x{h} image can need")
+    bad = next((t for t in tokens if not (t.isascii() and t.isdigit())), None)  # no sign, no decimals, ASCII digits only
+    if bad is not None:
+        raise FormatError(f"EncodedPixels holds {bad[:20]!r}, not a whole number (expected 'start length' pairs)")
+    if any(len(t) > 12 for t in tokens):
+        raise FormatError(f"EncodedPixels runs past a {w}x{h} image (a number with more than 12 digits)")
+    nums = np.array([int(t) for t in tokens], dtype=np.int64)
     if nums.size % 2:
         raise FormatError("EncodedPixels needs 'start length' pairs (odd number of values)")
     starts, lengths = nums[0::2] - 1, nums[1::2]

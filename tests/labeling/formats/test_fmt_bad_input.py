@@ -20,8 +20,8 @@ def _csv_source(tmp_path):
     write_png(d / "images" / "good1.png", img)
     write_png(d / "images" / "good2.png", img + 1)
     write_png(d / "images" / "good3.png", img + 2)
-    write_png(d / "images" / "wrongsize.png", img)
-    write_png(d / "images" / "badclass.png", img)
+    write_png(d / "images" / "wrongsize.png", img + 3)  # distinct pixels: a copy is a duplicate
+    write_png(d / "images" / "badclass.png", img + 4)
     (d / "images" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
     m = np.zeros((12, 10), np.uint8)
     m[2:5, 3:6] = 255

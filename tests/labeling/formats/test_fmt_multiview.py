@@ -94,8 +94,8 @@ def test_file_name_rule_needs_a_known_camera(tmp_path):
     """x__cam1.png groups (cam1 is a camera of the project); img__001.png stays a part of its own."""
     from fmt_helpers import write_png
     d = tmp_path / "s" / "OK"
-    for name in ("bolt__cam0", "bolt__cam1", "img__001"):
-        write_png(d / f"{name}.png", np.zeros((4, 4), np.uint8))
+    for k, name in enumerate(("bolt__cam0", "bolt__cam1", "img__001")):
+        write_png(d / f"{name}.png", np.full((4, 4), k, np.uint8))  # distinct: a copy is a duplicate
     p = Project.create(tmp_path / "p.h5")
     r = import_into(p, tmp_path / "s", "imagefolder")
     assert r.imported == 2 and not r.errors

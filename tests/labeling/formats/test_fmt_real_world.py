@@ -34,7 +34,9 @@ def _csv(d, rows, header="image,label,mask,defect_class"):
 
 
 def _image(d, name, shape=(H, W)):
-    return write_png(d / name, np.full(shape, 100, np.uint8))
+    # Each file its own pixels: two files with the same content are one image (a duplicate).
+    value = 100 + sum(map(ord, name)) % 150
+    return write_png(d / name, np.full(shape, value, np.uint8))
 
 
 def test_anti_aliased_resized_and_jpeg_masks_are_binary_with_the_row_class(tmp_path):

@@ -20,7 +20,7 @@ def _by_name(p: Project) -> dict:
 
 def test_severstal_is_column_major_and_one_based(tmp_path):
     write_png(tmp_path / "train_images" / "a.jpg.png", np.zeros((4, 3), np.uint8))
-    write_png(tmp_path / "train_images" / "clean.png", np.zeros((4, 3), np.uint8))
+    write_png(tmp_path / "train_images" / "clean.png", np.full((4, 3), 1, np.uint8))
     # 4 rows x 3 columns: pixel 1 = (row 0, col 0); pixels 6..7 = rows 1..2 of column 1
     (tmp_path / "train.csv").write_text(
         "ImageId,ClassId,EncodedPixels\na.jpg.png,1,1 1\na.jpg.png,3,6 2\n")
@@ -51,7 +51,7 @@ def test_severstal_old_layout_and_runs_past_the_image(tmp_path):
 
 def test_coco_compressed_rle_polygons_and_categories(tmp_path):
     write_png(tmp_path / "images" / "x.png", np.zeros((10, 12), np.uint8))
-    write_png(tmp_path / "images" / "y.png", np.zeros((10, 12), np.uint8))
+    write_png(tmp_path / "images" / "y.png", np.full((10, 12), 1, np.uint8))  # a copy would be a duplicate
     region = np.zeros((10, 12), bool)
     region[2:6, 3:9] = True
     counts = coco_encode(region)["counts"]
@@ -111,8 +111,8 @@ def test_labelme_embedded_image_rectangle_and_flags(tmp_path):
 
 def test_mask_folder_pairs(tmp_path):
     write_png(tmp_path / "images" / "a.png", np.zeros((6, 6), np.uint8))
-    write_png(tmp_path / "images" / "b.png", np.zeros((6, 6), np.uint8))
-    write_png(tmp_path / "images" / "c.png", np.zeros((6, 6), np.uint8))
+    write_png(tmp_path / "images" / "b.png", np.full((6, 6), 1, np.uint8))
+    write_png(tmp_path / "images" / "c.png", np.full((6, 6), 2, np.uint8))
     m = np.zeros((6, 6), np.uint8)
     m[1:3, 1:3] = 255
     write_png(tmp_path / "masks" / "a_mask.png", m)
@@ -130,9 +130,9 @@ def test_mask_folder_pairs(tmp_path):
 
 def test_imagefolder_class_folders(tmp_path):
     write_png(tmp_path / "good" / "a.png", np.zeros((4, 4), np.uint8))
-    write_png(tmp_path / "scratch" / "b.png", np.zeros((4, 4), np.uint8))
-    write_png(tmp_path / "NG" / "dent" / "c.png", np.zeros((4, 4), np.uint8))
-    write_png(tmp_path / "loose.png", np.zeros((4, 4), np.uint8))
+    write_png(tmp_path / "scratch" / "b.png", np.full((4, 4), 1, np.uint8))
+    write_png(tmp_path / "NG" / "dent" / "c.png", np.full((4, 4), 2, np.uint8))
+    write_png(tmp_path / "loose.png", np.full((4, 4), 3, np.uint8))
     p = Project.create(tmp_path / "p.h5")
     r = import_into(p, tmp_path, "imagefolder")
     parts = _by_name(p)
