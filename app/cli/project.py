@@ -31,6 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "write nothing (no project, no report unless --report)")
     p.add_argument("--report", type=Path, default=None,
                    help="where to write the full JSON report (default: PROJECT.import-report.json beside the project)")
+    p.add_argument("--max-pixels", type=float, default=None, metavar="MPIX",
+                   help="refuse views over this many megapixels, by their header before decoding (default 64)")
+    p.add_argument("--min-side", type=int, default=None, metavar="PX",
+                   help="refuse images narrower or lower than this (default 2)")
+    p.add_argument("--max-polygon-points", type=int, default=None, metavar="N",
+                   help="refuse polygons with more points (default 100000)")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="read files a source names outside its folder (../x.png, absolute paths)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_import)
 
@@ -70,6 +78,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _report(project.stats(), args.json)
 
 
+def _limits(args: argparse.Namespace):  # -> labeling.formats.safety.ImportLimits
+    from labeling.formats.safety import ImportLimits
+
+    given = {"max_pixels": None if args.max_pixels is None else int(args.max_pixels * 1e6),
+             "min_side": args.min_side, "max_polygon_points": args.max_polygon_points}
+    return ImportLimits(allow_outside=args.allow_outside, **{k: v for k, v in given.items() if v is not None})
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -78,6 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from labeling.types import Role, Settings, User
 
     get_format(args.fmt)  # fail on an unknown format before creating anything
+    limits = _limits(args)  # and on a bad limit
     if not args.source.exists():
         raise FileNotFoundError(f"{args.source}: no such file or folder")
     created = not args.project.exists()
@@ -89,7 +106,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         report = import_into(project, args.source, args.fmt, strict=args.strict,
                              user=User(args.user, Role.INSPECTOR),
                              add_classes=True if args.add_classes else None,
-                             resize_masks=args.resize_masks, dry_run=args.dry_run,
+                             resize_masks=args.resize_masks, dry_run=args.dry_run, limits=limits,
                              progress=lambda p: bar.update(p.done, p.total))
         bar.close()
     # The full list (every error) goes to a file; the terminal gets errors grouped by kind.

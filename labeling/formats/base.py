@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
+import io
 import json
 import os
 import re
@@ -273,6 +275,24 @@ def load_json(path: Path) -> object:
         raise FormatError(f"{Path(path).name}: JSON nested too deeply to read") from None
     except ValueError as exc:  # an integer of more than 4300 digits
         raise FormatError(f"{Path(path).name}: JSON holds a number too large to read ({str(exc)[:60]})") from None
+
+
+def csv_rows(text: str) -> Iterator[tuple[int, list[str] | str]]:
+    """(line number, cells) per CSV row, or (line number, why) for a row the csv module refuses
+    (a field over its 131,072-character limit): one bad row costs that row, not the file."""
+    reader = csv.reader(io.StringIO(text))
+    line = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, f"unreadable CSV row ({exc})"
+            line = reader.line_num + 1
+            continue
+        yield line, row
+        line = reader.line_num + 1
 
 
 def b64decode(text: object, what: str) -> bytes:

@@ -35,8 +35,9 @@ from .base import (
     read_image,
     rel,
 )
-from .raster import fill_polygon
+from .raster import check_polygon, fill_polygon
 from .rle import coco_decode, coco_encode
+from .safety import describe, limits
 
 MAIN = "annotations.json"
 
@@ -59,6 +60,8 @@ def _mask(anns: list[dict[str, Any]], cats: dict[int, str], what: str, shape: tu
     out = np.zeros(shape, np.uint8)
     local: dict[int, int] = {}
     for a in anns:
+        if not isinstance(a, dict):
+            raise FormatError(f"{what}: an annotation is not a JSON object")
         cid = a.get("category_id")
         if cid not in cats:
             raise FormatError(f"{what}: annotation {a.get('id')} has unknown category_id {cid!r}")
@@ -69,10 +72,10 @@ def _mask(anns: list[dict[str, Any]], cats: dict[int, str], what: str, shape: tu
         elif isinstance(seg, list):
             region = np.zeros(shape, np.uint8)
             for poly in seg:
-                pts = np.asarray(poly, dtype=float)
-                if pts.size < 6 or pts.size % 2:
+                pts = check_polygon(poly, f"annotation {a.get('id')}", limits().max_polygon_points)
+                if len(pts) < 3:
                     raise FormatError(f"{what}: annotation {a.get('id')} has a polygon with {pts.size} values")
-                fill_polygon(region, pts.reshape(-1, 2), 1)
+                fill_polygon(region, pts, 1)
             region = region.astype(bool)
         else:
             raise FormatError(f"{what}: annotation {a.get('id')} has no segmentation")
@@ -97,11 +100,16 @@ class CocoFormat:
             by_image: dict[Any, list[dict[str, Any]]] = {}
             for a in data.get("annotations") or []:
                 by_image.setdefault(a["image_id"], []).append(a)
-        except (FormatError, KeyError, TypeError, ValueError) as exc:
+        except (FormatError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             yield ItemError(jpath.name, str(exc) if isinstance(exc, FormatError)
-                            else f"{jpath.name}: malformed COCO file ({exc!r})")
+                            else f"malformed COCO file ({describe(exc)})")
             return
         for img in data["images"]:
+            try:
+                hash(img.get("id")) if isinstance(img, dict) else None
+            except TypeError:
+                yield ItemError(jpath.name, f"image entry with an id that is not a number or name: {str(img)[:60]}")
+                continue
             name = str(img.get("file_name", "")) if isinstance(img, dict) else ""
             if not name:
                 yield ItemError(jpath.name, f"image entry without file_name: {str(img)[:60]}")

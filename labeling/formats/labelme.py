@@ -32,6 +32,7 @@ from .base import (
     ItemError,
     MaskData,
     ReadResult,
+    b64decode,
     decode_image,
     image_files,
     load_json,
@@ -39,14 +40,15 @@ from .base import (
     read_image,
     rel,
 )
-from .raster import fill_polygon, polygons_of
+from .raster import check_polygon, fill_polygon, polygons_of
+from .safety import describe, limits, path_key
 
 OKNG_KEY = "okng"  # extra top-level key (labelme keeps unknown keys): verdict, class, mask flag
 
 
-def _paint(shape: dict[str, Any], out: np.ndarray, value: int) -> None:
+def _paint(shape: dict[str, Any], out: np.ndarray, value: int, what: str) -> None:
     kind = shape.get("shape_type") or "polygon"
-    pts = np.asarray(shape.get("points") or [], dtype=float).reshape(-1, 2)
+    pts = check_polygon(shape.get("points") or [], what, limits().max_polygon_points)
     if kind == "polygon":
         fill_polygon(out, pts, value)
     elif kind == "rectangle" and len(pts) == 2:
@@ -54,9 +56,12 @@ def _paint(shape: dict[str, Any], out: np.ndarray, value: int) -> None:
         fill_polygon(out, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]], value)
     elif kind == "circle" and len(pts) == 2:
         cx, cy = (round(float(v)) for v in pts[0])
-        cv2.circle(out, (cx, cy), round(float(np.hypot(*(pts[1] - pts[0])))), int(value), -1)
+        radius = round(float(np.hypot(*(pts[1] - pts[0]))))
+        if radius > 2 * max(out.shape):  # covers the whole image anyway; cv2 wants int32
+            radius = 2 * max(out.shape) + abs(cx) + abs(cy)
+        cv2.circle(out, (cx, cy), radius, int(value), -1)
     elif kind == "mask" and len(pts) >= 1:
-        crop = decode_image(base64.b64decode(shape.get("mask") or ""), "mask shape") > 0
+        crop = decode_image(b64decode(shape.get("mask") or "", "its 'mask' data"), "mask shape") > 0
         if crop.ndim == 3:
             crop = crop.any(axis=2)
         x0, y0 = int(pts[0][0]), int(pts[0][1])
@@ -67,23 +72,34 @@ def _paint(shape: dict[str, Any], out: np.ndarray, value: int) -> None:
     # point, line, linestrip: no area, nothing to paint
 
 
+def _dim(value: object, name: str) -> int:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole:
+        raise FormatError(f"{name} {str(value)[:20]!r} is not a whole number")
+    return int(value)
+
+
 def _shapes_mask(data: dict[str, Any], what: str, shape: tuple[int, int]) -> MaskData:
     h, w = shape
     jh, jw = data.get("imageHeight"), data.get("imageWidth")
-    if jh is not None and jw is not None and (int(jh), int(jw)) != (h, w):
+    if jh is not None and jw is not None and (_dim(jh, "imageHeight"), _dim(jw, "imageWidth")) != (h, w):
         raise FormatError(f"{what}: JSON says {jw}x{jh} but the image is {w}x{h}")
     names: list[str] = []
     out = np.zeros((h, w), np.uint8)
-    for s in data.get("shapes") or []:
+    for k, s in enumerate(data.get("shapes") or []):
+        if not isinstance(s, dict):
+            raise FormatError(f"{what}: shape {k + 1} is not a JSON object")
         label = str(s.get("label", "")).strip()
         if label not in names:
             names.append(label)
         if len(names) > 255:
             raise FormatError(f"{what}: more than 255 shape labels")
         try:
-            _paint(s, out, names.index(label) + 1)
-        except (TypeError, ValueError) as exc:
-            raise FormatError(f"{what}: bad shape {s.get('shape_type')!r} ({exc})") from None
+            _paint(s, out, names.index(label) + 1, f"shape {k + 1} ({s.get('shape_type') or 'polygon'})")
+        except FormatError:
+            raise
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise FormatError(f"{what}: bad shape {s.get('shape_type')!r} ({describe(exc)})") from None
     classes: dict[int, ClassRef] = {i: n for i, n in enumerate(names, start=1)}
     return MaskData(out, classes)
 
@@ -111,12 +127,12 @@ def _item(jpath: Path, root: Path) -> ImportItem | ItemError:
         info = data.get(OKNG_KEY) if isinstance(data.get(OKNG_KEY), dict) else {}
         verdict = _verdict(data)
     except (FormatError, ValueError) as exc:
-        return ItemError(what, str(exc))
+        return ItemError(what, describe(exc))
     if data.get("imagePath") and image_path.is_file():
         load = partial(read_image, image_path, rel(image_path, root))
         path, file = image_path, rel(image_path, root)
     elif data.get("imageData"):
-        load = partial(lambda d: decode_image(base64.b64decode(d), what), data["imageData"])
+        load = partial(lambda d: decode_image(b64decode(d, "imageData"), what), data["imageData"])
         path, file = jpath, what
     else:
         return ItemError(rel(image_path, root) if data.get("imagePath") else what,
@@ -148,7 +164,7 @@ class LabelmeFormat:
         for jpath in jsons:
             item = _item(jpath, root)
             if isinstance(item, ImportItem):
-                referenced.add(item.path.resolve())
+                referenced.add(path_key(item.path))
             else:
                 broken.add(jpath.stem)
             yield item
@@ -157,7 +173,7 @@ class LabelmeFormat:
             for path in image_files(img_root):
                 if path.stem in broken:
                     yield ItemError(rel(path, root), f"skipped: its labelme file {path.stem}.json is unreadable")
-                elif path.resolve() not in referenced:
+                elif path_key(path) not in referenced:
                     yield ImportItem(file=rel(path, root), path=path, verdict=Verdict.OK,
                                      load_image=partial(read_image, path, rel(path, root)))
 

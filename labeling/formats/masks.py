@@ -28,6 +28,7 @@ from .base import (
     ItemError,
     MaskData,
     ReadResult,
+    csv_rows,
     first_existing,
     image_files,
     mask_from_file,
@@ -35,6 +36,7 @@ from .base import (
     read_mask_file,
     rel,
 )
+from .safety import read_text
 
 MAIN = "labels.csv"
 COLUMNS = ("image", "label", "mask", "defect_class", "part", "camera")
@@ -47,25 +49,32 @@ def load_png_mask(path: Path, what: str, ref: ClassRef | None, shape: tuple[int,
 def _read_csv(path: Path) -> ReadResult:
     root = path.parent
     try:
-        text = path.read_text(encoding="utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text)))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        rows = list(csv_rows(read_text(path)))
+    except FormatError as exc:
         yield ItemError(path.name, f"cannot read CSV ({exc})")
         return
-    if not rows:
-        yield ItemError(path.name, "empty CSV (expected a header image,label[,mask][,defect_class])")
+    if not rows or isinstance(rows[0][1], str):
+        yield ItemError(path.name, "empty CSV (expected a header image,label[,mask][,defect_class])" if not rows
+                        else f"cannot read the CSV header ({rows[0][1]})")
         return
-    header = [h.strip().lower() for h in rows[0]]
+    head: list[str] = rows[0][1]  # type: ignore[assignment]
+    header = [h.strip().lower() for h in head]
     if "image" not in header or "label" not in header:
-        yield ItemError(path.name, f"CSV header {rows[0]} lacks the columns 'image' and 'label'")
+        yield ItemError(path.name, f"CSV header {head} lacks the columns 'image' and 'label'")
         return
     col = {name: header.index(name) for name in COLUMNS if name in header}
-    extra = {rows[0][i].strip(): i for i, h in enumerate(header) if h and h not in col}
+    extra = {head[i].strip(): i for i, h in enumerate(header) if h and h not in col}
     has_class = "defect_class" in col
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in rows[1:]:
+        where = f"{path.name} line {line}"
+        if isinstance(row, str):
+            yield ItemError(where, row)
+            continue
         if not any(c.strip() for c in row):
             continue
-        where = f"{path.name} line {line}"
+        if any("\x00" in c for c in row):
+            yield ItemError(where, "row holds a NUL byte (a damaged or binary file)")
+            continue
         if len(row) < len(header):
             yield ItemError(where, f"row has {len(row)} fields, the header has {len(header)}")
             continue

@@ -27,12 +27,14 @@ from .base import (
     ItemError,
     MaskData,
     ReadResult,
+    csv_rows,
     image_files,
     mask_values,
     read_image,
     rel,
 )
 from .rle import severstal_decode, severstal_encode
+from .safety import path_key, read_text
 
 MAIN = "train.csv"
 IMAGE_DIRS = ("train_images", "images")
@@ -47,6 +49,20 @@ def _find_csv(src: Path) -> Path:
     if len(found) != 1:
         raise FormatError(f"{src}: expected one Severstal CSV ({MAIN}), found {len(found)}")
     return found[0]
+
+
+def _rows(text: str) -> list[tuple[int, list[str] | str]]:
+    """CSV rows by physical line: Severstal rows never span lines, and an EncodedPixels longer
+    than the csv module's 131,072-character field limit (a big image's runs) is split by hand
+    instead of failing the whole file."""
+    out: list[tuple[int, list[str] | str]] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if len(line) > 100_000 and '"' not in line:
+            out.append((n, line.split(",")))
+            continue
+        for _, row in csv_rows(line):
+            out.append((n, row))
+    return out
 
 
 def _mask(runs: list[tuple[int, str]], what: str, shape: tuple[int, int]) -> MaskData:
@@ -70,11 +86,13 @@ class SeverstalFormat:
         root = cpath.parent
         img_dir = next((root / d for d in IMAGE_DIRS if (root / d).is_dir()), root)
         try:
-            rows = list(csv.reader(io.StringIO(cpath.read_text(encoding="utf-8-sig"))))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            text = read_text(cpath)
+        except FormatError as exc:
             yield ItemError(cpath.name, f"cannot read CSV ({exc})")
             return
-        header = [h.strip() for h in rows[0]] if rows else []
+        rows = _rows(text)
+        first = rows[0][1] if rows else []
+        header = [h.strip() for h in first] if isinstance(first, list) else []
         if header[:3] == ["ImageId", "ClassId", "EncodedPixels"]:
             split = False
         elif header[:2] == ["ImageId_ClassId", "EncodedPixels"]:
@@ -83,7 +101,11 @@ class SeverstalFormat:
             yield ItemError(cpath.name, f"CSV header {header} is not ImageId,ClassId,EncodedPixels")
             return
         runs: dict[str, list[tuple[int, str]]] = {}
-        for line, row in enumerate(rows[1:], start=2):
+        for line, row in rows[1:]:
+            where = f"{cpath.name} line {line}"
+            if isinstance(row, str):
+                yield ItemError(where, row)
+                continue
             if not any(c.strip() for c in row):
                 continue
             try:
@@ -92,19 +114,25 @@ class SeverstalFormat:
                     enc = row[1] if len(row) > 1 else ""
                 else:
                     image, cls_text, enc = row[0].strip(), row[1], row[2] if len(row) > 2 else ""
+                cls_text = cls_text.strip()
+                if not image:
+                    raise ValueError("no ImageId")
+                if not (cls_text.isascii() and cls_text.isdigit()) or not 1 <= int(cls_text) <= 255:
+                    raise ValueError(f"ClassId {cls_text[:20]!r} is not a class number 1..255")
+                if "\x00" in image:
+                    raise ValueError("ImageId holds a NUL byte")
                 cls = int(cls_text)
-                if not image or cls < 1:
-                    raise ValueError
-            except (ValueError, IndexError):
-                yield ItemError(f"{cpath.name} line {line}", f"malformed row {row}")
+            except (ValueError, IndexError) as exc:
+                why = str(exc) if isinstance(exc, ValueError) and str(exc) else f"too few fields ({len(row)})"
+                yield ItemError(where, f"malformed row: {why}")
                 continue
             runs.setdefault(image, [])
             if enc.strip():
                 runs[image].append((cls, enc.strip()))
-        listed = {p.resolve(): p for p in image_files(img_dir, recursive=False)}
+        listed = {path_key(p): p for p in image_files(img_dir, recursive=False)}
         for image, image_runs in runs.items():
             path = img_dir / image
-            listed.pop(path.resolve(), None)
+            listed.pop(path_key(path), None)
             what = rel(path, root)
             yield ImportItem(file=what, path=path, verdict=None,
                              load_mask=partial(_mask, image_runs, what) if image_runs else None,
