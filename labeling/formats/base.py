@@ -137,7 +137,10 @@ def decode_image(data: bytes, what: str) -> np.ndarray:
 def read_bytes(path: Path, what: str, kind: str = "image") -> bytes:
     """An image or mask file's bytes: inside the source folder (or allowed), of a sane size."""
     try:
-        real = check_path(path)
+        try:
+            real = check_path(path)
+        except FormatError as exc:
+            raise FormatError(f"{what}: {exc}") from None
         size = real.stat().st_size
         cap = limits().max_pixels * 8 + (1 << 20)  # 16-bit RGBA, uncompressed, plus headers
         if size > cap:
@@ -235,7 +238,10 @@ def write_image(path: Path, img: np.ndarray) -> None:
 
 
 def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
+    """An image file by its name; a broken or looping link named like one is listed too, so the
+    import says so instead of passing over it in silence."""
+    return (path.suffix.lower() in IMAGE_EXTS and not path.name.startswith(".")
+            and (path.is_file() or (path.is_symlink() and not path.exists())))
 
 
 def image_files(folder: Path, recursive: bool = True) -> list[Path]:
@@ -288,7 +294,12 @@ def csv_rows(text: str) -> Iterator[tuple[int, list[str] | str]]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield line, f"unreadable CSV row ({exc})"
+            why = str(exc)
+            if "field limit" in why:
+                why = f"a field longer than {csv.field_size_limit():,} characters"
+            elif "NUL" in why or "null" in why:
+                why = "a NUL byte (a damaged or binary file)"
+            yield line, f"unreadable CSV row ({why})"
             line = reader.line_num + 1
             continue
         yield line, row

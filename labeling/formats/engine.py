@@ -21,6 +21,7 @@ from ..progress import Progress, ProgressFn, StopFn
 from ..store import Project, ProjectError
 from ..types import SYSTEM_USER, Label, PartSource, User, Verdict
 from .base import (
+    CLASSES_FILE,
     Format,
     FormatError,
     ImportItem,
@@ -31,7 +32,7 @@ from .base import (
 )
 from .learn import PALETTE, Learner
 from .report import ExportReport, ImportReport
-from .safety import ImportLimits, check_path, describe, importing, one_line, path_key
+from .safety import ImportLimits, check_path, describe, importing, one_line, path_key, printable
 
 # What a malformed source can raise while an item is loaded: reported per file, never a crash.
 # RecursionError and MemoryError are not Exceptions of a kind a parser "means", but one hostile
@@ -195,7 +196,7 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
                  resize=resize_masks, dry_run=dry_run, progress=progress, should_stop=should_stop)
         except _BAD_INPUT as exc:  # a bug here must still leave a report that tells the truth
             report.errors.append((src.name, f"import stopped: {describe(exc)}"))
-    report.errors = [(file, one_line(file, msg)) for file, msg in report.errors]
+    report.errors = [(printable(file), one_line(file, msg)) for file, msg in report.errors]
     return report
 
 
@@ -219,7 +220,7 @@ def _run(project: Project, src: Path, f: Format, report: ImportReport, *, strict
     try:
         sidecar = read_sidecar(src if src.is_dir() else src.parent)
     except _BAD_INPUT as exc:
-        report.errors.append((str(src.name), describe(exc)))
+        report.errors.append((CLASSES_FILE, describe(exc)))
         sidecar = Sidecar()
     entries = list(_entries(f, src, report))
     learn = add_classes if add_classes is not None else not project.settings.classes

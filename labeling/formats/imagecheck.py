@@ -127,19 +127,26 @@ def _quiet_stderr() -> Iterator[list[str]]:
 def decode(data: bytes, flags: int, what: str) -> np.ndarray:
     """imdecode with the header's size checked first and decoder damage reports as errors."""
     size = header_size(data)
-    if size is not None:
-        check_pixels(size[0], size[1], what)
+    try:
+        if size is not None:
+            check_pixels(*size)
+    except FormatError as exc:
+        raise FormatError(f"{what}: {exc}") from None
     with _quiet_stderr() as said:
         try:
             img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
         except cv2.error:
             img = None
-    text = "".join(said)
-    damage = next((line.strip() for line in text.splitlines() if any(d in line.lower() for d in _DAMAGE)), "")
-    if damage:
-        raise FormatError(f"{what}: damaged image data ({damage[:100]})")
     if img is None:
         raise FormatError(f"{what}: cannot decode image (corrupt or unsupported file)")
+    # OpenCV's own log lines ("[ WARN:0@...] ...") only echo what failed; the codecs' lines say why.
+    lines = [ln.strip() for ln in "".join(said).splitlines() if ln.strip() and not ln.lstrip().startswith("[")]
+    damage = next((ln for ln in lines if any(d in ln.lower() for d in _DAMAGE)), "")
+    if damage:
+        raise FormatError(f"{what}: damaged image data ({damage[:100]})")
     if size is None:
-        check_pixels(img.shape[1], img.shape[0], what)
+        try:
+            check_pixels(img.shape[1], img.shape[0])
+        except FormatError as exc:
+            raise FormatError(f"{what}: {exc}") from None
     return img

@@ -87,11 +87,11 @@ def resolve(path: Path) -> Path:
     try:
         return Path(path).resolve()
     except RuntimeError:  # Python 3.11: "Symlink loop from ..."
-        raise FormatError(f"{Path(path).name}: symbolic link loop") from None
+        raise FormatError("symbolic link loop") from None
     except ValueError:
         raise FormatError("file name contains a NUL byte") from None
     except OSError as exc:
-        raise FormatError(f"{Path(path).name}: cannot resolve path ({exc.strerror or exc})") from None
+        raise FormatError(f"cannot resolve the path ({exc.strerror or exc})") from None
 
 
 def path_key(path: Path) -> str:
@@ -113,8 +113,7 @@ def check_path(path: Path) -> Path:
     if ctx.root is not None and not ctx.limits.allow_outside:
         named = Path(os.path.normpath(os.path.abspath(path)))
         if not named.is_relative_to(ctx.root):
-            raise FormatError(f"{Path(path).name} lies outside the source folder (import with --allow-outside "
-                              "to allow it)")
+            raise FormatError("lies outside the source folder (import with --allow-outside to allow it)")
     return real
 
 
@@ -135,14 +134,14 @@ def read_text(path: Path) -> str:
         raise FormatError(f"cannot read file ({exc.strerror or exc})") from None
 
 
-def check_pixels(w: int, h: int, what: str = "image") -> None:
+def check_pixels(w: int, h: int, kind: str = "image") -> None:
     """Refuse a view by its declared size: too many pixels, or too small to be a part."""
     lim = limits()
     if w * h > lim.max_pixels:
-        raise FormatError(f"{what} is {w}x{h} = {w * h / 1e6:.0f} Mpixels, over the limit of "
+        raise FormatError(f"{kind} is {w}x{h} = {w * h / 1e6:.0f} Mpixels, over the limit of "
                           f"{lim.max_pixels / 1e6:g} Mpixels (--max-pixels)")
     if min(w, h) < lim.min_side:
-        raise FormatError(f"{what} is {w}x{h}, smaller than the minimum of {lim.min_side} pixels a side "
+        raise FormatError(f"{kind} is {w}x{h}, smaller than the minimum of {lim.min_side} pixels a side "
                           "(--min-side)")
 
 
@@ -188,6 +187,11 @@ def describe(exc: BaseException) -> str:
         if not isinstance(exc, ValueError):
             text = f"unexpected error ({type(exc).__name__}: {text})"
     return " ".join(text.split())
+
+
+def printable(name: str) -> str:
+    """A file name as it can be shown: control characters (a NUL byte, a newline) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(name))
 
 
 def one_line(file: str, message: str) -> str:

@@ -71,7 +71,7 @@ def _mask(runs: list[tuple[int, str]], what: str, shape: tuple[int, int]) -> Mas
         try:
             out[severstal_decode(text, shape)] = cls
         except FormatError as exc:
-            raise FormatError(f"{what} class {cls}: {exc}") from None
+            raise FormatError(f"{what}: class {cls}: {exc}") from None
     classes: dict[int, ClassRef] = {c: c for c, _ in runs}
     return MaskData(out, classes)
 
