@@ -1,6 +1,6 @@
 """Import and export formats: a registry by name plus one shared import/export driver.
 
-    report = import_into(project, "data/bsdata", "labelme")
+    report = import_into(project, "data/bsdata", "labelme")  # limits=ImportLimits(...) to change the defaults
     export_project(project, "out/", "coco")
 
 Adding a format is one module with a class (name, description, main_file, read, write) and one
@@ -20,6 +20,7 @@ from .engine import (
 from .imagefolder import ImageFolderFormat
 from .labelme import LabelmeFormat
 from .masks import MasksFormat
+from .safety import ImportLimits
 from .severstal import SeverstalFormat
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
@@ -35,4 +36,4 @@ def get_format(name: str) -> Format:
 
 
 __all__ = ["CLASSES_FILE", "FORMATS", "DestinationNotEmpty", "ExportReport", "Format", "FormatError", "ImportItem",
-           "ImportReport", "ItemError", "export_project", "get_format", "import_into"]
+           "ImportLimits", "ImportReport", "ItemError", "export_project", "get_format", "import_into"]
