@@ -200,17 +200,19 @@ def import_into(project: Project, src: str | Path, fmt: str, *, strict: bool = F
     return report
 
 
-def _entries(f: Format, src: Path, report: ImportReport) -> Iterator[ImportItem | ItemError]:
+def _entries(f: Format, src: Path) -> Iterator[ImportItem | ItemError]:
     """The format's items; a reader that fails part-way costs the rest of that source, with a line."""
     it = iter(f.read(src))
+    n = 0
     while True:
         try:
             entry = next(it)
         except StopIteration:
             return
         except _BAD_INPUT as exc:
-            yield ItemError(src.name, f"cannot read the rest of the source: {describe(exc)}")
+            yield ItemError(src.name, describe(exc) if not n else f"cannot read the rest of the source ({describe(exc)})")
             return
+        n += 1
         yield entry
 
 
@@ -222,7 +224,7 @@ def _run(project: Project, src: Path, f: Format, report: ImportReport, *, strict
     except _BAD_INPUT as exc:
         report.errors.append((CLASSES_FILE, describe(exc)))
         sidecar = Sidecar()
-    entries = list(_entries(f, src, report))
+    entries = list(_entries(f, src))
     learn = add_classes if add_classes is not None else not project.settings.classes
     items: list[ImportItem] = []
     for e in entries:
