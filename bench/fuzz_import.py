@@ -7,7 +7,8 @@ would kill an in-process run) is a `crash` of that case, after which a fresh wor
 the next one. Prints one JSON line: cases per format, outcomes overall and per format, the failing
 cases (format, seed, mutations, detail) and the seconds taken.
 
-Usage: .venv/bin/python bench/fuzz_import.py [--cases-per-format 220] [--seed0 0] [--timeout 60]
+Usage: .venv/bin/python bench/fuzz_import.py [--cases-per-format 220] [--seed0 0] [--timeout 60] [--code DIR]
+(--code: import labeling/ from another checkout, e.g. to run the same cases against main)
 """
 from __future__ import annotations
 
@@ -28,14 +29,19 @@ KIT = ROOT / "tests" / "labeling" / "formats"
 
 def worker() -> None:
     """Read 'fmt seed' lines, answer one JSON outcome line each."""
-    sys.path[:0] = [str(ROOT), str(KIT)]
+    sys.path[:0] = [os.environ.get("OKNG_FUZZ_CODE") or str(ROOT), str(KIT)]
     from fuzzkit import make_case, run_case
     with tempfile.TemporaryDirectory(prefix="okng-fuzz-") as d:
         for line in sys.stdin:
             fmt, seed = line.split()
             case_dir = Path(d) / f"{fmt}-{seed}"
-            case = make_case(case_dir / "src", fmt, int(seed))
-            out = run_case(case, case_dir)
+            try:
+                case = make_case(case_dir / "src", fmt, int(seed))
+            except Exception as exc:  # noqa: BLE001 - the generator's fault, not the importer's
+                out = {"fmt": fmt, "seed": int(seed), "mutations": [], "outcome": "generator_error",
+                       "detail": f"{type(exc).__name__}: {exc}"[:300]}
+            else:
+                out = run_case(case, case_dir)
             sys.stdout.write(json.dumps(out) + "\n")
             sys.stdout.flush()
 
@@ -43,12 +49,14 @@ def worker() -> None:
 class Pool:
     """One worker child at a time; restarted after a crash or a timeout."""
 
-    def __init__(self) -> None:
+    def __init__(self, code: Path) -> None:
         self.proc: subprocess.Popen | None = None
+        self.code = code
 
     def ask(self, fmt: str, seed: int, timeout: float) -> dict:
         if self.proc is None or self.proc.poll() is not None:
-            env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+            env = dict(os.environ, OKNG_FUZZ_CODE=str(self.code),
+                       PYTHONPATH=f"{self.code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
             self.proc = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
                                          bufsize=1)
@@ -90,6 +98,7 @@ def main() -> None:
     ap.add_argument("--cases-per-format", type=int, default=220)
     ap.add_argument("--seed0", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per case")
+    ap.add_argument("--code", type=Path, default=ROOT, help="checkout whose labeling/ is fuzzed")
     args = ap.parse_args()
     if args.worker:
         worker()
@@ -98,10 +107,11 @@ def main() -> None:
     from fuzzkit import FORMATS
 
     t0 = time.perf_counter()
-    pool = Pool()
+    pool = Pool(args.code.resolve())
     outcomes: collections.Counter[str] = collections.Counter()
     per_format: dict[str, collections.Counter[str]] = {f: collections.Counter() for f in FORMATS}
     mutations: collections.Counter[str] = collections.Counter()
+    sums = collections.Counter()  # parts imported, per-file errors, cases that reported errors
     failing: list[dict] = []
     slowest = (0.0, "")
     try:
@@ -114,6 +124,8 @@ def main() -> None:
                 outcomes[out["outcome"]] += 1
                 per_format[fmt][out["outcome"]] += 1
                 mutations.update(out.get("mutations") or [])
+                sums.update(parts_imported=out.get("imported", 0), file_errors=out.get("errors", 0),
+                            cases_with_errors=int(bool(out.get("errors"))))
                 if out["outcome"] != "ok":
                     failing.append({k: out.get(k) for k in ("fmt", "seed", "mutations", "outcome", "detail")})
     finally:
@@ -121,7 +133,7 @@ def main() -> None:
     total = sum(outcomes.values())
     print(json.dumps({"bench": "fuzz_import", "cases": total,
                       "cases_per_format": {f: sum(c.values()) for f, c in per_format.items()},
-                      "outcomes": dict(outcomes), "per_format": {f: dict(c) for f, c in per_format.items()},
+                      "outcomes": dict(outcomes), **dict(sums), "code": str(args.code), "per_format": {f: dict(c) for f, c in per_format.items()},
                       "mutations": dict(sorted(mutations.items())), "failing": failing[:50],
                       "slowest_case_s": round(slowest[0], 2), "slowest_case": slowest[1],
                       "seconds": round(time.perf_counter() - t0, 1)}))

@@ -55,6 +55,7 @@ class _Src:
     text: str = ""  # CSV text (masks, severstal)
     doc: object = None  # JSON document (coco) or {name: labelme doc}
     tag: str = ""
+    damaged: set[str] = field(default_factory=set)  # images a mutation already took: one each
 
 
 # ------------------------------------------------------------------ base sources
@@ -139,13 +140,20 @@ def _write_labels(s: _Src) -> None:
 Mutation = Callable[[_Src], bool]
 
 
-def _pick_image(s: _Src) -> Path:
-    names = sorted(s.images)
-    return s.images[names[int(s.rng.integers(len(names)))]]
+def _pick_image(s: _Src) -> Path | None:
+    """An image no other mutation has touched (so each mutation's expectation holds), or None."""
+    names = sorted(set(s.images) - s.damaged)
+    if not names:
+        return None
+    name = names[int(s.rng.integers(len(names)))]
+    s.damaged.add(name)
+    return s.images[name]
 
 
 def m_truncate(s: _Src) -> bool:
     p = _pick_image(s)
+    if p is None:
+        return False
     data = p.read_bytes()
     p.write_bytes(data[: int(s.rng.integers(0, max(1, len(data) - 1)))])
     return True
@@ -153,6 +161,8 @@ def m_truncate(s: _Src) -> bool:
 
 def m_flip_bytes(s: _Src) -> bool:
     p = _pick_image(s)
+    if p is None:
+        return False
     data = bytearray(p.read_bytes())
     for _ in range(int(s.rng.integers(1, 8))):
         data[int(s.rng.integers(len(data)))] = int(s.rng.integers(256))
@@ -163,6 +173,8 @@ def m_flip_bytes(s: _Src) -> bool:
 def m_corrupt_jpeg(s: _Src) -> bool:
     """Real JPEG, damaged scan data: OpenCV only warns; it must be an error."""
     p = _pick_image(s)
+    if p is None:
+        return False
     img = cv2.imdecode(np.frombuffer(p.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
     big = cv2.resize(img, (64, 64), interpolation=cv2.INTER_NEAREST)
     data = bytearray(_png(big, ".jpg"))
@@ -181,6 +193,8 @@ def m_corrupt_jpeg(s: _Src) -> bool:
 def m_huge_header(s: _Src) -> bool:
     """A PNG or BMP declaring 20000x20000 (or more) in a few hundred bytes."""
     p = _pick_image(s)
+    if p is None:
+        return False
     side = int(s.rng.choice([20000, 65535, 1 << 20, (1 << 31) - 1]))
     if s.rng.random() < 0.5:
         ihdr = b"IHDR" + side.to_bytes(4, "big") * 2 + bytes([8, 0, 0, 0, 0])
@@ -202,12 +216,16 @@ def m_huge_header(s: _Src) -> bool:
 
 def m_tiny(s: _Src) -> bool:
     p = _pick_image(s)
+    if p is None:
+        return False
     p.write_bytes(_png(np.full((1, int(s.rng.integers(1, 5))), 7, np.uint8)))
     return True
 
 
 def m_not_an_image(s: _Src) -> bool:
     p = _pick_image(s)
+    if p is None:
+        return False
     p.write_bytes(bytes(s.rng.choice([b"", b"hello", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM"])))
     return True
 
@@ -215,6 +233,8 @@ def m_not_an_image(s: _Src) -> bool:
 def m_duplicate(s: _Src) -> bool:
     """The same image twice: a copy or a hard link under another name (same folder and label)."""
     p = _pick_image(s)
+    if p is None:
+        return False
     name = next(n for n, q in s.images.items() if q == p)
     twin = p.with_name(f"{p.stem}twin{p.suffix}")
     if s.rng.random() < 0.5:
@@ -227,6 +247,8 @@ def m_duplicate(s: _Src) -> bool:
 
 def m_symlink_loop(s: _Src) -> bool:
     p = _pick_image(s)
+    if p is None:
+        return False
     p.unlink()
     other = p.with_name(p.stem + "_loop" + p.suffix)
     os.symlink(other.name, p)
@@ -373,6 +395,9 @@ def m_image_data(s: _Src) -> bool:
     """labelme: the image only as imageData, sometimes broken base64."""
     if s.fmt != "labelme":
         return m_flip_bytes(s)
+    if "p2" in s.damaged:
+        return False
+    s.damaged.add("p2")
     doc = s.doc["p2"]  # type: ignore[index]
     s.images["p2"].unlink()
     bad = s.rng.random() < 0.6
