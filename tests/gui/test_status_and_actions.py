@@ -15,9 +15,8 @@ from training.card import ModelCard
 @pytest.fixture
 def ctx(tmp_path):
     proj = Project.create(tmp_path / "p.h5", Settings(name="s", classes=list(BOLT_CLASSES)))
-    img = np.full((40, 60), 90, np.uint8)
-    for i in range(3):
-        proj.add_part([img], name=f"p{i}")
+    for i in range(3):  # distinct pixels: identical pictures re-import as duplicates
+        proj.add_part([np.full((40, 60), 90 + i, np.uint8)], name=f"p{i}")
     proj.set_label(1, Verdict.OK)
     proj.set_label(2, Verdict.NG, 2)
     c = AppContext()
