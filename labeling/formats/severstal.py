@@ -101,6 +101,7 @@ class SeverstalFormat:
             yield ItemError(cpath.name, f"CSV header {header} is not ImageId,ClassId,EncodedPixels")
             return
         runs: dict[str, list[tuple[int, str]]] = {}
+        broken: dict[str, int] = {}  # image -> line of a malformed row: never passed off as a clean OK
         for line, row in rows[1:]:
             where = f"{cpath.name} line {line}"
             if isinstance(row, str):
@@ -125,11 +126,19 @@ class SeverstalFormat:
             except (ValueError, IndexError) as exc:
                 why = str(exc) if isinstance(exc, ValueError) and str(exc) else f"too few fields ({len(row)})"
                 yield ItemError(where, f"malformed row: {why}")
+                name = (row[0].strip().rpartition("_")[0] if split else row[0].strip()) if row else ""
+                if name and "\x00" not in name:
+                    broken.setdefault(name, line)
                 continue
             runs.setdefault(image, [])
             if enc.strip():
                 runs[image].append((cls, enc.strip()))
         listed = {path_key(p): p for p in image_files(img_dir, recursive=False)}
+        for image, line in broken.items():
+            path = img_dir / image
+            listed.pop(path_key(path), None)
+            runs.pop(image, None)
+            yield ItemError(rel(path, root), f"skipped: its row on line {line} of {cpath.name} is malformed")
         for image, image_runs in runs.items():
             path = img_dir / image
             listed.pop(path_key(path), None)
