@@ -17,6 +17,7 @@ import collections
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ def worker() -> None:
                        "detail": f"{type(exc).__name__}: {exc}"[:300]}
             else:
                 out = run_case(case, case_dir)
+            shutil.rmtree(case_dir, ignore_errors=True)  # keep the disk small over a thousand cases
             sys.stdout.write(json.dumps(out) + "\n")
             sys.stdout.flush()
 
@@ -57,8 +59,10 @@ class Pool:
         if self.proc is None or self.proc.poll() is not None:
             env = dict(os.environ, OKNG_FUZZ_CODE=str(self.code),
                        PYTHONPATH=f"{self.code}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+            # The worker's stderr goes to a file: a pipe nobody reads could fill and stall it.
+            self.err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as its worker
             self.proc = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True,
+                                         stdout=subprocess.PIPE, stderr=self.err, env=env, text=True,
                                          bufsize=1)
         assert self.proc.stdin and self.proc.stdout
         base = {"fmt": fmt, "seed": seed, "mutations": []}
@@ -81,7 +85,8 @@ class Pool:
     def _dead(self, base: dict) -> dict:
         assert self.proc is not None
         self.proc.wait()
-        err = self.proc.stderr.read()[-300:] if self.proc.stderr else ""
+        self.err.seek(0)
+        err = self.err.read().decode("utf-8", "replace")[-300:]
         out = {**base, "outcome": "crash", "detail": f"worker exit {self.proc.returncode}: {err}"}
         self.proc = None
         return out
@@ -89,7 +94,11 @@ class Pool:
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.stdin.close()  # type: ignore[union-attr]
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def main() -> None:
