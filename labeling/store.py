@@ -344,20 +344,36 @@ class Project:
         return pid
 
     # ---------------------------------------------------------------- journalled changes
-    def set_label(self, part_id: int, verdict: Verdict | str | int, defect_class: int | str = 0,
+    def set_label(self, part_id: int, verdict: Verdict | str | int,
+                  defect_class: int | str | Sequence[int | str] = 0,
                   user: User = SYSTEM_USER, comment: str = "") -> Label:
-        """Label a part; the previous label stays in the history. Durable on return."""
-        self.part(part_id)
+        """Label a part; the previous label stays in the history. Durable on return.
+
+        defect_class is one class (1-based index or name) or several (a list, the main one
+        first). A retired class takes no new labels (a part that holds one may keep it)."""
+        held = self.part(part_id).label
         verdict = Verdict.parse(verdict)
-        if isinstance(defect_class, str):
-            defect_class = self.settings.class_index(defect_class) if defect_class else 0
-        if not 0 <= int(defect_class) <= len(self.settings.classes):
-            raise ProjectError(f"defect class {defect_class} out of range 0..{len(self.settings.classes)}")
-        if verdict != Verdict.NG and defect_class:
+        refs = [defect_class] if isinstance(defect_class, (int, str)) else list(defect_class)
+        classes = [self._class_ref(r, held.classes if held else ()) for r in refs]
+        classes = [c for c in classes if c]
+        if verdict != Verdict.NG and classes:
             raise ProjectError("a defect class only goes with an NG verdict")
-        label = Label(verdict, int(defect_class), user, time.time(), comment)
+        label = Label(verdict, classes[0] if classes else 0, user, time.time(), comment, tuple(classes))
         self._commit({"op": "label", "part": int(part_id), "label": label.to_dict()})
         return label
+
+    def _class_ref(self, ref: int | str, held: Sequence[int] = ()) -> int:
+        """1-based index of a class given by index or name (0 / "" = none); checked."""
+        if isinstance(ref, str):
+            ref = ref.strip()
+            # A name unknown raises KeyError naming the known ones.
+            ref = int(ref) if ref.isdigit() else self.settings.class_index(ref) if ref else 0
+        n = len(self.settings.classes)
+        if not 0 <= int(ref) <= n:
+            raise ProjectError(f"defect class {ref} out of range 0..{n}")
+        if ref and int(ref) not in held and self.settings.classes[int(ref) - 1].retired:
+            raise ProjectError(f"defect class {self.settings.classes[int(ref) - 1].name!r} is retired")
+        return int(ref)
 
     def set_mask(self, part_id: int, view: int, mask: np.ndarray | None, user: User = SYSTEM_USER) -> None:
         """Replace a view's mask (None clears it). Durable on return."""
@@ -386,8 +402,14 @@ class Project:
         self.part(part_id)
         self._commit({"op": "delete", "part": int(part_id), "user": user.to_dict()})
 
-    def update_settings(self, settings: Settings, user: User = SYSTEM_USER) -> None:
-        self._commit({"op": "settings", "settings": settings.to_dict(), "user": user.to_dict()})
+    def update_settings(self, settings: Settings, user: User = SYSTEM_USER,
+                        change: dict[str, Any] | None = None) -> None:
+        """Replace the settings; `change` (what was done, e.g. a class merged) is kept with the
+        event in the audit trail."""
+        rec: dict[str, Any] = {"op": "settings", "settings": settings.to_dict(), "user": user.to_dict()}
+        if change:
+            rec["change"] = change
+        self._commit(rec)
 
     def set_roi(self, camera: str, roi: ROI | None, user: User = SYSTEM_USER) -> None:
         s = Settings.from_dict(self.settings.to_dict())
@@ -576,9 +598,8 @@ class Project:
         by_class: dict[str, int] = {}
         for p in parts:
             by_verdict[p.verdict.name] += 1
-            if p.label and p.label.defect_class:
-                cname = self.settings.classes[p.label.defect_class - 1].name \
-                    if p.label.defect_class <= len(self.settings.classes) else str(p.label.defect_class)
+            for c in p.label.classes if p.label else ():  # a multi-class part counts in each class
+                cname = self.settings.classes[c - 1].name if c <= len(self.settings.classes) else str(c)
                 by_class[cname] = by_class.get(cname, 0) + 1
         reviews = {s.value: sum(1 for p in parts if p.review and p.review.status == s) for s in ReviewStatus}
         return {

@@ -7,7 +7,7 @@ the newest event, and the store keeps every older one (audit trail).
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -72,11 +72,21 @@ SYSTEM_USER = User("okng", Role.SUPERVISOR)
 
 @dataclass(frozen=True)
 class DefectClass:
-    """A defect class; its 1-based position in Settings.classes is its mask value."""
+    """A defect class; its 1-based position in Settings.classes is its mask value.
+
+    A retired class keeps its position (so mask values and old labels keep their meaning) but
+    takes no new labels; labeling/classes.py retires the class merged away."""
 
     name: str
     color: str = "#ff0000"  # "#rrggbb"
     hotkey: str = ""
+    retired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "color": self.color, "hotkey": self.hotkey}
+        if self.retired:  # only when set: an older okng reading the file sees its own keys
+            d["retired"] = True
+        return d
 
 
 @dataclass(frozen=True)
@@ -123,7 +133,7 @@ class Settings:
             "name": self.name,
             "kind": self.kind.value,
             "cameras": list(self.cameras),
-            "classes": [asdict(c) for c in self.classes],
+            "classes": [c.to_dict() for c in self.classes],
             "rois": {k: v.to_list() for k, v in self.rois.items()},
             "extra": self.extra,
         }
@@ -156,23 +166,39 @@ XRAY_CLASSES = [
 
 @dataclass(frozen=True)
 class Label:
-    """One labeling event. defect_class is 1-based (0 = none)."""
+    """One labeling event. defect_class is 1-based (0 = none).
+
+    classes holds every defect class of the part (a steel sheet may show scratches and
+    inclusions at once), 1-based, the main one first: defect_class is always classes[0], so
+    code that knows one class per part keeps working. Given only one of the two, the other is
+    derived; events written before multi-class labels have no "classes" key and read as
+    (defect_class,)."""
 
     verdict: Verdict
     defect_class: int = 0
     user: User = SYSTEM_USER
     time: float = 0.0
     comment: str = ""
+    classes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        seen: list[int] = []
+        for c in (self.defect_class, *self.classes) if self.defect_class else self.classes:
+            if int(c) and int(c) not in seen:
+                seen.append(int(c))
+        object.__setattr__(self, "classes", tuple(seen))
+        object.__setattr__(self, "defect_class", seen[0] if seen else 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": int(self.verdict), "defect_class": self.defect_class,
+                "classes": list(self.classes),
                 "user": self.user.to_dict(), "time": self.time, "comment": self.comment}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Label:
         return cls(Verdict(int(d["verdict"])), int(d.get("defect_class", 0)),
                    User.from_dict(d.get("user", {})), float(d.get("time", 0.0)),
-                   str(d.get("comment", "")))
+                   str(d.get("comment", "")), tuple(int(c) for c in d.get("classes", ())))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""`okng classes PROJECT ...`: the class editor (labeling/classes.py) from the command line."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from app.cli.common import print_json
+
+ACTIONS = ("list", "add", "rename", "color", "hotkey", "merge", "retire", "restore")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classes", help="list or edit a project's defect classes (add, rename, color, hotkey, merge, retire)",
+        description="Examples: okng classes P.h5 list | add rust --color '#aa5500' --hotkey 5 | "
+                    "rename rust corrosion | color 2 '#00ff00' | hotkey rust 6 | merge 'no coating' "
+                    "'short coating' | retire rust | restore rust. A class is named or given by its "
+                    "1-based number; merged and retired classes keep their number (it is the mask value).")
+    p.add_argument("project", type=Path)
+    p.add_argument("action", choices=ACTIONS)
+    p.add_argument("args", nargs="*", help="the class, then the new name / colour / key / target class")
+    p.add_argument("--color", default="", help="add: #rrggbb (default: the next palette colour)")
+    p.add_argument("--hotkey", default=None, help="add: one key (default: the next free digit)")
+    p.add_argument("--user", default="supervisor", help="user name recorded in the audit trail")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_classes)
+
+
+def _want(args: argparse.Namespace, n: int, usage: str) -> list[str]:
+    if len(args.args) != n:
+        raise ValueError(f"okng classes PROJECT {args.action} {usage}")
+    return list(args.args)
+
+
+def cmd_classes(args: argparse.Namespace) -> int:
+    from labeling import classes as ce
+    from labeling.store import Project
+    from labeling.types import Role, User
+
+    user = User(args.user, Role.SUPERVISOR)
+    project = Project.open(args.project, readonly=args.action == "list")
+    out: dict[str, object] = {"action": args.action}
+    if args.action == "list":
+        _want(args, 0, "")
+    elif args.action == "add":
+        (name,) = _want(args, 1, "NAME [--color #rrggbb] [--hotkey K]")
+        out["class"] = asdict(ce.add_class(project, name, args.color, args.hotkey, user))
+    elif args.action == "rename":
+        ref, name = _want(args, 2, "CLASS NEW_NAME")
+        out["class"] = asdict(ce.rename_class(project, ref, name, user))
+    elif args.action == "color":
+        ref, color = _want(args, 2, "CLASS #rrggbb")
+        out["class"] = asdict(ce.recolor_class(project, ref, color, user))
+    elif args.action == "hotkey":
+        ref, key = _want(args, 2, "CLASS KEY")
+        out["class"] = asdict(ce.set_hotkey(project, ref, key, user))
+    elif args.action == "merge":
+        src, into = _want(args, 2, "CLASS INTO_CLASS")
+        out["merge"] = asdict(ce.merge_classes(project, src, into, user))
+    elif args.action == "retire":
+        (ref,) = _want(args, 1, "CLASS")
+        out["class"] = asdict(ce.retire_class(project, ref, user))
+    elif args.action == "restore":
+        (ref,) = _want(args, 1, "CLASS")
+        out["class"] = asdict(ce.restore_class(project, ref, user))
+    table = ce.class_table(project)
+    out["classes"] = [asdict(r) for r in table]
+    if args.json:
+        print_json(out)
+        return 0
+    if "merge" in out:
+        m = out["merge"]
+        print(f"merged {m['source']!r} into {m['into']!r}: {m['labels']} labels, {m['masks']} masks")  # type: ignore[index]
+    print(f"{'#':>3}  {'name':<24} {'colour':<8} key  parts  main")
+    for r in table:
+        state = "  (retired)" if r.retired else ""
+        print(f"{r.index:>3}  {r.name:<24} {r.color:<8} {r.hotkey or '-':<4} {r.parts:>5} {r.main:>5}{state}")
+    return 0
