@@ -143,16 +143,19 @@ def _prepare(items: list[ImportItem], learner: Learner, user: User, resize: bool
         if verdict is None:
             verdict = Verdict.NG if painted else Verdict.OK
         ref = _one([it.defect_class for it in items], "defect class")
-        cls = 0
+        classes: list[int] = []
         if ref is not None and ref != "":
             if verdict != Verdict.NG:
                 notes.append((CLASS_ON_OK, items[0].file))
             else:
-                cls = learner.resolve(ref)  # type: ignore[arg-type]
+                classes = [learner.resolve(ref)]  # type: ignore[arg-type]
         elif ref is None and verdict == Verdict.NG and painted:
-            cls = int(np.argmax(per_class[1:])) + 1  # ties: the lowest class number
+            # Every painted class (a Severstal sheet may hold several), the one covering most
+            # pixels first; ties: the lowest class number (stable sort).
+            classes = [int(c) + 1 for c in np.argsort(-per_class[1:], kind="stable") if per_class[c + 1]]
         return _Prepared([v.image for v in views], [v.mask for v in views], cams,
-                         Label(verdict, cls, user, time.time()), notes, [pixel_hash(v.image) for v in views])
+                         Label(verdict, user=user, time=time.time(), classes=tuple(classes)), notes,
+                         [pixel_hash(v.image) for v in views])
     except BaseException:
         learner.restore(state)
         raise
@@ -350,8 +353,8 @@ def _count(report: ImportReport, learner: Learner, group: list[ImportItem], p: _
     report.imported += 1
     report.counts["views"] += len(p.images)
     report.counts["verdicts"][p.label.verdict.name] += 1
-    if p.label.defect_class:
-        name = learner.classes[p.label.defect_class - 1].name
+    for c in p.label.classes:  # a multi-class part counts in each of its classes
+        name = learner.classes[c - 1].name
         report.counts["classes"][name] = report.counts["classes"].get(name, 0) + 1
     report.counts["masks"] += sum(m is not None for m in p.masks)
     for cam in p.cameras:

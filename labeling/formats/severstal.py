@@ -2,12 +2,14 @@
 
 EncodedPixels are 1-based "start length" runs going down columns. ClassId is a class number
 (okng_classes.json beside the CSV names them). Images sit in train_images/ (or images/, or the
-CSV's folder); images without a run are OK, with runs NG with the class covering most pixels.
+CSV's folder); images without a run are OK, with runs NG, labelled with every class that has
+pixels (multilabel; the class covering most pixels first).
 The older layout (ImageId_ClassId,EncodedPixels) is read too. Multi-view parts go by the file-name
 rule PART__CAMERA.png (base.view_name); cameras, ROIs and class colours travel in okng_classes.json.
 What the format cannot hold: verdicts follow the masks (an NG part without mask pixels comes back
-OK, an unlabeled part OK or NG, the class is the one covering most pixels), all-zero masks come
-back as no mask, and part fields are lost.
+OK, an unlabeled part OK or NG, the classes are those with mask pixels; where runs of two
+classes overlap, the later row's class holds the pixel), all-zero masks come back as no mask,
+and part fields are lost.
 """
 from __future__ import annotations
 
