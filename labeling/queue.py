@@ -2,6 +2,8 @@
 
 Uncertainty of a model prediction is 1 - confidence (0 = sure, 1 = a coin toss); when no
 prediction exists a part has no uncertainty and sorts after those that have one.
+A likely label error is a part the latest out-of-fold check (training/label_issues.py) flagged
+and nobody has relabelled since; they sort by how little the other folds believe the label.
 """
 from __future__ import annotations
 
@@ -32,6 +34,11 @@ def disagrees(p: Part) -> bool:
             and p.prediction.verdict != p.verdict)
 
 
+def likely_label_error(p: Part) -> bool:
+    c = p.label_check
+    return c is not None and p.label is not None and p.label.time <= c.time
+
+
 def uncertain(p: Part) -> bool:
     u = uncertainty(p)
     return u is not None and (1.0 - u) < UNCERTAIN_BELOW
@@ -47,6 +54,7 @@ FILTERS: dict[str, Callable[[Part], bool]] = {
     "Rejected": lambda p: p.review is not None and p.review.status == ReviewStatus.REJECTED,
     "Disagrees with model": disagrees,
     "Uncertain": uncertain,
+    "Likely label errors": likely_label_error,
 }
 
 
@@ -54,3 +62,18 @@ def queue_key(p: Part) -> tuple:
     """Labeling queue order: unlabeled first, then most uncertain first, then oldest first."""
     u = uncertainty(p)
     return (p.verdict != Verdict.UNLABELED, -(u if u is not None else -1.0), p.id)
+
+
+def label_error_key(p: Part) -> tuple:
+    """"Likely label errors" order: flagged parts first, the label the other folds believe least
+    first, then the labeling queue's order."""
+    flagged = likely_label_error(p)
+    return (not flagged, p.label_check.self_confidence if flagged else 0.0,  # type: ignore[union-attr]
+            *queue_key(p))
+
+
+# Registry of orders the Label view can sort its queue by.
+ORDERS: dict[str, Callable[[Part], tuple]] = {
+    "Labeling queue": queue_key,
+    "Likely label errors": label_error_key,
+}

@@ -45,6 +45,7 @@ from .types import (
     ROI,
     SYSTEM_USER,
     Label,
+    LabelCheck,
     Part,
     PartSource,
     Prediction,
@@ -397,6 +398,15 @@ class Project:
         self.part(part_id)
         self._commit({"op": "prediction", "part": int(part_id), "prediction": prediction.to_dict()})
 
+    def set_label_checks(self, findings: dict[int, LabelCheck], run: str = "",
+                         user: User = SYSTEM_USER) -> None:
+        """Record one out-of-fold label check: its findings replace the previous check's (a part
+        not listed has no finding any more). One event, so the audit trail shows each run."""
+        for pid in findings:
+            self.part(pid)
+        self._commit({"op": "label_check", "run": run, "user": user.to_dict(),
+                      "findings": {str(k): v.to_dict() for k, v in findings.items()}})
+
     def delete_part(self, part_id: int, user: User = SYSTEM_USER) -> None:
         """Hide a part; its pixels and history stay in the file (audit)."""
         self.part(part_id)
@@ -539,6 +549,11 @@ class Project:
             part.prediction = Prediction.from_dict(ev["prediction"])
         elif op == "delete" and part:
             part.meta["deleted"] = True
+        elif op == "label_check":
+            found = ev.get("findings", {})
+            for p in self._parts.values():
+                f = found.get(str(p.id))
+                p.label_check = LabelCheck.from_dict(f) if f else None
         elif op == "mask" and part:
             v = part.views[ev["view"]]
             part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, bool(ev.get("has_mask")))

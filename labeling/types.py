@@ -244,6 +244,28 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class LabelCheck:
+    """An out-of-fold label check's finding on one part (training/label_issues.py): the other
+    folds confidently say the label should be `verdict`/`defect_class`. Stale once the part is
+    relabelled after `time` (labeling/queue.py)."""
+
+    verdict: Verdict  # the suggested verdict
+    defect_class: int = 0  # the suggested 1-based class (0: none / a verdict model)
+    self_confidence: float = 0.0  # out-of-fold P(given label): low = more likely wrong
+    time: float = 0.0
+    run: str = ""  # which check found it (model or run id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"verdict": int(self.verdict), "defect_class": self.defect_class,
+                "self_confidence": self.self_confidence, "time": self.time, "run": self.run}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelCheck:
+        return cls(Verdict(int(d["verdict"])), int(d.get("defect_class", 0)),
+                   float(d.get("self_confidence", 0.0)), float(d.get("time", 0.0)), str(d.get("run", "")))
+
+
+@dataclass(frozen=True)
 class ViewInfo:
     index: int
     camera: str
@@ -263,6 +285,7 @@ class Part:
     review: Review | None = None
     prediction: Prediction | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    label_check: LabelCheck | None = None  # the latest out-of-fold check's finding, if any
 
     @property
     def verdict(self) -> Verdict:

@@ -28,3 +28,30 @@ def test_filters():
     assert [name for name, f in FILTERS.items() if f(ok_disagree)] == [
         "All", "OK", "Under review", "Disagrees with model", "Uncertain"]
     assert [name for name, f in FILTERS.items() if f(fresh)] == ["All", "Unlabeled"]
+
+
+def test_likely_label_errors_filter_and_order(tmp_path):
+    """Findings of an out-of-fold check, recorded in a real project: flagged parts first, least
+    believed first; relabelling a part clears it; the next check replaces the findings."""
+    import numpy as np
+
+    from labeling.queue import ORDERS, label_error_key, likely_label_error
+    from labeling.store import Project
+    from labeling.types import BOLT_CLASSES, LabelCheck, Settings
+
+    p = Project.create(tmp_path / "p.h5", Settings(classes=list(BOLT_CLASSES)))
+    ids = [p.add_part([np.zeros((8, 8), np.uint8)]) for _ in range(4)]
+    for pid in ids:
+        p.set_label(pid, "NG", 1)
+    p.set_label_checks({ids[1]: LabelCheck(Verdict.NG, 3, 0.30, 1e12, "run1"),
+                        ids[3]: LabelCheck(Verdict.OK, 0, 0.05, 1e12, "run1")}, run="run1")
+    q = Project.open(p.path)
+    assert [x.id for x in q.parts() if FILTERS["Likely label errors"](x)] == [ids[1], ids[3]]
+    assert [x.id for x in sorted(q.parts(), key=label_error_key)][:2] == [ids[3], ids[1]]
+    assert ORDERS["Likely label errors"] is label_error_key
+    assert q.part(ids[3]).label_check.verdict == Verdict.OK
+    q.set_label_checks({ids[0]: LabelCheck(Verdict.NG, 2, 0.4, 0.0, "run2")}, run="run2")
+    r = Project.open(p.path)
+    assert [x.id for x in r.parts() if x.label_check] == [ids[0]]
+    assert not likely_label_error(r.part(ids[0]))  # labelled after the check's time: stale
+    assert [e["op"] for e in r.events() if e["op"] == "label_check"] == ["label_check"] * 2
