@@ -1,0 +1,118 @@
+"""Metrics per model task (training/tasks.py): N-class softmax and multilabel, in numpy.
+
+The verdict task's figures are metrics.binary_report. A class or multilabel model is also
+scored as a verdict model (its derived P(NG) against OK/NG truth, key "verdict"), so it can be
+compared with a verdict model on the same figures.
+
+Averages: macro F1 is the plain mean over the classes that occur in the truth or the
+predictions (a class nobody holds and nobody predicts says nothing about the model; neu_det
+has no OK part, and its OK output should not drag every macro figure down); weighted F1 weighs
+each class by its support.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .metrics import (
+    accuracy,
+    balanced_accuracy,
+    binary_report,
+    cohen_kappa,
+    confusion_matrix,
+    per_class,
+    pr_auc,
+    roc_auc,
+)
+
+
+def rescale(probs: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Per class, a monotone map of P onto 0..1 that sends the class's threshold to 0.5.
+
+    Makes classes with different thresholds comparable (the most confident class is the one
+    furthest past its own bar) and lets one 0.5 rule decide OK/NG."""
+    p = np.asarray(probs, dtype=np.float64)
+    t = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.where(p < t, 0.5 * p / t, 0.5 + 0.5 * (p - t) / (1 - t))
+
+
+def _averages(pc: dict[str, dict[str, float]], cm: np.ndarray) -> dict[str, float]:
+    names = list(pc)
+    used = [n for i, n in enumerate(names) if cm[i, :].sum() or cm[:, i].sum()]
+    sup = np.array([pc[n]["support"] for n in names], dtype=float)
+    out = {}
+    for k in ("precision", "recall", "f1"):
+        vals = np.array([pc[n][k] for n in names])
+        out[f"macro_{k}"] = float(np.mean([pc[n][k] for n in used])) if used else 0.0
+        out[f"weighted_{k}"] = float((vals * sup).sum() / sup.sum()) if sup.sum() else 0.0
+    return out
+
+
+def one_vs_rest(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Per class: ROC-AUC and average precision of its probability against the rest (None when
+    the class is absent, or everything is that class)."""
+    return {n: {"roc_auc": roc_auc((y_true == i).astype(int), probs[:, i]),
+                "pr_auc": pr_auc((y_true == i).astype(int), probs[:, i])} for i, n in enumerate(names)}
+
+
+def multiclass_report(y_true: Sequence[int], probs: np.ndarray, names: Sequence[str],
+                      ok_index: int | None = 0, threshold: float = 0.5) -> dict[str, Any]:
+    """Softmax over N classes: prediction = the most probable class.
+
+    ok_index: the output meaning OK (the classes task's 0); with it, the derived verdict
+    (P(NG) = 1 - P(OK) against `threshold`) is reported under "verdict"."""
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape != (len(y), len(names)):
+        raise ValueError(f"probabilities {p.shape}, expected ({len(y)}, {len(names)})")
+    pred = p.argmax(axis=1) if len(y) else np.zeros(0, np.int64)
+    cm = confusion_matrix(y, pred, len(names))
+    pc = per_class(cm, names)
+    out: dict[str, Any] = {
+        "task_kind": "multiclass", "n": len(y), "names": list(names),
+        "confusion_matrix": cm.tolist(), "per_class": pc, "accuracy": accuracy(cm),
+        "balanced_accuracy": balanced_accuracy(cm), "kappa": cohen_kappa(cm),
+        **_averages(pc, cm), "one_vs_rest": one_vs_rest(y, p, names),
+    }
+    if ok_index is not None:
+        out["verdict"] = binary_report((y != ok_index).astype(int), 1.0 - p[:, ok_index], threshold)
+    return out
+
+
+def multilabel_report(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str],
+                      thresholds: Sequence[float] | None = None) -> dict[str, Any]:
+    """One sigmoid per class: class k is present when P(k) >= its threshold.
+
+    exact_match: parts whose whole set of classes is right; hamming_loss: the fraction of
+    (part, class) decisions that are wrong. The derived verdict: NG when any class is present,
+    scored by the part's largest rescaled probability (`rescale`)."""
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    k = len(names)
+    if p.shape != y.shape or p.ndim != 2 or p.shape[1] != k:
+        raise ValueError(f"truth {y.shape} and probabilities {p.shape}, expected (n, {k})")
+    t = np.full(k, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+    pred = (p >= t[None, :]).astype(np.int64)
+    classes: dict[str, dict[str, Any]] = {}
+    for i, n in enumerate(names):
+        cm = confusion_matrix(y[:, i], pred[:, i], 2)
+        tp, fp, fn = float(cm[1, 1]), float(cm[0, 1]), float(cm[1, 0])
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        classes[n] = {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+                      "support": int(y[:, i].sum()), "accuracy": accuracy(cm), "threshold": float(t[i]),
+                      "roc_auc": roc_auc(y[:, i], p[:, i]), "pr_auc": pr_auc(y[:, i], p[:, i])}
+    sup = np.array([classes[n]["support"] for n in names], dtype=float)
+    used = [n for i, n in enumerate(names) if sup[i] or pred[:, i].any()]
+    f1 = np.array([classes[n]["f1"] for n in names])
+    return {
+        "task_kind": "multilabel", "n": len(y), "names": list(names), "per_class": classes,
+        "exact_match": float((pred == y).all(axis=1).mean()) if len(y) else 0.0,
+        "hamming_loss": float((pred != y).mean()) if y.size else 0.0,
+        "macro_f1": float(np.mean([classes[n]["f1"] for n in used])) if used else 0.0,
+        "weighted_f1": float((f1 * sup).sum() / sup.sum()) if sup.sum() else 0.0,
+        "verdict": binary_report(y.any(axis=1).astype(int),
+                                 rescale(p, t).max(axis=1) if len(y) else np.zeros(0), 0.5),
+    }
