@@ -12,7 +12,7 @@ from typing import Any
 from PyQt6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 from PyQt6.QtGui import QColor
 
-from labeling.queue import FILTERS, queue_key, uncertainty
+from labeling.queue import FILTERS, ORDERS, queue_key, uncertainty
 from labeling.store import Project
 from labeling.types import Part, Verdict
 
@@ -139,8 +139,8 @@ class PartsModel(QAbstractTableModel):
         if col == 2:
             return "—" if p.verdict == Verdict.UNLABELED else p.verdict.name
         if col == 3:
-            dc = p.label.defect_class if p.label else 0
-            return classes[dc - 1].name if 0 < dc <= len(classes) else ""
+            held = p.label.classes if p.label else ()
+            return " + ".join(classes[c - 1].name for c in held if c <= len(classes))
         if col == 4:
             return p.review.status.value if p.review else ""
         if col == 5:
@@ -164,12 +164,14 @@ def _part_ids(project: Project) -> list[int]:
 
 
 class PartsFilter(QSortFilterProxyModel):
-    """Filter by one of FILTERS (plus a text search) and sort by the labeling queue."""
+    """Filter by one of FILTERS (plus a text search) and sort by the labeling queue (or, for a
+    filter that has an order of its own in ORDERS, by that: likely label errors worst first)."""
 
     def __init__(self, source: PartsModel, parent: Any = None) -> None:
         super().__init__(parent)
         self.setSourceModel(source)
         self._filter = "All"
+        self._order = queue_key
         self._text = ""
         self.queue_order = True
         self.setDynamicSortFilter(False)  # rows stay put while you label; re-sorted on refresh
@@ -182,6 +184,7 @@ class PartsFilter(QSortFilterProxyModel):
         if name not in FILTERS:
             raise KeyError(f"unknown filter {name!r}; known: {', '.join(FILTERS)}")
         self._filter = name
+        self._order = ORDERS.get(name, queue_key)
         self.invalidate()
         self.resort()
 
@@ -203,7 +206,12 @@ class PartsFilter(QSortFilterProxyModel):
 
     def lessThan(self, left: QModelIndex, right: QModelIndex) -> bool:
         if self.queue_order and left.column() == 0:
-            return left.data(QUEUE_ROLE) < right.data(QUEUE_ROLE)
+            if self._order is queue_key:
+                return left.data(QUEUE_ROLE) < right.data(QUEUE_ROLE)
+            src = self.sourceModel()
+            a, b = src.part_at(left.row()), src.part_at(right.row())
+            if a is not None and b is not None:
+                return self._order(a) < self._order(b)
         a, b = left.data(), right.data()
         try:
             return float(a) < float(b)

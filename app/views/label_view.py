@@ -12,7 +12,7 @@ Run alone for a look: ``python -m app.views.label_view PROJECT.h5``
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,8 @@ class LabelView(QWidget):
         self._loader: Worker | None = None
         self._predictor: Worker | None = None
         self._rows_seen = -1  # rows when the view was last hidden (showEvent re-sorts if they changed)
-        self._issued: dict[int, tuple[Verdict, int]] = {}  # labels queued but maybe not yet written
+        # labels queued but maybe not yet written: part -> (verdict, classes, main first)
+        self._issued: dict[int, tuple[Verdict, tuple[int, ...]]] = {}
         self.parts = PartList(ctx, self)
         self.strip = ViewStrip(self)
         self.canvas = MaskCanvas(self)
@@ -117,6 +118,7 @@ class LabelView(QWidget):
         }
         for i in range(1, 10):
             m[(getattr(K, f"Key_{i}"), "")] = lambda i=i: self.pick_class(i)
+            m[(getattr(K, f"Key_{i}"), "ctrl")] = lambda i=i: self.toggle_class(i)
         return m
 
     def _wire(self) -> None:
@@ -126,6 +128,7 @@ class LabelView(QWidget):
         p = self.panel
         p.verdict_clicked.connect(self.label)
         p.class_clicked.connect(self.pick_class)
+        p.also_toggled.connect(self.toggle_class)
         p.tool_clicked.connect(self.set_tool)
         p.radius_changed.connect(self.set_radius)
         p.opacity_changed.connect(self.canvas.set_opacity)
@@ -225,7 +228,7 @@ class LabelView(QWidget):
         pid = event.get("part")
         if event.get("op") == "label" and pid in self._issued and self.project is not None:
             lab = self.project.part(pid).label
-            if lab is not None and (lab.verdict, lab.defect_class) == self._issued[pid]:
+            if lab is not None and (lab.verdict, lab.classes) == self._issued[pid]:
                 del self._issued[pid]  # the store has caught up
         if event.get("part") == self.part_id and event.get("op") != "mask":
             self._show_part_info()
@@ -241,18 +244,32 @@ class LabelView(QWidget):
     def _write(self, name: str, fn: Callable[..., Any], *args: Any, key: Any = None, **kw: Any) -> None:
         self.ctx.writer.submit(name, fn, *args, key=key, **kw)
 
-    def label(self, verdict: Verdict, advance: bool = True, defect_class: int | None = None) -> None:
-        """Label the current part (NG carries the selected defect class) and go to the next one."""
+    def label(self, verdict: Verdict, advance: bool = True,
+              defect_class: int | Sequence[int] | None = None) -> None:
+        """Label the current part (NG carries the selected defect class, or the classes given,
+        main first) and go to the next one."""
         if self.project is None or self.part_id is None:
             return
-        dc = (self.current_class if defect_class is None else defect_class) if verdict == Verdict.NG else 0
-        self._write(f"label part {self.part_id}", self.project.set_label, self.part_id, verdict, dc,
+        if verdict != Verdict.NG:
+            classes: tuple[int, ...] = ()
+        elif defect_class is None:
+            classes = (self.current_class,) if self.current_class else ()
+        elif isinstance(defect_class, int):
+            classes = (defect_class,) if defect_class else ()
+        else:
+            classes = tuple(defect_class)
+        self._write(f"label part {self.part_id}", self.project.set_label, self.part_id, verdict, list(classes),
                     user=self.ctx.user)
-        self._issued[self.part_id] = (verdict, dc)  # what the store will say once the write lands
+        self._issued[self.part_id] = (verdict, classes)  # what the store will say once the write lands
         if advance:
             self.parts.select_next()
 
+    def _held(self, part: Part) -> tuple[Verdict, tuple[int, ...]]:
+        """The part's verdict and classes as they will be once the queued writes land."""
+        return self._issued.get(part.id) or (part.verdict, part.label.classes if part.label else ())
+
     def pick_class(self, index: int) -> None:
+        """The brush's class; on an NG part also its main class (the other classes it holds stay)."""
         classes = self.project.settings.classes if self.project else []
         if not 1 <= index <= len(classes):
             return
@@ -262,10 +279,24 @@ class LabelView(QWidget):
         part = self.part()
         if part is None:
             return
-        verdict, dc = self._issued.get(part.id) or (
-            part.verdict, part.label.defect_class if part.label else 0)
-        if verdict == Verdict.NG and dc != index:
+        verdict, held = self._held(part)
+        if verdict == Verdict.NG and (held[:1] != (index,)):
+            self.label(Verdict.NG, advance=False, defect_class=(index, *(c for c in held[1:] if c != index)))
+
+    def toggle_class(self, index: int) -> None:
+        """Add a class to the part's label, or take it off (not the main one: pick another first).
+        An OK or unlabeled part becomes NG with that class."""
+        classes = self.project.settings.classes if self.project else []
+        part = self.part()
+        if part is None or not 1 <= index <= len(classes) or classes[index - 1].retired:
+            return
+        verdict, held = self._held(part)
+        if verdict != Verdict.NG or not held:
             self.label(Verdict.NG, advance=False, defect_class=index)
+        elif index in held[1:]:
+            self.label(Verdict.NG, advance=False, defect_class=tuple(c for c in held if c != index))
+        elif index not in held:
+            self.label(Verdict.NG, advance=False, defect_class=(*held, index))
 
     def _brush_value(self) -> int:
         has_classes = bool(self.project and self.project.settings.classes)
@@ -277,6 +308,7 @@ class LabelView(QWidget):
             self.ctx.status.emit("No model prediction for this part to accept.")
             return
         pred = part.prediction
+        # verdict and class together (a class model names the defect; a verdict model gives 0)
         self.label(pred.verdict, defect_class=pred.defect_class if pred.verdict == Verdict.NG else 0)
 
     # ------------------------------------------------------------------ pre-labeling

@@ -33,7 +33,8 @@ VERDICT_STYLE = {Verdict.OK: ("OK", "verdictOK"), Verdict.NG: ("NG", "verdictNG"
 
 class LabelPanel(QWidget):
     verdict_clicked = pyqtSignal(object)  # Verdict
-    class_clicked = pyqtSignal(int)  # 1-based defect class
+    class_clicked = pyqtSignal(int)  # 1-based defect class: the part's main class
+    also_toggled = pyqtSignal(int)  # 1-based defect class: the part also holds it (or no more)
     tool_clicked = pyqtSignal(str)
     radius_changed = pyqtSignal(int)
     opacity_changed = pyqtSignal(float)
@@ -68,11 +69,12 @@ class LabelPanel(QWidget):
         lay.addWidget(self.who)
         lay.addLayout(row)
         # defect classes
-        self.class_box = QGroupBox("Defect class (1-9)")
+        self.class_box = QGroupBox("Defect class (1-9) · also holds (Ctrl+1-9)")
         self.class_grid = QGridLayout(self.class_box)
         self.class_group = QButtonGroup(self)
         self.class_group.setExclusive(True)
         self.class_group.idClicked.connect(self.class_clicked.emit)
+        self.also: dict[int, QCheckBox] = {}
         lay.addWidget(self.class_box)
         # tools
         tools = QGroupBox("Mask tools")
@@ -130,12 +132,23 @@ class LabelPanel(QWidget):
         for b in list(self.class_group.buttons()):
             self.class_group.removeButton(b)
             b.deleteLater()
+        for box in self.also.values():
+            box.deleteLater()
+        self.also = {}
         for i, c in enumerate(classes[:9], start=1):
             b = QPushButton(f"{i}  {c.name}")
             b.setCheckable(True)
             b.setStyleSheet(f"QPushButton {{ border-left: 8px solid {c.color}; text-align: left; }}")
+            b.setEnabled(not c.retired)
             self.class_group.addButton(b, i)
             self.class_grid.addWidget(b, (i - 1), 0)
+            box = QCheckBox("also")
+            box.setToolTip(f"The part also holds '{c.name}' (Ctrl+{i}); the pressed button is its main class")
+            box.setEnabled(not c.retired)
+            # clicked, not toggled: show_part sets the boxes without emitting anything
+            box.clicked.connect(lambda _=False, i=i: self.also_toggled.emit(i))
+            self.also[i] = box
+            self.class_grid.addWidget(box, (i - 1), 1)
         self.class_box.setVisible(bool(classes))
 
     def show_class(self, index: int) -> None:
@@ -153,8 +166,12 @@ class LabelPanel(QWidget):
     def show_part(self, part: Part | None, classes: Sequence[DefectClass]) -> None:
         v = part.verdict if part else Verdict.UNLABELED
         text, name = VERDICT_STYLE[v]
-        if part and part.label and part.label.defect_class and part.label.defect_class <= len(classes):
-            text += f" · {classes[part.label.defect_class - 1].name}"
+        held = part.label.classes if part and part.label else ()
+        names = [classes[c - 1].name for c in held if c <= len(classes)]
+        if names:
+            text += " · " + " + ".join(names)
+        for i, box in self.also.items():
+            box.setChecked(i in held[1:])
         self.verdict.setText(text if part else "no part")
         self.verdict.setObjectName(name)
         self.verdict.style().unpolish(self.verdict)

@@ -68,7 +68,7 @@ class PartList(QWidget):
         self._resort.setSingleShot(True)
         self._resort.setInterval(800)
         self._resort.timeout.connect(self.refresh)
-        ctx.part_event.connect(lambda ev: self._resort.start() if ev.get("op") == "prediction" else None)
+        ctx.part_event.connect(lambda ev: self._resort.start() if ev.get("op") in ("prediction", "label_check") else None)
         self.refresh()
 
     # ------------------------------------------------------------------ API

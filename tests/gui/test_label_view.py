@@ -140,6 +140,21 @@ def test_filters_queue_and_model_acceptance(view, qtbot):
     assert p.verdict == Verdict.NG and p.label.defect_class == 2
 
 
+def test_likely_label_errors_filter_orders_the_least_believed_first(view, qtbot):
+    from labeling.types import LabelCheck
+    proj = view.ctx.project
+    ids = sorted(proj.part_ids())
+    for pid in ids:
+        proj.set_label(pid, Verdict.NG, 1)
+    proj.set_label_checks({ids[1]: LabelCheck(Verdict.NG, 2, 0.4, 1e12),
+                           ids[3]: LabelCheck(Verdict.OK, 0, 0.1, 1e12)}, run="oof")
+    view.parts.refresh()
+    view.parts.set_filter("Likely label errors")
+    assert view.parts.visible_ids() == [ids[3], ids[1]]
+    view.parts.set_filter("All")
+    assert len(view.parts.visible_ids()) == len(ids)
+
+
 def test_review_needs_lab_expert(view, qtbot):
     pid = view.part_id
     refused = []
@@ -194,3 +209,26 @@ def test_parts_captured_meanwhile_join_the_queue_when_the_view_is_shown(view, qt
     qtbot.waitUntil(lambda: new in view.parts.visible_ids(), timeout=3000)
     view.show()
     qtbot.waitUntil(lambda: view.parts.visible_ids()[0] == new, timeout=3000)  # unlabelled first
+
+
+def test_inspector_ticks_several_classes(view, qtbot):
+    """Ctrl+digit or the 'also' box adds a class to the part (the main class stays first);
+    a digit changes the main class and keeps the others."""
+    pid = view.part_id
+    qtbot.keyClick(view.canvas, Qt.Key.Key_1)
+    view.label(Verdict.NG, advance=False)
+    qtbot.keyClick(view.canvas, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(view.canvas, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(view.canvas, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)  # off again
+    view.panel.also[2].click()
+
+    def held():
+        lab = view.project.part(pid).label
+        return lab.classes if lab else ()
+    qtbot.waitUntil(lambda: held() == (1, 4, 2), timeout=3000)
+    qtbot.waitUntil(lambda: view.panel.also[4].isChecked() and not view.panel.also[3].isChecked(), timeout=3000)
+    qtbot.waitUntil(lambda: "coating + foreign substance + no coating" in view.panel.verdict.text(), timeout=3000)
+    qtbot.keyClick(view.canvas, Qt.Key.Key_4)  # main class becomes 4, the others stay
+    proj = _reopen(view)
+    assert proj.part(pid).label.classes == (4, 2)
+    assert [h.classes for h in proj.label_history(pid)] == [(1,), (1, 3), (1, 3, 4), (1, 4), (1, 4, 2), (4, 2)]
