@@ -27,13 +27,14 @@ class TrackedPart:
     condemned: bool = False                # the PC watchdog was down while it was in flight
     outcome: str = ""                      # passed | rejected, set at the gate
     reason: str = ""
+    defect_class: int = 0                  # DEFECT_CLASS of the accepted answer (0 = none)
 
     def record(self) -> dict:
         """Plain dict for history / JSON."""
         latency = None if self.answered_at is None else round((self.answered_at - self.t_station) * 1000, 2)
         return {"seq": self.seq, "part_id": self.part_id, "verdict": None if self.verdict is None
                 else self.verdict.name, "outcome": self.outcome, "reason": self.reason,
-                "latency_ms": latency}
+                "defect_class": self.defect_class, "latency_ms": latency}
 
 
 @dataclass
@@ -51,6 +52,8 @@ class Conveyor:
     history: deque = field(init=False)
     counts: dict = field(default_factory=lambda: dict.fromkeys(COUNTER_NAMES, 0))
     alarm: bool = True                     # PC watchdog alarm: true until the PC heartbeat moves
+    # NG rejects per DEFECT_CLASS (0: NG without a class): which defect the line is making
+    rejected_by_class: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.next_part_id = int(self.part_id_start) & U32
@@ -103,6 +106,7 @@ class Conveyor:
                 return "conflicting"
             return "repeat"
         part.verdict, part.answered_at = result.verdict, now
+        part.defect_class = int(result.defect_class) if result.verdict == PlcVerdict.NG else 0
         self.counts["answered"] += 1
         key = {PlcVerdict.OK: "ok", PlcVerdict.NG: "ng", PlcVerdict.ERROR: "errors"}[result.verdict]
         self.counts[key] += 1
@@ -141,6 +145,8 @@ class Conveyor:
             part.reason = "no answer" if part.verdict is None else part.verdict.name.lower()
         if part.verdict is None:
             self.counts["missed"] += 1
+        elif part.outcome == "rejected" and part.verdict == PlcVerdict.NG:
+            self.rejected_by_class[part.defect_class] = self.rejected_by_class.get(part.defect_class, 0) + 1
         self.counts["passed" if part.outcome == "passed" else "rejected"] += 1
         self.gone[part.seq] = part
         while len(self.gone) > 256:       # remember recent parts only, to spot late answers
@@ -152,5 +158,7 @@ class Conveyor:
         return len(self.queue)
 
     def counters(self) -> dict:
-        """A copy of the counters plus the parts still on the belt."""
-        return {**self.counts, "in_flight": self.in_flight, "alarm": int(self.alarm)}
+        """A copy of the counters plus the parts still on the belt and the NG rejects per class
+        ({"2": 5}: five parts rejected as NG with DEFECT_CLASS 2; JSON keys are strings)."""
+        return {**self.counts, "in_flight": self.in_flight, "alarm": int(self.alarm),
+                "rejected_by_class": {str(k): v for k, v in sorted(self.rejected_by_class.items())}}
