@@ -59,6 +59,7 @@ class TrainConfig:
     """Everything a training run depends on; stored with the model."""
 
     arch: str = "resnet18"
+    task: str = "verdict"  # training/tasks.py: verdict | classes | multilabel
     freeze: str = "last-block"  # head | last-block | none | scratch
     epochs: int = 10
     batch_size: int = 32
@@ -68,7 +69,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     schedule: str = "cosine"
-    class_weights: str | list[float] | None = "balanced"  # "balanced", explicit [w_ok, w_ng], or None
+    class_weights: str | list[float] | None = "balanced"  # "balanced", one weight per output, or None
     patience: int = 5  # early stopping on validation balanced accuracy; 0 = off
     seed: int = 0
     input_size: int | tuple[int, int] | None = None  # None = the backbone's default
@@ -85,6 +86,9 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
         from .backbones import BACKBONES, FREEZE_POLICIES
+        from .tasks import TASKS
+        if self.task not in TASKS:
+            raise TrainingError(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
         if self.arch not in BACKBONES:
             raise TrainingError(f"unknown architecture {self.arch!r} (known: {', '.join(BACKBONES)})")
         if self.freeze not in FREEZE_POLICIES:
@@ -106,7 +110,7 @@ class TrainConfig:
         if self.target_ng_recall is not None and not 0.0 < self.target_ng_recall <= 1.0:
             raise TrainingError(f"target NG recall must be in (0, 1], got {self.target_ng_recall}")
         if isinstance(self.class_weights, str) and self.class_weights != "balanced":
-            raise TrainingError("class_weights must be 'balanced', a list [w_ok, w_ng] or None")
+            raise TrainingError("class_weights must be 'balanced', a list (one weight per output) or None")
         size = self.input_hw(224)
         if min(size) < 16 or max(size) > 2048:
             raise TrainingError(f"input size {size} out of range 16..2048")

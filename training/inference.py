@@ -73,6 +73,10 @@ class LoadedModel:
         self.threshold: float = card.threshold
         self.target_layer: str = card.target_layer
         self.ng_index: int = card.ng_index
+        from .tasks import get_task
+        self.task = get_task(card.task)
+        # multilabel: per-class thresholds chosen on validation (tasks.py rescales them to 0.5)
+        self.thresholds: list[float] = [float(t) for t in card.extra.get("thresholds", [])]
         self.device = device
         self.model = model.to(device).eval()
         if device.type == "cuda":
@@ -94,18 +98,36 @@ class LoadedModel:
                 x = x.contiguous(memory_format=torch.channels_last)
             return self.model(x).float().cpu()
 
+    @property
+    def cam_class(self) -> int | None:
+        """The output a heatmap explains by default: NG for a verdict model; for a class model
+        each view's predicted class (None)."""
+        return self.ng_index if self.task.name == "verdict" else None
+
+    def probabilities(self, batch: torch.Tensor) -> np.ndarray:
+        """(N, outputs) probabilities of a preprocessed batch (softmax, or sigmoid per class)."""
+        return self.probabilities_of(self.logits(batch))
+
+    def probabilities_of(self, logits: torch.Tensor) -> np.ndarray:
+        return self.task.probabilities(logits.float()).cpu().numpy()
+
     def ng_scores(self, batch: torch.Tensor) -> np.ndarray:
-        """P(NG) per row of a preprocessed batch."""
-        return torch.softmax(self.logits(batch), dim=1)[:, self.ng_index].numpy()
+        """P(NG) per row of a preprocessed batch (a class model's derived P(NG))."""
+        return self.task.view_scores(self.probabilities(batch), self.thresholds)[0]
+
+    def decide_probs(self, probs: np.ndarray, geometries: list[ViewGeometry] | None = None) -> PartDecision:
+        """The part decision from its views' probabilities (the task's rule, this model's thresholds)."""
+        return self.task.decide(probs, self.threshold, self.thresholds, geometries)
 
     def predict_views(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> PartDecision:
-        """All views of one part in ONE batched forward; NG if any view reaches the threshold."""
+        """All views of one part in ONE batched forward; NG if any view reaches the threshold;
+        a class model also names the defect class of the deciding view."""
         if len(images) == 0:
             raise TrainingError("a part needs at least one view to predict")
         if len(images) != len(cameras):
             raise TrainingError(f"{len(images)} views but {len(cameras)} camera names")
         batch, geoms = self.prepare_batch(images, cameras)
-        return decide(self.ng_scores(batch), self.threshold, geoms)
+        return self.decide_probs(self.probabilities(batch), geoms)
 
     def prepare_batch(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> tuple[torch.Tensor, list[ViewGeometry]]:
         """Preprocess the views of one part (in parallel) into one (N, 3, h, w) batch."""

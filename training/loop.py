@@ -42,6 +42,7 @@ from .snapshot import (
     stratified_kfold,
     stratified_split,
 )
+from .tasks import get_task
 from .transforms import flip_variants
 
 
@@ -121,7 +122,7 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
     for step, idx in enumerate(plan):
         if should_stop is not None and should_stop():
             raise _Cancelled()
-        y = torch.as_tensor([run.snap.views[int(i)].target for i in idx], device=run.device)
+        y = _targets(run, idx)
         with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=scaler is not None):
             logits = run.forward(idx, aug, rng)
             loss = run.criterion(logits.float(), y)
@@ -139,31 +140,66 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
     return total / max(n, 1)
 
 
+def _targets(run: _Run, idx: Sequence[int]) -> torch.Tensor:
+    """The loss's targets of these views: class indices, or a float (n, K) matrix (multilabel)."""
+    return torch.as_tensor(np.asarray([run.snap.views[int(i)].target for i in idx]), device=run.device)
+
+
 def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
-             should_stop: StopFn | None = None) -> dict[str, Any]:
-    """Scores and metrics on parts: part = NG if any view NG (max P(NG)); view-level too."""
+             should_stop: StopFn | None = None, thresholds: Sequence[float] = ()) -> dict[str, Any]:
+    """Scores and metrics on parts: part = NG if any view NG (max P(NG)); view-level too.
+
+    A class or multilabel model is scored by its task's report (tasks.py), on the outputs of
+    each part's deciding view (the view of highest P(NG), the one live sort takes the class
+    from); its derived verdict figures are under "verdict"."""
     run.model.eval()
+    task = get_task(run.snap.task)
     views = run.snap.view_indices(part_positions)
-    scores = np.zeros(len(run.snap.views), dtype=np.float64)
+    probs = np.zeros((len(run.snap.views), len(run.snap.output_names)), dtype=np.float64)
     loss_sum = 0.0
     with torch.inference_mode():
         for idx in batches(views, max(run.batch_size, 64), None):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
             logits = run.forward(idx, None, None).float()
-            y = torch.as_tensor([run.snap.views[int(i)].target for i in idx], device=logits.device)
-            loss_sum += float(run.criterion(logits, y)) * len(idx)
-            scores[idx] = torch.softmax(logits, 1)[:, 1].cpu().numpy()
+            loss_sum += float(run.criterion(logits, _targets(run, idx).to(logits.device))) * len(idx)
+            probs[idx] = task.probabilities(logits).cpu().numpy()
+    ng, _ = task.view_scores(probs, thresholds)
     parts = [run.snap.parts[int(i)] for i in part_positions]
-    part_y = np.array([p.target for p in parts])
-    part_s = np.array([aggregate([scores[v] for v in p.views]) for p in parts])
-    view_y = np.array([run.snap.views[v].target for v in views])
-    rep = binary_report(part_y, part_s, threshold, CLASS_NAMES)
+    deciding = [p.views[int(np.argmax([ng[v] for v in p.views]))] for p in parts]
+    part_s = np.array([aggregate([ng[v] for v in p.views]) for p in parts])
+    part_ng = np.array([p.ng for p in parts])
+    if run.snap.task == "verdict":
+        view_y = np.array([run.snap.views[v].target for v in views])
+        rep = binary_report(part_ng, part_s, threshold, CLASS_NAMES)
+        rep["views"] = binary_report(view_y, ng[views], threshold, CLASS_NAMES)
+    else:
+        names = run.snap.output_names
+        view_y = np.asarray([run.snap.views[v].target for v in views]).astype(np.int64)
+        rep = task.report(run.snap.part_labels(part_positions), probs[deciding], names, threshold, thresholds)
+        rep["views"] = task.report(view_y, probs[views], names, threshold, thresholds)
+        verdict = rep["verdict"]
+        # The epoch history and early stopping read these keys for every task.
+        rep.setdefault("accuracy", rep.get("exact_match", verdict["accuracy"]))
+        rep.setdefault("balanced_accuracy", verdict["balanced_accuracy"])
+        rep["roc_auc"] = verdict["roc_auc"]
+        rep["threshold"] = float(threshold)
+        if thresholds:
+            rep["thresholds"] = [float(t) for t in thresholds]
+        rep["_part_probs"] = probs[deciding]
     rep["loss"] = loss_sum / max(len(views), 1)
-    rep["views"] = binary_report(view_y, scores[views], threshold, CLASS_NAMES)
     rep["_part_scores"] = part_s
-    rep["_part_targets"] = part_y
+    rep["_part_targets"] = np.array([p.target for p in parts])
+    rep["_part_ng"] = part_ng
     return rep
+
+
+def _selection_key(task: str, rep: dict[str, Any]) -> tuple:
+    """Which epoch is best: balanced accuracy for verdicts, macro F1 for class models (every
+    class counts the same, however rare)."""
+    if task == "verdict":
+        return (rep["balanced_accuracy"], rep["roc_auc"] or 0.0, -rep["loss"])
+    return (rep["macro_f1"], rep["balanced_accuracy"], -rep["loss"])
 
 
 def refresh_batchnorm(run: _Run, should_stop: StopFn | None) -> None:
@@ -190,17 +226,16 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None) -> None:
         m.momentum = mom
 
 
-def _class_weights(cfg: TrainConfig, targets: np.ndarray, device: torch.device) -> torch.Tensor | None:
+def _class_weights(cfg: TrainConfig, targets: np.ndarray, task: str, n_outputs: int) -> np.ndarray | None:
     if cfg.class_weights is None:
         return None
     if cfg.class_weights == "balanced":
-        counts = np.bincount(targets, minlength=2).astype(np.float64)
-        w = len(targets) / (2 * np.maximum(counts, 1))
-    else:
-        w = np.asarray(cfg.class_weights, dtype=np.float64)
-        if w.shape != (2,):
-            raise TrainingError("class_weights needs two values [w_ok, w_ng]")
-    return torch.as_tensor(w, dtype=torch.float32, device=device)
+        return get_task(task).class_weights(list(targets), n_outputs)
+    w = np.asarray(cfg.class_weights, dtype=np.float64)
+    if w.shape != (n_outputs,):
+        raise TrainingError(f"class_weights needs {n_outputs} values (one per output: "
+                            f"{'[w_ok, w_ng]' if task == 'verdict' else 'OK first' if task == 'classes' else 'per class'})")
+    return w
 
 
 def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
@@ -258,8 +293,9 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
         rows = len(snap.views) + len(train_views) * (len(flip_variants(aug)) - 1)
         if FeatureCache.estimate_bytes(trunk, snap.input_size, rows, device) <= CACHE_BUDGET_BYTES:
             cache = FeatureCache(trunk, snap, rows, aug, mean, std, device, config.frozen_batch_size)
-    train_targets = np.array([snap.views[i].target for i in train_views], dtype=np.int64)
-    criterion = nn.CrossEntropyLoss(weight=_class_weights(config, train_targets, device))
+    train_targets = np.asarray([snap.views[i].target for i in train_views])
+    n_out = len(snap.output_names)
+    criterion = get_task(snap.task).loss(_class_weights(config, train_targets, snap.task, n_out)).to(device)
     batch_size = config.batch_size
     if cache is not None:
         # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.
@@ -295,7 +331,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             row = EpochMetrics(epoch, loss, rep["loss"], rep["accuracy"], rep["balanced_accuracy"], rep["roc_auc"],
                                opt.param_groups[0]["lr"], time.monotonic() - t0)
             history.append(row)
-            key = (rep["balanced_accuracy"], rep["roc_auc"] or 0.0, -rep["loss"])
+            key = _selection_key(snap.task, rep)
             if best_key is None or key > best_key:
                 best_key, best_epoch, stale = key, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
@@ -309,17 +345,21 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
         assert best_state is not None
         model.load_state_dict(best_state)
         rep = evaluate(run, val_parts, 0.5, should_stop)
-        threshold = 0.5
+        threshold, thresholds = 0.5, []
+        if snap.task == "multilabel":
+            # Per-class thresholds chosen on validation (the best F1 of each class).
+            thresholds = get_task(snap.task).fit_thresholds(snap.part_labels(val_parts), rep["_part_probs"])
+            rep = evaluate(run, val_parts, threshold, should_stop, thresholds)
         if config.target_ng_recall is not None:
-            threshold = threshold_for_recall(rep["_part_targets"], rep["_part_scores"], config.target_ng_recall)
-            rep = evaluate(run, val_parts, threshold, should_stop)
+            threshold = threshold_for_recall(rep["_part_ng"], rep["_part_scores"], config.target_ng_recall)
+            rep = evaluate(run, val_parts, threshold, should_stop, thresholds)
     except _Cancelled as exc:
         raise _Cancelled(history) from exc
     return model.eval().to("cpu"), rep, history, best_epoch
 
 
 def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
-                 warnings: list[str]) -> tuple[Callable[[], nn.Module], bool, str | None]:
+                 warnings: list[str], n_outputs: int = len(CLASS_NAMES)) -> tuple[Callable[[], nn.Module], bool, str | None]:
     """How to build the starting network: parent model, ImageNet weights, or random init."""
     if config.warm_start:
         from labeling.store import Project
@@ -333,17 +373,19 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         ckpt = from_bytes(proj.load_checkpoint(config.warm_start), parent.checkpoint_sha256,
                           f"model {config.warm_start}")
         state = ckpt["state_dict"]
+        if parent.task != config.task:
+            raise TrainingError(f"warm start from {config.warm_start} needs --task {parent.task}")
         return (lambda: spec.build_for_state(int(ckpt["num_classes"]), copy.deepcopy(state)),
                 parent.pretrained, f"model:{config.warm_start}")
     if config.freeze == "scratch":
-        return (lambda: spec.build(len(CLASS_NAMES))), False, None
+        return (lambda: spec.build(n_outputs)), False, None
     from .weights import find_pretrained
     state, source = find_pretrained(config.arch)
     if state is None:
         warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
                         f"(install a file with `okng weights import FILE --arch {config.arch}`)")
-        return (lambda: spec.build(len(CLASS_NAMES))), False, None
-    return (lambda: spec.build(len(CLASS_NAMES), copy.deepcopy(state))), True, source
+        return (lambda: spec.build(n_outputs)), False, None
+    return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
 
 
 def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
@@ -358,10 +400,13 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     spec = get_backbone(config.arch)
     input_size = config.input_hw(spec.input_size)
     warnings: list[str] = []
-    init, pretrained, source = _initializer(spec, config, project_path, warnings)
-    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop)
+    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop, task=config.task)
     if snap is None:
-        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
+        return TrainResult(None, {}, True, False, warnings=warnings, seconds=time.monotonic() - t0)
+    if snap.skipped:
+        warnings.append(f"{snap.skipped} NG parts without a defect class left out (a {config.task} model "
+                        "learns classes)")
+    init, pretrained, source = _initializer(spec, config, project_path, warnings, len(snap.output_names))
     targets = snap.part_targets()
     metrics: dict[str, Any] = {}
     try:
@@ -391,7 +436,10 @@ def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
     (kept so that nothing is scored again to draw them)."""
     scores = [float(v) for v in rep.pop("_part_scores")]
     targets = [int(v) for v in rep.pop("_part_targets")]
-    roc, pr = curve_points(np.asarray(targets), np.asarray(scores))
+    ng = rep.pop("_part_ng", None)
+    rep.pop("_part_probs", None)
+    # Curves of the verdict (P(NG) against OK/NG), for class models too: what a threshold moves.
+    roc, pr = curve_points(np.asarray(targets if ng is None else ng), np.asarray(scores))
     return SplitMetrics(rep, part_ids, targets, scores, roc, pr)
 
 
@@ -403,8 +451,8 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
     for k, (tr, va) in enumerate(folds):
         _, rep, hist, best = fit_split(snap, tr, va, config, init, progress, should_stop,
                                        label=f"fold {k + 1}/{len(folds)}: ")
-        rep.pop("_part_scores", None)
-        rep.pop("_part_targets", None)
+        for key in ("_part_scores", "_part_targets", "_part_ng", "_part_probs"):
+            rep.pop(key, None)
         reports.append({**{k2: v for k2, v in rep.items() if k2 != "views"}, "best_epoch": best, "epochs_run": len(hist)})
     return {"folds": len(folds), "summary": mean_std(reports), "per_fold": reports}
 

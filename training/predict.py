@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from labeling.progress import Progress, ProgressFn
 from labeling.store import Project
 from labeling.types import Prediction
@@ -30,7 +28,7 @@ from .explain.cam import gradcam_and_logits
 from .explain.dataset import default_layer
 from .explain.heatmaps import HEAT_PX, HEATMAP_KEY, encode, to_full_image
 from .explain.recipe import CamRecipe
-from .inference import decide, load_model
+from .inference import load_model
 
 
 @dataclass(frozen=True)
@@ -101,14 +99,14 @@ def _predict_one(project: Project, loaded: Any, mid: str, part: Any, layer: str,
     batch, geoms = loaded.prepare_batch(images, [v.camera for v in part.views])
     extra: dict[str, Any] = {}
     if heatmaps:
-        cams, logits, _idx = gradcam_and_logits(loaded.model, batch, layer, loaded.ng_index,
+        cams, logits, _idx = gradcam_and_logits(loaded.model, batch, layer, loaded.cam_class,
                                                 size=tuple(batch.shape[-2:]))
-        scores = torch.softmax(logits.float(), dim=1)[:, loaded.ng_index].cpu().numpy()
+        probs = loaded.probabilities_of(logits.detach())
         maps = cams.detach().float().cpu().numpy()
         extra[HEATMAP_KEY] = [encode(m, heat_px) for m in to_full_image(maps, geoms, recipe)]
         extra["layer"] = layer
     else:
-        scores = loaded.ng_scores(batch)
-    dec = decide(scores, loaded.threshold, geoms)
+        probs = loaded.probabilities(batch)
+    dec = loaded.decide_probs(probs, geoms)  # a class model proposes the class too
     return Prediction(mid, dec.verdict, tuple(round(float(s), 6) for s in dec.view_scores),
                       round(float(dec.confidence), 6), int(dec.defect_class), time.time(), extra)

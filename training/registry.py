@@ -21,7 +21,7 @@ from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
-from .snapshot import CLASS_NAMES, Snapshot
+from .snapshot import Snapshot
 
 
 def new_model_id(arch: str) -> str:
@@ -34,11 +34,14 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
                    seconds: float, warnings: Sequence[str]) -> tuple[ModelCard, bool]:
     """Store a trained model; it becomes active if the project has none. Returns (card, activated)."""
-    data = to_bytes(model, spec.name, len(CLASS_NAMES))
+    data = to_bytes(model, spec.name, len(snap.output_names))
     val = metrics.get("val")
+    extra: dict[str, Any] = {}
+    if val is not None and val.get("thresholds"):
+        extra["thresholds"] = list(val.get("thresholds"))  # multilabel: per class, from validation
     card = ModelCard(
-        id=new_model_id(spec.name), arch=spec.name, task="verdict", freeze=config.freeze,
-        classes=list(CLASS_NAMES), input_size=tuple(snap.input_size), fit=snap.fit,
+        id=new_model_id(spec.name), arch=spec.name, task=snap.task, freeze=config.freeze,
+        classes=list(snap.output_names), input_size=tuple(snap.input_size), fit=snap.fit, extra=extra,
         mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD), rois=dict(snap.rois),
         threshold=float(val.get("threshold", 0.5)) if val else 0.5, part_rule="max", metrics=dict(metrics),
         cv=cv, train_parts=train_parts, history=list(history), best_epoch=best_epoch, dataset=snap.meta(),
@@ -58,25 +61,31 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 
 def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str, Any]]:
-    """One flat row per model: the figures the studies compare backbones by."""
+    """One flat row per model: the figures the studies compare backbones by.
+
+    The verdict figures (accuracy, NG recall, AUC, ...) of a class or multilabel model are those
+    of its derived OK/NG verdict, so any two models can be compared on them; macro F1 is the
+    task's own (classes: over OK + defect classes; multilabel: over the classes)."""
     rows = []
     for c in cards:
         val = c.val
+        v = val.report.get("verdict") or val.report
         cv = (c.cv or {}).get("summary", {})
         rows.append({
             "id": c.id, "active": c.id == active, "task": c.task, "arch": c.arch, "freeze": c.freeze,
-            "pretrained": c.pretrained, "input": "x".join(str(v) for v in c.input_size),
-            "parts": c.dataset.get("n_parts"), "accuracy": val.get("accuracy"),
-            "balanced_accuracy": val.get("balanced_accuracy"), "ng_recall": val.get("ng_recall"),
-            "ng_precision": val.get("ng_precision"), "roc_auc": val.get("roc_auc"), "pr_auc": val.get("pr_auc"),
-            "kappa": val.get("kappa"), "threshold": c.threshold,
+            "pretrained": c.pretrained, "input": "x".join(str(x) for x in c.input_size),
+            "parts": c.dataset.get("n_parts"), "accuracy": v.get("accuracy"),
+            "balanced_accuracy": v.get("balanced_accuracy"), "ng_recall": v.get("ng_recall"),
+            "ng_precision": v.get("ng_precision"), "roc_auc": v.get("roc_auc"), "pr_auc": v.get("pr_auc"),
+            "kappa": v.get("kappa"), "macro_f1": val.get("macro_f1"), "threshold": c.threshold,
             "cv_balanced_accuracy": cv.get("balanced_accuracy"), "created": c.created, "parent": c.parent,
         })
     return rows
 
 
 def comparison_table(cards: list[ModelCard], active: str | None) -> str:
-    """A text table across the project's models (the corrosion/X-ray/steel studies' layout)."""
+    """A text table across the project's models (the corrosion/X-ray/steel studies' layout), one
+    block per task: models are ranked against models of their own task."""
     rows = comparison_rows(cards, active)
     if not rows:
         return "no models yet: run `okng train PROJECT`"
@@ -85,16 +94,22 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     idw = max(len("id"), *(len(r["id"]) for r in rows)) + 2
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
     head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'imgnet':<7}{'input':<8}{'parts':>6}" \
-           f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}  cv bal acc"
-    lines = [head]
-    for r in rows:
-        cv = r["cv_balanced_accuracy"]
-        cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
-        lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<11}"
-                     f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{r['parts']!s:>6}"
-                     f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
-                     f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
-                     f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}  {cvs}")
+           f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
+           f"{'mF1':>7}  cv bal acc"
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    lines = []
+    for task in tasks:
+        if len(tasks) > 1 or task != "verdict":
+            lines.append(f"task {task}" + ("" if task == "verdict" else " (verdict figures: its derived OK/NG)"))
+        lines.append(head)
+        for r in (r for r in rows if r["task"] == task):
+            cv = r["cv_balanced_accuracy"]
+            cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
+            lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<11}"
+                         f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{r['parts']!s:>6}"
+                         f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
+                         f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
+                         f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['macro_f1']):>7}  {cvs}")
     return "\n".join(lines)
 
 

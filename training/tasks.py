@@ -70,10 +70,11 @@ class Task:
         """(P(NG) per view, per-view defect-class scores or None) from (views, outputs) probabilities."""
         raise NotImplementedError
 
-    def decide(self, probs: np.ndarray, threshold: float = 0.5, thresholds: Sequence[float] = ()) -> PartDecision:
+    def decide(self, probs: np.ndarray, threshold: float = 0.5, thresholds: Sequence[float] = (),
+               geometries: list[Any] | None = None) -> PartDecision:
         """One part from its views' probabilities (views x outputs)."""
         ng, cls = self.view_scores(np.atleast_2d(probs), thresholds)
-        return decide(ng, threshold if self.name != "multilabel" else 0.5, class_probs=cls)
+        return decide(ng, threshold, geometries, class_probs=cls)
 
     def fit_thresholds(self, targets: Sequence[Any], probs: np.ndarray) -> list[float]:
         """Per-output thresholds chosen on validation (only multilabel has them)."""

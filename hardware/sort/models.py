@@ -49,20 +49,20 @@ class TimedModel:
         return self.loaded.prepare_batch(images, cameras)
 
     def forward_batch(self, batch: Any) -> Any:
-        """The bare batched forward: P(NG) per view."""
-        return self.loaded.ng_scores(batch)
+        """The bare batched forward: the probabilities per view (views x outputs)."""
+        return self.loaded.probabilities(batch)
 
     def predict_views(self, images: Any, cameras: Any) -> Any:
-        from training.inference import decide
         if len(images) == 0 or len(images) != len(cameras):
             return self.loaded.predict_views(images, cameras)  # its own clear error
         t0 = time.perf_counter()
         batch, geoms = self.prepare(images, cameras)
         t1 = time.perf_counter()
-        scores = self.forward_batch(batch)
+        probs = self.forward_batch(batch)
         t2 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}
-        return decide(scores, self.loaded.threshold, geoms)
+        # the model's task decides (a class model names the class of the deciding view)
+        return self.loaded.decide_probs(probs, geoms)
 
 
 def untrained_classifier(project: Any | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:
