@@ -116,3 +116,24 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str
         "verdict": binary_report(y.any(axis=1).astype(int),
                                  rescale(p, t).max(axis=1) if len(y) else np.zeros(0), 0.5),
     }
+
+
+def table(report: dict[str, Any], title: str = "") -> str:
+    """The report as text: metrics.table2 (the bolt study's layout) for verdict and class
+    models, plus the derived verdict's line; per class and exact match for multilabel."""
+    from .metrics import table2
+    kind = report.get("task_kind", "verdict")
+    v = report.get("verdict")
+    tail = [] if not v else [(f"derived verdict: accuracy {v['accuracy']:.3f}  balanced {v['balanced_accuracy']:.3f}  "
+                              f"NG recall {v['ng_recall']:.3f}  NG precision {v['ng_precision']:.3f}")]
+    if kind != "multilabel":
+        macro = [] if kind == "verdict" else [f"macro F1 {report['macro_f1']:.3f}  weighted F1 {report['weighted_f1']:.3f}"]
+        return "\n".join([table2(report, title), *macro, *tail])
+    lines = [title] if title else []
+    lines.append(f"{'':<22}{'precision':>10}{'recall':>9}{'f1-score':>10}{'support':>9}{'thr':>7}")
+    for n, r in report["per_class"].items():
+        lines.append(f"{n[:21]:<22}{r['precision']:>10.2f}{r['recall']:>9.2f}{r['f1']:>10.2f}{r['support']:>9d}"
+                     f"{r['threshold']:>7.2f}")
+    lines.append(f"exact match {report['exact_match']:.3f}  hamming loss {report['hamming_loss']:.3f}  "
+                 f"macro F1 {report['macro_f1']:.3f}  weighted F1 {report['weighted_f1']:.3f}")
+    return "\n".join(lines + tail)

@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on the project's labelled parts")
     p.add_argument("project", type=Path)
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, vgg16, ...)")
+    p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel"),
+                   help="verdict: OK/NG; classes: OK or one defect class (softmax); multilabel: every "
+                        "defect class a part holds (one sigmoid each, thresholds chosen on validation)")
     p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
@@ -73,15 +76,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def form_values(args: argparse.Namespace) -> dict[str, Any]:
     """The command line as the training session's form values (training.session.make_config
     turns them into the config, as it does the Train view's)."""
-    return {"arch": args.arch, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
+    return {"arch": args.arch, "task": args.task, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
             "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
             "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from training.metrics import table2
     from training.session import TrainSpec, run_session
+    from training.task_metrics import table
     bar = ProgressBar("train", quiet=args.json)
     res = run_session(TrainSpec(str(args.project), form_values(args)), progress=bar.report)
     bar.close()
@@ -98,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     print(f"model {res.model_id} ({'ImageNet start' if res.pretrained else 'trained from scratch'}) "
           f"in {res.seconds:.0f} s{', now active' if res.activated else ''}")
-    print(table2(res.metrics["val"], "validation (parts)"))
+    print(table(res.metrics["val"], "validation (parts)"))
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]
@@ -108,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_model
-    from training.metrics import table2
+    from training.task_metrics import table
     bar = ProgressBar("evaluate", quiet=args.json)
     rep = evaluate_model(args.project, args.model, all_parts=args.all, progress=bar.report)
     bar.close()
@@ -116,8 +119,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print_json(rep)
         return 0
     print(f"model {rep['model_id']} on {rep['scope']} ({rep['parts']['n']} parts)")
-    print(table2(rep["parts"], "parts (NG if any view NG)"))
-    print(table2(rep["views"], "views"))
+    print(table(rep["parts"], "parts (NG if any view NG; a class model: the deciding view's classes)"))
+    print(table(rep["views"], "views"))
     return 0
 
 

@@ -22,6 +22,7 @@ from PyQt6.QtWidgets import (
 )
 
 from training.backbones import BACKBONES
+from training.tasks import TASKS
 
 FREEZE_HELP = {
     "head": "train only the classifier head (fast; needs ImageNet weights to be useful)",
@@ -53,6 +54,11 @@ class TrainForm(QWidget):
         self.arch = QComboBox()
         self.arch.addItems(names)
         self.arch.setCurrentText("mobilenet_v3_small" if "mobilenet_v3_small" in names else names[0])
+        self.task = QComboBox()
+        for name, task in TASKS.items():  # the registry: a new task shows up here by itself
+            self.task.addItem(name)
+            self.task.setItemData(self.task.count() - 1, task.description, 3)  # 3 = ToolTipRole
+        self.task.setToolTip("What the model learns: OK/NG, or which defect class (the project's classes)")
         self.freeze = QComboBox()
         for name, help_ in FREEZE_HELP.items():
             self.freeze.addItem(name)
@@ -71,7 +77,7 @@ class TrainForm(QWidget):
                               "(mean +- std reported)")
         self.seed = QSpinBox(minimum=0, maximum=1_000_000, value=0)
         form = QFormLayout()
-        for label, w in (("Backbone", self.arch), ("Freeze policy", self.freeze), ("Epochs", self.epochs),
+        for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze), ("Epochs", self.epochs),
                          ("Batch size", self.batch), ("Learning rate", self.lr),
                          ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
                          ("Seed", self.seed)):
@@ -90,7 +96,7 @@ class TrainForm(QWidget):
         lay.addLayout(form)
         lay.addWidget(box)
         self.arch.currentTextChanged.connect(self._arch_changed)
-        for w in (self.freeze, self.optimizer):
+        for w in (self.task, self.freeze, self.optimizer):
             w.currentTextChanged.connect(self.changed.emit)
         for s in (self.epochs, self.batch, self.size, self.folds, self.seed):
             s.valueChanged.connect(self.changed.emit)
@@ -108,7 +114,7 @@ class TrainForm(QWidget):
     def values(self) -> dict[str, Any]:
         """The settings as plain data (names match TrainConfig fields where they exist)."""
         s = int(self.size.value())
-        return {"arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
+        return {"task": self.task.currentText(), "arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
                 "epochs": int(self.epochs.value()), "batch_size": int(self.batch.value()),
                 "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
                 "input_size": (s, s), "augment": self.augmentations(), "folds": int(self.folds.value()),
@@ -116,6 +122,8 @@ class TrainForm(QWidget):
 
     def set_values(self, v: dict[str, Any]) -> None:
         """Set controls from a dict like values() (unknown keys ignored)."""
+        if "task" in v:
+            self.task.setCurrentText(str(v["task"]))
         if "arch" in v:
             self.arch.setCurrentText(str(v["arch"]))
         if "freeze" in v:

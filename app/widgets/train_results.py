@@ -29,9 +29,12 @@ from training.card import Curve, ModelCard
 
 SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                 ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("kappa", "Cohen's kappa"),
-                ("threshold", "threshold"), ("ng_recall", "NG recall")]
-COMPARE_COLS = ["model", "arch", "freeze", "from", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
-                "created", "active"]
+                ("threshold", "threshold"), ("ng_recall", "NG recall"), ("macro_f1", "macro F1"),
+                ("weighted_f1", "weighted F1"), ("exact_match", "exact match"), ("hamming_loss", "hamming loss")]
+# Verdict figures of a class model are its derived OK/NG's, so every row compares; macro F1 is
+# the task's own (sort by task to compare like with like).
+COMPARE_COLS = ["model", "task", "arch", "freeze", "from", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
+                "macro F1", "created", "active"]
 
 
 def _num(v: Any) -> str:
@@ -105,7 +108,7 @@ class MetricsPanel(QWidget):
 
     def _show_text(self, card: ModelCard) -> None:
         m = card.val
-        self.title.setText(f"Model {card.id} · {card.arch} · freeze {card.freeze}")
+        self.title.setText(f"Model {card.id} · {card.task} · {card.arch} · freeze {card.freeze}")
         pre = card.pretrained
         self.origin.setText(card.origin if pre else f"⚠ {card.origin.upper()}")
         self.origin.setObjectName("pillOK" if pre else "pillWarn")
@@ -162,10 +165,12 @@ class ModelsTable(QWidget):
         self.table.setRowCount(len(cards))
         for r, card in enumerate(cards):
             m = card.val
-            ng = (m.get("per_class") or {}).get(card.classes[card.ng_index], {})
+            v = m.report.get("verdict") or m.report  # a class model: its derived verdict
+            ng = (v.get("per_class") or {}).get("NG", {})
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
-            values = [card.id, card.arch, card.freeze, card.origin, m.get("accuracy"), m.get("balanced_accuracy"),
-                      m.get("roc_auc"), ng.get("f1"), when, "●" if card.id == active else ""]
+            values = [card.id, card.task, card.arch, card.freeze, card.origin, v.get("accuracy"),
+                      v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"), when,
+                      "●" if card.id == active else ""]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(_num(v))
                 num = _scalar(v)

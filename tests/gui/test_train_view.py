@@ -104,3 +104,15 @@ def test_form_offers_exactly_the_sessions_augmentations():
     from app.widgets.train_form import AUGMENTATIONS, DEFAULT_AUG
     from training.session import AUG_TOGGLES
     assert set(AUGMENTATIONS.values()) == set(AUG_TOGGLES) and set(DEFAULT_AUG) <= set(AUG_TOGGLES)
+
+
+def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
+    from app.widgets.train_form import TrainForm
+    from training.session import make_config
+    from training.tasks import TASKS
+    form = TrainForm()
+    qtbot.addWidget(form)
+    assert [form.task.itemText(i) for i in range(form.task.count())] == list(TASKS)
+    form.set_values({"task": "classes"})
+    assert form.values()["task"] == "classes"
+    assert make_config(form.values()).task == "classes"
