@@ -1,4 +1,5 @@
-"""`okng classes PROJECT ...`: the class editor (labeling/classes.py) from the command line."""
+"""`okng classes PROJECT ...`: the class editor (labeling/classes.py) from the command line;
+`okng label-issues PROJECT`: the out-of-fold label check (training/label_check.py)."""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", default="supervisor", help="user name recorded in the audit trail")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_classes)
+
+    p = sub.add_parser(
+        "label-issues", help="out-of-fold label check: parts whose label the other folds confidently reject",
+        description="Trains K models (each part is predicted by the one that never saw it), then lists the "
+                    "likely label errors by confident learning, least believed first, and records them in the "
+                    "project (the Label view's 'Likely label errors' filter).")
+    p.add_argument("project", type=Path)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--task", default="verdict", choices=("verdict", "classes"))
+    p.add_argument("--arch", default="resnet18")
+    p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--input-size", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-record", action="store_true", help="only list them; write nothing into the project")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_label_issues)
 
 
 def _want(args: argparse.Namespace, n: int, usage: str) -> list[str]:
@@ -77,3 +97,24 @@ def cmd_classes(args: argparse.Namespace) -> int:
         state = "  (retired)" if r.retired else ""
         print(f"{r.index:>3}  {r.name:<24} {r.color:<8} {r.hotkey or '-':<4} {r.parts:>5} {r.main:>5}{state}")
     return 0
+
+
+def cmd_label_issues(args: argparse.Namespace) -> int:
+    from app.cli.common import ProgressBar
+    from training.label_check import LabelCheckSpec, run_label_check
+    values = {"task": args.task, "arch": args.arch, "freeze": args.freeze, "epochs": args.epochs,
+              "input_size": args.input_size, "batch_size": args.batch_size, "seed": args.seed,
+              "device": args.device, "patience": 0}
+    bar = ProgressBar("label-issues", quiet=args.json)
+    res = run_label_check(LabelCheckSpec(str(args.project), values, args.folds, not args.no_record),
+                          progress=bar.report)
+    bar.close()
+    if args.json:
+        print_json(res.to_dict())
+        return 1 if res.stopped else 0
+    print(f"{len(res.issues)} likely label errors in {res.parts} parts ({res.folds} folds, task {res.task}"
+          f"{', recorded as ' + res.run if res.recorded else ''})")
+    for r in res.issues:
+        print(f"  part {r.part_id:>6} {r.name:<24} labelled {r.given!r}, the other folds say {r.suggested!r} "
+              f"(P(label) {r.self_confidence:.2f})")
+    return 1 if res.stopped else 0

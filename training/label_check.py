@@ -1,0 +1,122 @@
+"""The out-of-fold label check as a session: K models, each part predicted by the one that never
+saw it, then confident learning (label_issues.py) over those predictions.
+
+`run_label_check(spec, progress, should_stop)` is what `okng label-issues` runs (and what a view
+would run in a child process). Its findings are recorded in the project (Project.set_label_checks)
+so the Label queue can filter and order "likely label errors"; a part relabelled after the check
+drops out of that filter by itself.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labeling.progress import Progress, ProgressFn, StopFn
+from labeling.store import Project
+from labeling.types import LabelCheck, Verdict
+
+from .errors import TrainingError
+from .label_issues import find_label_issues
+
+
+@dataclass(frozen=True)
+class LabelCheckSpec:
+    project_path: str
+    values: dict[str, Any] = field(default_factory=dict)  # training form values (task, arch, epochs...)
+    folds: int = 5
+    record: bool = True  # write the findings into the project
+    user: str = "label-check"
+
+
+@dataclass
+class LabelIssueRow:
+    part_id: int
+    name: str
+    given: str  # "OK", "NG" or the class name
+    suggested: str
+    self_confidence: float
+    margin: float
+
+
+@dataclass
+class LabelCheckResult:
+    task: str
+    folds: int
+    parts: int
+    issues: list[LabelIssueRow]
+    recorded: bool
+    run: str
+    seconds: float
+    stopped: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"task": self.task, "folds": self.folds, "parts": self.parts, "recorded": self.recorded,
+                "run": self.run, "seconds": round(self.seconds, 2), "stopped": self.stopped,
+                "issues": [r.__dict__ for r in self.issues]}
+
+
+def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None = None,
+                              should_stop: StopFn | None = None) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """(snapshot, part labels (n,), out-of-fold probabilities (n, outputs)); None when stopped."""
+    from .backbones import get_backbone
+    from .loop import _Cancelled, _initializer, fit_split
+    from .session import make_config
+    from .snapshot import load_snapshot, stratified_kfold
+    config = make_config({**spec.values, "folds": 0})
+    if config.task == "multilabel":
+        raise TrainingError("label checks read one label per part: use --task verdict or classes")
+    if spec.folds < 2:
+        raise TrainingError("a label check needs --folds 2 or more")
+    backbone = get_backbone(config.arch)
+    snap = load_snapshot(spec.project_path, config.input_hw(backbone.input_size), config.fit, progress,
+                         should_stop, task=config.task)
+    if snap is None:
+        return None
+    warnings: list[str] = []
+    init, _, _ = _initializer(backbone, config, spec.project_path, warnings, len(snap.output_names))  # type: ignore[arg-type]
+    labels = snap.part_targets()
+    probs = np.full((len(snap.parts), len(snap.output_names)), np.nan)
+    folds = stratified_kfold(labels, spec.folds, config.seed)
+    try:
+        for k, (tr, va) in enumerate(folds):
+            _, rep, _, _ = fit_split(snap, tr, va, config, init, progress, should_stop,
+                                     label=f"label check fold {k + 1}/{len(folds)}: ")
+            if "_part_probs" in rep:
+                probs[va] = rep["_part_probs"]
+            else:  # a verdict model: P(NG) per part
+                s = np.asarray(rep["_part_scores"], dtype=np.float64)
+                probs[va] = np.stack([1.0 - s, s], axis=1)
+    except _Cancelled:
+        return None
+    return snap, labels, probs
+
+
+def run_label_check(spec: LabelCheckSpec, progress: ProgressFn | None = None,
+                    should_stop: StopFn | None = None) -> LabelCheckResult:
+    t0 = time.monotonic()
+    run = f"label-check-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    task = str(spec.values.get("task", "verdict"))
+    out = out_of_fold_probabilities(spec, progress, should_stop)
+    if out is None:
+        return LabelCheckResult(task, spec.folds, 0, [], False, run, time.monotonic() - t0, stopped=True)
+    snap, labels, probs = out
+    names = snap.output_names
+    project = Project.open(spec.project_path, readonly=not spec.record)
+    rows, findings = [], {}
+    now = time.time()
+    for issue in find_label_issues(labels, probs):
+        part = snap.parts[issue.index]
+        rows.append(LabelIssueRow(part.part_id, project.part(part.part_id).name, names[issue.given],
+                                  names[issue.suggested], round(issue.self_confidence, 4), round(issue.margin, 4)))
+        ng = issue.suggested != 0
+        cls = issue.suggested if snap.task == "classes" and ng else 0
+        findings[part.part_id] = LabelCheck(Verdict.NG if ng else Verdict.OK, cls, issue.self_confidence, now, run)
+    if spec.record:
+        from labeling.types import Role, User
+        project.set_label_checks(findings, run=run, user=User(spec.user, Role.SUPERVISOR))
+    if progress is not None:
+        progress(Progress("label-check", 1, 1, f"{len(rows)} likely label errors in {len(snap.parts)} parts"))
+    return LabelCheckResult(snap.task, spec.folds, len(snap.parts), rows, spec.record, run, time.monotonic() - t0)
