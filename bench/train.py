@@ -9,6 +9,7 @@ Defects are tiny (median 0.28 % of a frame), so parts are 224 px tiles cut at na
 an NG tile is centred on a pitting region of an NG image, an OK tile is cut from an OK image.
 
     .venv/bin/python bench/train.py [--parts 300] [--budget 240] [--big-parts 600] [--skip-big] [--plain-only]
+    .venv/bin/python bench/train.py --task classes --data neu_det|bolts ...   (bench/train_classes.py)
 
 Both sides start from the same weights: ImageNet when a local file exists (training.weights),
 random init otherwise (this machine has none; the JSON says which).
@@ -231,7 +232,22 @@ def main() -> None:
     ap.add_argument("--plain-only", action="store_true", help="only the plain loop (check that it learns)")
     ap.add_argument("--big-limit", type=float, default=1500.0, help="stop the 600-part run after this")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/okng-bench-train"))
+    ap.add_argument("--task", choices=("verdict", "classes"), default="verdict",
+                    help="classes: a class model on neu_det or the bolt demo (bench/train_classes.py)")
+    ap.add_argument("--data", choices=("neu_det", "bolts"), default="neu_det", help="--task classes: data set")
+    ap.add_argument("--per-class", type=int, default=100, help="--task classes on neu_det: images per class")
+    ap.add_argument("--epochs", type=int, default=8, help="--task classes: okng's epochs (sets the wall-clock)")
+    ap.add_argument("--limit", type=float, default=1800.0, help="--task classes: stop okng after this")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
+    if args.task == "classes":
+        from bench.train_classes import run
+        if args.parts == 300:
+            args.parts = 160  # the bolt demo's default size here
+        out = run(args)
+        out["load_1min"] = os.getloadavg()[0]
+        print(json.dumps(out), flush=True)
+        return
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     args.workdir.mkdir(parents=True, exist_ok=True)

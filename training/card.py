@@ -78,12 +78,14 @@ class EpochMetrics:
     val_roc_auc: float | None
     lr: float
     seconds: float
+    val_macro_f1: float | None = None  # class models pick their epoch by it (None: older cards)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EpochMetrics:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw.setdefault("val_roc_auc", None)
+        kw.setdefault("val_macro_f1", None)
         for k in names - set(kw):
             kw[k] = 0.0 if k != "epoch" else 0
         return cls(**kw)

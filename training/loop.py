@@ -329,7 +329,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
                 sched.step()
             rep = evaluate(run, val_parts, 0.5, should_stop)
             row = EpochMetrics(epoch, loss, rep["loss"], rep["accuracy"], rep["balanced_accuracy"], rep["roc_auc"],
-                               opt.param_groups[0]["lr"], time.monotonic() - t0)
+                               opt.param_groups[0]["lr"], time.monotonic() - t0, rep.get("macro_f1"))
             history.append(row)
             key = _selection_key(snap.task, rep)
             if best_key is None or key > best_key:

@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list-layers", action="store_true", help="print the model's layer names and exit")
     p.add_argument("--target", choices=("logit", "softmax"), default=None, help="differentiate (default logit)")
     p.add_argument("--class", dest="target_class", default=None,
-                   help="class to explain: ng (default), predicted, or an index")
+                   help="class to explain: ng (default; a class model: each part's own defect class), "
+                        "predicted, an output index, or a class NAME of a class model (e.g. 'no coating')")
     p.add_argument("--threshold", default=None,
                    help="highlight rule: fixed:T (default fixed:0.5), top:P (percent), otsu")
     p.add_argument("--normalise", choices=("minmax", "max"), default=None)
@@ -45,12 +46,24 @@ def parse_parts(text: str | None) -> list[int] | None:
 
 
 def _recipe(args: argparse.Namespace) -> Any:
-    from training.explain.recipe import CamRecipe
+    """The CAM recipe of the flags; a class NAME is kept in args.class_name and resolved against
+    the model's outputs once it is loaded (_class_by_name)."""
+    from training.explain.recipe import CLASS_CHOICES, CamRecipe
     cls: str | int | None = args.target_class
+    args.class_name = None
     if cls is not None:
         cls = int(cls) if cls.lstrip("-").isdigit() else cls.lower()
+        if isinstance(cls, str) and cls not in CLASS_CHOICES:
+            args.class_name, cls = args.target_class, None
     return CamRecipe().replace(layer=args.layer, target=args.target, target_class=cls,
                                threshold=args.threshold, normalise=args.normalise)
+
+
+def _class_by_name(recipe: Any, name: str, class_names: list[str]) -> Any:
+    upper = [c.strip().upper() for c in class_names]
+    if name.strip().upper() not in upper:
+        raise ValueError(f"--class {name!r}: the model's classes are {', '.join(class_names)}")
+    return recipe.replace(target_class=upper.index(name.strip().upper()))
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
@@ -67,6 +80,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     project = Project.open(args.project, readonly=True)
     loaded = load_model(project, args.model, device=args.device)
+    if args.class_name:
+        recipe = _class_by_name(recipe, args.class_name, list(loaded.class_names))
     if args.list_layers:
         names = layer_names(loaded.model)
         if loaded.target_layer and loaded.target_layer not in names:

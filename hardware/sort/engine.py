@@ -375,6 +375,11 @@ class SortEngine:
             if want in ("OK", "NG") and name in ("OK", "NG"):
                 key = "agree" if want == name else "disagree"
                 s.truth[key] = s.truth.get(key, 0) + 1
+                true_class = truth.get("defect_class") if want == "NG" == name else None
+                if isinstance(true_class, int) and true_class > 0:
+                    # NG parts called NG: did DEFECT_CLASS name the generator's class?
+                    key = "class_agree" if dclass == true_class else "class_disagree"
+                    s.truth[key] = s.truth.get(key, 0) + 1
             self._last = {"trig_seq": trig.seq, "part_id": trig.part_id, "verdict": name,
                           "confidence": round(confidence, 4), "defect_class": dclass,
                           "scores": [round(v, 4) for v in scores], "error": error,

@@ -56,7 +56,9 @@ class SortSummary:
     model_id: str = ""
     source: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
-    truth: dict[str, int] = field(default_factory=dict)  # agreement with the source's ground truth
+    # agreement with the source's ground truth: verdicts (agree/disagree) and, for NG parts
+    # called NG, the defect class written as DEFECT_CLASS (class_agree/class_disagree)
+    truth: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

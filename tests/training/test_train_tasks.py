@@ -93,3 +93,17 @@ def test_ng_parts_without_a_class_are_left_out_of_a_class_task(tmp_path):
     assert res.card.dataset["n_parts"] == 8
     with pytest.raises(TrainingError, match="unknown task"):
         TrainConfig(task="segmentation").validate()
+
+
+def test_explain_any_class_of_a_class_model_by_name(classes_model, capsys):
+    import json
+
+    from app.cli import main
+    path, res = classes_model
+    assert main(["explain", str(path), "--model", res.model_id, "--class", "No Coating", "--parts", "11-16",
+                 "--device", "cpu", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["recipe"]["target_class"] == 2 and out["class_names"][2] == "no coating"
+    assert set(out["summary"]) >= {"no coating"}  # the agreement table, per defect class
+    assert main(["explain", str(path), "--model", res.model_id, "--class", "rust", "--json"]) == 1
+    assert "the model's classes are OK, insufficient coating" in capsys.readouterr().err
