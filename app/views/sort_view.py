@@ -300,7 +300,11 @@ class SortView(QWidget):
 
     def _show_part(self, payload: dict[str, Any], shadow: bool) -> None:
         rec = payload["part"]
-        detail = (f"seq {rec.get('trig_seq')} · part {rec.get('part_id')} · confidence "
+        dc = int(rec.get("defect_class") or 0)
+        classes = self.ctx.project.settings.classes if self.ctx.project is not None else []
+        named = f" ({classes[dc - 1].name})" if 0 < dc <= len(classes) else ""
+        detail = ((f"DEFECT_CLASS {dc}{named} · " if dc else "")
+                  + f"seq {rec.get('trig_seq')} · part {rec.get('part_id')} · confidence "
                   f"{float(rec.get('confidence', 0)):.2f} · {rec.get('total_ms', 0):.0f} ms"
                   + (" · not actuated (shadow)" if shadow else "")
                   + (f" · {rec['error']}" if rec.get("error") else ""))

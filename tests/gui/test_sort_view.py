@@ -117,3 +117,13 @@ def test_shadow_mode_never_actuates_and_closing_stops(ctx, plc, qtbot):
     view.shutdown()  # what closing the window does: waits for the sort process to end
     assert not worker.is_running() and not view.is_on()
     assert not _pc_status(plc) & (PcStatus.SORT_MODE_ON | PcStatus.READY)
+
+
+def test_the_part_shown_names_its_defect_class(ctx, qtbot):
+    import numpy as np
+    view = SortView(ctx)
+    qtbot.addWidget(view)
+    rec = {"trig_seq": 3, "part_id": 1003, "verdict": "NG", "confidence": 0.91, "defect_class": 2,
+           "scores": [0.2, 0.91], "total_ms": 12.0}
+    view._show_part({"part": rec, "views": [np.zeros((8, 8), np.uint8)] * 2, "cameras": ["cam0", "cam1"]}, False)
+    assert view.indicator.detail.text().startswith("DEFECT_CLASS 2 (no coating) · seq 3")
