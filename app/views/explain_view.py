@@ -75,6 +75,10 @@ class ExplainView(QWidget):
         self.layer_box = QComboBox()
         self.layer_box.setToolTip("Grad-CAM target layer: deeper = coarser but more class-specific")
         self.layer_box.currentIndexChanged.connect(lambda _i: self._refresh_view())
+        self.class_box = QComboBox()
+        self.class_box.setToolTip("The class Grad-CAM explains: each part's own (NG, or its defect class for a "
+                                  "class model), the predicted one, or any class of the model")
+        self.class_box.currentIndexChanged.connect(lambda _i: self._refresh_view())
         self.guided = QCheckBox("Guided Grad-CAM")
         self.guided.toggled.connect(lambda _b: self._refresh_view())
         self.run_btn = QPushButton("Explain dataset")
@@ -88,7 +92,7 @@ class ExplainView(QWidget):
         self.state = QLabel("Pick a model and press Explain dataset.")
         self.state.setWordWrap(True)
         top = QHBoxLayout()
-        for label, w in (("Model", self.model_box), ("Layer", self.layer_box)):
+        for label, w in (("Model", self.model_box), ("Layer", self.layer_box), ("Class", self.class_box)):
             top.addWidget(QLabel(label))
             top.addWidget(w)
         top.addWidget(self.guided)
@@ -179,6 +183,13 @@ class ExplainView(QWidget):
         if res["default"] in res["layers"]:
             self.layer_box.setCurrentText(res["default"])
         self.layer_box.blockSignals(False)
+        self.class_box.blockSignals(True)
+        self.class_box.clear()
+        self.class_box.addItem("each part's own", "ng")
+        self.class_box.addItem("predicted", "predicted")
+        for i, name in enumerate(getattr(self.loaded, "class_names", [])):
+            self.class_box.addItem(name, i)
+        self.class_box.blockSignals(False)
         self.run_btn.setEnabled(True)
         self.state.setText(f"Model {self.loaded_id} loaded; press Explain dataset.")
         self.model_ready.emit(self.loaded_id)
@@ -192,7 +203,8 @@ class ExplainView(QWidget):
             return
         if self.worker is not None and self.worker.is_running():
             return
-        self.worker = Worker(explain_all, proj.path, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock)
+        self.worker = Worker(explain_all, proj.path, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock,
+                             target_class=self.target_class())
         self.worker.progress.connect(self._progress)
         self.worker.finished.connect(self._report)
         self.worker.failed.connect(self._failed)
@@ -201,6 +213,10 @@ class ExplainView(QWidget):
         self.cancel_btn.setEnabled(True)
         self.state.setText(f"Grad-CAM over the dataset with {self.loaded_id}, layer {self.layer_box.currentText()}…")
         self.worker.start()
+
+    def target_class(self) -> str | int:
+        data = self.class_box.currentData()
+        return "ng" if data is None else data
 
     def cancel(self) -> None:
         if self.worker is not None and self.worker.is_running():
@@ -244,7 +260,8 @@ class ExplainView(QWidget):
         self._view_token += 1
         token = self._view_token
         w = Worker(explain_one, proj.snapshot([int(row.part_id)]), self.loaded, int(row.part_id), int(row.view),
-                   self.layer_box.currentText(), self.guided.isChecked(), self.lock)
+                   self.layer_box.currentText(), self.guided.isChecked(), self.lock,
+                   target_class=self.target_class())
         w.finished.connect(lambda res, t=token: self._show_view(res, t))
         w.failed.connect(self._failed)
         self._keep(w)

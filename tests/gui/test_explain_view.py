@@ -65,6 +65,12 @@ def test_explain_fills_table_and_views(ctx, qtbot):
     with qtbot.waitSignal(view.view_ready, timeout=30000):
         view.guided.setChecked(True)
     assert view.last_view["guided"] and "Guided" in view.side.panes[2].title.text()
+    # any class of the model can be explained (a class model lists its defect classes here)
+    choices = [view.class_box.itemText(i) for i in range(view.class_box.count())]
+    assert choices == ["each part's own", "predicted", "OK", "NG"] and view.target_class() == "ng"
+    with qtbot.waitSignal(view.view_ready, timeout=30000):
+        view.class_box.setCurrentIndex(2)  # explain OK
+    assert view.target_class() == 0
     view.shutdown()
 
 

@@ -52,13 +52,16 @@ def load_explainer(path: str | Path, model_id: str, progress: Any = None, should
 
 def explain_all(path: str | Path, loaded: Any, model_id: str, layer: str | None, lock: threading.Lock,
                 progress: Callable[[Any], None] | None = None,
-                should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Grad-CAM over every labelled part and its agreement with the masks (report dict, rows kept)."""
+                should_stop: Callable[[], bool] | None = None, target_class: str | int = "ng") -> dict[str, Any]:
+    """Grad-CAM over every labelled part and its agreement with the masks (report dict, rows kept).
+
+    target_class: "ng" (a class model: each part's own defect class), "predicted", or an output
+    index (any class of a class model)."""
     from training.explain.dataset import explain_loaded
     from training.explain.recipe import CamRecipe
     project = Project.open(path, readonly=True)
     with lock:  # one Grad-CAM at a time on a shared model (hooks, modes)
-        rep = explain_loaded(project, loaded, model_id, CamRecipe(layer=layer or None),
+        rep = explain_loaded(project, loaded, model_id, CamRecipe(layer=layer or None, target_class=target_class),
                              progress=progress, should_stop=should_stop)
     out = rep.to_dict(rows=False)
     out["rows"] = list(rep.rows)
@@ -66,7 +69,8 @@ def explain_all(path: str | Path, loaded: Any, model_id: str, layer: str | None,
 
 
 def explain_one(project: Project, loaded: Any, part_id: int, view: int, layer: str | None, guided: bool,
-                lock: threading.Lock, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
+                lock: threading.Lock, progress: Any = None, should_stop: Any = None,
+                target_class: str | int = "ng") -> dict[str, Any]:
     """Display images of one view: the view, its mask, the (Guided) Grad-CAM overlay, agreement.
 
     project: a handle of the caller's thread, or an immutable snapshot holding the part
@@ -74,7 +78,7 @@ def explain_one(project: Project, loaded: Any, part_id: int, view: int, layer: s
     from training.explain.dataset import explain_loaded
     from training.explain.overlay import overlay, to_bgr8
     from training.explain.recipe import CamRecipe
-    recipe = CamRecipe(layer=layer or None)
+    recipe = CamRecipe(layer=layer or None, target_class=target_class)
     got: dict[str, Any] = {}
 
     def keep(e: Any) -> None:
