@@ -56,8 +56,10 @@ def make_explainer(classifier: Any) -> Explainer | None:
         batch, geoms = prepare(images, cameras)
         batch = torch.as_tensor(batch).float().to(next(module.parameters()).device)
         with torch.enable_grad():
-            ng = getattr(classifier, "ng_index", None)
-            cls = int(ng) if ng is not None else _class_index(module, batch, defect_class)
+            # A verdict model explains NG; a class model (task != verdict) the decided class.
+            task = getattr(getattr(classifier, "task", None), "name", "verdict")
+            ng = getattr(classifier, "ng_index", None) if task == "verdict" else None
+            cls = int(ng) if ng is not None else _class_index(module, batch, defect_class, task)
             cams = gradcam(module, batch, layer, cls, size=tuple(batch.shape[-2:]))
         return to_full_image(cams.detach().float().cpu().numpy(), geoms)
 
@@ -74,8 +76,11 @@ def _same_layer(live: nn.Module, copied: nn.Module, layer: Any) -> Any:
     return dict(copied.named_modules())[names[id(layer)]] if id(layer) in names else last_conv(copied)
 
 
-def _class_index(module: nn.Module, batch: torch.Tensor, defect_class: int) -> int:
-    # A one-column head scores NG directly; with columns [OK, class1, ...] explain the class.
+def _class_index(module: nn.Module, batch: torch.Tensor, defect_class: int, task: str = "classes") -> int:
+    # A one-column head scores NG directly; with columns [OK, class1, ...] explain the class;
+    # a multilabel head has no OK column: class k is column k - 1.
     with torch.no_grad():
         width = int(module(batch[:1]).shape[-1])
+    if task == "multilabel":
+        return min(max(defect_class, 1), width) - 1
     return 0 if width == 1 else min(max(defect_class, 1), width - 1)
