@@ -21,7 +21,7 @@ def test_severstal_csv_with_three_classes_on_one_image(tmp_path):
     shape = (32, 64)
     img = np.full(shape, 90, np.uint8)
     _write_png(tmp_path / "src" / "train_images" / "a.png", img)
-    _write_png(tmp_path / "src" / "train_images" / "b.png", img)
+    _write_png(tmp_path / "src" / "train_images" / "b.png", img + 10)  # duplicates by content are skipped
     small, mid, big = (np.zeros(shape, bool) for _ in range(3))
     small[1:3, 1:3] = True
     mid[10:15, 10:20] = True
@@ -49,7 +49,7 @@ def test_severstal_multilabel_roundtrip(tmp_path):
     mask[14:20, 5:15] = 4
     mask[20:22, 30:33] = 1
     src.add_part([img], name="sheet", masks=[mask], label=Label(Verdict.NG, classes=(2, 4, 1)))
-    src.add_part([img], name="clean", label=Label(Verdict.OK))
+    src.add_part([255 - img], name="clean", label=Label(Verdict.OK))  # other pixels: not a duplicate
     export_project(src, tmp_path / "out", "severstal")
     dst = Project.create(tmp_path / "dst.h5")
     assert import_into(dst, tmp_path / "out", "severstal").errors == []
