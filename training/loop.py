@@ -325,7 +325,7 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         from labeling.store import Project
 
         from .card import read_card
-        from .checkpoint import from_bytes
+        from .checkpoint import build_model, from_bytes
         proj = Project.open(project_path, readonly=True)
         parent = read_card(proj, config.warm_start)
         if parent.arch != config.arch:
@@ -333,7 +333,8 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         ckpt = from_bytes(proj.load_checkpoint(config.warm_start), parent.checkpoint_sha256,
                           f"model {config.warm_start}")
         state = ckpt["state_dict"]
-        return (lambda: spec.build_for_state(int(ckpt["num_classes"]), copy.deepcopy(state)),
+        # build_model: a pruned parent rebuilds with its own channel counts
+        return (lambda: build_model({**ckpt, "state_dict": copy.deepcopy(state)}),
                 parent.pretrained, f"model:{config.warm_start}")
     if config.freeze == "scratch":
         return (lambda: spec.build(len(CLASS_NAMES))), False, None

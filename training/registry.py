@@ -6,6 +6,7 @@ later; readers get it back with training.card.read_card / read_cards.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -51,6 +52,22 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
     if activated:
         project.set_active_model(card.id)
     return card, activated
+
+
+def register_pruned(project_path: str | Path, model: nn.Module, parent: ModelCard, structure: dict[str, list[int]],
+                    metrics: dict[str, SplitMetrics], history: list[EpochMetrics], best_epoch: int,
+                    threshold: float, seconds: float, extra: dict[str, Any]) -> ModelCard:
+    """Store a pruned model as a child of `parent` (same data, ROIs, input; its own weights,
+    channel counts, metrics and recipe in ``extra``). Never made active by itself: the user
+    picks the trade-off from the lineage table."""
+    data = to_bytes(model, parent.arch, len(parent.classes), structure)
+    card = dataclasses.replace(
+        parent, id=new_model_id(parent.arch), metrics=dict(metrics), threshold=float(threshold), cv=None,
+        history=list(history), best_epoch=best_epoch, parent=parent.id, created=time.time(),
+        timings=Timings(float(seconds), [h.seconds for h in history]), checkpoint_sha256=sha256(data),
+        extra=dict(extra), warnings=[])
+    Project.open(project_path).save_model(card.id, card.to_meta(), data)
+    return card
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("models", help="the project's models, compared")
     p.add_argument("project", type=Path)
+    p.add_argument("--lineage", metavar="ID", default=None,
+                   help="a model's pruning lineage: params / FLOPs / latency / held-out metric per model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
@@ -127,6 +129,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     from training.registry import comparison_rows, comparison_table
     proj = Project.open(args.project, readonly=True)
     models = read_cards(proj)
+    if args.lineage:
+        from training.lineage import lineage_rows, lineage_table
+        mid = proj.active_model_id if args.lineage == "active" else args.lineage
+        if mid not in {c.id for c in models}:
+            print(f"okng models: error: no model {args.lineage!r} in {args.project}", file=sys.stderr)
+            return 1
+        if args.json:
+            print_json({"active": proj.active_model_id, "lineage": lineage_rows(models, mid, proj.active_model_id)})
+        else:
+            print(lineage_table(models, mid, proj.active_model_id))
+        return 0
     if args.json:
         print_json({"active": proj.active_model_id, "models": comparison_rows(models, proj.active_model_id)})
         return 0
