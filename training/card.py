@@ -127,6 +127,7 @@ class ModelCard:
     warnings: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
     extra: dict[str, Any] = field(default_factory=dict)  # what a later task needs (recipe, lineage)
+    runtime: str = "torch"  # inference runtime of live sort / prediction: torch | onnxruntime (training.runtime)
     schema: int = SCHEMA
 
     # ------------------------------------------------------------------ reading

@@ -22,6 +22,7 @@ from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
+from .errors import TrainingError
 from .snapshot import CLASS_NAMES, Snapshot
 
 
@@ -115,6 +116,21 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     return "\n".join(lines)
 
 
-def activate(project_path: str | Path, model_id: str) -> None:
-    """Make a model the one live sort uses."""
+def activate(project_path: str | Path, model_id: str, runtime: str | None = None) -> None:
+    """Make a model the one live sort uses (and, when given, the runtime it runs on)."""
+    if runtime is not None:
+        set_runtime(project_path, model_id, runtime)
     Project.open(project_path).set_active_model(model_id)
+
+
+def set_runtime(project_path: str | Path, model_id: str, runtime: str) -> ModelCard:
+    """Record on the card which runtime live sort and prediction use for this model (the
+    checkpoint is stored again unchanged: the card lives next to it)."""
+    from .card import read_card
+    from .runtime import RUNTIMES
+    if runtime not in RUNTIMES:
+        raise TrainingError(f"unknown runtime {runtime!r} (expected {', '.join(RUNTIMES)})")
+    project = Project.open(project_path)
+    card = dataclasses.replace(read_card(project, model_id), runtime=runtime)
+    project.save_model(model_id, card.to_meta(), project.load_checkpoint(model_id))
+    return card

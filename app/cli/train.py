@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("activate", help="make a model the one live sort uses")
     p.add_argument("project", type=Path)
     p.add_argument("model")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default=None,
+                   help="run it on torch or on ONNX Runtime (its ONNX export, checked equal on stored parts)")
     p.set_defaults(func=cmd_activate)
 
     p = sub.add_parser("export-onnx", help="export a model to ONNX (verified equal to torch)")
@@ -149,8 +151,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_activate(args: argparse.Namespace) -> int:
     from training.registry import activate
-    activate(args.project, args.model)
-    print(f"active model: {args.model}")
+    activate(args.project, args.model, args.runtime)
+    print(f"active model: {args.model}" + (f" (runtime {args.runtime})" if args.runtime else ""))
     return 0
 
 
