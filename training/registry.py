@@ -123,14 +123,15 @@ def activate(project_path: str | Path, model_id: str, runtime: str | None = None
     Project.open(project_path).set_active_model(model_id)
 
 
-def set_runtime(project_path: str | Path, model_id: str, runtime: str) -> ModelCard:
+def set_runtime(project_path: str | Path | Project, model_id: str, runtime: str) -> ModelCard:
     """Record on the card which runtime live sort and prediction use for this model (the
-    checkpoint is stored again unchanged: the card lives next to it)."""
+    checkpoint is stored again unchanged: the card lives next to it). A Project given is
+    written through (the window's, from its store writer)."""
     from .card import read_card
     from .runtime import RUNTIMES
     if runtime not in RUNTIMES:
         raise TrainingError(f"unknown runtime {runtime!r} (expected {', '.join(RUNTIMES)})")
-    project = Project.open(project_path)
+    project = project_path if isinstance(project_path, Project) else Project.open(project_path)
     card = dataclasses.replace(read_card(project, model_id), runtime=runtime)
     project.save_model(model_id, card.to_meta(), project.load_checkpoint(model_id))
     return card

@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 
 from app.child import TRAIN_NICE, in_child, start_child_server
 from app.widgets.plot_curves import CurvePlot
+from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
 from app.widgets.train_results import ResultsTabs
@@ -93,6 +94,10 @@ class TrainView(QWidget):
         buttons.addWidget(self.cancel_btn, 1)
         ll.addLayout(buttons)
         ll.addWidget(self.preview)
+        self.prune = PrunePanel()  # prunes the selected model; its lineage table; activate on a runtime
+        self.prune.activate.connect(self.make_active)
+        self.prune.run_finished.connect(lambda how: how != "failed" and self.ctx.models_changed.emit())
+        ll.addWidget(self.prune)
         ll.addStretch(1)
         left = QScrollArea()
         left.setWidgetResizable(True)
@@ -132,6 +137,8 @@ class TrainView(QWidget):
         self.loss_plot.stagger = self.acc_plot.stagger = self.stagger
         self.results.models.activate.connect(self.make_active)
         self.results.models.selected.connect(self._history_of)
+        self.results.models.selected.connect(lambda c: self.prune.show_model(
+            self.cards, c.id, self._active, str(self.ctx.project.path) if self.ctx.project else None))
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(mid)
@@ -256,6 +263,7 @@ class TrainView(QWidget):
 
     def _show_models(self, res: tuple[list[ModelCard], str | None], select: str | None) -> None:
         cards, active = res
+        self._active = active
         self._shown_list += 1
         self.results.models.show_models(cards, active)
         target = select or active or (cards[-1].id if cards else None)
@@ -263,6 +271,7 @@ class TrainView(QWidget):
         # pass, so the list and the model's panels are not one 70-110 ms block at a run's end.
         QTimer.singleShot(0, lambda n=self._shown_list: self._select_shown(cards, target, n))
 
+    _active: str | None = None  # the project's active model when the list was read
     _live_model: str | None = None  # the model whose run's live curves are on the plots
     _shown_list = 0  # model lists shown so far (a newer one supersedes a pending selection)
 
@@ -295,11 +304,15 @@ class TrainView(QWidget):
         self.acc_plot.reset()
         self._history(card.history, live=False)
 
-    def make_active(self, model_id: str) -> None:
-        """Make a model the project's active one (queued on the window's store writer)."""
+    def make_active(self, model_id: str, runtime: str | None = None) -> None:
+        """Make a model the project's active one (queued on the window's store writer), on a
+        runtime when one is given (the Prune panel's choice, recorded on its card)."""
         proj = self.ctx.project
         if proj is None:
             return
+        if runtime:
+            from training.registry import set_runtime
+            self.ctx.writer.submit("model runtime", set_runtime, proj, model_id, runtime)
         self.ctx.writer.submit("make model active", proj.set_active_model, model_id, user=self.ctx.user)
         self._say(f"Model {model_id} is now active for live sorting; Label → 'Predict parts' pre-labels the "
                   "parts with it.")
@@ -332,6 +345,7 @@ class TrainView(QWidget):
     def shutdown(self) -> None:
         """Window closing: cancel a run and wait a little for it to stop."""
         self._closed = True
+        self.prune.shutdown()
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)
