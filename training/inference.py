@@ -61,6 +61,8 @@ def _pool() -> ThreadPoolExecutor:
 class LoadedModel:
     """A trained model ready to score views (eval mode, no gradients)."""
 
+    runtime = "torch"  # training.runtime.OrtModel runs the same model on "onnxruntime"
+
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: torch.device) -> None:
         self.card = card
         self.arch: str = card.arch

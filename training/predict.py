@@ -60,6 +60,9 @@ def predict_parts(project: Project | str | Path, model_id: str = "active", parts
     if not isinstance(project, Project):
         project = Project.open(project)
     loaded = load_model(project, model_id, device=device)
+    if not heatmaps:  # Grad-CAM needs torch's gradients; scores alone run on the card's runtime
+        from .runtime import with_runtime
+        loaded, _info = with_runtime(loaded, project.path)
     return predict_loaded(project, loaded, parts, redo, heatmaps, heat_px, progress, should_stop)
 
 
@@ -91,7 +94,7 @@ def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = 
             progress(Progress("predict", k + 1, len(todo), f"part {part.id}: {pred.verdict.name}",
                               PartPredicted(part.id, pred.verdict.name)))
     return {"model_id": mid, "layer": layer if heatmaps else None, "parts": len(todo),
-            "predicted": sum(counts.values()), "verdicts": counts, "failed": failed, "stopped": stopped,
+            "predicted": sum(counts.values()), "verdicts": counts, "runtime": getattr(loaded, "runtime", "torch"), "failed": failed, "stopped": stopped,
             "seconds": round(time.monotonic() - t0, 3)}
 
 

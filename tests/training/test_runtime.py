@@ -56,3 +56,18 @@ def test_a_differing_export_falls_back_to_torch(toy_project):
     export_onnx(other, cache_path(toy_project, loaded.card))
     model, info = with_runtime(loaded, toy_project)
     assert model is loaded and info["runtime"] == "torch" and "differs from torch" in info["runtime_note"]
+
+
+def test_prediction_without_heatmaps_runs_on_the_cards_runtime(toy_project):
+    from training.predict import predict_parts
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    ref = predict_parts(toy_project, res.model_id, heatmaps=False)
+    set_runtime(toy_project, res.model_id, "onnxruntime")
+    got = predict_parts(toy_project, res.model_id, heatmaps=False, redo=True)
+    assert (ref["runtime"], got["runtime"]) == ("torch", "onnxruntime")
+    assert got["verdicts"] == ref["verdicts"] and got["predicted"] == ref["predicted"] > 0
+    proj = Project.open(toy_project, readonly=True)
+    for pid in proj.part_ids():
+        a, b = proj.predictions(pid)[-2:]
+        assert a.verdict == b.verdict
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
