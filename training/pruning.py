@@ -103,8 +103,8 @@ def count(model: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]:
     return int(macs), int(params)
 
 
-def cpu_latency(model: nn.Module, input_size: tuple[int, int], batch: int = 4, runs: int = 20,
-                warmup: int = 3) -> dict[str, float]:
+def cpu_latency(model: nn.Module, input_size: tuple[int, int], batch: int = 4, runs: int = 10,
+                warmup: int = 2) -> dict[str, float]:
     """Measured CPU forward of a batch (the live sort's four views): median and p90 in ms, at
     the process's current torch thread count (recorded: latency means little without it)."""
     model = model.to("cpu").eval()

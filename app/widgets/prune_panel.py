@@ -69,6 +69,7 @@ class PrunePanel(QGroupBox):
     def __init__(self, parent: Any = None) -> None:
         super().__init__("Prune", parent)
         self.use_process = True
+        self.num_threads: int | None = None  # torch threads of the job (None: the child's default)
         self.project_path: str | None = None
         self.model_id: str | None = None
         self.worker: Worker | None = None
@@ -168,7 +169,8 @@ class PrunePanel(QGroupBox):
     # ------------------------------------------------------------------ the job
     def spec(self) -> PruneSpec:
         return PruneSpec(str(self.project_path), str(self.model_id), self.rounds.value(), round(self.rate.value(), 3),
-                         self.norm.currentText(), self.method.currentText(), self.epochs.value())
+                         self.norm.currentText(), self.method.currentText(), self.epochs.value(),
+                         num_threads=self.num_threads)
 
     def start(self) -> None:
         if not self.project_path or not self.model_id:
