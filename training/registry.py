@@ -36,7 +36,11 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
                    seconds: float, warnings: Sequence[str]) -> tuple[ModelCard, bool]:
     """Store a trained model; it becomes active if the project has none. Returns (card, activated)."""
-    data = to_bytes(model, spec.name, len(CLASS_NAMES))
+    from .pruning import structure_of
+    # A model warm-started from a pruned one keeps its channel counts: store them with it
+    own = structure_of(model)
+    data = to_bytes(model, spec.name, len(CLASS_NAMES),
+                    own if own != structure_of(spec.build_meta(len(CLASS_NAMES))) else None)
     val = metrics.get("val")
     card = ModelCard(
         id=new_model_id(spec.name), arch=spec.name, task="verdict", freeze=config.freeze,

@@ -130,3 +130,18 @@ def test_cli_prune_asfp(toy_project, capsys):
     assert card.parent == res.model_id and rec["method"] == "asfp"
     assert rec["epoch_rates"] == sorted(rec["epoch_rates"]) and abs(rec["final_rate"] - 0.51) < 1e-9
     assert card.extra["figures"]["flops"] < 0.5 * rec["parent_figures"]["flops"]
+
+
+def test_training_warm_started_from_a_pruned_model_keeps_its_channels(toy_project):
+    from training.config import TrainConfig
+    from training.inference import load_model
+    from training.loop import train
+    from training.prune import PruneSpec, prune
+
+    cfg = {"arch": "mobilenet_v3_small", "freeze": "none", "epochs": 1, "input_size": 32}
+    res = train(toy_project, TrainConfig(**cfg))
+    child = prune(PruneSpec(str(toy_project), res.model_id, rounds=1, rate=0.5, fine_tune_epochs=0,
+                            latency_batch=1)).model_ids[0]
+    again = train(toy_project, TrainConfig(**cfg, warm_start=child))
+    a, b = load_model(toy_project, child), load_model(toy_project, again.model_id)
+    assert sum(p.numel() for p in b.model.parameters()) == sum(p.numel() for p in a.model.parameters())
