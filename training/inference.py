@@ -76,6 +76,7 @@ class LoadedModel:
         self.target_layer: str = card.target_layer
         self.ng_index: int = card.ng_index
         self.device = device
+        self.camera_map: dict[str, str] = {}  # source camera -> model camera (training.cameras)
         self.model = model.to(device).eval()
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -84,9 +85,18 @@ class LoadedModel:
     def id(self) -> str:
         return self.card.id
 
+    def check_cameras(self, cameras: Sequence[str], mapping: dict[str, str] | None = None, exact: bool = True,
+                      what: str = "the source") -> dict[str, str]:
+        """Check the cameras views will come from against the model's (training.cameras) and keep
+        the map; CameraMismatch when names or count differ and no explicit map says how."""
+        from .cameras import match_cameras
+        self.camera_map = match_cameras(self.id, self.card.model_cameras, cameras, mapping, exact, what)
+        return dict(self.camera_map)
+
     def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, ViewGeometry]:
-        """One full view -> model input, with the model's recorded ROI for this camera."""
-        return preprocess_view(image, self.rois.get(camera), self.input_size, self.mean, self.std, self.fit)
+        """One full view -> model input, with the model's recorded ROI for this (mapped) camera."""
+        roi = self.rois.get(self.camera_map.get(camera, camera))
+        return preprocess_view(image, roi, self.input_size, self.mean, self.std, self.fit)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits of a preprocessed (N, 3, h, w) batch."""

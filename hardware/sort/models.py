@@ -72,6 +72,16 @@ class TimedModel:
         return decide(scores, self.loaded.threshold, geoms)
 
 
+def bind_cameras(classifier: Any, cameras: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
+    """Check a source's cameras against the model's before sorting (training.cameras): the same
+    names and count, or an explicit map; raises CameraMismatch (a TrainingError) otherwise. A
+    classifier without a model card (the demo's untrained one) has nothing to check."""
+    check = getattr(classifier, "check_cameras", None)
+    if check is None:
+        return {c: c for c in cameras}
+    return check(list(cameras), mapping, exact=True, what="the source")
+
+
 def untrained_classifier(project: Any | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:
     """A small untrained CNN wrapped as a Classifier (demo fallback; its verdicts mean nothing)."""
     from hardware.sort.classifier import TorchViewClassifier, tiny_net
