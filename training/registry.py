@@ -34,8 +34,11 @@ def new_model_id(arch: str) -> str:
 def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpec, config: TrainConfig,
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
-                   seconds: float, warnings: Sequence[str]) -> tuple[ModelCard, bool]:
-    """Store a trained model; it becomes active if the project has none. Returns (card, activated)."""
+                   seconds: float, warnings: Sequence[str], split: dict[str, Any] | None = None,
+                   ) -> tuple[ModelCard, bool]:
+    """Store a trained model; it becomes active if the project has none. Returns (card, activated).
+
+    ``split`` is training.splits' record (part ids per set, group_by, fractions, seed)."""
     from .pruning import structure_of
     # A model warm-started from a pruned one keeps its channel counts: store them with it
     own = structure_of(model)
@@ -50,7 +53,8 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
         cv=cv, train_parts=train_parts, history=list(history), best_epoch=best_epoch, dataset=snap.meta(),
         pretrained=bool(pretrained), pretrained_source=source, parent=config.warm_start, created=time.time(),
         timings=Timings(float(seconds), [h.seconds for h in history]), target_layer=spec.target_layer,
-        checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict())
+        checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict(),
+        split=dict(split or {}), cameras=snap.cameras())
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = not project.active_model_id
@@ -83,11 +87,13 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
     """One flat row per model: the figures the studies compare backbones by."""
     rows = []
     for c in cards:
-        val = c.val
+        val = c.headline  # the test split's figures; validation for a card from before the test split
         cv = (c.cv or {}).get("summary", {})
         rows.append({
             "id": c.id, "active": c.id == active, "task": c.task, "arch": c.arch, "freeze": c.freeze,
-            "pretrained": c.pretrained, "input": "x".join(str(v) for v in c.input_size),
+            "pretrained": c.imagenet, "start": c.start, "split": c.headline_split,
+            "val_balanced_accuracy": c.val.get("balanced_accuracy"),
+            "input": "x".join(str(v) for v in c.input_size),
             "parts": c.dataset.get("n_parts"), "accuracy": val.get("accuracy"),
             "balanced_accuracy": val.get("balanced_accuracy"), "ng_recall": val.get("ng_recall"),
             "ng_precision": val.get("ng_precision"), "roc_auc": val.get("roc_auc"), "pr_auc": val.get("pr_auc"),
@@ -106,17 +112,20 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     # longest one plus a gap, so an id never runs into the arch column.
     idw = max(len("id"), *(len(r["id"]) for r in rows)) + 2
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
-    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'imgnet':<7}{'input':<8}{'parts':>6}" \
-           f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}  cv bal acc"
+    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'start':<9}{'input':<8}{'parts':>6} {'on':<5}" \
+           f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
+           f"{'val bal':>9}  cv bal acc"
     lines = [head]
     for r in rows:
         cv = r["cv_balanced_accuracy"]
         cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
         lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<11}"
-                     f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{r['parts']!s:>6}"
+                     f"{r['start']:<9}{r['input']:<8}{r['parts']!s:>6} {r['split']:<5}"
                      f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                      f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
-                     f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}  {cvs}")
+                     f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['val_balanced_accuracy']):>9}  {cvs}")
+    lines.append("figures on the held-out TEST parts ('on' test); 'on' val: a model from before the "
+                 "test split, scored on the validation parts that chose its epoch (optimistic)")
     return "\n".join(lines)
 
 

@@ -148,8 +148,17 @@ class TrainView(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
         ctx.project_changed.connect(lambda _p: self.refresh_models())
+        ctx.project_changed.connect(lambda _p: self._group_fields())
         ctx.models_changed.connect(self.refresh_models)
         self.refresh_models()
+        self._group_fields()
+
+    def _group_fields(self) -> None:
+        """Offer the imported part fields (item, ...) to group the split by (the Project's
+        in-memory part index: no HDF5 read here)."""
+        proj = self.ctx.project
+        names = sorted({k for p in proj.parts() for k in p.fields}) if proj is not None else []
+        self.form.set_group_fields(names)
 
     # ------------------------------------------------------------------ training run
     def start(self) -> None:
@@ -216,7 +225,10 @@ class TrainView(QWidget):
         self.bar.setValue(1000)
         self._history(result.history)
         note = "" if result.pretrained else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
-        self._say(f"Model {result.model_id} saved{note}. Select it and press Make active to sort with it.")
+        test = result.metrics.get("test")
+        score = (f" Test balanced accuracy {test['balanced_accuracy']:.3f} on {result.metrics['split']['test_parts']}"
+                 " held-out parts." if test else "")
+        self._say(f"Model {result.model_id} saved{note}.{score} Select it and press Make active to sort with it.")
         self._select_next = self._live_model = result.model_id
         self.ctx.models_changed.emit()  # this view and the others reload the model list once
         self.run_finished.emit("done")
@@ -282,8 +294,7 @@ class TrainView(QWidget):
         if target:
             self.results.models.select(target)  # its curves and metrics follow (selected signal)
             card = next((c for c in cards if c.id == target), None)
-            self.scratch.setText("" if card is None or card.pretrained else
-                                 f"⚠ Model {target} was {card.origin}: no ImageNet weights were available.")
+            self.scratch.setText(_start_warning(card))
         self.models_loaded.emit()
 
     def _history_of(self, card: ModelCard) -> None:
@@ -359,3 +370,14 @@ if __name__ == "__main__":  # pragma: no cover
 
     from app.widgets.standalone import run_standalone
     sys.exit(run_standalone(TrainView))
+
+
+def _start_warning(card: ModelCard | None) -> str:
+    """A loud line under the results when a model did not start from verified ImageNet weights."""
+    if card is None or card.imagenet or card.start == "parent":
+        return ""
+    if card.start == "custom":
+        return f"⚠ Model {card.id} started from {card.origin}: not torchvision's ImageNet weights."
+    if card.start == "unchecked":
+        return f"⚠ Model {card.id}: {card.origin}."
+    return f"⚠ Model {card.id} was {card.origin}: no ImageNet weights were available."
