@@ -91,7 +91,7 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
         cv = (c.cv or {}).get("summary", {})
         rows.append({
             "id": c.id, "active": c.id == active, "task": c.task, "arch": c.arch, "freeze": c.freeze,
-            "pretrained": c.imagenet, "start": c.start, "split": c.headline_split,
+            "pretrained": c.pretrained, "imagenet": c.imagenet, "start": c.start, "split": c.headline_split,
             "val_balanced_accuracy": c.val.get("balanced_accuracy"),
             "input": "x".join(str(v) for v in c.input_size),
             "parts": c.dataset.get("n_parts"), "accuracy": val.get("accuracy"),
