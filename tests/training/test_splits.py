@@ -45,7 +45,7 @@ def test_groups_never_straddle_two_sets():
         assert _disjoint(s)
         for name in ("train", "val", "test"):
             pos = getattr(s, name)
-            others = set().union(*(set(groups[i] for i in getattr(s, o)) for o in ("train", "val", "test") if o != name))
+            others = set().union(*({groups[i] for i in getattr(s, o)} for o in ("train", "val", "test") if o != name))
             assert not {groups[i] for i in pos} & others
         assert len(s.test) and len(s.val) and {0, 1} <= set(t[s.test].tolist())
     # parts without a group value are groups of their own

@@ -16,10 +16,10 @@ from app.cli import main
 from hardware.sort.session import SessionSpec, run_session
 from hardware.sort.summary import SortStarted
 from labeling.store import Project
-from labeling.types import ROI, BOLT_CLASSES, Label, Settings, Verdict
+from labeling.types import BOLT_CLASSES, ROI, Label, Settings, Verdict
 from training.backbones import get_backbone
-from training.card import ModelCard
 from training.cameras import CameraMismatch, match_cameras, parse_camera_map
+from training.card import ModelCard
 from training.checkpoint import sha256, to_bytes
 from training.inference import load_model
 from training.predict import predict_parts
