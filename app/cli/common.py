@@ -53,7 +53,7 @@ class ProgressBar:
 
     def __init__(self, label: str, total: int | None = None, quiet: bool = False,
                  stream: TextIO | None = None) -> None:
-        self.label, self.total = label, total
+        self.label, self.total, self.quiet = label, total, quiet
         self.stream = stream or sys.stderr
         isatty = getattr(self.stream, "isatty", None)
         self.lines = quiet or not (isatty is not None and isatty())
