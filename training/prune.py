@@ -203,7 +203,10 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None, should_stop: Stop
 
     def fine_tune(net: nn.Module, epochs: int, label: str) -> tuple[nn.Module, dict[str, Any], list, int]:
         c = replace(cfg, epochs=epochs)
-        return fit_split(snap, train_p, splits["val"], c, lambda: net, report, stop, label=label)
+        # the root's test parts are scored by finish(), never used to choose the epoch
+        net, rep, history, best, _test = fit_split(snap, train_p, splits["val"], c, lambda: net, report, stop,
+                                                   label=label)
+        return net, rep, history, best
 
     def finish(net: nn.Module, r: int, parent: ModelCard, rep: dict[str, Any], history: list, best: int,
                before: dict[str, float | None], extra_recipe: dict[str, Any]) -> ModelCard:
