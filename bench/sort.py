@@ -11,7 +11,15 @@ same thread setting) is timed just before and just after the run.
 Targets (2-core CPU): p99 trigger-to-write <= 1.2x the bare forward and <= 100 ms; >= 5 parts/s
 with no missed trigger. The machine is shared, so the load average is reported with the figures.
 
+With --variants (default: all four) the same run is repeated, one after the other in this
+process, for the unpruned and a pruned copy of the network (--prune-rounds x --prune-rate,
+channels really removed by training.pruning), each on torch and on ONNX Runtime
+(training.runtime.OrtModel, the live-sort path of a model whose card says onnxruntime); the
+JSON line carries every variant's figures and the issue-15 targets (ONNX Runtime p99 <= 0.5x
+torch's and <= 25 ms, overhead beyond the bare forward <= 5 ms p99).
+
     .venv/bin/python bench/sort.py [--arch mobilenet_v3_small] [--size 224] [--parts 60] [--rate 5]
+                                   [--variants torch,onnxruntime,pruned-torch,pruned-onnxruntime]
 
 Prints ONE JSON line.
 """
@@ -30,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DEFAULT_ARCH = "mobilenet_v3_small"  # the live-sort default: fastest registered backbone on CPU
 
 
-def build_classifier(arch: str, size: int, rois: dict | None = None):
-    """An untrained `arch` behind the same LoadedModel/TimedModel path a trained model takes."""
+def build_classifier(arch: str, size: int, rois: dict | None = None, runtime: str = "torch",
+                     prune_rounds: int = 0, prune_rate: float = 0.3, threads: int = 1):
+    """An untrained `arch` (optionally pruned) behind the same LoadedModel/TimedModel path a
+    trained model takes, on torch or on ONNX Runtime."""
     import torch
 
     from hardware.sort.models import TimedModel
@@ -41,10 +51,21 @@ def build_classifier(arch: str, size: int, rois: dict | None = None):
 
     torch.manual_seed(0)
     spec = get_backbone(arch)
-    model = spec.build(2)
+    model = spec.build(2).eval()
+    for _ in range(prune_rounds):
+        from training.pruning import prune_filters
+        prune_filters(model, spec, (size, size), prune_rate, "l1")
     card = ModelCard(f"bench-{arch}-untrained", arch, input_size=(size, size), threshold=0.5,
                      target_layer=spec.target_layer, rois={cam: roi.to_list() for cam, roi in (rois or {}).items()})
-    return TimedModel(LoadedModel(model, card, torch.device("cpu")))
+    loaded = LoadedModel(model, card, torch.device("cpu"))
+    if runtime == "onnxruntime":
+        from training.onnx_export import export_onnx
+        from training.runtime import OrtModel, ort_session
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.onnx"
+            export_onnx(loaded, path)  # verified equal to torch before it is written
+            loaded = OrtModel(loaded, ort_session(path.read_bytes(), threads), path)
+    return TimedModel(loaded)
 
 
 class RingSource:
@@ -154,6 +175,10 @@ def main() -> int:
     ap.add_argument("--no-log", action="store_true", help="do not log parts into a temp project")
     ap.add_argument("--inproc-plc", action="store_true",
                     help="run the PLC simulator as a thread of this process (default: a child process)")
+    ap.add_argument("--variants", default="torch,onnxruntime,pruned-torch,pruned-onnxruntime",
+                    help="comma list of torch, onnxruntime, pruned-torch, pruned-onnxruntime")
+    ap.add_argument("--prune-rounds", type=int, default=3)
+    ap.add_argument("--prune-rate", type=float, default=0.3)
     ap.add_argument("--serve-plc", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--travel", type=float, default=0.4, help=argparse.SUPPRESS)
     ap.add_argument("--live-render", action="store_true",
@@ -167,11 +192,7 @@ def main() -> int:
 
     import torch
 
-    from hardware.sort.config import SortConfig
-    from hardware.sort.rig import run_on_simulator
     from hardware.sources import make_source
-    from labeling.store import Project
-    from labeling.types import Settings
 
     load0 = os.getloadavg()
     torch.set_num_threads(args.threads)
@@ -180,11 +201,42 @@ def main() -> int:
         from hardware.sources.base import parse_resolution
         from labeling.demo.bolts import CAMERAS, thread_roi
         rois = {cam: thread_roi(parse_resolution(args.resolution)) for cam in CAMERAS}
-    clf = build_classifier(args.arch, args.size, rois)
     probe = make_source(f"sim:{args.resolution}", seed=1)
     probe.open()
     cap = probe.capture(timeout=30.0)
     probe.close()
+    variants = [v for v in args.variants.split(",") if v]
+    results = {}
+    for v in variants:
+        clf = build_classifier(args.arch, args.size, rois, v.removeprefix("pruned-"),
+                               args.prune_rounds if v.startswith("pruned-") else 0, args.prune_rate, args.threads)
+        results[v] = run_variant(args, clf, cap)
+        print(json.dumps({"variant": v, **results[v]}), file=sys.stderr, flush=True)
+    out = {"bench": "sort", "arch": args.arch, "input": args.size, "views": len(cap.views),
+           "resolution": args.resolution, "roi": args.roi, "threads": args.threads,
+           "plc": "simulator thread (in process)" if args.inproc_plc else "simulator child process",
+           "source": "sim live render" if args.live_render else "sim, 8 parts pre-rendered in a ring",
+           "logging": not args.no_log, "prune": f"{args.prune_rounds} x {args.prune_rate}", "variants": results}
+    t, o = results.get("torch"), results.get("onnxruntime")
+    if t and o and t["latency_p99_ms"] and o["latency_p99_ms"]:
+        out["targets"] = {"ort_p99_le_0.5x_torch": o["latency_p99_ms"] <= 0.5 * t["latency_p99_ms"],
+                          "ort_p99_le_25ms": o["latency_p99_ms"] <= 25.0,
+                          "ort_overhead_p99_le_5ms": o["overhead_p99_ms"] <= 5.0,
+                          "ort_p99_over_torch_p99": round(o["latency_p99_ms"] / t["latency_p99_ms"], 3)}
+    out["loadavg_start"] = [round(v, 2) for v in load0]
+    out["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
+    out["cpus"] = os.cpu_count()
+    print(json.dumps(out))
+    return 0
+
+
+def run_variant(args, clf, cap) -> dict:
+    """One sort run of `clf` on the simulated line, with its bare forward timed around it."""
+    from hardware.sort.config import SortConfig
+    from hardware.sort.rig import run_on_simulator
+    from hardware.sources import make_source
+    from labeling.store import Project
+    from labeling.types import Settings
     fwd = time_forward(clf, cap.views, cap.cameras, args.forward_reps)
     source = make_source(f"sim:{args.resolution}", seed=0)
     source.open()
@@ -206,12 +258,8 @@ def main() -> int:
     # Parts that reached the gate without an accepted answer (skipped triggers and late answers
     # included), plus parts condemned by the PLC's watchdog: each counted once.
     missed = sim["missed"] + sum(1 for r in res.history if r.get("reason") == "watchdog" and r.get("verdict"))
-    out = {
-        "bench": "sort", "arch": args.arch, "input": args.size, "views": len(cap.views),
-        "resolution": args.resolution, "roi": args.roi, "threads": args.threads,
-        "plc": "simulator thread (in process)" if args.inproc_plc else "simulator child process",
-        "source": "sim live render" if args.live_render else "sim, 8 parts pre-rendered in a ring", "logging": not args.no_log,
-        "parts": res.produced, "rate_target": args.rate, "parts_per_s": res.rate,
+    return {
+        "runtime": s.runtime, "parts": res.produced, "rate_target": args.rate, "parts_per_s": res.rate,
         "latency_p50_ms": lat.get("p50"), "latency_p95_ms": lat.get("p95"), "latency_p99_ms": lat.get("p99"),
         "latency_max_ms": lat.get("max"),
         # what the PLC sees: part at the station -> accepted answer (includes the poll wait)
@@ -226,14 +274,11 @@ def main() -> int:
         "simulator": {k: sim[k] for k in ("triggers", "answered", "passed", "rejected", "missed",
                                           "answered_late", "rejected_by_watchdog", "unmatched")},
         "logged": s.log.get("logged"), "log_dropped": s.log.get("log_dropped"),
+        "overhead_p99_ms": round(lat["p99"] - bare99, 2) if lat else None,
         "targets": {"p99_le_1.2x_forward": bool(lat) and lat["p99"] <= 1.2 * bare99,
                     "p99_le_100ms": bool(lat) and lat["p99"] <= 100.0,
                     "rate_ge_5_none_missed": res.rate >= 5.0 * 0.98 and missed == 0},
-        "loadavg_start": [round(v, 2) for v in load0], "loadavg_end": [round(v, 2) for v in os.getloadavg()],
-        "cpus": os.cpu_count(),
     }
-    print(json.dumps(out))
-    return 0
 
 
 if __name__ == "__main__":

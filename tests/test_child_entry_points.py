@@ -1,5 +1,6 @@
 """Every child entry point of the workstation runs where PyQt6 and pyqtgraph cannot be imported:
-pre-labeling (training.predict_session), explain (training.explain.session) and live sort
+pre-labeling (training.predict_session), explain (training.explain.session), pruning
+(training.prune, the Prune panel's child) and live sort
 (hardware.sort.session) are run end to end, on a real project with a really trained tiny model,
 in a process with Qt blocked (the same blocker as test_boundaries.py)."""
 from __future__ import annotations
@@ -31,6 +32,8 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
         pre = predict(PredictSpec(path, parts=(1, 2)), progress=seen.append)
         from training.explain.session import ExplainSpec, run_session as explain
         rep = explain(ExplainSpec(path))
+        from training.prune import PruneSpec, prune
+        pruned = prune(PruneSpec(path, res.model_id, rounds=1, fine_tune_epochs=0, latency_batch=1))
         from hardware.sort.session import SessionSpec, run_session as sort
         reports, stop = [], threading.Event()
         def note(p):
@@ -40,7 +43,7 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
         out = sort(SessionSpec(path, source="sim:64x48", threads=1, period=0.05, views_period=0.05,
                                thumb_px=32), progress=note, should_stop=stop.is_set)
         qt = sorted(m for m in sys.modules if m.split(".")[0] in ("PyQt6", "pyqtgraph"))
-        print(json.dumps({"predicted": pre["predicted"], "progress": len(seen), "rows": len(rep["rows"]),
+        print(json.dumps({"predicted": pre["predicted"], "progress": len(seen), "rows": len(rep["rows"]), "pruned": len(pruned.model_ids),
                           "sorted": out["triggers"], "qt": qt}))
     """)
     res = _run(code, str(tmp_path / "child.h5"))
@@ -48,4 +51,4 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["qt"] == []
     assert out["predicted"] == 2 and out["progress"] == 2
-    assert out["rows"] > 0 and out["sorted"] >= 1
+    assert out["rows"] > 0 and out["sorted"] >= 1 and out["pruned"] == 1

@@ -38,7 +38,8 @@ class Curve:
 
 @dataclass
 class SplitMetrics:
-    """A model's figures on one split of parts (held-out "val" today).
+    """A model's figures on one split of parts: "val" (chose the epoch and the threshold) and
+    "test" (held out from every choice: the headline figures).
 
     ``report`` is training.metrics.binary_report's record (accuracy, balanced_accuracy, roc_auc,
     pr_auc, kappa, ng_recall, per_class, confusion_matrix, threshold, views ...); the part ids,
@@ -113,7 +114,7 @@ class ModelCard:
     rois: dict[str, list[int]] = field(default_factory=dict)  # camera -> ROI as recorded at training
     threshold: float = 0.5
     part_rule: str = "max"
-    metrics: dict[str, SplitMetrics] = field(default_factory=dict)  # split name ("val") -> figures
+    metrics: dict[str, SplitMetrics] = field(default_factory=dict)  # split name ("val", "test") -> figures
     cv: dict[str, Any] | None = None  # k-fold: {"folds", "summary", "per_fold"}
     train_parts: int = 0
     history: list[EpochMetrics] = field(default_factory=list)
@@ -129,6 +130,11 @@ class ModelCard:
     warnings: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # TrainConfig.to_dict()
     extra: dict[str, Any] = field(default_factory=dict)  # what a later task needs (recipe, lineage)
+    runtime: str = "torch"  # inference runtime of live sort / prediction: torch | onnxruntime (training.runtime)
+    # training.splits' record: part ids per set ("train", "val", "test"), group_by, fractions, seed
+    # (empty on a card from before the test split)
+    split: dict[str, Any] = field(default_factory=dict)
+    cameras: list[str] = field(default_factory=list)  # cameras of the training views, in order
     schema: int = SCHEMA
 
     # ------------------------------------------------------------------ reading
@@ -138,8 +144,38 @@ class ModelCard:
         return self.metrics.get("val") or SplitMetrics()
 
     @property
+    def test(self) -> SplitMetrics:
+        """The held-out test split's figures (empty on a card from before the test split)."""
+        return self.metrics.get("test") or SplitMetrics()
+
+    @property
+    def headline_split(self) -> str:
+        """"test" when the model has test figures, else "val" (an old card: say "validation")."""
+        return "test" if self.metrics.get("test") is not None and self.test.report else "val"
+
+    @property
+    def headline(self) -> SplitMetrics:
+        """The figures to show first everywhere: the test split's, or validation's on old cards."""
+        return self.metrics.get(self.headline_split) or SplitMetrics()
+
+    @property
+    def headline_name(self) -> str:
+        """How a reader names the headline split."""
+        return "test (held out)" if self.headline_split == "test" else "validation"
+
+    @property
     def val_part_ids(self) -> list[int]:
         return list(self.val.part_ids)
+
+    @property
+    def held_out_part_ids(self) -> list[int]:
+        """Parts no choice was made on: the test parts (validation's on an old card)."""
+        return list(self.headline.part_ids)
+
+    @property
+    def model_cameras(self) -> list[str]:
+        """The cameras the model was trained on (an older card: those with a recorded ROI)."""
+        return list(self.cameras) or sorted(self.rois)
 
     @property
     def seen_part_ids(self) -> set[int]:
@@ -155,9 +191,29 @@ class ModelCard:
         return ROI(*r) if r is not None else None
 
     @property
+    def start(self) -> str:
+        """Where the weights started: imagenet (sha256 verified), custom, parent, scratch, or
+        unchecked (a card from before training.weights checked provenance)."""
+        src = self.pretrained_source or ""
+        if not self.pretrained and not src.startswith("model:"):
+            return "scratch"
+        for prefix, name in (("ImageNet", "imagenet"), ("custom weights", "custom"), ("model:", "parent")):
+            if src.startswith(prefix):
+                return name
+        return "unchecked"
+
+    @property
+    def imagenet(self) -> bool:
+        """Started from torchvision ImageNet weights whose SHA-256 was verified."""
+        return self.start == "imagenet"
+
+    @property
     def origin(self) -> str:
-        """'ImageNet weights' or 'trained from scratch' (what the CLI, status bar and view say)."""
-        return "ImageNet weights" if self.pretrained else "trained from scratch"
+        """What the CLI, status bar and Train view say about the starting weights."""
+        src = self.pretrained_source or ""
+        return {"imagenet": src, "custom": src, "parent": f"warm start from {src.removeprefix('model:')}",
+                "scratch": "trained from scratch",
+                "unchecked": f"weights {src or '?'} (provenance not checked)"}[self.start]
 
     # ------------------------------------------------------------------ storing
     def to_meta(self) -> dict[str, Any]:

@@ -12,19 +12,23 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import get_backbone
+from .backbones import _no_inplace, get_backbone
 from .errors import TrainingError
 
 FORMAT = "okng-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: a pruned net's checkpoint carries its "structure" (training.pruning)
 
 
-def to_bytes(model: nn.Module, arch: str, num_classes: int) -> bytes:
-    """Serialise a model's state (CPU tensors) with its arch and class count."""
+def to_bytes(model: nn.Module, arch: str, num_classes: int, structure: dict[str, list[int]] | None = None) -> bytes:
+    """Serialise a model's state (CPU tensors) with its arch and class count; a pruned net also
+    with its channel counts. An unpruned net is still written as version 1, which older okng reads."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    obj: dict[str, Any] = {"format": FORMAT, "version": 2 if structure else 1, "arch": arch,
+                           "num_classes": int(num_classes), "state_dict": state}
+    if structure:
+        obj["structure"] = structure
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, "arch": arch, "num_classes": int(num_classes),
-                "state_dict": state}, buf)
+    torch.save(obj, buf)
     return buf.getvalue()
 
 
@@ -54,6 +58,20 @@ def from_bytes(data: bytes, expected_sha256: str | None = None, what: str = "che
 def build_from_bytes(data: bytes, expected_sha256: str | None = None, what: str = "checkpoint") -> tuple[nn.Module, dict[str, Any]]:
     """The network rebuilt from checkpoint bytes (eval mode, CPU)."""
     obj = from_bytes(data, expected_sha256, what)
+    return build_model(obj).eval(), obj
+
+
+def build_model(obj: dict[str, Any]) -> nn.Module:
+    """The network of a loaded checkpoint (from_bytes), pruned or not (train mode)."""
     spec = get_backbone(str(obj["arch"]))
-    model = spec.build_for_state(int(obj["num_classes"]), obj["state_dict"])
-    return model.eval(), obj
+    structure = obj.get("structure")
+    if not structure:
+        return spec.build_for_state(int(obj["num_classes"]), obj["state_dict"])
+    from .pruning import reshape_to
+    model = reshape_to(spec.build_meta(int(obj["num_classes"])), structure)
+    try:
+        model.load_state_dict(obj["state_dict"], strict=True, assign=True)
+    except RuntimeError as exc:
+        raise TrainingError(f"pruned checkpoint does not fit its structure: {str(exc)[:300]}") from exc
+    _no_inplace(model)
+    return model

@@ -77,7 +77,9 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # horizontal flips: cacheable
     cache_features: bool = True  # cache frozen-stage outputs when the augmentations allow it
     folds: int = 0  # k-fold cross-validation (0/1 = a single stratified split)
-    val_fraction: float = 0.2
+    val_fraction: float = 0.15  # of the parts: picks the best epoch and the threshold
+    test_fraction: float = 0.15  # held out from every choice: the headline figures (0 = none)
+    group_by: str | None = None  # part field (e.g. "item"): parts sharing its value stay together
     target_ng_recall: float | None = None  # pick the threshold reaching this NG recall on validation
     device: str = "auto"
     warm_start: str | None = None  # model id of this project to start from
@@ -105,6 +107,9 @@ class TrainConfig:
             raise TrainingError(f"learning rate must be positive, got {self.lr}")
         if not 0.0 < self.val_fraction < 0.9:
             raise TrainingError(f"val_fraction must be in (0, 0.9), got {self.val_fraction}")
+        if not 0.0 <= self.test_fraction < 0.9 or self.val_fraction + self.test_fraction >= 0.9:
+            raise TrainingError(f"test_fraction must be in [0, 0.9) and leave >= 10 % of the parts for "
+                                f"training, got val {self.val_fraction} + test {self.test_fraction}")
         if self.folds < 0 or self.folds == 1 or self.folds > 50:
             raise TrainingError(f"folds must be 0 (single split) or 2..50, got {self.folds}")
         if self.target_ng_recall is not None and not 0.0 < self.target_ng_recall <= 1.0:

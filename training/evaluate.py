@@ -20,17 +20,27 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
                    device: str = "auto", progress: ProgressFn | None = None) -> dict[str, Any]:
     """Part- and view-level metrics at the model's threshold.
 
-    Scope: the model's validation parts plus parts labelled since it was trained (data it never
-    learned from), or every labelled part with all_parts (optimistic: includes training parts).
+    Scope: parts the model never trained on and made no choice on: its held-out TEST parts plus
+    parts labelled since it was trained (a card from before the test split: its validation
+    parts, which chose its epoch and threshold, said so in the scope). all_parts scores every
+    labelled part (optimistic: it includes the training parts, and the scope says so).
     """
     project = Project.open(project_path, readonly=True)
     mid = resolve_model_id(project, model_id)
     loaded = load_model(project, mid, device)
-    seen = loaded.card.seen_part_ids
-    val_ids = set(loaded.card.val_part_ids)
+    card = loaded.card
+    seen = card.seen_part_ids
+    held = set(card.held_out_part_ids)
     parts = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
-    if not all_parts:
-        parts = [p for p in parts if p.id in val_ids or p.id not in seen]
+    if all_parts:
+        scope = "ALL labelled parts, training parts included (optimistic)"
+    else:
+        parts = [p for p in parts if p.id in held or p.id not in seen]
+        n_new = sum(p.id not in seen for p in parts)
+        scope = (f"held-out test parts ({len(parts) - n_new}) and parts labelled since training ({n_new})"
+                 if card.headline_split == "test" else
+                 f"validation parts ({len(parts) - n_new}: they chose this older model's epoch and threshold) "
+                 f"and parts labelled since training ({n_new})")
     if not parts:
         raise TrainingError(f"no labelled parts to evaluate model {mid} on "
                             "(all were used for training: try --all)")
@@ -58,8 +68,8 @@ def evaluate_model(project_path: str | Path, model_id: str = "active", all_parts
         if progress is not None:
             progress(Progress("evaluate", i + 1, len(parts), f"part {p.id}"))
     thr = loaded.threshold
-    out: dict[str, Any] = {"model_id": mid, "task": task.name, "classes": names,
-                           "scope": "all labelled parts" if all_parts else "held-out parts", "threshold": thr}
+    out: dict[str, Any] = {"model_id": mid, "task": task.name, "classes": names, "scope": scope,
+                           "split": "all" if all_parts else card.headline_split, "threshold": thr}
     if task.name == "verdict":
         out["parts"] = binary_report(np.array(part_y), np.array(part_s), thr, CLASS_NAMES)
         out["views"] = binary_report(np.array(view_y), np.array(view_s), thr, CLASS_NAMES)

@@ -20,7 +20,7 @@ from labeling.types import ROI, Verdict
 
 from .card import ModelCard, read_card
 from .checkpoint import build_from_bytes
-from .data import ViewGeometry, preprocess_view
+from .data import ViewGeometry, preprocess_into, preprocess_view
 from .errors import TrainingError
 
 
@@ -61,6 +61,8 @@ def _pool() -> ThreadPoolExecutor:
 class LoadedModel:
     """A trained model ready to score views (eval mode, no gradients)."""
 
+    runtime = "torch"  # training.runtime.OrtModel runs the same model on "onnxruntime"
+
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: torch.device) -> None:
         self.card = card
         self.arch: str = card.arch
@@ -78,6 +80,7 @@ class LoadedModel:
         # multilabel: per-class thresholds chosen on validation (tasks.py rescales them to 0.5)
         self.thresholds: list[float] = [float(t) for t in card.extra.get("thresholds", [])]
         self.device = device
+        self.camera_map: dict[str, str] = {}  # source camera -> model camera (training.cameras)
         self.model = model.to(device).eval()
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -86,9 +89,18 @@ class LoadedModel:
     def id(self) -> str:
         return self.card.id
 
+    def check_cameras(self, cameras: Sequence[str], mapping: dict[str, str] | None = None, exact: bool = True,
+                      what: str = "the source") -> dict[str, str]:
+        """Check the cameras views will come from against the model's (training.cameras) and keep
+        the map; CameraMismatch when names or count differ and no explicit map says how."""
+        from .cameras import match_cameras
+        self.camera_map = match_cameras(self.id, self.card.model_cameras, cameras, mapping, exact, what)
+        return dict(self.camera_map)
+
     def preprocess(self, image: np.ndarray, camera: str) -> tuple[torch.Tensor, ViewGeometry]:
-        """One full view -> model input, with the model's recorded ROI for this camera."""
-        return preprocess_view(image, self.rois.get(camera), self.input_size, self.mean, self.std, self.fit)
+        """One full view -> model input, with the model's recorded ROI for this (mapped) camera."""
+        roi = self.rois.get(self.camera_map.get(camera, camera))
+        return preprocess_view(image, roi, self.input_size, self.mean, self.std, self.fit)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits of a preprocessed (N, 3, h, w) batch."""
@@ -130,12 +142,20 @@ class LoadedModel:
         return self.decide_probs(self.probabilities(batch), geoms)
 
     def prepare_batch(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> tuple[torch.Tensor, list[ViewGeometry]]:
-        """Preprocess the views of one part (in parallel) into one (N, 3, h, w) batch."""
+        """Preprocess the views of one part (in parallel) into one (N, 3, h, w) batch.
+
+        Each view is written straight into its row of the batch's memory (data.preprocess_into:
+        the same values as preprocess_view, training's path): no per-view tensor, no stack."""
+        batch = torch.empty((len(images), 3, *self.input_size), dtype=torch.float32)
+        rows = batch.numpy()
+
+        def one(i: int) -> ViewGeometry:
+            return preprocess_into(images[i], self.rois.get(cameras[i]), rows[i], self.mean, self.std, self.fit)
         if len(images) == 1:
-            pairs = [self.preprocess(images[0], cameras[0])]
+            geoms = [one(0)]
         else:
-            pairs = list(_pool().map(self.preprocess, images, cameras))
-        return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
+            geoms = list(_pool().map(one, range(len(images))))
+        return batch, geoms
 
 
 def decide(view_scores: Sequence[float], threshold: float = 0.5, geometries: list[ViewGeometry] | None = None,

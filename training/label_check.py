@@ -82,7 +82,7 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
     folds = stratified_kfold(labels, spec.folds, config.seed)
     try:
         for k, (tr, va) in enumerate(folds):
-            _, rep, _, _ = fit_split(snap, tr, va, config, init, progress, should_stop,
+            _, rep, _, _, _ = fit_split(snap, tr, va, config, init, progress, should_stop,
                                      label=f"label check fold {k + 1}/{len(folds)}: ")
             if "_part_probs" in rep:
                 probs[va] = rep["_part_probs"]

@@ -1,8 +1,10 @@
 """The training loop, torchvision-references style: train_one_epoch / evaluate / train.
 
 `train(project_path, config, progress, should_stop)` reads a snapshot of the labelled parts,
-splits them by part, fine-tunes the backbone, keeps the best epoch (validation balanced accuracy
-at the part level), picks the operating threshold and stores the model in the project's registry.
+splits them by part into train / validation / test (training.splits), fine-tunes the backbone,
+keeps the best epoch (validation balanced accuracy at the part level), picks the operating
+threshold on validation, scores the untouched test parts once at that threshold (the headline
+figures) and stores the model in the project's registry.
 Cancelling stores nothing: the project and its registry stay exactly as they were.
 """
 from __future__ import annotations
@@ -35,13 +37,8 @@ from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
-from .snapshot import (
-    CLASS_NAMES,
-    Snapshot,
-    load_snapshot,
-    stratified_kfold,
-    stratified_split,
-)
+from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
+from .splits import check_split, kfold, split_parts
 from .tasks import get_task
 from .transforms import flip_variants
 
@@ -269,11 +266,14 @@ class _Clock:
 
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
-              label: str = "") -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int]:
-    """Train on one split; returns (best model, validation report at its threshold, history, best epoch).
+              label: str = "", test_parts: np.ndarray | None = None,
+              ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
+    """Train on one split; returns (best model, validation report at its threshold, history, best
+    epoch, test report at that same threshold or None without test parts).
 
-    The report keeps the part scores and targets (keys "_part_scores", "_part_targets") for the
-    card; a cancel raises _Cancelled carrying the epochs finished."""
+    The test parts take no part in choosing the epoch or the threshold: they are scored once, at
+    the end. Reports keep the part scores and targets (keys "_part_scores", "_part_targets") for
+    the card; a cancel raises _Cancelled carrying the epochs finished."""
     spec = get_backbone(config.arch)
     device = resolve_device(config.device)
     seed_everything(config.seed)
@@ -353,9 +353,14 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
         if config.target_ng_recall is not None:
             threshold = threshold_for_recall(rep["_part_ng"], rep["_part_scores"], config.target_ng_recall)
             rep = evaluate(run, val_parts, threshold, should_stop, thresholds)
+        test_rep = None
+        if test_parts is not None and len(test_parts):
+            if progress is not None:
+                progress(Progress("test", 0, 1, f"{label}scoring the held-out test parts"))
+            test_rep = evaluate(run, test_parts, threshold, should_stop, thresholds)
     except _Cancelled as exc:
         raise _Cancelled(history) from exc
-    return model.eval().to("cpu"), rep, history, best_epoch
+    return model.eval().to("cpu"), rep, history, best_epoch, test_rep
 
 
 def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
@@ -365,7 +370,7 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         from labeling.store import Project
 
         from .card import read_card
-        from .checkpoint import from_bytes
+        from .checkpoint import build_model, from_bytes
         proj = Project.open(project_path, readonly=True)
         parent = read_card(proj, config.warm_start)
         if parent.arch != config.arch:
@@ -375,7 +380,8 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         state = ckpt["state_dict"]
         if parent.task != config.task:
             raise TrainingError(f"warm start from {config.warm_start} needs --task {parent.task}")
-        return (lambda: spec.build_for_state(int(ckpt["num_classes"]), copy.deepcopy(state)),
+        # build_model: a pruned parent rebuilds with its own channel counts
+        return (lambda: build_model({**ckpt, "state_dict": copy.deepcopy(state)}),
                 parent.pretrained, f"model:{config.warm_start}")
     if config.freeze == "scratch":
         return (lambda: spec.build(n_outputs)), False, None
@@ -385,6 +391,9 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
                         f"(install a file with `okng weights import FILE --arch {config.arch}`)")
         return (lambda: spec.build(n_outputs)), False, None
+    if source and not source.startswith("ImageNet"):
+        warnings.append(f"started from {source}: its SHA-256 matches none of torchvision's {config.arch} "
+                        "weights, so it is not called ImageNet")
     return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
 
 
@@ -400,7 +409,8 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     spec = get_backbone(config.arch)
     input_size = config.input_hw(spec.input_size)
     warnings: list[str] = []
-    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop, task=config.task)
+    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop, task=config.task,
+                         group_by=config.group_by)
     if snap is None:
         return TrainResult(None, {}, True, False, warnings=warnings, seconds=time.monotonic() - t0)
     if snap.skipped:
@@ -408,25 +418,37 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
                         "learns classes)")
     init, pretrained, source = _initializer(spec, config, project_path, warnings, len(snap.output_names))
     targets = snap.part_targets()
+    split = split_parts(targets, config.val_fraction, config.test_fraction, config.seed, snap.part_groups())
+    warnings.extend(check_split(split, targets))
     metrics: dict[str, Any] = {}
     try:
-        if config.folds >= 2:
-            metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, should_stop)
-        train_p, val_p = stratified_split(targets, config.val_fraction, config.seed)
-        model, rep, history, best_epoch = fit_split(snap, train_p, val_p, config, init, progress, should_stop)
+        if config.folds >= 2:  # inside the parts outside the test split: k-fold keeps an outer test set
+            outer = np.sort(np.concatenate([split.train, split.val]))
+            metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, should_stop, outer)
+        model, rep, history, best_epoch, test_rep = fit_split(
+            snap, split.train, split.val, config, init, progress, should_stop, test_parts=split.test)
     except _Cancelled as exc:
         return TrainResult(None, metrics, True, pretrained, exc.history, warnings=warnings,
                            seconds=time.monotonic() - t0)
     if should_stop is not None and should_stop():
         return TrainResult(None, metrics, True, pretrained, history, warnings=warnings, seconds=time.monotonic() - t0)
-    val = held_out(rep, [snap.parts[int(i)].part_id for i in val_p])
+    ids = [p.part_id for p in snap.parts]
+    held = {"val": held_out(rep, [ids[int(i)] for i in split.val])}
+    if test_rep is not None:
+        held["test"] = held_out(test_rep, [ids[int(i)] for i in split.test])
+    split_record = {**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
+                    "test_fraction": config.test_fraction, "seed": config.seed}
     if progress is not None:
         progress(Progress("save", 1, 1, "saving model"))
     seconds = time.monotonic() - t0
-    card, activated = register_model(project_path, model, spec, config, snap, {"val": val}, metrics.get("cv"), len(train_p),
-                          history, best_epoch, pretrained, source, seconds, warnings)
-    metrics["val"] = val.report
-    metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p), "val_part_ids": val.part_ids}
+    card, activated = register_model(project_path, model, spec, config, snap, held, metrics.get("cv"), len(split.train),
+                          history, best_epoch, pretrained, source, seconds, warnings, split_record)
+    for name, m in held.items():
+        metrics[name] = m.report
+    metrics["split"] = {"train_parts": len(split.train), "val_parts": len(split.val), "test_parts": len(split.test),
+                        "val_part_ids": held["val"].part_ids,
+                        "test_part_ids": held["test"].part_ids if "test" in held else [],
+                        "group_by": config.group_by, "headline": "test" if "test" in held else "val"}
     return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
                        seconds, warnings, card)
 
@@ -444,13 +466,19 @@ def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
 
 
 def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],
-                            progress: ProgressFn | None, should_stop: StopFn | None) -> dict[str, Any]:
-    """k-fold by part: per-fold validation reports and mean +- std (raises _Cancelled)."""
-    folds = stratified_kfold(snap.part_targets(), config.folds, config.seed)
+                            progress: ProgressFn | None, should_stop: StopFn | None,
+                            positions: np.ndarray | None = None) -> dict[str, Any]:
+    """k-fold by part (groups kept whole) over `positions` (default: every part; train() passes
+    the parts outside the test split): per-fold validation reports and mean +- std (raises
+    _Cancelled)."""
+    pos = np.arange(len(snap.parts)) if positions is None else np.asarray(positions, dtype=np.int64)
+    groups = snap.part_groups()
+    folds = kfold(snap.part_targets()[pos], config.folds, config.seed,
+                  [groups[int(i)] for i in pos] if groups is not None else None)
     reports = []
     for k, (tr, va) in enumerate(folds):
-        _, rep, hist, best = fit_split(snap, tr, va, config, init, progress, should_stop,
-                                       label=f"fold {k + 1}/{len(folds)}: ")
+        _, rep, hist, best, _ = fit_split(snap, pos[tr], pos[va], config, init, progress, should_stop,
+                                          label=f"fold {k + 1}/{len(folds)}: ")
         for key in ("_part_scores", "_part_targets", "_part_ng", "_part_probs"):
             rep.pop(key, None)
         reports.append({**{k2: v for k2, v in rep.items() if k2 != "views"}, "best_epoch": best, "epochs_run": len(hist)})

@@ -50,26 +50,36 @@ def _todo(project: Project, model_id: str, parts: Iterable[int] | None, redo: bo
 def predict_parts(project: Project | str | Path, model_id: str = "active", parts: Iterable[int] | None = None,
                   redo: bool = False, heatmaps: bool = True, heat_px: int = HEAT_PX, device: str = "auto",
                   progress: ProgressFn | None = None,
-                  should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+                  should_stop: Callable[[], bool] | None = None,
+                  camera_map: dict[str, str] | None = None) -> dict[str, Any]:
     """Predict parts with a stored project model and store the predictions; a summary dict.
 
     parts: ids (all parts with views by default); redo: also parts this model already predicted.
+    The parts' cameras are checked against the model's first (training.cameras: a mismatch is
+    an error, camera_map maps them explicitly).
     """
     if not isinstance(project, Project):
         project = Project.open(project)
     loaded = load_model(project, model_id, device=device)
-    return predict_loaded(project, loaded, parts, redo, heatmaps, heat_px, progress, should_stop)
+    if not heatmaps:  # Grad-CAM needs torch's gradients; scores alone run on the card's runtime
+        from .runtime import with_runtime
+        loaded, _info = with_runtime(loaded, project.path)
+    return predict_loaded(project, loaded, parts, redo, heatmaps, heat_px, progress, should_stop, camera_map)
 
 
 def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = None, redo: bool = False,
                    heatmaps: bool = True, heat_px: int = HEAT_PX,
                    progress: ProgressFn | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+                   should_stop: Callable[[], bool] | None = None,
+                   camera_map: dict[str, str] | None = None) -> dict[str, Any]:
     """predict_parts for an already loaded model (training.inference.LoadedModel or alike)."""
     mid = str(loaded.id)
     layer = default_layer(loaded)
     recipe = CamRecipe(layer=layer)
     todo = _todo(project, mid, parts, redo)
+    if hasattr(loaded, "check_cameras"):  # before any work: a mismatch stops the whole run
+        loaded.check_cameras([v.camera for p in todo for v in p.views], camera_map, exact=False,
+                             what=f"{project.path.name}'s parts")
     counts = {"OK": 0, "NG": 0}
     failed: list[str] = []
     stopped = False
@@ -89,7 +99,7 @@ def predict_loaded(project: Project, loaded: Any, parts: Iterable[int] | None = 
             progress(Progress("predict", k + 1, len(todo), f"part {part.id}: {pred.verdict.name}",
                               PartPredicted(part.id, pred.verdict.name)))
     return {"model_id": mid, "layer": layer if heatmaps else None, "parts": len(todo),
-            "predicted": sum(counts.values()), "verdicts": counts, "failed": failed, "stopped": stopped,
+            "predicted": sum(counts.values()), "verdicts": counts, "runtime": getattr(loaded, "runtime", "torch"), "failed": failed, "stopped": stopped,
             "seconds": round(time.monotonic() - t0, 3)}
 
 

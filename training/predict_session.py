@@ -34,6 +34,7 @@ class PredictSpec:
     heatmaps: bool = True
     heat_px: int = HEAT_PX
     device: str = "auto"
+    camera_map: tuple[tuple[str, str], ...] = ()  # (part camera, model camera) pairs (training.cameras)
 
 
 def run_session(spec: PredictSpec, progress: ProgressFn | None = None,
@@ -42,7 +43,8 @@ def run_session(spec: PredictSpec, progress: ProgressFn | None = None,
     (a stopped run keeps, and reports, what it finished)."""
     from .predict import predict_parts  # loads torch: not when the view only reads parts
     return predict_parts(Path(spec.project_path), spec.model_id, spec.parts, spec.redo, spec.heatmaps,
-                         spec.heat_px, spec.device, progress=progress, should_stop=should_stop)
+                         spec.heat_px, spec.device, progress=progress, should_stop=should_stop,
+                         camera_map=dict(spec.camera_map))
 
 
 def load_part(project: Project, part_id: int, thumb_px: int = 160, progress: Any = None,

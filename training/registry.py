@@ -6,6 +6,7 @@ later; readers get it back with training.card.read_card / read_cards.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
+from .errors import TrainingError
 from .snapshot import Snapshot
 
 
@@ -32,9 +34,16 @@ def new_model_id(arch: str) -> str:
 def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpec, config: TrainConfig,
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
-                   seconds: float, warnings: Sequence[str]) -> tuple[ModelCard, bool]:
-    """Store a trained model; it becomes active if the project has none. Returns (card, activated)."""
-    data = to_bytes(model, spec.name, len(snap.output_names))
+                   seconds: float, warnings: Sequence[str], split: dict[str, Any] | None = None,
+                   ) -> tuple[ModelCard, bool]:
+    """Store a trained model; it becomes active if the project has none. Returns (card, activated).
+
+    ``split`` is training.splits' record (part ids per set, group_by, fractions, seed)."""
+    from .pruning import structure_of
+    # A model warm-started from a pruned one keeps its channel counts: store them with it
+    n_out = len(snap.output_names)
+    own = structure_of(model)
+    data = to_bytes(model, spec.name, n_out, own if own != structure_of(spec.build_meta(n_out)) else None)
     val = metrics.get("val")
     extra: dict[str, Any] = {}
     if val is not None and val.get("thresholds"):
@@ -47,13 +56,30 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
         cv=cv, train_parts=train_parts, history=list(history), best_epoch=best_epoch, dataset=snap.meta(),
         pretrained=bool(pretrained), pretrained_source=source, parent=config.warm_start, created=time.time(),
         timings=Timings(float(seconds), [h.seconds for h in history]), target_layer=spec.target_layer,
-        checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict())
+        checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict(),
+        split=dict(split or {}), cameras=snap.cameras())
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = not project.active_model_id
     if activated:
         project.set_active_model(card.id)
     return card, activated
+
+
+def register_pruned(project_path: str | Path, model: nn.Module, parent: ModelCard, structure: dict[str, list[int]],
+                    metrics: dict[str, SplitMetrics], history: list[EpochMetrics], best_epoch: int,
+                    threshold: float, seconds: float, extra: dict[str, Any]) -> ModelCard:
+    """Store a pruned model as a child of `parent` (same data, ROIs, input; its own weights,
+    channel counts, metrics and recipe in ``extra``). Never made active by itself: the user
+    picks the trade-off from the lineage table."""
+    data = to_bytes(model, parent.arch, len(parent.classes), structure)
+    card = dataclasses.replace(
+        parent, id=new_model_id(parent.arch), metrics=dict(metrics), threshold=float(threshold), cv=None,
+        history=list(history), best_epoch=best_epoch, parent=parent.id, created=time.time(),
+        timings=Timings(float(seconds), [h.seconds for h in history]), checkpoint_sha256=sha256(data),
+        extra=dict(extra), warnings=[])
+    Project.open(project_path).save_model(card.id, card.to_meta(), data)
+    return card
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -68,12 +94,15 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
     task's own (classes: over OK + defect classes; multilabel: over the classes)."""
     rows = []
     for c in cards:
-        val = c.val
-        v = val.report.get("verdict") or val.report
+        val = c.headline  # the test split's figures; validation for a card from before the test split
+        v = val.report.get("verdict") or val.report  # a class model: its derived verdict
         cv = (c.cv or {}).get("summary", {})
+        vv = c.val.report.get("verdict") or c.val.report
         rows.append({
             "id": c.id, "active": c.id == active, "task": c.task, "arch": c.arch, "freeze": c.freeze,
-            "pretrained": c.pretrained, "input": "x".join(str(x) for x in c.input_size),
+            "pretrained": c.pretrained, "imagenet": c.imagenet, "start": c.start, "split": c.headline_split,
+            "val_balanced_accuracy": vv.get("balanced_accuracy"),
+            "input": "x".join(str(x) for x in c.input_size),
             "parts": c.dataset.get("n_parts"), "accuracy": v.get("accuracy"),
             "balanced_accuracy": v.get("balanced_accuracy"), "ng_recall": v.get("ng_recall"),
             "ng_precision": v.get("ng_precision"), "roc_auc": v.get("roc_auc"), "pr_auc": v.get("pr_auc"),
@@ -93,9 +122,9 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     # longest one plus a gap, so an id never runs into the arch column.
     idw = max(len("id"), *(len(r["id"]) for r in rows)) + 2
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
-    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'imgnet':<7}{'input':<8}{'parts':>6}" \
+    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'start':<9}{'input':<8}{'parts':>6} {'on':<5}" \
            f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
-           f"{'mF1':>7}  cv bal acc"
+           f"{'mF1':>7}{'val bal':>9}  cv bal acc"
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     lines = []
     for task in tasks:
@@ -106,13 +135,32 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
             cv = r["cv_balanced_accuracy"]
             cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
             lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<11}"
-                         f"{'yes' if r['pretrained'] else 'no':<7}{r['input']:<8}{r['parts']!s:>6}"
+                         f"{r['start']:<9}{r['input']:<8}{r['parts']!s:>6} {r['split']:<5}"
                          f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                          f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
-                         f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['macro_f1']):>7}  {cvs}")
+                         f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['macro_f1']):>7}"
+                         f"{_fmt(r['val_balanced_accuracy']):>9}  {cvs}")
+    lines.append("figures on the held-out TEST parts ('on' test); 'on' val: a model from before the "
+                 "test split, scored on the validation parts that chose its epoch (optimistic)")
     return "\n".join(lines)
 
 
-def activate(project_path: str | Path, model_id: str) -> None:
-    """Make a model the one live sort uses."""
+def activate(project_path: str | Path, model_id: str, runtime: str | None = None) -> None:
+    """Make a model the one live sort uses (and, when given, the runtime it runs on)."""
+    if runtime is not None:
+        set_runtime(project_path, model_id, runtime)
     Project.open(project_path).set_active_model(model_id)
+
+
+def set_runtime(project_path: str | Path | Project, model_id: str, runtime: str) -> ModelCard:
+    """Record on the card which runtime live sort and prediction use for this model (the
+    checkpoint is stored again unchanged: the card lives next to it). A Project given is
+    written through (the window's, from its store writer)."""
+    from .card import read_card
+    from .runtime import RUNTIMES
+    if runtime not in RUNTIMES:
+        raise TrainingError(f"unknown runtime {runtime!r} (expected {', '.join(RUNTIMES)})")
+    project = project_path if isinstance(project_path, Project) else Project.open(project_path)
+    card = dataclasses.replace(read_card(project, model_id), runtime=runtime)
+    project.save_model(model_id, card.to_meta(), project.load_checkpoint(model_id))
+    return card

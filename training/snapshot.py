@@ -4,7 +4,8 @@ Labels come from one read of the index and the event log (one transaction), so a
 meanwhile by another process (the workstation) is either wholly in or wholly out; pixels are
 immutable once stored. The snapshot keeps each view's ROI already fitted to the input size in
 its native dtype (uint8 or uint16), which keeps memory low and leaves augmentation to each epoch.
-Splits are stratified and BY PART: the views of one part never straddle train and validation.
+Splits (training/splits.py) are stratified and BY PART: the views of one part never straddle
+two sets.
 
 The model task (training/tasks.py) sets the targets: OK/NG for `verdict`, the class index (0 =
 OK) for `classes`, a 0/1 vector over the defect classes for `multilabel`. Masks refine them per
@@ -29,6 +30,7 @@ from labeling.types import ROI, Label, Verdict
 
 from .data import ViewGeometry, fit_content, fit_geometry, white_level
 from .errors import TrainingError
+from .splits import kfold, split_parts
 
 CLASS_NAMES = ["OK", "NG"]
 
@@ -56,6 +58,7 @@ class PartItem:
     views: list[int] = field(default_factory=list)  # indices into Snapshot.views
     classes: tuple[int, ...] = ()  # every defect class of the label (main first)
     label_target: Any = None  # the task's target of the whole part (None: verdict)
+    group: str | None = None  # the value of the split's group_by field (None: a group of its own)
 
     @property
     def target(self) -> int:
@@ -82,6 +85,16 @@ class Snapshot:
     task: str = "verdict"
     output_names: list[str] = field(default_factory=lambda: list(CLASS_NAMES))
     skipped: int = 0  # labelled parts the task cannot use (NG without a class for a class task)
+
+    group_by: str | None = None
+
+    def part_groups(self) -> list[str | None] | None:
+        """Each part's group value (None without group_by)."""
+        return [p.group for p in self.parts] if self.group_by else None
+
+    def cameras(self) -> list[str]:
+        """The cameras of the training views, in first-seen order (what the model expects)."""
+        return list(dict.fromkeys(v.camera for v in self.views))
 
     def part_targets(self) -> np.ndarray:
         """The stratum per part (what splits balance): verdict, class, or main class."""
@@ -185,8 +198,12 @@ def _check_counts(name: str, task: str, items: list[PartItem], names: list[str])
 
 def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: str = "letterbox",
                   progress: ProgressFn | None = None,
-                  should_stop: Callable[[], bool] | None = None, task: str = "verdict") -> Snapshot | None:
-    """Read every labelled part once (None if stopped while reading)."""
+                  should_stop: Callable[[], bool] | None = None, task: str = "verdict",
+                  group_by: str | None = None) -> Snapshot | None:
+    """Read every labelled part once (None if stopped while reading).
+
+    group_by names a part field (an extra import column such as "item"); a project where no
+    labelled part has it is an error, not a silent split by part."""
     from .tasks import get_task
     t = get_task(task)
     project = Project.open(project_path, readonly=True)
@@ -200,6 +217,10 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
     _check_counts(Path(project_path).name, task,
                   [PartItem(p.id, p.verdict, p.label.defect_class, [], p.label.classes,
                             None if task == "verdict" else t.target(p.label, n_classes)) for p in labelled], names)
+    if group_by and not any(p.fields.get(group_by) not in (None, "") for p in labelled):
+        known = sorted({k for p in labelled for k in p.fields})
+        raise TrainingError(f"no labelled part has a field {group_by!r} to group by "
+                            f"(fields of the parts: {', '.join(known) or 'none'})")
     rois = dict(project.settings.rois)
     parts: list[PartItem] = []
     views: list[ViewItem] = []
@@ -208,8 +229,9 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
             return None
         label = p.label
         assert label is not None
+        group = p.fields.get(group_by) if group_by else None
         item = PartItem(p.id, p.verdict, label.defect_class, [], label.classes,
-                        None if task == "verdict" else t.target(label, n_classes))
+                        None if task == "verdict" else t.target(label, n_classes), group=group or None)
         geoms = [fit_geometry(v.shape[:2], rois.get(v.camera), input_size, fit) for v in p.views]
         if task == "verdict":
             targets = view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
@@ -228,36 +250,15 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
         if progress is not None:
             progress(Progress("load", i + 1, len(labelled), "reading parts"))
     return Snapshot(str(project_path), parts, views, {k: r.to_list() for k, r in rois.items()},
-                    tuple(input_size), fit, task, names, skipped)
+                    tuple(input_size), fit, task, names, skipped, group_by)
 
 
 def stratified_split(targets: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Part positions (train, val), stratified by verdict; each class keeps >= 1 in both."""
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(targets):
-        idx = np.flatnonzero(targets == c)
-        rng.shuffle(idx)
-        n_val = round(len(idx) * val_fraction)
-        n_val = min(max(n_val, 1), len(idx) - 1) if len(idx) > 1 else 0
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+    """Part positions (train, val), stratified by verdict (training.splits without a test set)."""
+    s = split_parts(targets, val_fraction, 0.0, seed)
+    return s.train, s.val
 
 
 def stratified_kfold(targets: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """k (train, val) part-position splits; every part is validated exactly once."""
-    values, counts = np.unique(targets, return_counts=True)  # only the strata present
-    if counts.min() < k:
-        have = ", ".join(f"{'OK' if v == 0 else 'NG' if v == 1 else v}: {c}" for v, c in zip(values, counts)) \
-            if values.max() <= 1 else ", ".join(f"class {v}: {c}" for v, c in zip(values, counts))
-        raise TrainingError(f"{k}-fold cross-validation needs at least {k} parts of each verdict or class "
-                            f"(have {have})")
-    rng = np.random.default_rng(seed)
-    fold_of = np.empty(len(targets), dtype=np.int64)
-    for c in np.unique(targets):
-        idx = np.flatnonzero(targets == c)
-        rng.shuffle(idx)
-        fold_of[idx] = np.arange(len(idx)) % k
-    all_idx = np.arange(len(targets))
-    return [(all_idx[fold_of != f], all_idx[fold_of == f]) for f in range(k)]
+    """k (train, val) part-position splits; every part is validated exactly once (training.splits)."""
+    return kfold(targets, k, seed)

@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--redo", action="store_true", help="also parts this model has already predicted")
     p.add_argument("--no-heatmaps", action="store_true", help="verdicts only (faster, no Grad-CAM)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--map-cameras", default=None, metavar="PART=MODEL,...",
+                   help="map the parts' cameras onto the model's (e.g. Viky-0=cam0): without it, parts from "
+                        "cameras the model does not know are an error")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_predict)
 
@@ -24,9 +27,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     parts = parse_parts(args.parts)
     if not args.project.exists():
         raise FileNotFoundError(f"no project at {args.project}")
+    from training.cameras import parse_camera_map
     from training.predict_session import PredictSpec, run_session
     spec = PredictSpec(str(args.project), args.model, tuple(parts) if parts is not None else None,
-                       redo=args.redo, heatmaps=not args.no_heatmaps, device=args.device)
+                       redo=args.redo, heatmaps=not args.no_heatmaps, device=args.device,
+                       camera_map=tuple(parse_camera_map(args.map_cameras).items()))
     bar = ProgressBar("predict", quiet=args.json)
     try:  # the same session the Label view runs in its child process
         out = run_session(spec, progress=lambda p: bar.update(p.done, p.total))

@@ -150,7 +150,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     stats = project.stats()
     try:
         stats["models"] = [{"id": c.id, "task": c.task, "arch": c.arch, "freeze": c.freeze,
-                            "pretrained": c.pretrained, "created": c.created} for c in read_cards(project)]
+                            "pretrained": c.pretrained, "start": c.origin, "created": c.created,
+                            "on": c.headline_split, "balanced_accuracy": c.headline.get("balanced_accuracy")}
+                           for c in read_cards(project)]
     except Exception as exc:  # noqa: BLE001 - a damaged model group must not hide the rest
         stats["models_error"] = str(exc)
     return _report(stats, args.json)
@@ -169,7 +171,8 @@ def _report(stats: dict, as_json: bool) -> int:
     print("  reviews: " + ", ".join(f"{k} {v}" for k, v in stats["reviews"].items()))
     print(f"  predictions {stats['predictions']}, active model {stats['active_model'] or 'none'}")
     for m in stats.get("models", []):
-        scratch = "" if m["pretrained"] else "  (trained from scratch)"
-        print(f"  model {m['id']}: {m['arch']} freeze={m['freeze']}{scratch}")
+        bal = m["balanced_accuracy"]
+        score = f", {'test' if m['on'] == 'test' else 'validation'} balanced accuracy {bal:.3f}" if bal is not None else ""
+        print(f"  model {m['id']}: {m['arch']} freeze={m['freeze']} ({m['start']}){score}")
     print(f"  file size {stats['file_bytes'] / 1e6:.1f} MB")
     return 0

@@ -45,7 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--word-order", choices=("big", "little"), default="big", help="u32 word order")
     p.add_argument("--threads", type=int, default=1,
                    help="torch/OpenCV threads (default 1: steadiest latency on a small CPU; 0 leaves them)")
-    p.add_argument("--json", action="store_true", help="JSON only on stdout, no progress")
+    p.add_argument("--map-cameras", default=None, metavar="SRC=MODEL,...",
+                   help="map the source's cameras onto the model's (e.g. Viky-0=cam0,Viky-1=cam1): without "
+                        "it, a source whose camera names or count differ from the model's is an error")
+    p.add_argument("--json", action="store_true", help="JSON on stdout; progress lines on stderr")
     p.set_defaults(func=cmd_sort)
 
 
@@ -93,9 +96,14 @@ def _sort(args: argparse.Namespace) -> int:
         args.parts = 20
     bar = ProgressBar("sort", args.parts, quiet=args.json)
     project, classifier, model_info = _project_and_model(args, bar)
+    from hardware.sort.models import bind_cameras
+    from training.cameras import parse_camera_map
+    mapping = parse_camera_map(args.map_cameras)
     source = _make_source(args)
     source.open()
     try:
+        cams = bind_cameras(classifier, list(source.info().cameras), mapping)
+        model_info["cameras"] = cams
         result = _run(args, cfg, project, classifier, source, bar)
     finally:
         source.close()

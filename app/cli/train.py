@@ -30,6 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="preset: none, default (horizontal flips), flips (h+v), light, strong")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of the parts that choose the best epoch and the threshold (default 0.15)")
+    p.add_argument("--test-fraction", type=float, default=0.15,
+                   help="share of the parts held out from every choice: the headline figures "
+                        "(default 0.15; 0 = no test split). k-fold runs inside the rest")
+    p.add_argument("--group-by", default=None, metavar="FIELD",
+                   help="keep parts with the same value of this imported field (e.g. item) on one side "
+                        "of every split")
     p.add_argument("--warm-start", default=None, help="continue from this model id of the project")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=5)
@@ -40,18 +48,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="metrics of a model on the project's labelled parts")
     p.add_argument("project", type=Path)
     p.add_argument("--model", default="active", help="model id, or 'active'")
-    p.add_argument("--all", action="store_true", help="score every labelled part (default: the model's validation parts)")
+    p.add_argument("--all", action="store_true",
+                   help="score every labelled part, TRAINING PARTS INCLUDED (optimistic); default: the "
+                        "model's held-out test parts and parts labelled since it was trained")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("models", help="the project's models, compared")
     p.add_argument("project", type=Path)
+    p.add_argument("--lineage", metavar="ID", default=None,
+                   help="a model's pruning lineage: params / FLOPs / latency / held-out metric per model")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("activate", help="make a model the one live sort uses")
     p.add_argument("project", type=Path)
     p.add_argument("model")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default=None,
+                   help="run it on torch or on ONNX Runtime (its ONNX export, checked equal on stored parts)")
     p.set_defaults(func=cmd_activate)
 
     p = sub.add_parser("export-onnx", help="export a model to ONNX (verified equal to torch)")
@@ -68,7 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--arch", required=True)
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_weights_import)
-    w = wsub.add_parser("list", help="which architectures have local ImageNet weights")
+    w = wsub.add_parser("list", help="which architectures have local weights, and whether each file is "
+                                     "torchvision's ImageNet file (sha256 checked) or custom")
     w.add_argument("--json", action="store_true")
     w.set_defaults(func=cmd_weights_list)
 
@@ -79,7 +94,8 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
     return {"arch": args.arch, "task": args.task, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
             "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
-            "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device}
+            "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device,
+            "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -99,9 +115,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
         return 0
-    print(f"model {res.model_id} ({'ImageNet start' if res.pretrained else 'trained from scratch'}) "
-          f"in {res.seconds:.0f} s{', now active' if res.activated else ''}")
-    print(table(res.metrics["val"], "validation (parts)"))
+    split = res.metrics["split"]
+    start = res.card.origin if res.card is not None else "trained from scratch"
+    print(f"model {res.model_id} ({start}) in {res.seconds:.0f} s{', now active' if res.activated else ''}")
+    print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split['test_parts']} test"
+          + (f" (grouped by {split['group_by']})" if split.get("group_by") else ""))
+    if "test" in res.metrics:
+        print(table(res.metrics["test"], "TEST (held-out parts, at the validation threshold)"))
+    print(table(res.metrics["val"], "validation (chose the best epoch and the threshold: optimistic)"))
+    print(_headline(res.metrics))
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]
@@ -118,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rep)
         return 0
-    print(f"model {rep['model_id']} on {rep['scope']} ({rep['parts']['n']} parts)")
+    print(f"model {rep['model_id']} on {rep['scope']}: {rep['parts']['n']} parts")
     print(table(rep["parts"], "parts (NG if any view NG; a class model: the deciding view's classes)"))
     print(table(rep["views"], "views"))
     return 0
@@ -130,6 +152,17 @@ def cmd_models(args: argparse.Namespace) -> int:
     from training.registry import comparison_rows, comparison_table
     proj = Project.open(args.project, readonly=True)
     models = read_cards(proj)
+    if args.lineage:
+        from training.lineage import lineage_rows, lineage_table
+        mid = proj.active_model_id if args.lineage == "active" else args.lineage
+        if mid not in {c.id for c in models}:
+            print(f"okng models: error: no model {args.lineage!r} in {args.project}", file=sys.stderr)
+            return 1
+        if args.json:
+            print_json({"active": proj.active_model_id, "lineage": lineage_rows(models, mid, proj.active_model_id)})
+        else:
+            print(lineage_table(models, mid, proj.active_model_id))
+        return 0
     if args.json:
         print_json({"active": proj.active_model_id, "models": comparison_rows(models, proj.active_model_id)})
         return 0
@@ -139,8 +172,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 def cmd_activate(args: argparse.Namespace) -> int:
     from training.registry import activate
-    activate(args.project, args.model)
-    print(f"active model: {args.model}")
+    activate(args.project, args.model, args.runtime)
+    print(f"active model: {args.model}" + (f" (runtime {args.runtime})" if args.runtime else ""))
     return 0
 
 
@@ -157,24 +190,47 @@ def cmd_export_onnx(args: argparse.Namespace) -> int:
 
 def cmd_weights_import(args: argparse.Namespace) -> int:
     from training.weights import import_weights
-    dest = import_weights(args.file, args.arch)
+    prov = import_weights(args.file, args.arch)
     if args.json:
-        print_json({"arch": args.arch, "path": str(dest)})
+        print_json({"arch": args.arch, "path": prov.path, "imagenet": prov.imagenet, "source": prov.label,
+                    "sha256": prov.sha256, "verified": prov.verified})
     else:
-        print(f"installed {args.arch} weights: {dest}")
+        print(f"installed {args.arch} weights: {prov.path}\n  {prov.label}\n  {prov.verified}")
     return 0
 
 
 def cmd_weights_list(args: argparse.Namespace) -> int:
     from training.backbones import BACKBONES
-    from training.weights import candidate_paths
+    from training.weights import installed
     rows = []
     for arch in BACKBONES:
-        found = next((str(p) for p in candidate_paths(arch) if p.is_file()), None)
-        rows.append({"arch": arch, "weights": found})
+        files = installed(arch)  # in the order training looks: the first one is used
+        rows.append({"arch": arch, "weights": files[0].path if files else None,
+                     "files": [{"path": f.path, "imagenet": f.imagenet, "source": f.label, "sha256": f.sha256,
+                                "verified": f.verified, "used": i == 0} for i, f in enumerate(files)]})
     if args.json:
         print_json(rows)
     else:
         for r in rows:
-            print(f"{r['arch']:<20} {r['weights'] or '- (trains from scratch)'}")
+            if not r["files"]:
+                print(f"{r['arch']:<20} - (trains from scratch)")
+            for f in r["files"]:
+                used = "used   " if f["used"] else "ignored"
+                print(f"{r['arch']:<20} {used} {f['source']}\n{'':28}{f['path']}\n{'':28}{f['verified']}")
     return 0
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    """One line: the test split's balanced accuracy first, validation's beside it."""
+    def fig(rep: dict[str, Any], key: str) -> str:
+        v = rep.get(key)
+        return "-" if v is None else f"{v:.3f}"
+    parts = []
+    for name, shown in (("test", "TEST"), ("val", "validation")):
+        if name in metrics:
+            rep = metrics[name]
+            v = rep.get("verdict") or rep  # a class model: its derived verdict, and its macro F1
+            mf1 = f", macro F1 {fig(rep, 'macro_f1')}" if "macro_f1" in rep else ""
+            parts.append(f"{shown}: balanced accuracy {fig(v, 'balanced_accuracy')}, ROC-AUC {fig(v, 'roc_auc')}, "
+                         f"NG recall {fig(v, 'ng_recall')}{mf1} ({rep.get('n', v.get('n', '?'))} parts)")
+    return " | ".join(parts)

@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSplitter,
     QVBoxLayout,
@@ -43,6 +44,7 @@ from hardware.sort.session import SessionSpec, run_session
 from hardware.sort.summary import SortStarted, SortTick
 from labeling.progress import Progress, ProgressFn, StopFn
 from labeling.types import Role
+from training.cameras import parse_camera_map
 
 POLL_MS = 200
 
@@ -95,6 +97,10 @@ class SortView(QWidget):
         self.shadow.setChecked(True)
         self.shadow.setToolTip("Run the model beside the line's current sorting first (VERDICT stays 0, "
                                "SORT_MODE_ON clear); compare, then switch shadow off to hand it the gate.")
+        self.camera_map = QLineEdit()
+        self.camera_map.setPlaceholderText("camera map, e.g. Viky-0=cam0,Viky-1=cam1 (empty: names must match)")
+        self.camera_map.setToolTip("A source whose cameras are not the model's (names or count) does not start: "
+                                   "map each source camera onto the model camera whose ROI it should get.")
         self.start_btn = QPushButton("Switch live sort on (supervisor)")
         self.start_btn.setObjectName("captureButton")
         self.start_btn.clicked.connect(self.start)
@@ -116,6 +122,7 @@ class SortView(QWidget):
         cl = QVBoxLayout(ctrl)
         cl.addWidget(self.mode)
         cl.addWidget(self.shadow)
+        cl.addWidget(self.camera_map)
         row = QHBoxLayout()
         row.addWidget(self.start_btn, 2)
         row.addWidget(self.stop_btn, 1)
@@ -178,8 +185,13 @@ class SortView(QWidget):
             except ValueError as exc:
                 self.mode.setText(f"PLC address in the station settings: {exc}")
                 return False
+        try:
+            mapping = tuple(parse_camera_map(self.camera_map.text()).items())
+        except ValueError as exc:
+            self.mode.setText(str(exc).replace("--map-cameras", "Camera map"))
+            return False
         spec = SessionSpec(str(proj.path), plc, self.source_spec, self.shadow.isChecked(), self.sim_rate,
-                           threads=engine_threads(), parent_pid=os.getpid())
+                           threads=engine_threads(), parent_pid=os.getpid(), camera_map=mapping)
         self._busy = Worker(sort_in_process, spec)
         self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
         self._busy.progress.connect(self._on_report)

@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 
 from app.child import TRAIN_NICE, in_child, start_child_server
 from app.widgets.plot_curves import CurvePlot
+from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
 from app.widgets.train_results import ResultsTabs
@@ -93,6 +94,10 @@ class TrainView(QWidget):
         buttons.addWidget(self.cancel_btn, 1)
         ll.addLayout(buttons)
         ll.addWidget(self.preview)
+        self.prune = PrunePanel()  # prunes the selected model; its lineage table; activate on a runtime
+        self.prune.activate.connect(self.make_active)
+        self.prune.run_finished.connect(lambda how: how != "failed" and self.ctx.models_changed.emit())
+        ll.addWidget(self.prune)
         ll.addStretch(1)
         left = QScrollArea()
         left.setWidgetResizable(True)
@@ -132,6 +137,8 @@ class TrainView(QWidget):
         self.loss_plot.stagger = self.acc_plot.stagger = self.stagger
         self.results.models.activate.connect(self.make_active)
         self.results.models.selected.connect(self._history_of)
+        self.results.models.selected.connect(lambda c: self.prune.show_model(
+            self.cards, c.id, self._active, str(self.ctx.project.path) if self.ctx.project else None))
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
         split.addWidget(mid)
@@ -141,8 +148,17 @@ class TrainView(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
         ctx.project_changed.connect(lambda _p: self.refresh_models())
+        ctx.project_changed.connect(lambda _p: self._group_fields())
         ctx.models_changed.connect(self.refresh_models)
         self.refresh_models()
+        self._group_fields()
+
+    def _group_fields(self) -> None:
+        """Offer the imported part fields (item, ...) to group the split by (the Project's
+        in-memory part index: no HDF5 read here)."""
+        proj = self.ctx.project
+        names = sorted({k for p in proj.parts() for k in p.fields}) if proj is not None else []
+        self.form.set_group_fields(names)
 
     # ------------------------------------------------------------------ training run
     def start(self) -> None:
@@ -209,7 +225,10 @@ class TrainView(QWidget):
         self.bar.setValue(1000)
         self._history(result.history)
         note = "" if result.pretrained else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
-        self._say(f"Model {result.model_id} saved{note}. Select it and press Make active to sort with it.")
+        test = result.metrics.get("test")
+        score = (f" Test balanced accuracy {test['balanced_accuracy']:.3f} on {result.metrics['split']['test_parts']}"
+                 " held-out parts." if test else "")
+        self._say(f"Model {result.model_id} saved{note}.{score} Select it and press Make active to sort with it.")
         self._select_next = self._live_model = result.model_id
         self.ctx.models_changed.emit()  # this view and the others reload the model list once
         self.run_finished.emit("done")
@@ -256,6 +275,7 @@ class TrainView(QWidget):
 
     def _show_models(self, res: tuple[list[ModelCard], str | None], select: str | None) -> None:
         cards, active = res
+        self._active = active
         self._shown_list += 1
         self.results.models.show_models(cards, active)
         target = select or active or (cards[-1].id if cards else None)
@@ -263,6 +283,7 @@ class TrainView(QWidget):
         # pass, so the list and the model's panels are not one 70-110 ms block at a run's end.
         QTimer.singleShot(0, lambda n=self._shown_list: self._select_shown(cards, target, n))
 
+    _active: str | None = None  # the project's active model when the list was read
     _live_model: str | None = None  # the model whose run's live curves are on the plots
     _shown_list = 0  # model lists shown so far (a newer one supersedes a pending selection)
 
@@ -273,8 +294,7 @@ class TrainView(QWidget):
         if target:
             self.results.models.select(target)  # its curves and metrics follow (selected signal)
             card = next((c for c in cards if c.id == target), None)
-            self.scratch.setText("" if card is None or card.pretrained else
-                                 f"⚠ Model {target} was {card.origin}: no ImageNet weights were available.")
+            self.scratch.setText(_start_warning(card))
         self.models_loaded.emit()
 
     def _history_of(self, card: ModelCard) -> None:
@@ -295,11 +315,15 @@ class TrainView(QWidget):
         self.acc_plot.reset()
         self._history(card.history, live=False)
 
-    def make_active(self, model_id: str) -> None:
-        """Make a model the project's active one (queued on the window's store writer)."""
+    def make_active(self, model_id: str, runtime: str | None = None) -> None:
+        """Make a model the project's active one (queued on the window's store writer), on a
+        runtime when one is given (the Prune panel's choice, recorded on its card)."""
         proj = self.ctx.project
         if proj is None:
             return
+        if runtime:
+            from training.registry import set_runtime
+            self.ctx.writer.submit("model runtime", set_runtime, proj, model_id, runtime)
         self.ctx.writer.submit("make model active", proj.set_active_model, model_id, user=self.ctx.user)
         self._say(f"Model {model_id} is now active for live sorting; Label → 'Predict parts' pre-labels the "
                   "parts with it.")
@@ -332,6 +356,7 @@ class TrainView(QWidget):
     def shutdown(self) -> None:
         """Window closing: cancel a run and wait a little for it to stop."""
         self._closed = True
+        self.prune.shutdown()
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)
@@ -345,3 +370,14 @@ if __name__ == "__main__":  # pragma: no cover
 
     from app.widgets.standalone import run_standalone
     sys.exit(run_standalone(TrainView))
+
+
+def _start_warning(card: ModelCard | None) -> str:
+    """A loud line under the results when a model did not start from verified ImageNet weights."""
+    if card is None or card.imagenet or card.start == "parent":
+        return ""
+    if card.start == "custom":
+        return f"⚠ Model {card.id} started from {card.origin}: not torchvision's ImageNet weights."
+    if card.start == "unchecked":
+        return f"⚠ Model {card.id}: {card.origin}."
+    return f"⚠ Model {card.id} was {card.origin}: no ImageNet weights were available."

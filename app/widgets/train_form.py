@@ -73,13 +73,21 @@ class TrainForm(QWidget):
         self.size.setSuffix(" px")
         self.size.setToolTip("Input size (square). Small defects need a large size or ROI crops.")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
-        self.folds.setToolTip("1 = one stratified train/test split; K > 1 = K-fold cross-validation "
-                              "(mean +- std reported)")
+        self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
+                              "(mean +- std reported) inside the parts outside the test split")
         self.seed = QSpinBox(minimum=0, maximum=1_000_000, value=0)
+        self.test_fraction = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=0.15)
+        self.test_fraction.setToolTip("Parts held out from every choice (best epoch, threshold): the "
+                                      "figures shown first. 0 = no test split (validation figures only)")
+        self.group_by = QComboBox()
+        self.group_by.setToolTip("Keep parts with the same value of this imported field (e.g. item: "
+                                 "crops of one scan) on one side of every split")
+        self.set_group_fields([])
         form = QFormLayout()
         for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze), ("Epochs", self.epochs),
                          ("Batch size", self.batch), ("Learning rate", self.lr),
                          ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
+                         ("Test fraction", self.test_fraction), ("Group parts by", self.group_by),
                          ("Seed", self.seed)):
             form.addRow(label, w)
         self.aug: dict[str, QCheckBox] = {}
@@ -108,6 +116,17 @@ class TrainForm(QWidget):
             self.size.setValue(int(size[0]))
         self.changed.emit()
 
+    def set_group_fields(self, names: list[str]) -> None:
+        """The part fields the project's parts were imported with (the group-by choices)."""
+        keep = self.group_by.currentData()
+        self.group_by.clear()
+        self.group_by.addItem("each part alone", None)
+        for name in names:
+            self.group_by.addItem(name, name)
+        self.group_by.setEnabled(bool(names))
+        if keep in names:
+            self.group_by.setCurrentIndex(names.index(keep) + 1)
+
     def augmentations(self) -> list[str]:
         return [k for k, cb in self.aug.items() if cb.isChecked()]
 
@@ -118,7 +137,8 @@ class TrainForm(QWidget):
                 "epochs": int(self.epochs.value()), "batch_size": int(self.batch.value()),
                 "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
                 "input_size": (s, s), "augment": self.augmentations(), "folds": int(self.folds.value()),
-                "seed": int(self.seed.value())}
+                "seed": int(self.seed.value()), "test_fraction": round(float(self.test_fraction.value()), 3),
+                "group_by": self.group_by.currentData()}
 
     def set_values(self, v: dict[str, Any]) -> None:
         """Set controls from a dict like values() (unknown keys ignored)."""
@@ -139,6 +159,12 @@ class TrainForm(QWidget):
         if "input_size" in v:
             size = v["input_size"]
             self.size.setValue(int(size[0] if isinstance(size, (tuple, list)) else size))
+        if "test_fraction" in v:
+            self.test_fraction.setValue(float(v["test_fraction"]))
+        if v.get("group_by") is not None:
+            i = self.group_by.findData(v["group_by"])
+            if i >= 0:
+                self.group_by.setCurrentIndex(i)
         if "augment" in v:
             for key, cb in self.aug.items():
                 cb.setChecked(key in v["augment"])

@@ -33,8 +33,8 @@ SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accura
                 ("weighted_f1", "weighted F1"), ("exact_match", "exact match"), ("hamming_loss", "hamming loss")]
 # Verdict figures of a class model are its derived OK/NG's, so every row compares; macro F1 is
 # the task's own (sort by task to compare like with like).
-COMPARE_COLS = ["model", "task", "arch", "freeze", "from", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
-                "macro F1", "created", "active"]
+COMPARE_COLS = ["model", "task", "arch", "freeze", "from", "on", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
+                "macro F1", "val bal. acc.", "created", "active"]
 
 
 def _num(v: Any) -> str:
@@ -97,7 +97,7 @@ class MetricsPanel(QWidget):
         curves, each in its own event-loop pass (see Stagger: all at once was one ~90 ms paint)."""
         if card is None:
             return
-        val = card.val
+        val = card.headline  # the test split's; validation's on a card from before the test split
         self.stagger.add("text", lambda: self._show_text(card))
         self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), card.classes))
         self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
@@ -107,9 +107,10 @@ class MetricsPanel(QWidget):
         self.stagger.add("curves", lambda: self.curves.show_curves(roc, pr, roc_auc, pr_auc))
 
     def _show_text(self, card: ModelCard) -> None:
-        m = card.val
-        self.title.setText(f"Model {card.id} · {card.task} · {card.arch} · freeze {card.freeze}")
-        pre = card.pretrained
+        m = card.headline
+        self.title.setText(f"Model {card.id} · {card.task} · {card.arch} · freeze {card.freeze} · figures on "
+                           f"{card.headline_name} parts ({len(m.part_ids)})")
+        pre = card.imagenet or card.start == "parent"
         self.origin.setText(card.origin if pre else f"⚠ {card.origin.upper()}")
         self.origin.setObjectName("pillOK" if pre else "pillWarn")
         self.origin.style().unpolish(self.origin)
@@ -121,7 +122,12 @@ class MetricsPanel(QWidget):
                 item = QTableWidgetItem(_num(val))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 self.table.setItem(r, c, item)
-        text = "   ".join(f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m.report)
+        text = f"<b>{card.headline_name}</b>: " + "   ".join(
+            f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m.report)
+        if card.headline_split == "test":  # validation chose the epoch and threshold: optimistic
+            text += f"<br>validation (chose epoch and threshold): balanced accuracy {_num(card.val.get('balanced_accuracy'))}"
+        elif card.metrics:
+            text += "<br>⚠ a model from before the test split: these validation figures chose its epoch and threshold"
         cv = card.cv or {}
         if isinstance(cv.get("summary"), dict) and cv["summary"]:
             text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(
@@ -164,13 +170,14 @@ class ModelsTable(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(cards))
         for r, card in enumerate(cards):
-            m = card.val
+            m = card.headline
             v = m.report.get("verdict") or m.report  # a class model: its derived verdict
             ng = (v.get("per_class") or {}).get("NG", {})
+            vv = card.val.report.get("verdict") or card.val.report
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
-            values = [card.id, card.task, card.arch, card.freeze, card.origin, v.get("accuracy"),
-                      v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"), when,
-                      "●" if card.id == active else ""]
+            values = [card.id, card.task, card.arch, card.freeze, card.origin, card.headline_split, v.get("accuracy"),
+                      v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"),
+                      vv.get("balanced_accuracy"), when, "●" if card.id == active else ""]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(_num(v))
                 num = _scalar(v)

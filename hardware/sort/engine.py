@@ -71,7 +71,8 @@ class SortEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._summary = SortSummary(shadow=self.config.shadow, model_id=self.model_id)
+        self._summary = SortSummary(shadow=self.config.shadow, model_id=self.model_id,
+                                    runtime=str(getattr(classifier, "runtime", "torch")))
         self._last: dict[str, Any] = {}
         self._last_views: tuple[list[Any], list[str]] = ([], [])  # the views of that same part
         self._alive = 0.0  # monotonic time of the last sign of loop progress

@@ -16,16 +16,22 @@ from hardware.errors import HardwareError
 log = logging.getLogger(__name__)
 
 
-def load_classifier(project: Any, model_id: str = "active") -> tuple[Any, dict[str, Any]]:
-    """(classifier, info) for a project's model; HardwareError with a clear message otherwise."""
+def load_classifier(project: Any, model_id: str = "active", runtime: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """(classifier, info) for a project's model, on the runtime its card asks for (or `runtime`);
+    HardwareError with a clear message otherwise. info["runtime"] says what really runs (ONNX
+    Runtime falls back to torch, with info["runtime_note"], when its export differs on stored parts)."""
     if model_id in ("", "active") and not project.active_model_id:
         raise HardwareError(f"{project.path.name} has no active model: train one first "
                             "(okng train) or pass --model ID")
     from training.inference import load_model  # here, not at the top: it loads torch
+    from training.runtime import with_runtime
     model = load_model(project, model_id)
     mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
+    model, rinfo = with_runtime(model, project.path, runtime)
+    if rinfo.get("runtime_note"):
+        log.warning("%s: %s", mid, rinfo["runtime_note"])
     return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": model.card.arch,
-                                    "threshold": float(getattr(model, "threshold", 0.5))}
+                                    "threshold": float(getattr(model, "threshold", 0.5)), **rinfo}
 
 
 class TimedModel:
@@ -39,6 +45,7 @@ class TimedModel:
     def __init__(self, loaded: Any, model_id: str = "") -> None:
         self.loaded = loaded
         self.model_id = model_id or str(getattr(loaded, "id", ""))
+        self.runtime = str(getattr(loaded, "runtime", "torch"))  # OrtModel says "onnxruntime"
         self.last_timings: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
@@ -63,6 +70,16 @@ class TimedModel:
         self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}
         # the model's task decides (a class model names the class of the deciding view)
         return self.loaded.decide_probs(probs, geoms)
+
+
+def bind_cameras(classifier: Any, cameras: list[str], mapping: dict[str, str] | None = None) -> dict[str, str]:
+    """Check a source's cameras against the model's before sorting (training.cameras): the same
+    names and count, or an explicit map; raises CameraMismatch (a TrainingError) otherwise. A
+    classifier without a model card (the demo's untrained one) has nothing to check."""
+    check = getattr(classifier, "check_cameras", None)
+    if check is None:
+        return {c: c for c in cameras}
+    return check(list(cameras), mapping, exact=True, what="the source")
 
 
 def untrained_classifier(project: Any | None = None, seed: int = 0) -> tuple[Any, dict[str, Any]]:

@@ -46,6 +46,7 @@ class SessionSpec:
     thumb_px: int = 240  # longer side of a thumbnail
     parent_pid: int | None = None  # stop when this process is gone (the window)
     seed: int = 7
+    camera_map: tuple[tuple[str, str], ...] = ()  # (source camera, model camera) pairs, explicit
 
 
 class TapSource:
@@ -131,6 +132,7 @@ def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_st
     """Sort until should_stop() (or the watched process is gone); returns the summary dict."""
     from hardware.sort.config import SortConfig
     from hardware.sort.engine import SortEngine
+    from hardware.sort.models import bind_cameras
     from hardware.sources import make_source
     from labeling.store import Project
 
@@ -149,6 +151,8 @@ def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_st
     engine = None
     try:
         source.open()
+        # Before the engine starts: a model whose cameras the source does not have stops here.
+        bind_cameras(classifier, list(source.info().cameras), dict(spec.camera_map))
         cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=spec.shadow, log_parts=True,
                          model_id=str(info.get("model_id", "")), threads=spec.threads)
         engine = SortEngine(project, classifier, source, cfg)

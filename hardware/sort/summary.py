@@ -54,6 +54,7 @@ class SortSummary:
     plc: dict[str, Any] = field(default_factory=dict)
     log: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
+    runtime: str = ""  # torch | onnxruntime: what ran the forwards
     source: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
     # agreement with the source's ground truth: verdicts (agree/disagree) and, for NG parts

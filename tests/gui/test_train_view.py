@@ -68,6 +68,11 @@ def test_cancel_leaves_project_intact(ctx, qtbot):
 def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     view = TrainView(ctx)
     qtbot.addWidget(view)
+    assert not view.form.group_by.isEnabled()  # the demo's parts were imported with no fields
+    view.form.set_group_fields(["item"])
+    view.form.set_values({"group_by": "item", "test_fraction": 0.2})
+    assert view.form.values()["group_by"] == "item" and view.form.values()["test_fraction"] == 0.2
+    view.form.set_group_fields([])
     view.extra_config = {"num_threads": 1}
     view.form.set_values(TINY)
     with qtbot.waitSignal(view.run_finished, timeout=120000) as sig:
@@ -85,10 +90,15 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     card = view.cards[0]
     curves = view.results.metrics.curves
     qtbot.waitUntil(lambda: curves.curve_points("ROC") > 1 and curves.curve_points("PR") > 1, timeout=5000)
-    assert curves.curve_points("ROC") == len(card.val.roc.x) and curves.curve_points("PR") == len(card.val.pr.x)
+    # the headline is the held-out TEST split's (validation chose the epoch and the threshold)
+    assert card.headline_split == "test" and card.headline is card.metrics["test"]
+    assert curves.curve_points("ROC") == len(card.test.roc.x) and curves.curve_points("PR") == len(card.test.pr.x)
+    assert "test (held out)" in metrics.title.text() and "validation (chose epoch" in metrics.summary.text()
     assert not any(w.is_running() for w in view._side)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid
+    on = [table.table.horizontalHeaderItem(c).text() for c in range(table.table.columnCount())].index("on")
+    assert table.table.item(0, on).text() == "test"
     qtbot.mouseClick(table.make_active, qtbot_button())
     assert ctx.writer.flush(10)
     assert Project.open(ctx.project.path, readonly=True).active_model_id == mid

@@ -122,8 +122,11 @@ def test_weights_import_is_found_and_used(tmp_path, capsys):
     assert "not a loadable PyTorch weights file" in capsys.readouterr().err
     path = make_toy_project(tmp_path / "pre.okng", n_ok=4, n_ng=4, size=(32, 32), views=1)
     res = train(path, TrainConfig(arch="mobilenet_v3_small", freeze="head", epochs=1, input_size=32))
-    assert res.pretrained and res.pretrained_source and not res.warnings
-    assert read_card(Project.open(path, readonly=True), res.model_id).pretrained is True
+    # a random state dict of the right shapes is used, but never called ImageNet (training.weights)
+    assert res.pretrained and res.pretrained_source == "custom weights mnv3s.pth"
+    assert any("not called ImageNet" in w for w in res.warnings)
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    assert card.pretrained is True and card.start == "custom" and not card.imagenet
 
 
 def test_demo_bolt_project_end_to_end(tmp_path):

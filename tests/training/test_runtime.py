@@ -1,0 +1,73 @@
+"""ONNX Runtime as a model's inference runtime: chosen on the card, checked against torch on
+stored parts, same verdicts as torch on every stored part, reported by live sort's loader."""
+from __future__ import annotations
+
+import numpy as np
+
+from labeling.store import Project
+from training.config import TrainConfig
+from training.inference import load_model
+from training.loop import train
+from training.registry import activate, set_runtime
+from training.runtime import OrtModel, cache_path, with_runtime
+
+
+def test_onnxruntime_verdicts_equal_torch_on_stored_parts(toy_project):
+    from hardware.sort.models import load_classifier
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    activate(toy_project, res.model_id, "onnxruntime")
+    proj = Project.open(toy_project, readonly=True)
+    clf, info = load_classifier(proj, "active")
+    assert info["runtime"] == "onnxruntime" and clf.runtime == "onnxruntime", info
+    assert info["onnx_check"]["ok"] and info["onnx_check"]["parts"] > 0
+    assert cache_path(toy_project, load_model(toy_project, res.model_id).card).exists()
+    ref = load_model(toy_project, res.model_id)
+    assert ref.card.runtime == "onnxruntime"
+    for pid in proj.part_ids():
+        images = proj.read_views(pid)
+        cams = [v.camera for v in proj.part(pid).views][:len(images)]
+        a, b = ref.predict_views(images, cams), clf.predict_views(images, cams)
+        assert a.verdict == b.verdict
+        np.testing.assert_allclose(a.view_scores, b.view_scores, atol=1e-4)
+
+
+def test_a_pruned_model_runs_on_onnxruntime_and_torch_is_the_default(toy_project):
+    from training.prune import PruneSpec, prune
+    res = train(toy_project, TrainConfig(arch="resnet18", freeze="none", epochs=1, input_size=32, batch_size=8))
+    out = prune(PruneSpec(str(toy_project), res.model_id, rounds=1, rate=0.5, fine_tune_epochs=0, latency_batch=1))
+    child = out.model_ids[0]
+    loaded = load_model(toy_project, child)
+    same, info = with_runtime(loaded, toy_project)
+    assert same is loaded and info == {"runtime": "torch"}  # the card's default
+    set_runtime(toy_project, child, "onnxruntime")
+    model, info = with_runtime(load_model(toy_project, child), toy_project)
+    assert isinstance(model, OrtModel) and info["onnx_check"]["same_verdicts"]
+
+
+def test_a_differing_export_falls_back_to_torch(toy_project):
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    set_runtime(toy_project, res.model_id, "onnxruntime")
+    loaded = load_model(toy_project, res.model_id)
+    # A stale file under the model's cache name (another network): the check on stored parts refuses it.
+    from training.backbones import get_backbone
+    from training.inference import LoadedModel
+    from training.onnx_export import export_onnx
+    other = LoadedModel(get_backbone("mobilenet_v3_small").build(2), loaded.card, loaded.device)
+    export_onnx(other, cache_path(toy_project, loaded.card))
+    model, info = with_runtime(loaded, toy_project)
+    assert model is loaded and info["runtime"] == "torch" and "differs from torch" in info["runtime_note"]
+
+
+def test_prediction_without_heatmaps_runs_on_the_cards_runtime(toy_project):
+    from training.predict import predict_parts
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    ref = predict_parts(toy_project, res.model_id, heatmaps=False)
+    set_runtime(toy_project, res.model_id, "onnxruntime")
+    got = predict_parts(toy_project, res.model_id, heatmaps=False, redo=True)
+    assert (ref["runtime"], got["runtime"]) == ("torch", "onnxruntime")
+    assert got["verdicts"] == ref["verdicts"] and got["predicted"] == ref["predicted"] > 0
+    proj = Project.open(toy_project, readonly=True)
+    for pid in proj.part_ids():
+        a, b = proj.predictions(pid)[-2:]
+        assert a.verdict == b.verdict
+        np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)

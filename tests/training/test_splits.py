@@ -1,0 +1,140 @@
+"""The one train / validation / test split (training/splits.py): stratified, by part or by
+group, deterministic; and what training does with it (headline test figures on the card)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from toykit import make_toy_project
+
+from labeling.store import Project
+from labeling.types import Label, Settings, Verdict
+from training.card import ModelCard, read_card
+from training.config import TrainConfig
+from training.errors import TrainingError
+from training.evaluate import evaluate_model
+from training.loop import train
+from training.registry import comparison_table
+from training.splits import check_split, kfold, split_parts
+
+
+def _disjoint(s) -> bool:
+    a, b, c = set(s.train.tolist()), set(s.val.tolist()), set(s.test.tolist())
+    return not (a & b or a & c or b & c)
+
+
+def test_default_split_is_70_15_15_stratified_and_deterministic():
+    t = np.array([0] * 60 + [1] * 40)
+    s = split_parts(t, 0.15, 0.15, seed=4)
+    assert _disjoint(s) and len(s.train) + len(s.val) + len(s.test) == 100
+    assert (len(s.train), len(s.val), len(s.test)) == (70, 15, 15)
+    assert t[s.test].sum() == 6 and t[s.val].sum() == 6  # 15 % of each verdict
+    again = split_parts(t, 0.15, 0.15, seed=4)
+    assert all(np.array_equal(getattr(s, k), getattr(again, k)) for k in ("train", "val", "test"))
+    other = split_parts(t, 0.15, 0.15, seed=5)
+    assert not np.array_equal(s.test, other.test)
+    assert check_split(s, t) == []
+
+
+def test_groups_never_straddle_two_sets():
+    groups = [f"item{i // 4}" for i in range(80)]  # 4 crops per item
+    t = np.array([int(i // 4 % 3 == 0) for i in range(80)])  # an item's crops share a verdict
+    t[5] = 1  # one NG crop in an otherwise OK item: the item counts as NG
+    for seed in range(5):
+        s = split_parts(t, 0.15, 0.2, seed, groups)
+        assert _disjoint(s)
+        for name in ("train", "val", "test"):
+            pos = getattr(s, name)
+            others = set().union(*({groups[i] for i in getattr(s, o)} for o in ("train", "val", "test") if o != name))
+            assert not {groups[i] for i in pos} & others
+        assert len(s.test) and len(s.val) and {0, 1} <= set(t[s.test].tolist())
+    # parts without a group value are groups of their own
+    loose = split_parts(t, 0.15, 0.15, 0, [None] * 80)
+    assert len(loose.test) == 12 and len(loose.val) == 12
+    for tr, va in kfold(t, 4, 0, groups):
+        assert not {groups[i] for i in tr} & {groups[i] for i in va}
+
+
+def test_too_few_parts_give_a_warning_not_a_crash():
+    t = np.array([0, 0, 1, 1])
+    s = split_parts(t, 0.15, 0.15, 0)
+    assert len(s.test) == 0 and len(s.val) == 2  # 2 per verdict: no test share, one each to validation
+    assert check_split(s, t) == []
+    t = np.array([0, 0, 0, 1, 1])
+    s = split_parts(t, 0.15, 0.15, 0)
+    assert len(s.test) == 1 and any("test split holds only OK" in w for w in check_split(s, t))
+    with pytest.raises(TrainingError, match="at least 3 groups"):
+        kfold(np.array([0, 0, 0, 1, 1, 1]), 3, 0, ["a", "a", "b", "c", "c", "d"])
+
+
+def test_training_reports_the_test_split_as_headline(tmp_path):
+    torch.set_num_threads(1)
+    path = make_toy_project(tmp_path / "t.okng", n_ok=10, n_ng=10, size=(32, 32), views=1)
+    res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=2, input_size=32, batch_size=8,
+                                  target_ng_recall=1.0))
+    split = res.metrics["split"]
+    assert split["train_parts"] + split["val_parts"] + split["test_parts"] == 20
+    assert split["test_parts"] >= 2 and split["headline"] == "test"
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    assert card.headline_split == "test" and card.headline is card.metrics["test"]
+    ids = card.split
+    assert set(ids["test"]) == set(card.test.part_ids) and set(ids["val"]) == set(card.val.part_ids)
+    assert not set(ids["test"]) & (set(ids["train"]) | set(ids["val"]))
+    # the threshold was chosen on validation and the test parts are scored at it
+    assert card.test.get("threshold") == pytest.approx(card.threshold) == card.val.get("threshold")
+    # evaluate: by default the test parts only (no part was labelled since)
+    rep = evaluate_model(path, res.model_id, device="cpu")
+    assert rep["parts"]["n"] == split["test_parts"] and rep["split"] == "test"
+    assert rep["parts"]["balanced_accuracy"] == pytest.approx(card.test.get("balanced_accuracy"))
+    every = evaluate_model(path, res.model_id, all_parts=True, device="cpu")
+    assert every["parts"]["n"] == 20 and "training parts included" in every["scope"]
+    table = comparison_table([card], card.id)
+    assert " test " in table and "held-out TEST" in table
+
+
+def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "g.okng"
+    proj = Project.create(path, Settings(name="g", cameras=["cam0"]))
+    rng = np.random.default_rng(1)
+    item_of = {}
+    for i in range(24):
+        item = f"scan{i // 2}"  # two crops per scan, same verdict
+        ng = (i // 2) % 2 == 1
+        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+        if ng:
+            img[10:20, 10:20] = 250
+        pid = proj.add_part([img], meta={"fields": {"item": item}},
+                            label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK))
+        item_of[pid] = item
+    res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=1, input_size=32, batch_size=8,
+                                  group_by="item", seed=3))
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    assert card.split["group_by"] == "item" and res.metrics["split"]["group_by"] == "item"
+    sides = {name: {item_of[i] for i in card.split[name]} for name in ("train", "val", "test")}
+    assert not (sides["train"] & sides["val"] or sides["train"] & sides["test"] or sides["val"] & sides["test"])
+    assert len(card.split["test"]) >= 2
+    with pytest.raises(TrainingError, match="no labelled part has a field 'lot'"):
+        train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, group_by="lot"))
+
+
+def test_kfold_keeps_an_outer_test_set(tmp_path):
+    torch.set_num_threads(1)
+    path = make_toy_project(tmp_path / "k.okng", n_ok=10, n_ng=10, size=(32, 32), views=1)
+    res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=1, input_size=32, batch_size=8,
+                                  folds=2, seed=2))
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    test = set(card.split["test"])
+    assert test and card.cv["folds"] == 2
+    n_validated = sum(f["n"] for f in card.cv["per_fold"])
+    assert n_validated == 20 - len(test)  # every part outside the test set validated once, none of it
+
+
+def test_an_old_card_without_test_split_still_displays_as_validation():
+    card = ModelCard.from_meta({"id": "old", "arch": "resnet18", "class_names": ["OK", "NG"],
+                                "metrics": {"val": {"n": 4, "balanced_accuracy": 0.75, "accuracy": 0.75},
+                                            "split": {"val_part_ids": [1, 2, 3, 4]}}})
+    assert card.headline_split == "val" and card.headline_name == "validation"
+    assert card.held_out_part_ids == [1, 2, 3, 4] and card.split == {}
+    table = comparison_table([card], None)
+    assert " val " in table and "0.750" in table

@@ -1,0 +1,133 @@
+"""The one place parts are split: train / validation / test, stratified, by part or by group.
+
+Why three sets: the best epoch and the operating threshold are chosen on the validation parts,
+so the validation figures are optimistic; the TEST parts take no part in any choice and give
+the figures a plant can expect (the headline everywhere). Splits are by part (the views of one
+part never straddle two sets) and, with ``group_by``, by group: parts sharing a field value
+(``part.fields["item"]``: crops of one scan, photos of one physical item) land on one side of
+every split, as the X-ray study kept one crop per source scan.
+
+Stratified by verdict (a group's verdict is NG when any of its parts is NG), or by class index
+for a class task (a group takes its highest class), and deterministic by seed. ``kfold`` splits what is left after the test set is held out: k-fold keeps an outer
+test set.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import TrainingError
+
+
+@dataclass(frozen=True)
+class PartSplit:
+    """Part positions (into the snapshot's parts) of each set, each sorted."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def ids(self, part_ids: Sequence[int]) -> dict[str, list[int]]:
+        """The split as part ids (what the model card stores)."""
+        return {name: sorted(int(part_ids[int(i)]) for i in getattr(self, name))
+                for name in ("train", "val", "test")}
+
+
+def _groups(n: int, groups: Sequence[object] | None) -> np.ndarray:
+    """Group index per part; a part without a group value is a group of its own."""
+    keys: dict[object, int] = {}
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        g = None if groups is None else groups[i]
+        key = ("part", i) if g is None or g == "" else ("value", g)
+        out[i] = keys.setdefault(key, len(keys))
+    return out
+
+
+def _take(order: list[int], sizes: np.ndarray, want: int, keep: int) -> list[int]:
+    """Groups from the front of `order` until they hold >= want parts, leaving >= keep groups."""
+    taken, held = [], 0
+    while order and held < want and len(order) > keep:
+        g = order.pop(0)
+        taken.append(g)
+        held += int(sizes[g])
+    return taken
+
+
+def split_parts(targets: np.ndarray, val_fraction: float, test_fraction: float, seed: int,
+                groups: Sequence[object] | None = None) -> PartSplit:
+    """Stratified train/val/test part positions; a group never straddles two sets.
+
+    Each verdict with enough groups keeps at least one group in every set (train first, then
+    validation, then test); a verdict with too few groups for a test share gives none to it.
+    """
+    targets = np.asarray(targets, dtype=np.int64)
+    gid = _groups(len(targets), groups)
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    sizes = np.bincount(gid, minlength=n_groups)
+    g_target = np.zeros(n_groups, dtype=np.int64)
+    np.maximum.at(g_target, gid, targets)
+    rng = np.random.default_rng(seed)
+    val_g: list[int] = []
+    test_g: list[int] = []
+    for c in np.unique(g_target):
+        order = [int(g) for g in np.flatnonzero(g_target == c)]
+        rng.shuffle(order)
+        n_parts = int(sizes[order].sum())
+        if test_fraction > 0:
+            want = max(1, round(n_parts * test_fraction))
+            test_g += _take(order, sizes, want, keep=2)
+        want = max(1, round(n_parts * val_fraction))
+        val_g += _take(order, sizes, want, keep=1)
+    in_val, in_test = np.isin(gid, val_g), np.isin(gid, test_g)
+    idx = np.arange(len(targets))
+    return PartSplit(idx[~in_val & ~in_test], idx[in_val], idx[in_test])
+
+
+def kfold(targets: np.ndarray, k: int, seed: int, groups: Sequence[object] | None = None,
+          ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """k (train, val) splits of the given parts, stratified by verdict, groups kept whole;
+    every part is validated exactly once."""
+    targets = np.asarray(targets, dtype=np.int64)
+    gid = _groups(len(targets), groups)
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    g_target = np.zeros(n_groups, dtype=np.int64)
+    np.maximum.at(g_target, gid, targets)
+    # Only the strata present count: a class task's targets are class indices (0 = OK) and a
+    # class nobody labelled is no reason to refuse.
+    values, counts = np.unique(g_target, return_counts=True)
+    if len(values) < 2 or counts.min() < k:
+        what = "groups" if groups is not None else "parts"
+        if values.size and values.max() > 1:
+            have = ", ".join(f"{'OK' if v == 0 else f'class {v}'}: {c}" for v, c in zip(values, counts))
+            raise TrainingError(f"{k}-fold cross-validation needs at least {k} {what} of each verdict or class "
+                                f"outside the test split (have {have})")
+        full = np.bincount(g_target, minlength=2)
+        raise TrainingError(f"{k}-fold cross-validation needs at least {k} {what} of each verdict "
+                            f"outside the test split (have {full[0]} OK, {full[1]} NG)")
+    rng = np.random.default_rng(seed)
+    fold_of_group = np.empty(n_groups, dtype=np.int64)
+    for c in np.unique(g_target):
+        order = np.flatnonzero(g_target == c)
+        rng.shuffle(order)
+        fold_of_group[order] = np.arange(len(order)) % k
+    fold_of = fold_of_group[gid]
+    idx = np.arange(len(targets))
+    return [(idx[fold_of != f], idx[fold_of == f]) for f in range(k)]
+
+
+def check_split(split: PartSplit, targets: np.ndarray) -> list[str]:
+    """Warnings for a split too small to judge a model by (said on the card and the CLI)."""
+    out = []
+    for name in ("val", "test"):
+        pos = getattr(split, name)
+        if name == "test" and len(pos) == 0:
+            continue
+        have = set(np.minimum(np.asarray(targets)[pos], 1).tolist())  # a class index > 0 is NG
+        if have != {0, 1}:
+            out.append(f"the {'validation' if name == 'val' else 'test'} split holds "
+                       f"{'no parts' if not have else 'only ' + ('NG' if 1 in have else 'OK') + ' parts'}: "
+                       "its balanced accuracy and AUC mean little (label more parts)")
+    return out
