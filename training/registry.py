@@ -97,7 +97,7 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
             "parts": c.dataset.get("n_parts"), "accuracy": val.get("accuracy"),
             "balanced_accuracy": val.get("balanced_accuracy"), "ng_recall": val.get("ng_recall"),
             "ng_precision": val.get("ng_precision"), "roc_auc": val.get("roc_auc"), "pr_auc": val.get("pr_auc"),
-            "kappa": val.get("kappa"), "threshold": c.threshold,
+            "kappa": val.get("kappa"), "threshold": c.threshold, "dice": val.get("dice"),
             "cv_balanced_accuracy": cv.get("balanced_accuracy"), "created": c.created, "parent": c.parent,
         })
     return rows
@@ -114,7 +114,7 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
     head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'start':<9}{'input':<8}{'parts':>6} {'on':<5}" \
            f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
-           f"{'val bal':>9}  cv bal acc"
+           f"{'val bal':>9}{'dice':>7}  cv bal acc"
     lines = [head]
     for r in rows:
         cv = r["cv_balanced_accuracy"]
@@ -123,7 +123,7 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
                      f"{r['start']:<9}{r['input']:<8}{r['parts']!s:>6} {r['split']:<5}"
                      f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                      f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
-                     f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['val_balanced_accuracy']):>9}  {cvs}")
+                     f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['val_balanced_accuracy']):>9}{_fmt(r['dice']):>7}  {cvs}")
     lines.append("figures on the held-out TEST parts ('on' test); 'on' val: a model from before the "
                  "test split, scored on the validation parts that chose its epoch (optimistic)")
     return "\n".join(lines)

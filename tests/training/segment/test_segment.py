@@ -90,3 +90,53 @@ def test_segmentation_model_decides_a_part(trained):
     truth = proj.read_mask(ng.id, 0) > 0
     pred = views[0].mask > 0
     assert (pred & truth).sum() * 2 / (pred.sum() + truth.sum()) > 0.5
+
+
+def test_proposals_are_stored_apart_from_masks(trained, tmp_path):
+    """`okng predict --model SEG_ID` writes proposals; the inspector's masks stay as drawn."""
+    import shutil
+
+    from app.cli import main
+    from training.segment.propose import disagreement
+    path, res, _ = trained
+    copy = tmp_path / "copy.okng"
+    shutil.copy(path, copy)
+    proj = Project.open(copy, readonly=True)
+    before = {p.id: proj.read_mask(p.id, 0) for p in proj.parts()}
+    assert main(["predict", str(copy), "--model", res.model_id, "--json"]) == 0
+    proj = Project.open(copy, readonly=True)
+    ng = [p for p in proj.parts() if p.verdict.name == "NG"]
+    for p in proj.parts():
+        after = proj.read_mask(p.id, 0)
+        assert (after is None and before[p.id] is None) or np.array_equal(after, before[p.id])
+        prop = proj.read_proposal(p.id, 0)
+        assert prop is not None and prop[1] == res.model_id and prop[0].shape == p.views[0].shape[:2]
+    hits = [disagreement(proj.read_mask(p.id, 0), proj.read_proposal(p.id, 0)[0]) for p in ng]
+    assert np.mean(hits) < 0.5  # proposals mostly overlap the drawn blobs
+    assert disagreement(None, None) == 0.0
+
+
+def test_models_table_shows_dice_and_rule_is_editable(trained, tmp_path, capsys):
+    import shutil
+
+    from app.cli import main
+    path, res, _ = trained
+    copy = tmp_path / "copy.okng"
+    shutil.copy(path, copy)
+    assert main(["models", str(copy)]) == 0
+    assert "dice" in capsys.readouterr().out
+    name = read_card(Project.open(copy, readonly=True), res.model_id).classes[0]
+    assert main(["seg-rule", str(copy), res.model_id, name, "--min-area", "7", "--threshold", "0.6"]) == 0
+    rules = read_card(Project.open(copy, readonly=True), res.model_id).extra["segment"]["rules"]
+    assert rules[0]["min_area"] == 7 and rules[0]["threshold"] == 0.6
+
+
+def test_cli_trains_a_segment_model(tmp_path):
+    import json
+
+    from app.cli import main
+    path = make_toy_project(tmp_path / "t.okng", n_ok=3, n_ng=3, size=(32, 32), views=1, masks=True)
+    assert main(["train", str(path), "--task", "segment", "--epochs", "1", "--input-size", "32",
+                 "--batch-size", "4", "--json"]) == 0
+    card = read_card(Project.open(path, readonly=True), Project.open(path).models()[0]["id"])
+    assert card.task == "segment" and json.dumps(card.to_meta())
