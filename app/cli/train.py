@@ -209,9 +209,9 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from training.inference import load_model
     from training.onnx_export import export_onnx
-    rep = export_onnx(load_model(args.project, args.model, device="cpu"), args.out)
+    from training.segment.inference import load_any  # a classifier or a segmentation model, by card
+    rep = export_onnx(load_any(args.project, args.model, device="cpu"), args.out)
     if args.json:
         print_json(rep)
     else:

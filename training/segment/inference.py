@@ -46,6 +46,14 @@ class SegModel:
         self.threshold = 0.5
         self.trained = True
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.card.input_size)
+
+    @property
+    def arch(self) -> str:
+        return self.card.arch
+
     def prepare_batch(self, images: Sequence[np.ndarray], cameras: Sequence[str]) -> tuple[torch.Tensor, list[ViewGeometry]]:
         xs, geoms = [], []
         for img, cam in zip(images, cameras):
@@ -88,6 +96,17 @@ class SegModel:
                     full[g.to_image(d.kept[c].astype(np.float32)) >= 0.5] = c + 1
             out.append(ViewProposal(full, d, g))
         return part, out
+
+
+def load_any(project: Project | str | Path, model_id: str = "active", device: str = "auto") -> object:
+    """The stored model by its card's task: a SegModel for "segment", else a classifier
+    (training.inference.LoadedModel). Live sort and ONNX export pick with this."""
+    proj = Project.open(project.path if isinstance(project, Project) else project, readonly=True)
+    mid = resolve_model_id(proj, model_id)
+    if read_card(proj, mid).task == "segment":
+        return load_segmenter(proj, mid, device)
+    from ..inference import load_model
+    return load_model(proj, mid, device)
 
 
 def load_segmenter(project: Project | str | Path, model_id: str, device: str = "auto") -> SegModel:

@@ -140,3 +140,11 @@ def test_cli_trains_a_segment_model(tmp_path):
                  "--batch-size", "4", "--json"]) == 0
     card = read_card(Project.open(path, readonly=True), Project.open(path).models()[0]["id"])
     assert card.task == "segment" and json.dumps(card.to_meta())
+
+
+def test_onnx_export_equals_torch(trained, tmp_path):
+    from training.onnx_export import export_onnx
+    from training.segment.inference import load_any
+    path, res, _ = trained
+    rep = export_onnx(load_any(path, res.model_id, device="cpu"), tmp_path / "seg.onnx")
+    assert rep["equal"] and (tmp_path / "seg.onnx").is_file()
