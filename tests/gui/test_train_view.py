@@ -114,3 +114,18 @@ def test_form_offers_exactly_the_sessions_augmentations():
     from app.widgets.train_form import AUGMENTATIONS, DEFAULT_AUG
     from training.session import AUG_TOGGLES
     assert set(AUGMENTATIONS.values()) == set(AUG_TOGGLES) and set(DEFAULT_AUG) <= set(AUG_TOGGLES)
+
+
+def test_segment_model_shows_its_dice_curves(ctx, qtbot):
+    """A stored segmentation model's card (task "segment") draws its validation dice per epoch."""
+    from training.card import EpochMetrics, ModelCard
+    rows = [{"epoch": e, "dice": 0.2 * e, "dice_per_class": {"a": 0.2 * e}} for e in (1, 2, 3)]
+    card = ModelCard("seg-1", "unet-resnet18", task="segment", classes=["a"], created=1.0,
+                     history=[EpochMetrics(e, 1.0 / e, 1.0 / e, 0.5, 0.5, None, 1e-3, 1.0) for e in (1, 2, 3)],
+                     extra={"segment": {"decoder": "unet", "encoder": "resnet18", "rules": [],
+                                        "dice_history": rows}})
+    Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.refresh_models(select="seg-1")
+    qtbot.waitUntil(lambda: view.acc_plot.series("val dice")[1] == pytest.approx([0.2, 0.4, 0.6]), timeout=20000)
