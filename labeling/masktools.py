@@ -240,15 +240,12 @@ def accept_proposal(mask: np.ndarray, proposal: np.ndarray, classes: Iterable[in
     return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
-def outline(proposal: np.ndarray) -> np.ndarray:
-    """The boundary pixels of a class-index mask (bool): what the Label view draws of a proposal."""
-    fg = np.asarray(proposal) > 0
-    inner = fg.copy()
-    inner[1:, :] &= fg[:-1, :]
-    inner[:-1, :] &= fg[1:, :]
-    inner[:, 1:] &= fg[:, :-1]
-    inner[:, :-1] &= fg[:, 1:]
-    return fg & ~inner
+def outline(proposal: np.ndarray, width: int = 2) -> np.ndarray:
+    """The boundary band (`width` px, inside and out) of a class-index mask (bool): what the
+    Label view draws of a proposal; 2 px stay visible when a large view is shown shrunk."""
+    fg = (np.asarray(proposal) > 0).astype(np.uint8)
+    k = np.ones((2 * width - 1, 2 * width - 1), np.uint8)
+    return cv2.dilate(fg, k).astype(bool) & ~cv2.erode(fg, k, borderType=cv2.BORDER_REPLICATE).astype(bool)
 
 
 OPS = {"polygon": fill_polygon, "flood": flood_fill, "line": paint_line, "proposal": accept_proposal}

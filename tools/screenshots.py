@@ -141,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         label.parts.select_part(seg_part)
         pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
         label.show_view(seg_view)
+        label.panel.heatmap.setChecked(False)  # the proposal's outline, not the classifier's heatmap
         pump(app, 1.5)
         shoot(win, out, "label-proposal")
+        label.panel.heatmap.setChecked(True)
 
         trainv = win.show_view("Train")
         pump(app, 10.0, lambda: bool(trainv.cards))

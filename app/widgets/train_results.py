@@ -96,7 +96,7 @@ class MetricsPanel(QWidget):
             return
         val = card.headline  # the test split's; validation's on a card from before the test split
         self.stagger.add("text", lambda: self._show_text(card))
-        self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), card.classes))
+        self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), _verdict_names(card)))
         self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
 
     def show_curves(self, roc: Any, pr: Any, roc_auc: float | None, pr_auc: float | None) -> None:
@@ -168,7 +168,8 @@ class ModelsTable(QWidget):
         self.table.setRowCount(len(cards))
         for r, card in enumerate(cards):
             m = card.headline
-            ng = (m.get("per_class") or {}).get(card.classes[card.ng_index], {})
+            ng = (m.get("per_class") or {}).get(_verdict_names(card)[-1] if card.task == "segment"
+                                                else card.classes[card.ng_index], {})
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
             values = [card.id, card.arch, card.freeze, card.origin, card.headline_split, m.get("accuracy"),
                       m.get("balanced_accuracy"), m.get("roc_auc"), ng.get("f1"), card.val.get("balanced_accuracy"),
@@ -216,3 +217,9 @@ class ResultsTabs(QTabWidget):
         self.addTab(self.metrics, "Metrics")
         self.addTab(self.models, "Compare models")
         self.models.selected.connect(self.metrics.show_model)
+
+
+def _verdict_names(card: ModelCard) -> list[str]:
+    """The rows of a model's verdict figures: a segmentation card's classes are its defect
+    classes (mask channels), its verdict report is OK/NG like a classifier's."""
+    return ["OK", "NG"] if card.task == "segment" else list(card.classes)
