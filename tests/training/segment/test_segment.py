@@ -148,3 +148,17 @@ def test_onnx_export_equals_torch(trained, tmp_path):
     path, res, _ = trained
     rep = export_onnx(load_any(path, res.model_id, device="cpu"), tmp_path / "seg.onnx")
     assert rep["equal"] and (tmp_path / "seg.onnx").is_file()
+
+
+def test_warm_start_continues_a_segment_model(trained, tmp_path):
+    import shutil
+
+    from training.session import TrainSpec, run_session
+    path, res, _ = trained
+    copy = tmp_path / "copy.okng"
+    shutil.copy(path, copy)
+    res2 = run_session(TrainSpec(str(copy), {"task": "segment", "encoder": "resnet18", "epochs": 1,
+                                             "batch_size": 6, "input_size": 64, "warm_start": res.model_id}))
+    card = read_card(Project.open(copy, readonly=True), res2.model_id)
+    assert card.parent == res.model_id and res2.pretrained_source == f"model:{res.model_id}"
+    assert card.val.get("dice") > 0.4  # starts where the parent was, not from nothing
