@@ -60,8 +60,9 @@ class TimedModel:
         return self.loaded.prepare_batch(images, cameras)
 
     def forward_batch(self, batch: Any) -> Any:
-        """The bare batched forward: P(NG) per view."""
-        return self.loaded.ng_scores(batch)
+        """The bare batched forward: P(NG) per view (a segmentation model: its probability maps)."""
+        maps = getattr(self.loaded, "prob_maps", None)
+        return maps(batch) if maps is not None else self.loaded.ng_scores(batch)
 
     def predict_views(self, images: Any, cameras: Any) -> Any:
         from training.inference import decide
@@ -71,7 +72,7 @@ class TimedModel:
         batch, geoms = self.prepare(images, cameras)
         t1 = time.perf_counter()
         if hasattr(self.loaded, "decide_maps"):  # a segmentation model: maps, then its area rule
-            probs = self.loaded.prob_maps(batch)
+            probs = self.forward_batch(batch)
             self.last_timings = {"preprocess": t1 - t0, "forward": time.perf_counter() - t1}
             return self.loaded.decide_maps(probs, geoms)[0]
         scores = self.forward_batch(batch)
