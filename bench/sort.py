@@ -50,6 +50,8 @@ def build_classifier(arch: str, size: int, rois: dict | None = None, runtime: st
     from training.inference import LoadedModel
 
     torch.manual_seed(0)
+    if "-" in arch and arch.split("-", 1)[0] in ("unet", "unetplusplus", "fpn"):
+        return _segmenter(arch, size, rois)  # e.g. --arch unet-resnet18: a segmentation model
     spec = get_backbone(arch)
     model = spec.build(2).eval()
     for _ in range(prune_rounds):
@@ -66,6 +68,24 @@ def build_classifier(arch: str, size: int, rois: dict | None = None, runtime: st
             export_onnx(loaded, path)  # verified equal to torch before it is written
             loaded = OrtModel(loaded, ort_session(path.read_bytes(), threads), path)
     return TimedModel(loaded)
+
+
+def _segmenter(arch: str, size: int, rois: dict | None):
+    """An untrained segmentation model (decoder-encoder) behind the same TimedModel path:
+    its forward, then the area rule, decide the part."""
+    import torch
+
+    from hardware.sort.models import TimedModel
+    from training.card import ModelCard
+    from training.segment import models
+    from training.segment.inference import SegModel
+    from training.segment.postprocess import AreaRule
+    decoder, encoder = arch.split("-", 1)
+    card = ModelCard(f"bench-{arch}-untrained", arch, task="segment", classes=["defect"], input_size=(size, size),
+                     rois={cam: roi.to_list() for cam, roi in (rois or {}).items()},
+                     extra={"segment": {"decoder": decoder, "encoder": encoder,
+                                        "rules": [AreaRule("defect", 0.5, 50, None).to_dict()]}})
+    return TimedModel(SegModel(models.build(decoder, encoder, 1), card, torch.device("cpu")))
 
 
 class RingSource:
@@ -165,7 +185,8 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arch", default=DEFAULT_ARCH)
+    ap.add_argument("--arch", default=DEFAULT_ARCH, help="a backbone, or decoder-encoder (unet-resnet18) "
+                    "for a segmentation model")
     ap.add_argument("--size", type=int, default=224, help="model input (square)")
     ap.add_argument("--resolution", default="1280x960")
     ap.add_argument("--parts", type=int, default=60)

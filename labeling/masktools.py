@@ -8,7 +8,7 @@ strokes on a 3264x2448 mask cost kilobytes, not 400 MB.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -224,4 +224,28 @@ class MaskEditor:
         return self.stack.redo(self.mask)
 
 
-OPS = {"polygon": fill_polygon, "flood": flood_fill, "line": paint_line}
+def accept_proposal(mask: np.ndarray, proposal: np.ndarray, classes: Iterable[int] | None = None) -> Box | None:
+    """Copy a model's proposed class-index mask into the mask where the mask is still empty.
+
+    Pixels an inspector drew are never overwritten (a proposal adds, it does not correct a
+    person); `classes` (1-based) limits it to the classes toggled on. Through MaskEditor.apply
+    it is one undo step like a stroke."""
+    take = (np.asarray(proposal) > 0) & (mask == 0)
+    if classes is not None:
+        take &= np.isin(proposal, np.fromiter(classes, dtype=np.int64))
+    if not take.any():
+        return None
+    ys, xs = np.nonzero(take)
+    mask[take] = np.asarray(proposal)[take]
+    return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def outline(proposal: np.ndarray, width: int = 2) -> np.ndarray:
+    """The boundary band (`width` px, inside and out) of a class-index mask (bool): what the
+    Label view draws of a proposal; 2 px stay visible when a large view is shown shrunk."""
+    fg = (np.asarray(proposal) > 0).astype(np.uint8)
+    k = np.ones((2 * width - 1, 2 * width - 1), np.uint8)
+    return cv2.dilate(fg, k).astype(bool) & ~cv2.erode(fg, k, borderType=cv2.BORDER_REPLICATE).astype(bool)
+
+
+OPS = {"polygon": fill_polygon, "flood": flood_fill, "line": paint_line, "proposal": accept_proposal}

@@ -272,6 +272,16 @@ class Project:
             except (OSError, KeyError, ValueError, RuntimeError) as exc:
                 raise self._unreadable(f"part {part_id} view {view} mask", exc) from exc
 
+    def read_proposal(self, part_id: int, view: int = 0) -> tuple[np.ndarray, str] | None:
+        """A segmentation model's proposed mask of a view and the model's id (None: no proposal).
+
+        Kept apart from the inspector's mask ("mask"): a proposal becomes a mask only when
+        someone accepts it (set_mask), so a model never writes over what a person drew."""
+        key = self._view_path(part_id, view)
+        with transaction(self.path, "r") as f:
+            g = f[key]
+            return (g["proposal"][()], str(g["proposal"].attrs.get("model", ""))) if "proposal" in g else None
+
     def read_views(self, part_id: int) -> list[np.ndarray]:
         p = self.part(part_id)
         out = []
@@ -386,6 +396,14 @@ class Project:
             mask = self._check_mask(mask, shape, f"part {part_id} view {view}")
             rec["pixels"] = journal.encode_array(mask)
         self._commit(rec)
+
+    def set_proposal(self, part_id: int, view: int, mask: np.ndarray, model_id: str) -> None:
+        """Store a model's proposed class-index mask for a view (replacing its previous one)."""
+        self._view_path(part_id, view)
+        shape = self.part(part_id).views[view].shape[:2]
+        mask = self._check_mask(mask, shape, f"part {part_id} view {view} proposal")
+        self._commit({"op": "proposal", "part": int(part_id), "view": int(view), "model": str(model_id),
+                      "pixels": journal.encode_array(mask)})
 
     def set_review(self, part_id: int, status: ReviewStatus | str, comment: str = "",
                    user: User = SYSTEM_USER) -> Review:
@@ -527,6 +545,10 @@ class Project:
     def _apply(self, f: h5py.File, rec: dict[str, Any]) -> None:
         if rec["op"] == "mask" and "pixels" in rec:
             write_array(f[f"parts/{rec['part']}/v{rec['view']}"], "mask", journal.decode_array(rec["pixels"]), "lzf")
+        elif rec["op"] == "proposal":
+            vg = f[f"parts/{rec['part']}/v{rec['view']}"]
+            write_array(vg, "proposal", journal.decode_array(rec["pixels"]), "lzf")
+            vg["proposal"].attrs["model"] = rec["model"]
         elif rec["op"] == "mask" and not rec.get("has_mask"):
             vg = f[f"parts/{rec['part']}/v{rec['view']}"]
             if "mask" in vg:

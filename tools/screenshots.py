@@ -75,6 +75,24 @@ def prepare_project(path: Path) -> str:
     return str(res.model_id)
 
 
+def prepare_segment(path: Path) -> tuple[str, int, int]:
+    """A small segmentation model from the demo's generated masks, its proposals stored;
+    (model id, an NG part and a view of it with a non-empty proposal)."""
+    from labeling.store import Project
+    from training.segment.propose import propose_parts
+    from training.session import TrainSpec, run_session
+    res = run_session(TrainSpec(str(path), {"task": "segment", "encoder": "resnet18", "epochs": 8,
+                                            "input_size": 128, "batch_size": 8, "num_threads": 1}))
+    propose_parts(path, res.model_id)
+    project = Project.open(path, readonly=True)
+    for p in project.parts():
+        for k in range(len(p.views)):
+            prop = project.read_proposal(p.id, k)
+            if p.verdict.name == "NG" and prop is not None and prop[0].any():
+                return str(res.model_id), p.id, k
+    return str(res.model_id), project.part_ids()[0], 0
+
+
 def shoot(win: Any, out: Path, name: str) -> Path:
     path = out / f"{name}.png"
     if not win.grab().save(str(path)):
@@ -97,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         project = tmp / "bolt-line.h5"
         print("building the demo project and a small model…")
         prepare_project(project)
+        print("training a small segmentation model and storing its proposals…")
+        seg_id, seg_part, seg_view = prepare_segment(project)
         from PyQt6.QtWidgets import QApplication
 
         from app.main import build
@@ -118,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 10.0, lambda: getattr(label, "part_id", None) is not None)
         pump(app, 1.5)
         shoot(win, out, "label")
+        label.parts.select_part(seg_part)
+        pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
+        label.show_view(seg_view)
+        label.panel.heatmap.setChecked(False)  # the proposal's outline, not the classifier's heatmap
+        pump(app, 1.5)
+        shoot(win, out, "label-proposal")
+        label.panel.heatmap.setChecked(True)
 
         trainv = win.show_view("Train")
         pump(app, 10.0, lambda: bool(trainv.cards))
@@ -126,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 10.0, lambda: trainv.results.metrics.curves.curve_points("ROC") > 1)  # the card's stored curves
         pump(app, 1.0)
         shoot(win, out, "train")
+        trainv.results.models.select(seg_id)  # its stored dice curves and verdict figures
+        pump(app, 3.0)
+        shoot(win, out, "train-segment")
 
         explain = win.show_view("Explain")
         pump(app, 60.0, lambda: explain.loaded is not None)

@@ -41,6 +41,13 @@ def run_session(spec: PredictSpec, progress: ProgressFn | None = None,
                 should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Pre-label the spec's parts and store the predictions; the summary dict of predict_parts
     (a stopped run keeps, and reports, what it finished)."""
+    from .card import read_card
+    from .inference import resolve_model_id
+    project = Project.open(spec.project_path, readonly=True)
+    mid = resolve_model_id(project, spec.model_id)
+    if read_card(project, mid).task == "segment":  # mask proposals, kept apart from the masks
+        from .segment.propose import propose_parts
+        return propose_parts(spec.project_path, mid, spec.parts, spec.device, progress, should_stop)
     from .predict import predict_parts  # loads torch: not when the view only reads parts
     return predict_parts(Path(spec.project_path), spec.model_id, spec.parts, spec.redo, spec.heatmaps,
                          spec.heat_px, spec.device, progress=progress, should_stop=should_stop,
@@ -53,6 +60,8 @@ def load_part(project: Project, part_id: int, thumb_px: int = 160, progress: Any
     part = project.part(part_id)
     images = project.read_views(part_id)
     masks = [project.read_mask(part_id, i) if v.has_mask else None for i, v in enumerate(part.views)]
+    proposals = [project.read_proposal(part_id, i) for i in range(len(part.views))]
     return {"part": part_id, "images": images, "masks": masks,
+            "proposals": [p[0] if p is not None else None for p in proposals],
             "thumbs": [thumbnail(im, thumb_px) for im in images],
             "heatmaps": read_heatmaps(part, model_geometry(project))}

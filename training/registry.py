@@ -107,6 +107,7 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
             "balanced_accuracy": v.get("balanced_accuracy"), "ng_recall": v.get("ng_recall"),
             "ng_precision": v.get("ng_precision"), "roc_auc": v.get("roc_auc"), "pr_auc": v.get("pr_auc"),
             "kappa": v.get("kappa"), "macro_f1": val.get("macro_f1"), "threshold": c.threshold,
+            "dice": val.get("dice"),
             "cv_balanced_accuracy": cv.get("balanced_accuracy"), "created": c.created, "parent": c.parent,
         })
     return rows
@@ -124,7 +125,7 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
     head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'start':<9}{'input':<8}{'parts':>6} {'on':<5}" \
            f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
-           f"{'mF1':>7}{'val bal':>9}  cv bal acc"
+           f"{'mF1':>7}{'val bal':>9}{'dice':>7}  cv bal acc"
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     lines = []
     for task in tasks:
@@ -139,7 +140,7 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
                          f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                          f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
                          f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['macro_f1']):>7}"
-                         f"{_fmt(r['val_balanced_accuracy']):>9}  {cvs}")
+                         f"{_fmt(r['val_balanced_accuracy']):>9}{_fmt(r['dice']):>7}  {cvs}")
     lines.append("figures on the held-out TEST parts ('on' test); 'on' val: a model from before the "
                  "test split, scored on the validation parts that chose its epoch (optimistic)")
     return "\n".join(lines)

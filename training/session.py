@@ -13,6 +13,7 @@ Form values are TrainConfig fields plus two conveniences:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,10 +88,42 @@ class TrainSpec:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def run_session(spec: TrainSpec, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Any:
-    """Build the config and train; returns training.loop.TrainResult (with the stored card)."""
+def _train_classifier(project_path: str, values: dict[str, Any], progress: ProgressFn | None,
+                      should_stop: StopFn | None, task: str = "verdict") -> Any:
+    """A classifier of training/tasks.py (verdict, classes, multilabel): the loop, its task in the config."""
     from .loop import train
-    return train(spec.project_path, make_config(spec.values), progress=progress, should_stop=should_stop)
+    return train(project_path, make_config({**values, "task": task}), progress=progress, should_stop=should_stop)
+
+
+def _train_verdict(project_path: str, values: dict[str, Any], progress: ProgressFn | None,
+                   should_stop: StopFn | None) -> Any:
+    return _train_classifier(project_path, values, progress, should_stop)
+
+
+def _train_segment(project_path: str, values: dict[str, Any], progress: ProgressFn | None,
+                   should_stop: StopFn | None) -> Any:
+    from .segment.config import SegConfig
+    from .segment.train import train
+    return train(project_path, SegConfig.from_values(values), progress=progress, should_stop=should_stop)
+
+
+# The model card's task -> how a run of it trains (form values in, TrainResult out). A new
+# task is one entry here.
+# The classifier tasks (training/tasks.py: verdict, classes, multilabel) share the loop.
+TRAINERS: dict[str, Any] = {"verdict": _train_verdict,
+                            "classes": functools.partial(_train_classifier, task="classes"),
+                            "multilabel": functools.partial(_train_classifier, task="multilabel"),
+                            "segment": _train_segment}
+
+
+def run_session(spec: TrainSpec, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Any:
+    """Build the config and train the task of the values ("task", default "verdict"); returns
+    training.loop.TrainResult (with the stored card)."""
+    values = dict(spec.values)
+    task = values.pop("task", None) or "verdict"
+    if task not in TRAINERS:
+        raise TrainingError(f"unknown task {task!r} (known: {', '.join(TRAINERS)})")
+    return TRAINERS[task](spec.project_path, values, progress, should_stop)
 
 
 def quick_train(project_path: str | Path, progress: ProgressFn | None = None,

@@ -16,9 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on the project's labelled parts")
     p.add_argument("project", type=Path)
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, vgg16, ...)")
-    p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel"),
+    p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel", "segment"),
                    help="verdict: OK/NG; classes: OK or one defect class (softmax); multilabel: every "
-                        "defect class a part holds (one sigmoid each, thresholds chosen on validation)")
+                        "defect class a part holds (one sigmoid each, thresholds chosen on validation); "
+                        "segment: a UNet learning the inspectors' masks")
+    p.add_argument("--encoder", default="resnet18",
+                   help="segment: encoder (resnet18/34/50, efficientnet-b0..b4, mobilenet_v3_small/large)")
+    p.add_argument("--decoder", default="unet", choices=("unet", "unetplusplus", "fpn"), help="segment: decoder")
     p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
@@ -44,6 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("seg-rule", help="edit a segmentation model's post-processing for one defect class")
+    r.add_argument("project", type=Path)
+    r.add_argument("model")
+    r.add_argument("cls", help="defect class name")
+    r.add_argument("--threshold", type=float, default=None, help="probability threshold")
+    r.add_argument("--min-area", type=int, default=None, help="smallest kept component (model-input pixels)")
+    r.add_argument("--max-area", type=int, default=None, help="largest kept component (-1: no limit)")
+    r.set_defaults(func=cmd_seg_rule)
 
     p = sub.add_parser("evaluate", help="metrics of a model on the project's labelled parts")
     p.add_argument("project", type=Path)
@@ -91,6 +104,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def form_values(args: argparse.Namespace) -> dict[str, Any]:
     """The command line as the training session's form values (training.session.make_config
     turns them into the config, as it does the Train view's)."""
+    if getattr(args, "task", "verdict") == "segment":
+        return {"task": "segment", "encoder": args.encoder, "decoder": args.decoder, "epochs": args.epochs,
+                "input_size": args.input_size, "batch_size": min(args.batch_size, 8) if args.batch_size == 32
+                else args.batch_size, "lr": args.lr, "warm_start": args.warm_start, "seed": args.seed,
+                "patience": 0 if args.patience == 5 else args.patience, "device": args.device,
+                "pretrained": args.freeze != "scratch"}
     return {"arch": args.arch, "task": args.task, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
             "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
@@ -118,16 +137,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = res.metrics["split"]
     start = res.card.origin if res.card is not None else "trained from scratch"
     print(f"model {res.model_id} ({start}) in {res.seconds:.0f} s{', now active' if res.activated else ''}")
-    print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split['test_parts']} test"
+    print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split.get('test_parts', 0)} test"
           + (f" (grouped by {split['group_by']})" if split.get("group_by") else ""))
     if "test" in res.metrics:
         print(table(res.metrics["test"], "TEST (held-out parts, at the validation threshold)"))
     print(table(res.metrics["val"], "validation (chose the best epoch and the threshold: optimistic)"))
     print(_headline(res.metrics))
+    if "dice" in res.metrics["val"]:
+        per = res.metrics["val"]["seg_per_class"]
+        print("dice (pooled / per image): " + ", ".join(
+            f"{k} {v['dice']:.3f} / {v['dice_per_image']:.3f}" for k, v in per.items()))
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]
         print(f"{cv['folds']}-fold CV: " + ", ".join(f"{k} {v['mean']:.3f} +- {v['std']:.3f}" for k, v in s.items()))
+    return 0
+
+
+def cmd_seg_rule(args: argparse.Namespace) -> int:
+    from labeling.store import Project
+    from training.card import read_card
+    from training.segment.train import seg_info, set_rule
+    set_rule(args.project, args.model, args.cls, args.threshold, args.min_area, args.max_area)
+    for r in seg_info(read_card(Project.open(args.project, readonly=True), args.model))["rules"]:
+        print(f"{r['name']}: threshold {r['threshold']:.2f}, area {r['min_area']}..{r['max_area'] or 'no limit'}")
     return 0
 
 
@@ -178,9 +211,9 @@ def cmd_activate(args: argparse.Namespace) -> int:
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
-    from training.inference import load_model
     from training.onnx_export import export_onnx
-    rep = export_onnx(load_model(args.project, args.model, device="cpu"), args.out)
+    from training.segment.inference import load_any  # a classifier or a segmentation model, by card
+    rep = export_onnx(load_any(args.project, args.model, device="cpu"), args.out)
     if args.json:
         print_json(rep)
     else:

@@ -33,6 +33,9 @@ from labeling.types import Part, Role, Verdict
 from training.predict_session import PredictSpec, load_part, run_session
 
 K = Qt.Key
+# Shift+1..9 on a US layout: what Qt reports for Ctrl+Shift+digit there
+SHIFTED_DIGITS = (K.Key_Exclam, K.Key_At, K.Key_NumberSign, K.Key_Dollar, K.Key_Percent, K.Key_AsciiCircum,
+                  K.Key_Ampersand, K.Key_Asterisk, K.Key_ParenLeft)
 
 
 def predict_in_process(spec: PredictSpec, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
@@ -55,6 +58,8 @@ class LabelView(QWidget):
         self.editors: list[MaskEditor] = []
         self.images: list[np.ndarray] = []
         self.heatmaps: list[np.ndarray | None] = []
+        self.proposals: list[np.ndarray | None] = []  # a segmentation model's masks, apart from the drawn ones
+        self.hidden_proposal_classes: set[int] = set()  # Ctrl+Shift+digit toggles a class of the proposal
         self._loader: Worker | None = None
         self._predictor: Worker | None = None
         self._rows_seen = -1  # rows when the view was last hidden (showEvent re-sorts if they changed)
@@ -114,11 +119,16 @@ class LabelView(QWidget):
             (K.Key_Tab, ""): lambda: self.show_view((self.view_index + 1) % max(1, len(self.images))),
             (K.Key_Down, ""): self.parts.select_next, (K.Key_J, ""): self.parts.select_next,
             (K.Key_Up, ""): self.parts.select_previous, (K.Key_K, ""): self.parts.select_previous,
+            (K.Key_M, ""): self.accept_proposal,
             (K.Key_Z, "ctrl"): self.undo, (K.Key_Y, "ctrl"): self.redo, (K.Key_Z, "ctrl+shift"): self.redo,
         }
         for i in range(1, 10):
             m[(getattr(K, f"Key_{i}"), "")] = lambda i=i: self.pick_class(i)
             m[(getattr(K, f"Key_{i}"), "ctrl")] = lambda i=i: self.toggle_class(i)
+            # Ctrl+digit is the label's classes (issue 13); a proposal's class shows with
+            # Ctrl+Shift+digit (Qt reports the digit or, on most layouts, its shifted symbol)
+            for key in (getattr(K, f"Key_{i}"), SHIFTED_DIGITS[i - 1]):
+                m[(key, "ctrl+shift")] = lambda i=i: self.toggle_proposal_class(i)
         return m
 
     def _wire(self) -> None:
@@ -198,13 +208,14 @@ class LabelView(QWidget):
         self.editors = [MaskEditor(m.copy() if m is not None else np.zeros(im.shape[:2], np.uint8), depth=100)
                         for im, m in zip(self.images, data["masks"])]
         self.heatmaps = data["heatmaps"]
+        self.proposals = list(data.get("proposals") or [None] * len(self.images))
         part = self.part()
         self.strip.set_views(data["thumbs"], [v.camera for v in part.views] if part else [])
         self.show_view(0)
         self.part_loaded.emit(self.part_id)
 
     def _clear(self) -> None:
-        self.images, self.editors, self.heatmaps = [], [], []
+        self.images, self.editors, self.heatmaps, self.proposals = [], [], [], []
         self.canvas.set_view(None, None)
         self.strip.set_views([], [])
         self._show_part_info()
@@ -219,6 +230,22 @@ class LabelView(QWidget):
         self.canvas.set_view(self.images[index], self.editors[index], [c.color for c in classes])
         self.strip.show_current(index)
         self._show_heatmap()
+        self._show_proposal()
+
+    def _show_proposal(self) -> None:
+        p = self.proposals[self.view_index] if self.view_index < len(self.proposals) else None
+        shown = set(range(1, 256)) - self.hidden_proposal_classes if self.hidden_proposal_classes else None
+        self.canvas.set_proposal(p, shown)
+
+    def toggle_proposal_class(self, index: int) -> None:
+        """Ctrl+Shift+digit: show (and accept) the proposal's class `index` or not."""
+        self.hidden_proposal_classes ^= {index}
+        self._show_proposal()
+
+    def accept_proposal(self) -> None:
+        """M: the shown proposal into the mask where it is empty (Ctrl+Z takes it back)."""
+        if self.canvas.accept_proposal():
+            self.ctx.status.emit("Proposal accepted into the mask (Ctrl+Z to undo)")
 
     def _show_heatmap(self) -> None:
         h = self.heatmaps[self.view_index] if self.view_index < len(self.heatmaps) else None

@@ -34,6 +34,7 @@ from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
+from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview, run_session
 
 # per-epoch figures of the loop's epoch-end payload and of a card's history -> (plot, series name)
@@ -213,6 +214,14 @@ class TrainView(QWidget):
                     self._epoch_points.add((name, e.epoch))
                     plot.add(name, float(e.epoch), float(getattr(e, key)))
             text = f"{text} · val balanced accuracy {e.val_balanced_accuracy:.3f}"
+        elif isinstance(p.payload, SegEpoch):  # a segmentation run: its val loss and dice per epoch
+            e = p.payload
+            self.loss_plot.add("val loss", float(e.epoch), e.val_loss)
+            self.acc_plot.add("val dice", float(e.epoch), e.dice)
+            for name, d in e.dice_per_class.items():
+                if len(e.dice_per_class) > 1:
+                    self.acc_plot.add(f"dice {name}", float(e.epoch), d)
+            text = f"{text} · val dice {e.dice:.3f}"
         self.state.setText(text)
 
     def _on_done(self, result: TrainResult) -> None:
@@ -314,6 +323,14 @@ class TrainView(QWidget):
         self.loss_plot.reset()
         self.acc_plot.reset()
         self._history(card.history, live=False)
+        seg = card.extra.get("segment") if card.task == "segment" else None
+        if isinstance(seg, dict) and seg.get("dice_history"):  # dice curves of a segmentation model
+            rows = seg["dice_history"]
+            epochs = [float(r["epoch"]) for r in rows]
+            self.acc_plot.set_series("val dice", epochs, [float(r["dice"]) for r in rows])
+            names = list(rows[0].get("dice_per_class") or {})
+            for name in names if len(names) > 1 else []:
+                self.acc_plot.set_series(f"dice {name}", epochs, [float(r["dice_per_class"][name]) for r in rows])
 
     def make_active(self, model_id: str, runtime: str | None = None) -> None:
         """Make a model the project's active one (queued on the window's store writer), on a

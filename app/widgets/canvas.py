@@ -20,7 +20,7 @@ from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QPen
 from PyQt6.QtWidgets import QGraphicsEllipseItem
 
-from labeling.masktools import Box, Diff, MaskEditor
+from labeling.masktools import Box, Diff, MaskEditor, outline
 
 from .qimage import display_levels
 
@@ -122,6 +122,11 @@ class MaskCanvas(pg.GraphicsView):
         self.vb.addItem(self.heat_item)
         self.overlay = pg.ItemGroup()
         self.vb.addItem(self.overlay)
+        # A segmentation model's proposal: an outline over the mask, never part of it until accepted.
+        self.proposal_item = pg.ImageItem(axisOrder="row-major")
+        self.proposal_item.setVisible(False)
+        self.vb.addItem(self.proposal_item)
+        self.proposal: np.ndarray | None = None
         self.poly_item = pg.PlotCurveItem(pen=pg.mkPen("#00e5ff", width=2))
         self.vb.addItem(self.poly_item)
         self.cursor_item = QGraphicsEllipseItem()
@@ -155,6 +160,8 @@ class MaskCanvas(pg.GraphicsView):
         self.lut = class_lut(colors)
         self.lut32 = self.lut.view(np.uint32).ravel()
         self.heat_item.setVisible(False)
+        self.proposal = None
+        self.proposal_item.setVisible(False)
         if image is None:
             self.image_item.clear()
             return
@@ -177,6 +184,27 @@ class MaskCanvas(pg.GraphicsView):
         self.heat_item.setImage(np.asarray(heat, np.float32), autoLevels=False, levels=(0.0, 1.0))
         self.heat_item.setRect(QRectF(0, 0, w, h))
         self.heat_item.setVisible(visible)
+
+    def set_proposal(self, proposal: np.ndarray | None, classes: set[int] | None = None) -> None:
+        """Outline a proposed class-index mask (only `classes`, 1-based, when given) in cyan."""
+        if proposal is not None and classes is not None:
+            proposal = np.where(np.isin(proposal, list(classes)), proposal, 0).astype(np.uint8)
+        self.proposal = proposal
+        if proposal is None or self.image is None or not proposal.any():
+            self.proposal_item.setVisible(False)
+            return
+        rgba = np.zeros((*proposal.shape, 4), np.uint8)
+        rgba[outline(proposal)] = (0, 229, 255, 255)
+        self.proposal_item.setImage(rgba, autoLevels=False)
+        self.proposal_item.setVisible(True)
+
+    def accept_proposal(self) -> bool:
+        """Copy the shown proposal into the mask where it is empty: one undo step."""
+        if self.editor is None or self.proposal is None or not self.editable:
+            return False
+        diff = self.editor.apply("proposal", self.proposal)
+        self._edited(diff)
+        return diff is not None
 
     def set_opacity(self, opacity: float) -> None:
         self.opacity = max(0.0, min(1.0, float(opacity)))

@@ -99,7 +99,7 @@ class MetricsPanel(QWidget):
             return
         val = card.headline  # the test split's; validation's on a card from before the test split
         self.stagger.add("text", lambda: self._show_text(card))
-        self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), card.classes))
+        self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), _verdict_names(card)))
         self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
 
     def show_curves(self, roc: Any, pr: Any, roc_auc: float | None, pr_auc: float | None) -> None:
@@ -172,7 +172,8 @@ class ModelsTable(QWidget):
         for r, card in enumerate(cards):
             m = card.headline
             v = m.report.get("verdict") or m.report  # a class model: its derived verdict
-            ng = (v.get("per_class") or {}).get("NG", {})
+            # a segment model's verdict names are its own (its classes are mask channels)
+            ng = (v.get("per_class") or {}).get(_verdict_names(card)[-1] if card.task == "segment" else "NG", {})
             vv = card.val.report.get("verdict") or card.val.report
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
             values = [card.id, card.task, card.arch, card.freeze, card.origin, card.headline_split, v.get("accuracy"),
@@ -221,3 +222,9 @@ class ResultsTabs(QTabWidget):
         self.addTab(self.metrics, "Metrics")
         self.addTab(self.models, "Compare models")
         self.models.selected.connect(self.metrics.show_model)
+
+
+def _verdict_names(card: ModelCard) -> list[str]:
+    """The rows of a model's verdict figures: a segmentation card's classes are its defect
+    classes (mask channels), its verdict report is OK/NG like a classifier's."""
+    return ["OK", "NG"] if card.task == "segment" else list(card.classes)

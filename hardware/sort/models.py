@@ -23,11 +23,15 @@ def load_classifier(project: Any, model_id: str = "active", runtime: str | None 
     if model_id in ("", "active") and not project.active_model_id:
         raise HardwareError(f"{project.path.name} has no active model: train one first "
                             "(okng train) or pass --model ID")
-    from training.inference import load_model  # here, not at the top: it loads torch
+    # Here, not at the top: it loads torch. The card's task picks the kind: a segmentation
+    # model answers predict_views like a classifier (verdict from its area rule).
     from training.runtime import with_runtime
-    model = load_model(project, model_id)
+    from training.segment.inference import load_any
+    model = load_any(project, model_id)
     mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
-    model, rinfo = with_runtime(model, project.path, runtime)
+    rinfo: dict[str, Any] = {"runtime": "torch"}
+    if model.card.task != "segment":  # ONNX Runtime serves classifiers; a segmentation model runs on torch
+        model, rinfo = with_runtime(model, project.path, runtime)
     if rinfo.get("runtime_note"):
         log.warning("%s: %s", mid, rinfo["runtime_note"])
     return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": model.card.arch,
@@ -56,8 +60,10 @@ class TimedModel:
         return self.loaded.prepare_batch(images, cameras)
 
     def forward_batch(self, batch: Any) -> Any:
-        """The bare batched forward: the probabilities per view (views x outputs)."""
-        return self.loaded.probabilities(batch)
+        """The bare batched forward: the probabilities per view (views x outputs); a segmentation
+        model: its probability maps."""
+        maps = getattr(self.loaded, "prob_maps", None)
+        return maps(batch) if maps is not None else self.loaded.probabilities(batch)
 
     def predict_views(self, images: Any, cameras: Any) -> Any:
         if len(images) == 0 or len(images) != len(cameras):
@@ -65,6 +71,10 @@ class TimedModel:
         t0 = time.perf_counter()
         batch, geoms = self.prepare(images, cameras)
         t1 = time.perf_counter()
+        if hasattr(self.loaded, "decide_maps"):  # a segmentation model: maps, then its area rule
+            probs = self.forward_batch(batch)
+            self.last_timings = {"preprocess": t1 - t0, "forward": time.perf_counter() - t1}
+            return self.loaded.decide_maps(probs, geoms)[0]
         probs = self.forward_batch(batch)
         t2 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "forward": t2 - t1}

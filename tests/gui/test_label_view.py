@@ -232,3 +232,39 @@ def test_inspector_ticks_several_classes(view, qtbot):
     proj = _reopen(view)
     assert proj.part(pid).label.classes == (4, 2)
     assert [h.classes for h in proj.label_history(pid)] == [(1,), (1, 3), (1, 3, 4), (1, 4), (1, 4, 2), (4, 2)]
+
+
+def test_proposal_is_outlined_and_m_accepts_it_with_undo(qtbot, tmp_path):
+    """A stored proposal (apart from the mask) is shown; M copies it where the mask is empty,
+    keeps the drawn pixels, and Ctrl+Z takes it back."""
+    path = tmp_path / "proj.h5"
+    proj = _make_project(path, n=1)
+    drawn = np.zeros((H, W), np.uint8)
+    drawn[30:40, 40:50] = 2  # the inspector's stroke, another class
+    pid = proj.part_ids()[0]
+    proj.set_mask(pid, 0, drawn)
+    prop = np.zeros((H, W), np.uint8)
+    prop[30:60, 40:90] = 1
+    proj.set_proposal(pid, 0, prop, "seg-model")
+    ctx = AppContext(StationSettings.load())
+    ctx.open_project(path)
+    v = LabelView(ctx)
+    qtbot.addWidget(v)
+    v.resize(1400, 800)
+    v.show()
+    qtbot.waitExposed(v)
+    qtbot.waitUntil(lambda: v.canvas.image is not None and v.canvas.proposal is not None, timeout=5000)
+    assert v.canvas.proposal_item.isVisible()
+    qtbot.keyClick(v.canvas, Qt.Key.Key_M)
+    m = v.canvas.editor.mask
+    assert (m[30:40, 40:50] == 2).all()  # drawn pixels stay
+    assert (m[45:60, 40:90] == 1).all() and m.sum() > drawn.sum()
+    assert _reopen(v).read_mask(pid, 0)[50, 60] == 1  # stored as the mask
+    assert np.array_equal(_reopen(v).read_proposal(pid, 0)[0], prop)  # the proposal stays apart
+    qtbot.keyClick(v.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(v.canvas.editor.mask, drawn)
+    qtbot.waitUntil(lambda: np.array_equal(_reopen(v).read_mask(pid, 0), drawn), timeout=5000)
+    qtbot.keyClick(v.canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier
+                   | Qt.KeyboardModifier.ShiftModifier)  # hide class 1 (Ctrl+digit: the label's classes)
+    assert not v.canvas.proposal_item.isVisible()
+    ctx.shutdown()

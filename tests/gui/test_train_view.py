@@ -126,3 +126,18 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     form.set_values({"task": "classes"})
     assert form.values()["task"] == "classes"
     assert make_config(form.values()).task == "classes"
+
+
+def test_segment_model_shows_its_dice_curves(ctx, qtbot):
+    """A stored segmentation model's card (task "segment") draws its validation dice per epoch."""
+    from training.card import EpochMetrics, ModelCard
+    rows = [{"epoch": e, "dice": 0.2 * e, "dice_per_class": {"a": 0.2 * e}} for e in (1, 2, 3)]
+    card = ModelCard("seg-1", "unet-resnet18", task="segment", classes=["a"], created=1.0,
+                     history=[EpochMetrics(e, 1.0 / e, 1.0 / e, 0.5, 0.5, None, 1e-3, 1.0) for e in (1, 2, 3)],
+                     extra={"segment": {"decoder": "unet", "encoder": "resnet18", "rules": [],
+                                        "dice_history": rows}})
+    Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.refresh_models(select="seg-1")
+    qtbot.waitUntil(lambda: view.acc_plot.series("val dice")[1] == pytest.approx([0.2, 0.4, 0.6]), timeout=20000)

@@ -1,0 +1,152 @@
+"""`okng train --task segment`: snapshot, split by part, fit, learn the rule, store the card."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from labeling.progress import Progress, ProgressFn, StopFn
+from labeling.store import Project
+
+from ..card import EpochMetrics, ModelCard, Timings
+from ..checkpoint import from_bytes, sha256, to_bytes
+from ..data import IMAGENET_MEAN, IMAGENET_STD
+from ..errors import TrainingError
+from ..inference import resolve_device
+from ..loop import TrainResult, held_out, seed_everything
+from ..registry import new_model_id
+from ..snapshot import stratified_split
+from . import models
+from .config import SegConfig
+from .data import load_seg_snapshot
+from .loop import Cancelled, evaluate, fit, predict_probs, tune_thresholds
+from .postprocess import learn_rules
+
+
+def seg_info(card: ModelCard) -> dict[str, Any]:
+    """The segmentation part of a card (extra["segment"]): decoder, encoder, rules, dice history."""
+    info = card.extra.get("segment")
+    if card.task != "segment" or not isinstance(info, dict):
+        raise TrainingError(f"model {card.id} is not a segmentation model (task {card.task})")
+    return info
+
+
+def _initial_model(config: SegConfig, n_classes: int, project_path: Path,
+                   warnings: list[str]) -> tuple[torch.nn.Module, bool, str | None]:
+    if config.warm_start:
+        from ..card import read_card
+        proj = Project.open(project_path, readonly=True)
+        parent = read_card(proj, config.warm_start)
+        info = seg_info(parent)
+        if (info["decoder"], info["encoder"], len(parent.classes)) != (config.decoder, config.encoder, n_classes):
+            raise TrainingError(f"warm start from {parent.id} needs --encoder {info['encoder']} and the same "
+                                f"{len(parent.classes)} defect classes")
+        ckpt = from_bytes(proj.load_checkpoint(parent.id), parent.checkpoint_sha256, f"model {parent.id}")
+        return models.build(config.decoder, config.encoder, n_classes, ckpt["state_dict"]), parent.pretrained, \
+            f"model:{parent.id}"
+    model = models.build(config.decoder, config.encoder, n_classes)
+    if not config.pretrained:
+        warnings.append(f"encoder {config.encoder} trained from scratch (asked for)")
+        return model, False, None
+    pretrained, source, warning = models.load_imagenet_encoder(model, config.encoder)
+    if warning:
+        warnings.append(warning)
+    return model, pretrained, source
+
+
+def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | None = None,
+          should_stop: StopFn | None = None) -> TrainResult:
+    """Train a segmentation model on the project's masks and store it with its card."""
+    t0 = time.monotonic()
+    config.validate()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    project_path = Path(project_path)
+    seed_everything(config.seed)
+    snap = load_seg_snapshot(project_path, config.input_size, progress, should_stop)
+    if snap is None:
+        return TrainResult(None, {}, True, False, seconds=time.monotonic() - t0)
+    warnings: list[str] = []
+    if snap.skipped:
+        warnings.append(f"{len(snap.skipped)} NG parts left out: no mask drawn (parts {snap.skipped[:10]})")
+    model, pretrained, source = _initial_model(config, len(snap.classes), project_path, warnings)
+    device = resolve_device(config.device)
+    model = model.to(device)
+    train_p, val_p = split_positions(snap, config)
+    rules = learn_rules([snap.views[v].mask for v in snap.view_indices(train_p)], snap.classes)
+    try:
+        model, history, best_epoch = fit(model, snap, train_p, val_p, config, rules, device, progress, should_stop, t0)
+    except Cancelled as exc:
+        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0,
+                           history=[_epoch_row(h) for h in (exc.args[0] if exc.args else [])])
+    if should_stop is not None and should_stop():
+        return TrainResult(None, {}, True, pretrained, [_epoch_row(h) for h in history], warnings=warnings,
+                           seconds=time.monotonic() - t0)
+    probs, _ = predict_probs(model, snap, snap.view_indices(val_p), device, config.batch_size)
+    rules = tune_thresholds(snap, val_p, probs, rules)
+    rep = evaluate(snap, val_p, probs, rules)
+    val = held_out(rep, [snap.parts[int(i)].part_id for i in val_p])
+    if progress is not None:
+        progress(Progress("save", 1, 1, "saving model"))
+    seconds = time.monotonic() - t0
+    model = model.to("cpu").eval()
+    arch = f"{config.decoder}-{config.encoder}"
+    data = to_bytes(model, arch, len(snap.classes))
+    rows = [_epoch_row(h) for h in history]
+    card = ModelCard(
+        id=new_model_id(arch), arch=arch, task="segment", freeze="none", classes=list(snap.classes),
+        input_size=tuple(snap.input_size), fit="letterbox", mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD),
+        rois=dict(snap.rois), threshold=0.5, part_rule="max", metrics={"val": val}, train_parts=len(train_p),
+        history=rows, best_epoch=best_epoch, dataset=snap.meta(), pretrained=pretrained, pretrained_source=source,
+        parent=config.warm_start, created=time.time(), timings=Timings(seconds, [h.seconds for h in history]),
+        checkpoint_sha256=sha256(data), warnings=warnings, config=config.to_dict(),
+        extra={"segment": {"decoder": config.decoder, "encoder": config.encoder,
+                           "rules": [r.to_dict() for r in rules], "area_units": "model-input pixels",
+                           "dice_history": [asdict(h) for h in history]}})
+    project = Project.open(project_path)
+    project.save_model(card.id, card.to_meta(), data)
+    activated = False  # a segmentation model never replaces the active classifier by itself
+    metrics = {"val": val.report, "split": {"train_parts": len(train_p), "val_parts": len(val_p),
+                                            "val_part_ids": val.part_ids}}
+    return TrainResult(card.id, metrics, False, pretrained, rows, 0.5, source, activated, seconds, warnings, card)
+
+
+def _epoch_row(h: Any) -> EpochMetrics:
+    return EpochMetrics(h.epoch, h.loss, h.val_loss, h.val_accuracy, h.val_balanced_accuracy, None, h.lr, h.seconds)
+
+
+def set_rule(project_path: str | Path, model_id: str, cls: str, threshold: float | None = None,
+             min_area: int | None = None, max_area: int | None = None) -> ModelCard:
+    """Edit one class's rule on a stored card (the CLI's `okng models rule`)."""
+    import dataclasses
+
+    from ..card import read_card
+    from .postprocess import AreaRule
+    project = Project.open(project_path)
+    card = read_card(project, model_id)
+    info = seg_info(card)
+    rules = [AreaRule.from_dict(r) for r in info["rules"]]
+    names = [r.name for r in rules]
+    if cls not in names:
+        raise TrainingError(f"model {model_id} has no class {cls!r} (classes: {', '.join(names)})")
+    i = names.index(cls)
+    kw: dict[str, Any] = {}
+    if threshold is not None:
+        kw["threshold"] = float(threshold)
+    if min_area is not None:
+        kw["min_area"] = int(min_area)
+    if max_area is not None:
+        kw["max_area"] = None if max_area < 0 else int(max_area)
+    rules[i] = dataclasses.replace(rules[i], **kw)
+    info["rules"] = [r.to_dict() for r in rules]
+    project.save_model(card.id, card.to_meta(), project.load_checkpoint(card.id))
+    return card
+
+
+def split_positions(snap: Any, config: SegConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The train/validation split by part (training.snapshot.stratified_split, as classifiers)."""
+    return stratified_split(snap.part_targets(), config.val_fraction, config.seed)
