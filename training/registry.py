@@ -35,7 +35,7 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
                    seconds: float, warnings: Sequence[str], split: dict[str, Any] | None = None,
-                   ) -> tuple[ModelCard, bool]:
+                   extra: dict[str, Any] | None = None) -> tuple[ModelCard, bool]:
     """Store a trained model; it becomes active if the project has none. Returns (card, activated).
 
     ``split`` is training.splits' record (part ids per set, group_by, fractions, seed)."""
@@ -54,7 +54,7 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
         pretrained=bool(pretrained), pretrained_source=source, parent=config.warm_start, created=time.time(),
         timings=Timings(float(seconds), [h.seconds for h in history]), target_layer=spec.target_layer,
         checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict(),
-        split=dict(split or {}), cameras=snap.cameras())
+        split=dict(split or {}), cameras=snap.cameras(), extra=dict(extra or {}))
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = not project.active_model_id
