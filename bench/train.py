@@ -9,6 +9,7 @@ Defects are tiny (median 0.28 % of a frame), so parts are 224 px tiles cut at na
 an NG tile is centred on a pitting region of an NG image, an OK tile is cut from an OK image.
 
     .venv/bin/python bench/train.py [--parts 300] [--budget 240] [--big-parts 600] [--skip-big] [--plain-only]
+    nice -n 15 .venv/bin/python bench/train.py --real kolektorsdd --budget 600   (issue 11: see train_real.py)
 
 Both sides start from the same weights: ImageNet when a local file exists (training.weights),
 random init otherwise (this machine has none; the JSON says which).
@@ -231,7 +232,15 @@ def main() -> None:
     ap.add_argument("--plain-only", action="store_true", help="only the plain loop (check that it learns)")
     ap.add_argument("--big-limit", type=float, default=1500.0, help="stop the 600-part run after this")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/okng-bench-train"))
+    ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
+                    "vs a plain loop, same minutes, test split by group (bench/train_real.py)")
+    ap.add_argument("--arm", default="both", choices=("both", "okng", "plain"))
     args = ap.parse_args()
+    if args.real:
+        from train_real import run_arm, run_both
+        out = run_both(args.real, args.budget) if args.arm == "both" else run_arm(args.real, args.arm, args.budget)
+        print(json.dumps(out), flush=True)
+        return
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     args.workdir.mkdir(parents=True, exist_ok=True)

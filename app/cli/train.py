@@ -132,8 +132,8 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.metrics import table2
-    from training.session import TrainSpec, run_session
     from training.recipe import frozen_warning
+    from training.session import TrainSpec, run_session
     values = form_values(args)
     early = frozen_warning(values)
     if early:  # before the run, not after its minutes
