@@ -266,7 +266,7 @@ class GrayConv2d(nn.Conv2d):
     ONNX export thus feed such a model exactly as any other; the stem does a third of the work."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x[:, :1] if x.shape[1] != 1 else x)
+        return super().forward(x[:, :1])  # a 1-channel input passes as it is
 
 
 def _stem_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> int | None:
