@@ -65,7 +65,7 @@ def _csv(rows: list[dict[str, str]], data: str, path: Path) -> Path:
 
 
 def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
-    from labeling.formats import import_into
+    from labeling.formats import ImportLimits, import_into
     from labeling.store import Project
     from training.inference import load_model
     from training.session import TrainSpec, run_session
@@ -73,10 +73,12 @@ def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
     pool = [r for r, s in zip(rows, split) if s != "test"]
     test = [r for r, s in zip(rows, split) if s == "test"]
     proj = Project.create(workdir / f"{data}.okng")
-    rep = import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks")
+    # The CSVs sit in a temp folder and name the shared images by absolute path.
+    limits = ImportLimits(allow_outside=True)
+    rep = import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks", limits=limits)
     assert not rep.errors, rep.errors[:3]
     tproj = Project.create(workdir / f"{data}-test.okng")
-    import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks")
+    import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks", limits=limits)
     curve: list[tuple[float, float]] = []
     t0: list[float] = []
 
