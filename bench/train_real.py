@@ -76,7 +76,9 @@ def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
     # The CSVs sit in a temp folder and name the shared images by absolute path.
     limits = ImportLimits(allow_outside=True)
     rep = import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks", limits=limits)
-    assert not rep.errors, rep.errors[:3]
+    # KolektorSDD holds 16 pictures identical across items: the importer keeps the first only.
+    bad = [e for e in rep.errors if "duplicate" not in e[1]]
+    assert not bad, bad[:3]
     tproj = Project.create(workdir / f"{data}-test.okng")
     import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks", limits=limits)
     curve: list[tuple[float, float]] = []
@@ -114,7 +116,8 @@ def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
             "s_per_epoch": round(float(np.mean(secs)), 1) if secs else None,
             "train_s": round(res.seconds, 1), "input_size": list(card.input_size), "freeze": card.freeze,
             "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
-            "bf16": card.config.get("bf16"), "n_test": len(y), "n_pool": len(pool)}
+            "bf16": card.config.get("bf16"), "n_test": len(y), "n_pool": len(pool),
+            "pool_duplicates_dropped": len(rep.errors)}
 
 
 def plain_arm(data: str, budget_s: float) -> dict:
