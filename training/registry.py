@@ -17,7 +17,7 @@ from torch import nn
 
 from labeling.store import Project
 
-from .backbones import BackboneSpec
+from .backbones import BackboneSpec, GrayConv2d, first_conv_name, single_channel_stem
 from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
@@ -42,8 +42,10 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
     from .pruning import structure_of
     # A model warm-started from a pruned one keeps its channel counts: store them with it
     own = structure_of(model)
-    data = to_bytes(model, spec.name, len(CLASS_NAMES),
-                    own if own != structure_of(spec.build_meta(len(CLASS_NAMES))) else None)
+    ref = spec.build_meta(len(CLASS_NAMES))
+    if isinstance(model.get_submodule(first_conv_name(model)), GrayConv2d):
+        single_channel_stem(ref, spec)  # a gray stem alone is no pruned structure (build_for_state knows it)
+    data = to_bytes(model, spec.name, len(CLASS_NAMES), own if own != structure_of(ref) else None)
     val = metrics.get("val")
     card = ModelCard(
         id=new_model_id(spec.name), arch=spec.name, task="verdict", freeze=config.freeze,

@@ -158,3 +158,14 @@ def test_shift_augmentation_moves_the_view_and_keeps_its_range():
     outs = [augment(x, AugmentConfig(hflip=0.0, shift=0.2), rng, True) for _ in range(8)]
     assert any(not np.array_equal(o, x) for o in outs) and all(o.min() >= 0 and o.max() <= 1 for o in outs)
     assert torch.is_tensor(torch.from_numpy(outs[0]))
+
+
+def test_a_gray_stem_is_no_pruned_structure_and_a_pruned_gray_model_loads():
+    from training.backbones import single_channel_stem
+    from training.checkpoint import build_model, from_bytes, to_bytes
+    from training.pruning import structure_of
+    spec = get_backbone("resnet18")
+    model = single_channel_stem(spec.build(2), spec)
+    obj = from_bytes(to_bytes(model, "resnet18", 2, structure_of(model)))
+    again = build_model(obj).eval()
+    assert isinstance(again.conv1, GrayConv2d) and again(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
