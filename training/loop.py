@@ -39,9 +39,9 @@ from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
+from .recipe import RunClock, lr_factor, project_views, resolve
 from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
 from .splits import check_split, kfold, split_parts
-from .recipe import RunClock, lr_factor, project_views, resolve
 from .transforms import flip_variants
 
 

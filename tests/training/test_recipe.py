@@ -114,14 +114,14 @@ def test_budget_ends_a_run_by_its_epoch_logic(tmp_path):
     cfg = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=None, budget_s=25.0, batch_size=8,
                       optimizer="adamw", lr=2e-3, schedule="warmup-cosine", sampler="balanced", patience=0)
     spec = get_backbone(cfg.arch)
-    _, _, history, best = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
+    _, _, history, best, _ = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
     assert len(history) == 3 and 1 <= best <= 3
     # the LR at t = 0 (warm-up), 10 and 20 s of 25: a time schedule, not an epoch count
     assert lrs[0] == pytest.approx(2e-4) and lrs[1] > lrs[2] and lrs[2] == pytest.approx(2e-3 * lr_factor(0.8))
     # epochs and budget together: whichever ends first
     now[0] = 0.0
     cfg.epochs = 2
-    _, _, history, _ = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
+    _, _, history, _, _ = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
     assert len(history) == 2
 
 
