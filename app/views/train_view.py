@@ -34,8 +34,8 @@ from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
-from training.segment.loop import SegEpoch
 from training.recipe import frozen_warning
+from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview, run_session
 
 # per-epoch figures of the loop's epoch-end payload and of a card's history -> (plot, series name)
