@@ -10,6 +10,7 @@ an NG tile is centred on a pitting region of an NG image, an OK tile is cut from
 
     .venv/bin/python bench/train.py [--parts 300] [--budget 240] [--big-parts 600] [--skip-big] [--plain-only]
     .venv/bin/python bench/train.py --task classes --data neu_det|bolts ...   (bench/train_classes.py)
+    nice -n 15 .venv/bin/python bench/train.py --real kolektorsdd --budget 600   (issue 11: see train_real.py)
 
 Both sides start from the same weights: ImageNet when a local file exists (training.weights),
 random init otherwise (this machine has none; the JSON says which).
@@ -169,8 +170,8 @@ def okng_run(path: Path, budget_s: float, target: float | None) -> dict:
             _note({"okng_epoch": e.epoch, "t": round(curve[-1][0], 1), "loss": round(e.loss, 4),
                    "val_balanced_accuracy": round(curve[-1][1], 4)})
 
-    cfg = TrainConfig()
-    res = train(path, cfg, progress, lambda: time.monotonic() - t0 > budget_s)
+    cfg = TrainConfig(budget_s=budget_s)  # the default, given the same minutes (`okng train --budget`)
+    res = train(path, cfg, progress, lambda: time.monotonic() - t0 > budget_s + 120)
     reach = next((t for t, a in curve if target is not None and a >= target), None)
     out = {"time_to_plain_final_s": None if reach is None else round(reach, 1),
            "final_balanced_accuracy": curve[-1][1] if curve else None,
@@ -239,13 +240,20 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8, help="--task classes: okng's epochs (sets the wall-clock)")
     ap.add_argument("--limit", type=float, default=1800.0, help="--task classes: stop okng after this")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
+                    "vs a plain loop, same minutes, test split by group (bench/train_real.py)")
+    ap.add_argument("--arm", default="both", choices=("both", "okng", "plain"))
     args = ap.parse_args()
-    if args.task == "classes":
-        from bench.train_classes import run
-        if args.parts == 300:
-            args.parts = 160  # the bolt demo's default size here
-        out = run(args)
-        out["load_1min"] = os.getloadavg()[0]
+    if args.task == "classes" or args.real:
+        if args.task == "classes":
+            from bench.train_classes import run
+            if args.parts == 300:
+                args.parts = 160  # the bolt demo's default size here
+            out = run(args)
+            out["load_1min"] = os.getloadavg()[0]
+        else:
+            from train_real import run_arm, run_both
+            out = run_both(args.real, args.budget) if args.arm == "both" else run_arm(args.real, args.arm, args.budget)
         print(json.dumps(out), flush=True)
         return
     import torch

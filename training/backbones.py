@@ -65,6 +65,8 @@ class BackboneSpec:
         with torch.device("meta"):
             model = self._factory()(weights=None)
             self.replace_head(model, num_classes)
+            if _stem_channels(model, state) == 1:
+                single_channel_stem(model, self)
         try:
             model.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as exc:
@@ -258,6 +260,20 @@ def first_conv_name(model: nn.Module) -> str:
     raise TrainingError("model has no Conv2d")
 
 
+class GrayConv2d(nn.Conv2d):
+    """A one-channel stem conv that also takes the three-channel input every okng pipeline
+    makes (a gray view repeated to RGB): it reads channel 0 only. Inference, Grad-CAM and the
+    ONNX export thus feed such a model exactly as any other; the stem does a third of the work."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :1])  # a 1-channel input passes as it is
+
+
+def _stem_channels(model: nn.Module, state: dict[str, torch.Tensor]) -> int | None:
+    w = state.get(first_conv_name(model) + ".weight")
+    return int(w.shape[1]) if w is not None and w.ndim == 4 else None
+
+
 def single_channel_stem(model: nn.Module, spec: BackboneSpec) -> nn.Module:
     """Make the stem take one channel (grayscale views), in place; returns the model.
 
@@ -270,9 +286,11 @@ def single_channel_stem(model: nn.Module, spec: BackboneSpec) -> nn.Module:
     old = _get(model, name)
     if old.in_channels == 1:
         return model
-    new = nn.Conv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
+    new = GrayConv2d(1, old.out_channels, old.kernel_size, old.stride, old.padding, old.dilation,
                     old.groups, old.bias is not None, old.padding_mode)
-    if old.weight.device.type != "meta":
+    if old.weight.device.type == "meta":
+        new = new.to("meta")
+    else:
         with torch.no_grad():
             new.weight.copy_(old.weight.sum(dim=1, keepdim=True))
             if old.bias is not None:

@@ -197,7 +197,8 @@ class ModelCard:
         src = self.pretrained_source or ""
         if not self.pretrained and not src.startswith("model:"):
             return "scratch"
-        for prefix, name in (("ImageNet", "imagenet"), ("custom weights", "custom"), ("model:", "parent")):
+        for prefix, name in (("ImageNet", "imagenet"), ("custom weights", "custom"), ("model:", "parent"),
+                             ("self-supervised", "encoder")):
             if src.startswith(prefix):
                 return name
         return "unchecked"
@@ -212,7 +213,7 @@ class ModelCard:
         """What the CLI, status bar and Train view say about the starting weights."""
         src = self.pretrained_source or ""
         return {"imagenet": src, "custom": src, "parent": f"warm start from {src.removeprefix('model:')}",
-                "scratch": "trained from scratch",
+                "scratch": "trained from scratch", "encoder": src,
                 "unchecked": f"weights {src or '?'} (provenance not checked)"}[self.start]
 
     # ------------------------------------------------------------------ storing

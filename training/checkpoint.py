@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import _no_inplace, get_backbone
+from .backbones import _no_inplace, first_conv_name, get_backbone, single_channel_stem
 from .errors import TrainingError
 
 FORMAT = "okng-checkpoint"
@@ -68,7 +68,10 @@ def build_model(obj: dict[str, Any]) -> nn.Module:
     if not structure:
         return spec.build_for_state(int(obj["num_classes"]), obj["state_dict"])
     from .pruning import reshape_to
-    model = reshape_to(spec.build_meta(int(obj["num_classes"])), structure)
+    skeleton = spec.build_meta(int(obj["num_classes"]))
+    if int(structure.get(first_conv_name(skeleton), [3])[0]) == 1:
+        single_channel_stem(skeleton, spec)  # a gray stem (GrayConv2d: fed the 3-channel pipeline)
+    model = reshape_to(skeleton, structure)
     try:
         model.load_state_dict(obj["state_dict"], strict=True, assign=True)
     except RuntimeError as exc:

@@ -6,8 +6,10 @@ from typing import Any
 
 from .errors import TrainingError
 
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("cosine", "step", "none")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("cosine", "warmup-cosine", "step", "none")
+RECIPES = ("auto", "scratch", "manual")
+SAMPLERS = (None, "balanced")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -26,6 +28,7 @@ class AugmentConfig:
     value: float = 0.0  # +- fraction (HSV V)
     noise: float = 0.0  # Gaussian noise std (in [0, 1] pixel units)
     clahe: float = 0.0  # probability of CLAHE (corrosion and X-ray studies)
+    shift: float = 0.0  # random translation up to this fraction of each side (reflect padded)
 
     def active(self) -> list[str]:
         return [f.name for f in fields(self) if getattr(self, f.name)]
@@ -60,8 +63,12 @@ class TrainConfig:
 
     arch: str = "resnet18"
     task: str = "verdict"  # training/tasks.py: verdict | classes | multilabel
-    freeze: str = "last-block"  # head | last-block | none | scratch
-    epochs: int = 10
+    # auto: last-block with ImageNet weights, every layer without (training.recipe); head |
+    # last-block | none | scratch as asked.
+    freeze: str = "auto"
+    epochs: int | None = None  # None: 10 for fine-tuning, the time budget for a scratch run
+    budget_s: float | None = None  # wall-clock seconds of training (the schedule follows time)
+    recipe: str = "auto"  # auto | scratch | manual (training.recipe: what "auto" picks)
     batch_size: int = 32
     frozen_batch_size: int = 128  # batches over cached frozen features are cheap: larger
     lr: float = 1e-3
@@ -84,6 +91,10 @@ class TrainConfig:
     device: str = "auto"
     warm_start: str | None = None  # model id of this project to start from
     num_threads: int | None = None  # torch threads (None = leave as is)
+    encoder: str | None = None  # self-supervised encoder of this project to start from ("latest" or id)
+    sampler: str | None = None  # "balanced": draw OK and NG views 50/50 each epoch
+    gray_stem: bool | None = None  # one-channel stem (None: when every view is gray, scratch recipe)
+    bf16: bool | None = None  # bf16 autocast + channels_last on a CPU with native bf16 (None: recipe)
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
@@ -93,7 +104,7 @@ class TrainConfig:
             raise TrainingError(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
         if self.arch not in BACKBONES:
             raise TrainingError(f"unknown architecture {self.arch!r} (known: {', '.join(BACKBONES)})")
-        if self.freeze not in FREEZE_POLICIES:
+        if self.freeze not in FREEZE_POLICIES + ("auto",):
             raise TrainingError(f"unknown freeze policy {self.freeze!r} (expected {', '.join(FREEZE_POLICIES)})")
         if self.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer {self.optimizer!r} (expected {', '.join(OPTIMIZERS)})")
@@ -101,8 +112,16 @@ class TrainConfig:
             raise TrainingError(f"unknown schedule {self.schedule!r} (expected {', '.join(SCHEDULES)})")
         if self.device not in DEVICES:
             raise TrainingError(f"unknown device {self.device!r} (expected {', '.join(DEVICES)})")
-        if self.epochs < 1 or self.batch_size < 1 or self.frozen_batch_size < 1:
+        if (self.epochs is not None and self.epochs < 1) or self.batch_size < 1 or self.frozen_batch_size < 1:
             raise TrainingError("epochs and batch sizes must be at least 1")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise TrainingError(f"time budget must be positive, got {self.budget_s} s")
+        if self.recipe not in RECIPES:
+            raise TrainingError(f"unknown recipe {self.recipe!r} (expected {', '.join(RECIPES)})")
+        if self.sampler not in SAMPLERS:
+            raise TrainingError(f"unknown sampler {self.sampler!r} (expected balanced or none)")
+        if self.encoder and self.warm_start:
+            raise TrainingError("start from an encoder or warm-start from a model, not both")
         if not self.lr > 0:
             raise TrainingError(f"learning rate must be positive, got {self.lr}")
         if not 0.0 < self.val_fraction < 0.9:

@@ -113,6 +113,7 @@ class Forward:
         self.model, self.spec, self.snap = model, spec, snap
         self.mean, self.std, self.device = mean, std, device
         self.cache, self.start = cache, start_group
+        self.channels_last = device.type == "cuda"  # also on a bf16 CPU run (training.loop)
 
     def __call__(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
                  any_variant: bool = False) -> torch.Tensor:
@@ -120,6 +121,6 @@ class Forward:
             f = self.cache.get_any(idx) if any_variant else self.cache.get(idx, rng if aug is not None else None)
             return tail_forward(self.model, self.spec, self.start, f)
         x = torch.stack([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx]).to(self.device)
-        if self.device.type == "cuda":
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.model(x)

@@ -62,7 +62,8 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
                               should_stop: StopFn | None = None) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """(snapshot, part labels (n,), out-of-fold probabilities (n, outputs)); None when stopped."""
     from .backbones import get_backbone
-    from .loop import _Cancelled, _initializer, fit_split
+    from .loop import _Cancelled, _initializer, fit_split, task_outputs
+    from .recipe import project_views, resolve
     from .session import make_config
     from .snapshot import load_snapshot, stratified_kfold
     config = make_config({**spec.values, "folds": 0})
@@ -71,12 +72,16 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
     if spec.folds < 2:
         raise TrainingError("a label check needs --folds 2 or more")
     backbone = get_backbone(config.arch)
+    warnings: list[str] = []
+    # As the loop's train(): the starting weights decide the recipe (freeze auto, epochs or budget,
+    # input size), which the snapshot's input size follows.
+    init, pretrained, _ = _initializer(backbone, config, spec.project_path, warnings,  # type: ignore[arg-type]
+                                       task_outputs(spec.project_path, config.task))
+    config, _note = resolve(config, pretrained, project_views(spec.project_path), warnings)
     snap = load_snapshot(spec.project_path, config.input_hw(backbone.input_size), config.fit, progress,
                          should_stop, task=config.task)
     if snap is None:
         return None
-    warnings: list[str] = []
-    init, _, _ = _initializer(backbone, config, spec.project_path, warnings, len(snap.output_names))  # type: ignore[arg-type]
     labels = snap.part_targets()
     probs = np.full((len(snap.parts), len(snap.output_names)), np.nan)
     folds = stratified_kfold(labels, spec.folds, config.seed)

@@ -10,6 +10,7 @@ Cancelling stores nothing: the project and its registry stay exactly as they wer
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +30,7 @@ from .backbones import (
     apply_freeze,
     get_backbone,
     set_train_mode,
+    single_channel_stem,
 )
 from .card import EpochMetrics, ModelCard, SplitMetrics
 from .config import AugmentConfig, TrainConfig
@@ -37,6 +39,7 @@ from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
+from .recipe import RunClock, lr_factor, project_views, resolve
 from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
 from .splits import check_split, kfold, split_parts
 from .tasks import get_task
@@ -100,6 +103,28 @@ class _Run:
     snap: Snapshot
     criterion: nn.Module
     batch_size: int
+    clock: RunClock | None = None
+    bf16: bool = False  # CPU bf16 autocast (channels_last model)
+    sample_p: np.ndarray | None = None  # per training view: the balanced sampler's probabilities
+    epochs_done: int = 0
+
+
+def _plan(run: _Run, rng: np.random.Generator) -> list[np.ndarray]:
+    """This epoch's batches: a shuffle, or a class-balanced draw with replacement (as many views)."""
+    if run.sample_p is None:
+        return batches(run.train_views, run.batch_size, rng)
+    drawn = rng.choice(run.train_views, size=len(run.train_views), replace=True, p=run.sample_p)
+    return batches(drawn, run.batch_size, None)
+
+
+def _balanced_p(targets: np.ndarray) -> np.ndarray:
+    """OK and NG views 50/50, for every task: a class index > 0 or a multilabel row with any
+    class is NG (the defect classes keep their own shares within NG)."""
+    t = np.asarray(targets)
+    ng = (t.reshape(len(t), -1) > 0).any(axis=1).astype(np.int64)
+    counts = np.bincount(ng, minlength=2).astype(np.float64)
+    p = 0.5 / np.maximum(counts[ng], 1)
+    return p / p.sum()
 
 
 def seed_everything(seed: int) -> None:
@@ -111,16 +136,25 @@ def seed_everything(seed: int) -> None:
 def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.Generator,
                     scaler: torch.amp.GradScaler | None, on_step: Callable[[int, int, float], None],
                     should_stop: StopFn | None) -> float:
-    """One pass over the training views; returns the mean loss."""
+    """One pass over the training views; returns the mean loss. Under a time budget the pass
+    ends early when the time is up (the LR follows the clock step by step)."""
     set_train_mode(run.model, run.spec, run.config.freeze)
     aug = run.config.augment
     total, n = 0.0, 0
-    plan = batches(run.train_views, run.batch_size, rng)
+    plan = _plan(run, rng)
+    warm_cos = run.config.schedule == "warmup-cosine" and run.clock is not None
     for step, idx in enumerate(plan):
         if should_stop is not None and should_stop():
             raise _Cancelled()
+        if step and run.clock is not None and run.clock.out_of_time():
+            break
+        if warm_cos:
+            assert run.clock is not None
+            f = lr_factor(run.clock.fraction(run.epochs_done + step / len(plan)))
+            for g in optimizer.param_groups:
+                g["lr"] = run.config.lr * f
         y = _targets(run, idx)
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=scaler is not None):
+        with _autocast(run, scaler):
             logits = run.forward(idx, aug, rng)
             loss = run.criterion(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -142,6 +176,12 @@ def _targets(run: _Run, idx: Sequence[int]) -> torch.Tensor:
     return torch.as_tensor(np.asarray([run.snap.views[int(i)].target for i in idx]), device=run.device)
 
 
+def _autocast(run: _Run, scaler: torch.amp.GradScaler | None) -> Any:
+    if run.bf16:
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=scaler is not None)
+
+
 def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
              should_stop: StopFn | None = None, thresholds: Sequence[float] = ()) -> dict[str, Any]:
     """Scores and metrics on parts: part = NG if any view NG (max P(NG)); view-level too.
@@ -158,7 +198,8 @@ def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
         for idx in batches(views, max(run.batch_size, 64), None):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
-            logits = run.forward(idx, None, None).float()
+            with _autocast(run, None):
+                logits = run.forward(idx, None, None).float()
             loss_sum += float(run.criterion(logits, _targets(run, idx).to(logits.device))) * len(idx)
             probs[idx] = task.probabilities(logits).cpu().numpy()
     ng, _ = task.view_scores(probs, thresholds)
@@ -238,6 +279,7 @@ def _class_weights(cfg: TrainConfig, targets: np.ndarray, task: str, n_outputs: 
 def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     makers = {
         "adam": lambda: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
+        "adamw": lambda: torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
         "sgd": lambda: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
     }
     return makers[cfg.optimizer]()
@@ -245,8 +287,9 @@ def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Opti
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
     makers = {
-        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs),
-        "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.epochs // 3), gamma=0.1),
+        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs or 10),
+        "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, (cfg.epochs or 10) // 3), gamma=0.1),
+        "warmup-cosine": lambda: None,  # set step by step from the run's clock (train_one_epoch)
         "none": lambda: None,
     }
     return makers[cfg.schedule]()
@@ -264,9 +307,30 @@ class _Clock:
         return el / self.done * (self.total - self.done) if self.done > 0 else 0.0
 
 
+def _cpu_bf16() -> bool:
+    from .pretrain import cpu_has_bf16
+    return cpu_has_bf16()
+
+
+def _of(epochs: int | None, clock: RunClock) -> str:
+    if clock.budget_s:
+        left = max(0, int(clock.budget_s - clock.elapsed()))
+        return f" ({left // 60}:{left % 60:02d} left)"
+    return f"/{epochs}"
+
+
+def _where(clock: RunClock, done_units: float, per_epoch: int, eta: _Clock) -> tuple[int, int, float]:
+    """(done, total, ETA s) for a Progress: seconds of the budget, or views of the epochs."""
+    if clock.budget_s:
+        el = clock.elapsed()
+        return int(min(el, clock.budget_s)), int(clock.budget_s), max(0.0, clock.budget_s - el)
+    total = (clock.epochs or 1) * per_epoch
+    return int(done_units), int(total), eta.eta(done_units)
+
+
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
-              label: str = "", test_parts: np.ndarray | None = None,
+              label: str = "", test_parts: np.ndarray | None = None, now: Callable[[], float] | None = None,
               ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
     """Train on one split; returns (best model, validation report at its threshold, history, best
     epoch, test report at that same threshold or None without test parts).
@@ -277,9 +341,13 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     spec = get_backbone(config.arch)
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    model = init().to(device)
+    model = init()
+    if config.gray_stem:
+        single_channel_stem(model, spec)
+    model = model.to(device)
     apply_freeze(model, spec, config.freeze)
-    if device.type == "cuda":
+    bf16 = bool(config.bf16) and device.type == "cpu" and _cpu_bf16()
+    if device.type == "cuda" or bf16:
         model = model.to(memory_format=torch.channels_last)
     train_views = np.array(snap.view_indices(train_parts), dtype=np.int64)
     mean, std = IMAGENET_MEAN, IMAGENET_STD
@@ -287,6 +355,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     cache = None
     aug = config.augment
     epochs = config.epochs
+    clock = RunClock(config.budget_s, epochs, now or time.monotonic)
     n_val_views = len(snap.view_indices(val_parts))
     if n_frozen and config.cache_features and aug.flips_only():
         trunk = FrozenTrunk(model, spec, n_frozen)
@@ -300,8 +369,11 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     if cache is not None:
         # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.
         batch_size = max(config.batch_size, min(config.frozen_batch_size, len(train_views) // 16))
-    run = _Run(model, spec, config, device, Forward(model, spec, snap, mean, std, device, cache, n_frozen),
-               train_views, val_parts, snap, criterion, batch_size)
+    forward = Forward(model, spec, snap, mean, std, device, cache, n_frozen)
+    forward.channels_last = forward.channels_last or bf16
+    sample_p = _balanced_p(train_targets) if config.sampler == "balanced" else None
+    run = _Run(model, spec, config, device, forward, train_views, val_parts, snap, criterion, batch_size,
+               clock, bf16, sample_p)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _optimizer(config, params)
     sched = _scheduler(config, opt)
@@ -310,20 +382,26 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
     per_epoch = len(train_views) + n_val_views
-    clock = _Clock(epochs * per_epoch)
+    eta = _Clock((epochs or 1) * per_epoch)
+    clock.start()
+    epoch = 0
     try:
-        for epoch in range(1, epochs + 1):
+        while clock.more_epochs(epoch):
+            epoch += 1
             base = (epoch - 1) * per_epoch
 
             def on_step(step: int, steps: int, loss: float, epoch: int = epoch, base: int = base) -> None:
                 if progress is not None:
-                    done = base + min(step * batch_size, len(train_views))
-                    progress(Progress("train", done, epochs * per_epoch, f"{label}epoch {epoch}/{epochs}",
-                                      TrainStep(epoch, epochs, step, steps, loss, clock.eta(done))))
+                    done, total, left = _where(clock, base + min(step * batch_size, len(train_views)),
+                                               per_epoch, eta)
+                    progress(Progress("train", done, total, f"{label}epoch {epoch}{_of(epochs, clock)}",
+                                      TrainStep(epoch, epochs or 0, step, steps, loss, left)))
             t0 = time.monotonic()
             loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
+            run.epochs_done = epoch
             steps_so_far = epoch * len(batches(train_views, batch_size, None))
-            if cache is not None or steps_so_far < 300:  # moving averages have not settled yet
+            # Moving averages have not settled yet (the time-scheduled recipe was measured without).
+            if cache is not None or (steps_so_far < 300 and config.schedule != "warmup-cosine"):
                 refresh_batchnorm(run, should_stop)
             if sched is not None:
                 sched.step()
@@ -338,8 +416,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             else:
                 stale += 1
             if progress is not None:
-                progress(Progress("eval", epoch * per_epoch, epochs * per_epoch,
-                                  f"{label}epoch {epoch}/{epochs} done", row))
+                done, total, _ = _where(clock, epoch * per_epoch, per_epoch, eta)
+                progress(Progress("eval", done, total, f"{label}epoch {epoch}{_of(epochs, clock)} done", row))
             if config.patience and stale >= config.patience:
                 break
         assert best_state is not None
@@ -365,7 +443,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
 
 def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
                  warnings: list[str], n_outputs: int = len(CLASS_NAMES)) -> tuple[Callable[[], nn.Module], bool, str | None]:
-    """How to build the starting network: parent model, ImageNet weights, or random init."""
+    """How to build the starting network: parent model, self-supervised encoder, ImageNet
+    weights, or random init. The bool says: pretrained features (ImageNet, or the parent's)."""
     if config.warm_start:
         from labeling.store import Project
 
@@ -383,6 +462,13 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         # build_model: a pruned parent rebuilds with its own channel counts
         return (lambda: build_model({**ckpt, "state_dict": copy.deepcopy(state)}),
                 parent.pretrained, f"model:{config.warm_start}")
+    if config.encoder:
+        from .backbones import build_from_encoder
+        from .pretrain import load_encoder
+        enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
+        if meta.get("arch") != config.arch:
+            raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
+        return (lambda: build_from_encoder(config.arch, n_outputs, enc)), False, str(meta["source"])
     if config.freeze == "scratch":
         return (lambda: spec.build(n_outputs)), False, None
     from .weights import find_pretrained
@@ -397,6 +483,13 @@ def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
     return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
 
 
+def task_outputs(project_path: str | Path, task: str) -> int:
+    """How many outputs a model of this task has on this project (its classes)."""
+    from labeling.store import Project
+    classes = [c.name for c in Project.open(project_path, readonly=True).settings.classes]
+    return len(get_task(task).output_names(classes))
+
+
 def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
           should_stop: StopFn | None = None) -> TrainResult:
     """Train a model on the project's labelled parts and store it in the project's registry."""
@@ -407,16 +500,25 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
         torch.set_num_threads(config.num_threads)
     project_path = Path(project_path)
     spec = get_backbone(config.arch)
-    input_size = config.input_hw(spec.input_size)
     warnings: list[str] = []
+    # The task's output count comes from the project's classes (what the snapshot will name):
+    # the initializer runs first, as the recipe needs to know whether weights were found.
+    n_outputs = task_outputs(project_path, config.task)
+    init, pretrained, source = _initializer(spec, config, project_path, warnings, n_outputs)
+    config, note = resolve(config, pretrained, project_views(project_path), warnings)
+    input_size = config.input_hw(spec.input_size)
+    # The card's "pretrained": the network did not start from random init (ImageNet, a parent
+    # model or this project's self-supervised encoder; pretrained_source says which).
+    pretrained = pretrained or bool(config.encoder)
     snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop, task=config.task,
                          group_by=config.group_by)
     if snap is None:
-        return TrainResult(None, {}, True, False, warnings=warnings, seconds=time.monotonic() - t0)
+        return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
     if snap.skipped:
         warnings.append(f"{snap.skipped} NG parts without a defect class left out (a {config.task} model "
                         "learns classes)")
-    init, pretrained, source = _initializer(spec, config, project_path, warnings, len(snap.output_names))
+    if len(snap.output_names) != n_outputs:
+        raise TrainingError("the project's defect classes changed while training started: train again")
     targets = snap.part_targets()
     split = split_parts(targets, config.val_fraction, config.test_fraction, config.seed, snap.part_groups())
     warnings.extend(check_split(split, targets))
@@ -442,7 +544,8 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
         progress(Progress("save", 1, 1, "saving model"))
     seconds = time.monotonic() - t0
     card, activated = register_model(project_path, model, spec, config, snap, held, metrics.get("cv"), len(split.train),
-                          history, best_epoch, pretrained, source, seconds, warnings, split_record)
+                          history, best_epoch, pretrained, source, seconds, warnings, split_record,
+                          {"recipe": note})
     for name, m in held.items():
         metrics[name] = m.report
     metrics["split"] = {"train_parts": len(split.train), "val_parts": len(split.val), "test_parts": len(split.test),
@@ -475,6 +578,8 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
     groups = snap.part_groups()
     folds = kfold(snap.part_targets()[pos], config.folds, config.seed,
                   [groups[int(i)] for i in pos] if groups is not None else None)
+    if config.budget_s:  # the folds and the final model share the budget
+        config = dataclasses.replace(config, budget_s=config.budget_s / (len(folds) + 1))
     reports = []
     for k, (tr, va) in enumerate(folds):
         _, rep, hist, best, _ = fit_split(snap, pos[tr], pos[va], config, init, progress, should_stop,

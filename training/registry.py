@@ -17,7 +17,7 @@ from torch import nn
 
 from labeling.store import Project
 
-from .backbones import BackboneSpec
+from .backbones import BackboneSpec, GrayConv2d, first_conv_name, single_channel_stem
 from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
@@ -35,7 +35,7 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
                    seconds: float, warnings: Sequence[str], split: dict[str, Any] | None = None,
-                   ) -> tuple[ModelCard, bool]:
+                   extra: dict[str, Any] | None = None) -> tuple[ModelCard, bool]:
     """Store a trained model; it becomes active if the project has none. Returns (card, activated).
 
     ``split`` is training.splits' record (part ids per set, group_by, fractions, seed)."""
@@ -43,21 +43,24 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
     # A model warm-started from a pruned one keeps its channel counts: store them with it
     n_out = len(snap.output_names)
     own = structure_of(model)
-    data = to_bytes(model, spec.name, n_out, own if own != structure_of(spec.build_meta(n_out)) else None)
+    ref = spec.build_meta(n_out)
+    if isinstance(model.get_submodule(first_conv_name(model)), GrayConv2d):
+        single_channel_stem(ref, spec)  # a gray stem alone is no pruned structure (build_for_state knows it)
+    data = to_bytes(model, spec.name, n_out, own if own != structure_of(ref) else None)
     val = metrics.get("val")
-    extra: dict[str, Any] = {}
+    extra = dict(extra or {})
     if val is not None and val.get("thresholds"):
         extra["thresholds"] = list(val.get("thresholds"))  # multilabel: per class, from validation
     card = ModelCard(
         id=new_model_id(spec.name), arch=spec.name, task=snap.task, freeze=config.freeze,
-        classes=list(snap.output_names), input_size=tuple(snap.input_size), fit=snap.fit, extra=extra,
+        classes=list(snap.output_names), input_size=tuple(snap.input_size), fit=snap.fit,
         mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD), rois=dict(snap.rois),
         threshold=float(val.get("threshold", 0.5)) if val else 0.5, part_rule="max", metrics=dict(metrics),
         cv=cv, train_parts=train_parts, history=list(history), best_epoch=best_epoch, dataset=snap.meta(),
         pretrained=bool(pretrained), pretrained_source=source, parent=config.warm_start, created=time.time(),
         timings=Timings(float(seconds), [h.seconds for h in history]), target_layer=spec.target_layer,
         checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict(),
-        split=dict(split or {}), cameras=snap.cameras())
+        split=dict(split or {}), cameras=snap.cameras(), extra=extra)
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = not project.active_model_id

@@ -29,14 +29,15 @@ from .errors import TrainingError
 _LIGHT, _STRONG = AugmentConfig.preset("light"), AugmentConfig.preset("strong")
 AUG_TOGGLES: dict[str, dict[str, float]] = {
     "hflip": {"hflip": 0.5}, "vflip": {"vflip": 0.5}, "rotate": {"rotate": _LIGHT.rotate},
-    "crop": {"crop": _LIGHT.crop},
+    "crop": {"crop": _LIGHT.crop}, "shift": {"shift": 0.06},
     "brightness_contrast": {"brightness": _LIGHT.brightness, "contrast": _LIGHT.contrast},
     "hsv": {"hue": _STRONG.hue, "saturation": _STRONG.saturation, "value": _STRONG.value},
     "noise": {"noise": _STRONG.noise}, "clahe": {"clahe": _STRONG.clahe},
 }
-OPTIMIZER_LR = {"adam": 1e-3, "sgd": 1e-2}
+OPTIMIZER_LR = {"adam": 1e-3, "adamw": 2e-3, "sgd": 1e-2}
 QUICK = {"arch": "mobilenet_v3_small", "freeze": "none", "epochs": 3, "batch_size": 16, "input_size": 128,
-         "patience": 0, "seed": 0, "num_threads": 1}  # the demo's few-seconds model (live sort --demo)
+         "patience": 0, "seed": 0, "num_threads": 1,
+         "recipe": "manual"}  # the demo's few-seconds model (live sort --demo)
 
 
 def default_threads() -> int:

@@ -38,6 +38,15 @@ def _crop(x: np.ndarray, amount: float, rng: np.random.Generator, gray: bool) ->
     return cv2.resize(np.ascontiguousarray(x[y0:y0 + ch, x0:x0 + cw]), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _shift(x: np.ndarray, amount: float, rng: np.random.Generator, gray: bool) -> np.ndarray:
+    # A small translation (reflect padded): the part is never exactly centred on the line.
+    h, w = x.shape[:2]
+    dy, dx = (int(rng.integers(-round(n * amount), round(n * amount) + 1)) for n in (h, w))
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(np.ascontiguousarray(x), m, (w, h), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
 def _brightness(x: np.ndarray, amount: float, rng: np.random.Generator, gray: bool) -> np.ndarray:
     return x + np.float32(rng.uniform(-amount, amount))
 
@@ -87,6 +96,7 @@ AUGMENTATIONS: dict[str, Aug] = {
     "vflip": lambda x, c, r, g: _vflip(x, c.vflip, r, g),
     "rotate": lambda x, c, r, g: _rotate(x, c.rotate, r, g),
     "crop": lambda x, c, r, g: _crop(x, c.crop, r, g),
+    "shift": lambda x, c, r, g: _shift(x, c.shift, r, g),
     "brightness": lambda x, c, r, g: _brightness(x, c.brightness, r, g),
     "contrast": lambda x, c, r, g: _contrast(x, c.contrast, r, g),
     "hsv": lambda x, c, r, g: _hsv(x, c.hue, c.saturation, c.value, r, g),

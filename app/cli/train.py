@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.common import ProgressBar, print_json
+from app.cli.pretrain import parse_duration
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +24,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder", default="resnet18",
                    help="segment: encoder (resnet18/34/50, efficientnet-b0..b4, mobilenet_v3_small/large)")
     p.add_argument("--decoder", default="unet", choices=("unet", "unetplusplus", "fpn"), help="segment: decoder")
-    p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--freeze", default="auto", choices=("auto", "head", "last-block", "none", "scratch"),
+                   help="auto: last-block with ImageNet weights, every layer without")
+    p.add_argument("--budget", type=parse_duration, default=None,
+                   help="train for this long (10m, 90s, 1h): the LR schedule fits the time, the best "
+                        "epoch on validation is kept (default for a from-scratch run: 10m)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train this many epochs (default with ImageNet weights: 10); with --budget, "
+                        "whichever ends first")
+    p.add_argument("--ssl-encoder", default=None,
+                   help="start from this project's self-supervised encoder: latest or an id (okng pretrain)")
+    p.add_argument("--recipe", default="auto", choices=("auto", "scratch", "manual"),
+                   help="auto: the measured from-scratch recipe when no ImageNet weights are used "
+                        "(AdamW, warm-up + cosine over the run, input size from the data, 1-channel "
+                        "stem for gray views); manual: the optimizer/LR/augment/size given here")
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
     p.add_argument("--input-size", type=int, default=None, help="model input side in pixels")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
+    p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--augment", default="default",
                    help="preset: none, default (horizontal flips), flips (h+v), light, strong")
     p.add_argument("--target-ng-recall", type=float, default=None,
@@ -106,6 +119,7 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
     turns them into the config, as it does the Train view's)."""
     if getattr(args, "task", "verdict") == "segment":
         return {"task": "segment", "encoder": args.encoder, "decoder": args.decoder, "epochs": args.epochs,
+                "time_budget_s": args.budget,
                 "input_size": args.input_size, "batch_size": min(args.batch_size, 8) if args.batch_size == 32
                 else args.batch_size, "lr": args.lr, "warm_start": args.warm_start, "seed": args.seed,
                 "patience": 0 if args.patience == 5 else args.patience, "device": args.device,
@@ -114,17 +128,24 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
             "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device,
-            "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by}
+            "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
+            "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.recipe import frozen_warning
     from training.session import TrainSpec, run_session
     from training.task_metrics import table
+    values = form_values(args)
+    early = frozen_warning(values)
+    if early:  # before the run, not after its minutes
+        print(f"okng train: WARNING: {early}", file=sys.stderr)
     bar = ProgressBar("train", quiet=args.json)
-    res = run_session(TrainSpec(str(args.project), form_values(args)), progress=bar.report)
+    res = run_session(TrainSpec(str(args.project), values), progress=bar.report)
     bar.close()
     for w in res.warnings:  # said loudly, also with --json (on stderr)
-        print(f"okng train: WARNING: {w}", file=sys.stderr)
+        if w != early:
+            print(f"okng train: WARNING: {w}", file=sys.stderr)
     if res.cancelled:
         print("okng train: cancelled, nothing stored", file=sys.stderr)
         return 1
@@ -147,6 +168,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         per = res.metrics["val"]["seg_per_class"]
         print("dice (pooled / per image): " + ", ".join(
             f"{k} {v['dice']:.3f} / {v['dice_per_image']:.3f}" for k, v in per.items()))
+    secs = [h.seconds for h in res.history]
+    if secs and res.card is not None:
+        card = res.card
+        print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
+              f"recipe {card.extra.get('recipe', {}).get('name', '')}, input "
+              f"{'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]

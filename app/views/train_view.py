@@ -34,6 +34,7 @@ from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
+from training.recipe import frozen_warning
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview, run_session
 
@@ -184,7 +185,11 @@ class TrainView(QWidget):
         self.worker.cancelled.connect(self._on_cancelled)
         self.start_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
-        self._say(f"Training {values['arch']} ({values['freeze']}), {values['epochs']} epoch(s)…")
+        length = [f"{values['budget_s'] / 60:g} min"] if values.get("budget_s") else []
+        length += [f"{values['epochs']} epoch(s)"] if values.get("epochs") else []
+        warn = frozen_warning(values)
+        self._say(f"Training {values['arch']} ({values['freeze']}), {' or '.join(length) or 'default length'}…"
+                  + (f"  ⚠ {warn}" if warn else ""))
         self.worker.start()
 
     def cancel(self) -> None:
@@ -237,7 +242,9 @@ class TrainView(QWidget):
         test = result.metrics.get("test")
         score = (f" Test balanced accuracy {test['balanced_accuracy']:.3f} on {result.metrics['split']['test_parts']}"
                  " held-out parts." if test else "")
-        self._say(f"Model {result.model_id} saved{note}.{score} Select it and press Make active to sort with it.")
+        warns = [w for w in result.warnings if w.startswith("freeze policy")]
+        self._say(f"Model {result.model_id} saved{note}.{score} Select it and press Make active to sort with it."
+                  + "".join(f"  ⚠ {w}" for w in warns))
         self._select_next = self._live_model = result.model_id
         self.ctx.models_changed.emit()  # this view and the others reload the model list once
         self.run_finished.emit("done")

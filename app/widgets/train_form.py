@@ -25,6 +25,7 @@ from training.backbones import BACKBONES
 from training.tasks import TASKS
 
 FREEZE_HELP = {
+    "auto": "last block + head with ImageNet weights; every layer without (frozen random layers learn nothing)",
     "head": "train only the classifier head (fast; needs ImageNet weights to be useful)",
     "last-block": "train the last block + head (the bolt study's fine-tuning)",
     "none": "train every layer (from ImageNet weights when available)",
@@ -33,8 +34,14 @@ FREEZE_HELP = {
 # name shown -> the training session's toggle name (training.session.AUG_TOGGLES)
 AUGMENTATIONS = {
     "horizontal flip": "hflip", "vertical flip": "vflip", "rotation": "rotate",
-    "random crop": "crop", "brightness / contrast": "brightness_contrast", "HSV": "hsv",
+    "random crop": "crop", "small shift": "shift", "brightness / contrast": "brightness_contrast", "HSV": "hsv",
     "Gaussian noise": "noise", "CLAHE": "clahe",
+}
+RECIPE_HELP = {
+    "auto": "the measured from-scratch recipe when no ImageNet weights are used (AdamW, warm-up + cosine "
+            "over the run, input size from the data, 1-channel stem for gray views); the settings below otherwise",
+    "scratch": "always the from-scratch recipe (it replaces optimizer, LR and augmentations below)",
+    "manual": "exactly the settings below",
 }
 DEFAULT_AUG = ("hflip", "vflip", "brightness_contrast")
 
@@ -63,15 +70,34 @@ class TrainForm(QWidget):
         for name, help_ in FREEZE_HELP.items():
             self.freeze.addItem(name)
             self.freeze.setItemData(self.freeze.count() - 1, help_, 3)  # 3 = ToolTipRole
-        self.freeze.setCurrentText("last-block")
-        self.epochs = QSpinBox(minimum=1, maximum=500, value=10)
+        self.freeze.setCurrentText("auto")
+        self.recipe = QComboBox()
+        self.recipe.addItems(list(RECIPE_HELP))
+        for i, help_ in enumerate(RECIPE_HELP.values()):
+            self.recipe.setItemData(i, help_, 3)
+        self.minutes = QSpinBox(minimum=0, maximum=24 * 60, value=10)
+        self.minutes.setSpecialValueText("no limit")
+        self.minutes.setSuffix(" min")
+        self.minutes.setToolTip("Train for this long: the LR schedule fits the time and the best epoch on "
+                                "validation is kept (with an epoch limit too: whichever ends first)")
+        self.epochs = QSpinBox(minimum=0, maximum=500, value=0)
+        self.epochs.setSpecialValueText("no limit")
+        self.epochs.setToolTip("Stop after this many epochs (with neither limit: 10 epochs with ImageNet "
+                               "weights, 10 minutes from scratch)")
+        self.encoder = QComboBox(editable=True)
+        self.encoder.addItems(["", "latest"])
+        self.encoder.setToolTip("Start from this project's self-supervised encoder (okng pretrain): "
+                                "latest or an encoder id; empty = ImageNet weights or random init")
         self.batch = QSpinBox(minimum=1, maximum=512, value=16)
         self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
         self.optimizer = QComboBox()
         self.optimizer.addItems(["adam", "sgd"])
-        self.size = QSpinBox(minimum=32, maximum=1024, singleStep=16, value=224)
+        self.size = QSpinBox(minimum=0, maximum=1024, singleStep=16, value=0)
         self.size.setSuffix(" px")
-        self.size.setToolTip("Input size (square). Small defects need a large size or ROI crops.")
+        self.size.setSpecialValueText("auto")
+        self.size.setToolTip("Input size (square). auto: the backbone's with ImageNet weights; from the data "
+                             "from scratch (short side 128 px, aspect kept, never upscaled). Small defects "
+                             "need a large size or ROI crops.")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
         self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
                               "(mean +- std reported) inside the parts outside the test split")
@@ -84,7 +110,9 @@ class TrainForm(QWidget):
                                  "crops of one scan) on one side of every split")
         self.set_group_fields([])
         form = QFormLayout()
-        for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze), ("Epochs", self.epochs),
+        for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze),
+                         ("Recipe", self.recipe), ("Train for", self.minutes), ("Epochs", self.epochs),
+                         ("Start from encoder", self.encoder),
                          ("Batch size", self.batch), ("Learning rate", self.lr),
                          ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
                          ("Test fraction", self.test_fraction), ("Group parts by", self.group_by),
@@ -104,16 +132,14 @@ class TrainForm(QWidget):
         lay.addLayout(form)
         lay.addWidget(box)
         self.arch.currentTextChanged.connect(self._arch_changed)
-        for w in (self.task, self.freeze, self.optimizer):
+        for w in (self.task, self.freeze, self.optimizer, self.recipe, self.encoder):
             w.currentTextChanged.connect(self.changed.emit)
-        for s in (self.epochs, self.batch, self.size, self.folds, self.seed):
+        for s in (self.epochs, self.minutes, self.batch, self.size, self.folds, self.seed):
             s.valueChanged.connect(self.changed.emit)
         self._arch_changed(self.arch.currentText())
 
     def _arch_changed(self, name: str) -> None:
-        size = self.default_sizes.get(name)
-        if size:
-            self.size.setValue(int(size[0]))
+        # The size stays "auto" (or the user's): the run picks it (training.recipe).
         self.changed.emit()
 
     def set_group_fields(self, names: list[str]) -> None:
@@ -132,11 +158,13 @@ class TrainForm(QWidget):
 
     def values(self) -> dict[str, Any]:
         """The settings as plain data (names match TrainConfig fields where they exist)."""
-        s = int(self.size.value())
+        s, minutes, epochs = int(self.size.value()), int(self.minutes.value()), int(self.epochs.value())
         return {"task": self.task.currentText(), "arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
-                "epochs": int(self.epochs.value()), "batch_size": int(self.batch.value()),
+                "recipe": self.recipe.currentText(), "budget_s": 60.0 * minutes if minutes else None,
+                "epochs": epochs or None, "encoder": self.encoder.currentText().strip() or None,
+                "batch_size": int(self.batch.value()),
                 "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
-                "input_size": (s, s), "augment": self.augmentations(), "folds": int(self.folds.value()),
+                "input_size": (s, s) if s else None, "augment": self.augmentations(), "folds": int(self.folds.value()),
                 "seed": int(self.seed.value()), "test_fraction": round(float(self.test_fraction.value()), 3),
                 "group_by": self.group_by.currentData()}
 
@@ -148,16 +176,22 @@ class TrainForm(QWidget):
             self.arch.setCurrentText(str(v["arch"]))
         if "freeze" in v:
             self.freeze.setCurrentText(str(v["freeze"]))
+        if "recipe" in v:
+            self.recipe.setCurrentText(str(v["recipe"]))
+        if "encoder" in v:
+            self.encoder.setCurrentText(str(v["encoder"] or ""))
+        if "budget_s" in v:
+            self.minutes.setValue(round((v["budget_s"] or 0) / 60))
         for key, spin in (("epochs", self.epochs), ("batch_size", self.batch), ("folds", self.folds),
                           ("seed", self.seed)):
             if key in v:
-                spin.setValue(int(v[key]))
+                spin.setValue(int(v[key] or 0))
         if "lr" in v:
             self.lr.setValue(float(v["lr"]))
         if "optimizer" in v:
             self.optimizer.setCurrentText(str(v["optimizer"]))
         if "input_size" in v:
-            size = v["input_size"]
+            size = v["input_size"] or 0
             self.size.setValue(int(size[0] if isinstance(size, (tuple, list)) else size))
         if "test_fraction" in v:
             self.test_fraction.setValue(float(v["test_fraction"]))

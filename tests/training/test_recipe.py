@@ -1,0 +1,171 @@
+"""Issue 11's defaults: every layer trains without pretrained weights (a frozen policy asked for
+is warned about), the input size comes from the data, gray views get a one-channel stem, a
+time budget ends a run by its epoch logic, and a self-supervised encoder start is on the card.
+
+Real HDF5 projects, tiny images; the budget is checked with an injected clock (no timing)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from toykit import make_toy_project
+
+from app.cli import main as cli_main
+from labeling.progress import Progress
+from labeling.store import Project
+from training.backbones import GrayConv2d, first_conv_name, get_backbone
+from training.card import read_card
+from training.config import TrainConfig
+from training.evaluate import evaluate_model
+from training.loop import fit_split, train
+from training.recipe import RunClock, input_size_for, lr_factor, resolve
+from training.snapshot import load_snapshot, stratified_split
+
+TINY = {"arch": "mobilenet_v3_small", "epochs": 1, "batch_size": 8, "seed": 1}
+
+
+@pytest.fixture
+def no_imagenet(monkeypatch, tmp_path):
+    """No local ImageNet file, whatever this machine holds."""
+    import training.weights as w
+    monkeypatch.setattr(w, "candidate_paths", lambda arch: [tmp_path / "absent.pth"])
+    monkeypatch.setattr(w, "find_pretrained", lambda arch: (None, None))
+
+
+def test_input_size_rule_keeps_aspect_never_upscales_and_fits_the_stride():
+    assert input_size_for([(1263, 500)] * 3 + [(1000, 400)]) == (320, 128)  # kolektorsdd-like, portrait
+    assert input_size_for([(460, 1130)]) == (128, 288)  # short side 128, aspect kept
+    assert input_size_for([(100, 150)]) == (96, 128)  # small crops: never upscaled, rounded down
+    assert input_size_for([(20, 20)]) == (32, 32)  # one stride at least
+    assert input_size_for([(640, 480)], short=256) == (320, 256)
+
+
+def test_lr_warms_up_then_falls_to_its_floor():
+    assert lr_factor(0.0) == pytest.approx(0.1) and lr_factor(0.1) == pytest.approx(1.0)
+    assert lr_factor(0.55) < lr_factor(0.3) < 1.0 and lr_factor(1.0) == pytest.approx(0.02)
+
+
+def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
+    warnings: list[str] = []
+    cfg, note = resolve(TrainConfig(), False, lambda: ([(48, 64)] * 4, True), warnings)
+    assert cfg.freeze == "none" and note["name"] == "scratch" and "every layer" in note["freeze_why"]
+    assert (cfg.optimizer, cfg.schedule, cfg.sampler, cfg.class_weights) == ("adamw", "warmup-cosine", "balanced", None)
+    assert cfg.input_size == (32, 64) and cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
+    assert not warnings
+    # colour views: three-channel stem; ImageNet weights: the fine-tuning settings as they were
+    cfg, _ = resolve(TrainConfig(), False, lambda: ([(48, 64)], False), [])
+    assert cfg.gray_stem is False
+    cfg, note = resolve(TrainConfig(), True, lambda: pytest.fail("no data look-up"), [])
+    assert (cfg.freeze, cfg.optimizer, cfg.epochs, cfg.budget_s, note["name"]) == ("last-block", "adam", 10, None, "manual")
+
+
+def test_frozen_policy_without_weights_is_warned_in_the_cli_and_kept(tmp_path, no_imagenet, capsys):
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(40, 48))
+    rc = cli_main(["train", str(path), "--arch", "mobilenet_v3_small", "--freeze", "last-block", "--epochs", "1",
+                   "--input-size", "32", "--batch-size", "8", "--json"])
+    assert rc == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "freeze policy 'last-block' without pretrained weights" in line]
+    assert len(said) == 1 and "WARNING" in said[0]  # once, before the run
+    proj = Project.open(path, readonly=True)
+    card = read_card(proj, proj.models()[0]["id"])
+    assert card.freeze == "last-block" and any("freeze policy" in w for w in card.warnings)
+    assert card.extra["recipe"]["name"] == "manual"  # what the user asked for, as asked
+
+
+def test_train_view_form_warns_before_a_frozen_run(no_imagenet):
+    from training.recipe import frozen_warning
+    assert "last-block" in frozen_warning({"arch": "resnet18", "freeze": "last-block"})
+    assert frozen_warning({"arch": "resnet18", "freeze": "auto"}) == ""
+    assert frozen_warning({"arch": "resnet18", "freeze": "head", "encoder": "latest"}) == ""
+
+
+def test_gray_views_train_a_one_channel_stem_that_inference_feeds_as_any_model(tmp_path, no_imagenet):
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(40, 72))
+    res = train(path, TrainConfig(**TINY))
+    card = res.card
+    assert card.freeze == "none" and card.extra["recipe"]["name"] == "scratch"
+    assert card.input_size == (32, 64) and card.config["gray_stem"] is True  # from the data, not 224
+    from training.checkpoint import from_bytes
+    from training.inference import load_model
+    loaded = load_model(path, res.model_id, device="cpu")
+    stem = loaded.model.get_submodule(first_conv_name(loaded.model))
+    assert isinstance(stem, GrayConv2d) and stem.in_channels == 1
+    proj = Project.open(path, readonly=True)
+    state = from_bytes(proj.load_checkpoint(res.model_id), card.checkpoint_sha256, "m")["state_dict"]
+    assert state[first_conv_name(loaded.model) + ".weight"].shape[1] == 1
+    rep = evaluate_model(path, res.model_id)  # the 3-channel pipeline feeds it unchanged
+    assert rep["parts"]["n"] == len(card.val_part_ids)
+
+
+def test_budget_ends_a_run_by_its_epoch_logic(tmp_path):
+    """A fake clock moves 10 s per finished epoch: a 25 s budget runs exactly three epochs (the
+    third starts at 20 s), and the LR follows the clock's fraction, not an epoch count."""
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(32, 32))
+    snap = load_snapshot(path, (32, 32))
+    tr, va = stratified_split(snap.part_targets(), 0.25, 0)
+    now = [0.0]
+    lrs: list[float] = []
+
+    def progress(p: Progress) -> None:
+        if p.stage == "eval":
+            now[0] += 10.0
+            lrs.append(p.payload.lr)
+    cfg = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=None, budget_s=25.0, batch_size=8,
+                      optimizer="adamw", lr=2e-3, schedule="warmup-cosine", sampler="balanced", patience=0)
+    spec = get_backbone(cfg.arch)
+    _, _, history, best, _ = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
+    assert len(history) == 3 and 1 <= best <= 3
+    # the LR at t = 0 (warm-up), 10 and 20 s of 25: a time schedule, not an epoch count
+    assert lrs[0] == pytest.approx(2e-4) and lrs[1] > lrs[2] and lrs[2] == pytest.approx(2e-3 * lr_factor(0.8))
+    # epochs and budget together: whichever ends first
+    now[0] = 0.0
+    cfg.epochs = 2
+    _, _, history, _, _ = fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0])
+    assert len(history) == 2
+
+
+def test_run_clock_fraction_is_the_larger_of_time_and_epochs():
+    t = [0.0]
+    c = RunClock(100.0, 4, lambda: t[0]).start()
+    assert c.fraction(1.0) == 0.25
+    t[0] = 50.0
+    assert c.fraction(1.0) == 0.5 and c.more_epochs(1)
+    t[0] = 100.0
+    assert not c.more_epochs(1) and c.out_of_time()
+    assert not RunClock(None, 3).start().more_epochs(3)
+
+
+def test_encoder_start_is_recorded_on_the_card(tmp_path, no_imagenet):
+    from training.pretrain import PretrainSpec, pretrain
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=4, n_ng=4, size=(40, 56), views=2)
+    steps = iter(range(1000))
+    enc = pretrain(PretrainSpec(project=str(path), budget_s=600, arch="resnet18", short=32, crop=24,
+                                batch_size=8), lambda p: None, lambda: next(steps) >= 2)
+    res = train(path, TrainConfig(arch="resnet18", encoder="latest", epochs=1, batch_size=8, input_size=32))
+    card = res.card
+    assert card.pretrained and card.pretrained_source == enc.source == "self-supervised on 16 images of this project"
+    assert card.origin == enc.source and card.freeze == "none" and card.config["encoder"] == "latest"
+    assert card.extra["recipe"]["name"] == "scratch" and card.config["gray_stem"] is True
+
+
+def test_shift_augmentation_moves_the_view_and_keeps_its_range():
+    from training.config import AugmentConfig
+    from training.transforms import augment
+    x = np.zeros((32, 32, 3), np.float32)
+    x[10:20, 10:20] = 1.0
+    rng = np.random.default_rng(0)
+    outs = [augment(x, AugmentConfig(hflip=0.0, shift=0.2), rng, True) for _ in range(8)]
+    assert any(not np.array_equal(o, x) for o in outs) and all(o.min() >= 0 and o.max() <= 1 for o in outs)
+    assert torch.is_tensor(torch.from_numpy(outs[0]))
+
+
+def test_a_gray_stem_is_no_pruned_structure_and_a_pruned_gray_model_loads():
+    from training.backbones import single_channel_stem
+    from training.checkpoint import build_model, from_bytes, to_bytes
+    from training.pruning import structure_of
+    spec = get_backbone("resnet18")
+    model = single_channel_stem(spec.build(2), spec)
+    obj = from_bytes(to_bytes(model, "resnet18", 2, structure_of(model)))
+    again = build_model(obj).eval()
+    assert isinstance(again.conv1, GrayConv2d) and again(torch.zeros(1, 3, 32, 32)).shape == (1, 2)

@@ -1,0 +1,183 @@
+"""The from-scratch recipe and the time budget: what okng does when it has no ImageNet weights.
+
+Issue 11 measured (bench/recipe_scratch.py, bsdata and kolektorsdd on a 2-core CPU) that a
+network trained from random init must train every layer, at an input size taken from the data
+(upscaling a 100 px crop to 224 px costs 3x the compute and adds nothing), with AdamW, a warm-up
+then a cosine fall of the LR over the *time* the user gives, light photometric augmentation and
+class-balanced sampling. ImageNet fine-tuning keeps its own (manual) settings: they were tuned
+for it. `resolve(config, pretrained, ...)` turns an "auto" config into the one a run uses, so
+the card stores exactly what trained.
+
+No torch import: the CLI and the Train view resolve and explain configs cheaply.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import AugmentConfig, TrainConfig
+
+SHORT_SIDE = 128  # measured: cracks and pits stay visible, 2.2x cheaper than 192 (bench/recipe_scratch)
+STRIDE = 32  # every backbone's output stride: sides are multiples of it
+WARMUP, LR_FLOOR = 0.1, 0.02
+SCRATCH_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0.2, shift=0.06)
+# The optimiser and sampling of bench/recipe_scratch's best run (0.928 test bal. acc., bsdata, 10 min).
+SCRATCH_VALUES = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "warmup-cosine",
+                  "class_weights": None, "sampler": "balanced", "patience": 0}
+DEFAULT_BUDGET_S = 600.0  # a from-scratch run with neither --budget nor --epochs: 10 minutes
+NO_BF16 = ("mobilenet",)  # measured 2x slower under bf16 autocast on this CPU
+
+
+def input_size_for(shapes: Iterable[Sequence[int]], short: int = SHORT_SIDE) -> tuple[int, int]:
+    """(h, w) from the views' (ROI) sizes: the median view scaled so its short side is `short`,
+    aspect kept, never upscaled, both sides a multiple of the backbone stride (>= one stride)."""
+    hs, ws = [], []
+    for s in shapes:
+        hs.append(int(s[0]))
+        ws.append(int(s[1]))
+    if not hs:
+        return (short, short)
+    h, w = sorted(hs)[len(hs) // 2], sorted(ws)[len(ws) // 2]
+    k = min(1.0, short / min(h, w))
+    # Rounded down: a multiple of the stride never upscales (a 48 px view gives 32, not 64).
+    return max(STRIDE, int(h * k) // STRIDE * STRIDE), max(STRIDE, int(w * k) // STRIDE * STRIDE)
+
+
+def lr_factor(frac: float, warmup: float = WARMUP, floor: float = LR_FLOOR) -> float:
+    """LR multiplier at a fraction of the run: linear warm-up from 10 %, then cosine down to `floor`."""
+    if frac < warmup:
+        return 0.1 + 0.9 * frac / warmup
+    t = min(1.0, (frac - warmup) / (1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@dataclass
+class RunClock:
+    """How far a run is: the larger of elapsed/budget and epochs done/epochs (either may be off).
+
+    The LR schedule reads `fraction`; the loop stops when `done`. `now` is injectable so tests
+    check the budget logic by counting epochs, never by timing."""
+
+    budget_s: float | None
+    epochs: int | None
+    now: Callable[[], float] = time.monotonic
+    t0: float = 0.0
+
+    def start(self) -> RunClock:
+        self.t0 = self.now()
+        return self
+
+    def elapsed(self) -> float:
+        return self.now() - self.t0
+
+    def fraction(self, epoch_progress: float) -> float:
+        """epoch_progress: epochs finished plus the share of the current one."""
+        f = epoch_progress / self.epochs if self.epochs else 0.0
+        if self.budget_s:
+            f = max(f, self.elapsed() / self.budget_s)
+        return min(1.0, f)
+
+    def out_of_time(self) -> bool:
+        return bool(self.budget_s) and self.elapsed() >= float(self.budget_s or 0)
+
+    def more_epochs(self, done: int) -> bool:
+        """Another epoch starts: epochs left (when counted) and time left (when budgeted)."""
+        return (self.epochs is None or done < self.epochs) and not self.out_of_time()
+
+
+def use_scratch_recipe(config: TrainConfig, pretrained: bool) -> bool:
+    """auto: the scratch recipe when the network starts without ImageNet features and every
+    layer trains (a frozen policy the user asked for is honoured with their own settings)."""
+    if config.recipe == "scratch":
+        return True
+    if config.recipe == "manual" or config.warm_start:
+        return False
+    return not pretrained and config.freeze in ("none", "scratch")
+
+
+def resolve_freeze(config: TrainConfig, pretrained: bool, warnings: list[str]) -> str:
+    """'auto' -> last-block with ImageNet weights, every layer otherwise; a frozen policy asked
+    for without weights is kept but said loudly (its frozen layers are random noise)."""
+    if config.freeze == "auto":
+        return "last-block" if pretrained else "none"
+    if config.freeze in ("head", "last-block") and not pretrained:
+        warnings.append(frozen_message(config.freeze, config.arch))
+    return config.freeze
+
+
+def frozen_message(freeze: str, arch: str) -> str:
+    return (f"freeze policy {freeze!r} without pretrained weights for {arch}: the frozen layers keep their "
+            "random initialisation and only the rest learns; choose freeze auto or none to train every layer")
+
+
+def frozen_warning(values: dict[str, Any]) -> str:
+    """Before a run (CLI, Train view): the warning for a frozen policy asked for without ImageNet
+    weights, "" when there is none to give (looks for local weight files only)."""
+    freeze, arch = values.get("freeze"), str(values.get("arch") or "resnet18")
+    if freeze not in ("head", "last-block") or values.get("warm_start") or values.get("encoder"):
+        return ""
+    from .weights import candidate_paths
+    if any(p.is_file() for p in candidate_paths(arch)):
+        return ""
+    return frozen_message(freeze, arch)
+
+
+Views = Callable[[], tuple[list[tuple[int, int]], bool]]
+
+
+def project_views(project_path: Any) -> Views:
+    """Lazily: the (h, w) of every labelled view after its camera's ROI, and whether every one
+    is grayscale (from the store's index: no pixel is decoded)."""
+    def read() -> tuple[list[tuple[int, int]], bool]:
+        from labeling.store import Project
+        from labeling.types import Verdict
+
+        from .data import full_roi
+        project = Project.open(project_path, readonly=True)
+        rois = dict(project.settings.rois)
+        shapes, gray = [], True
+        for p in project.parts():
+            if p.verdict not in (Verdict.OK, Verdict.NG):
+                continue
+            for v in p.views:
+                r = full_roi(v.shape[:2], rois.get(v.camera))
+                shapes.append((r.h, r.w))
+                gray = gray and (len(v.shape) == 2 or v.shape[2] == 1)
+        return shapes, gray and bool(shapes)
+    return read
+
+
+def resolve(config: TrainConfig, pretrained: bool, views: Views,
+            warnings: list[str]) -> tuple[TrainConfig, dict]:
+    """The config a run uses and the card's note on why (extra["recipe"])."""
+    freeze = resolve_freeze(config, pretrained, warnings)
+    cfg = dataclasses.replace(config, freeze=freeze)
+    note: dict = {"name": "manual", "freeze": freeze}
+    if freeze != config.freeze:
+        note["freeze_why"] = ("ImageNet weights: fine-tune the last block" if pretrained else
+                              "no pretrained weights: every layer trains (frozen random layers learn nothing)")
+    if not use_scratch_recipe(cfg, pretrained):
+        if cfg.budget_s is None and cfg.epochs is None:
+            cfg.epochs = 10
+        return cfg, note
+    # The recipe's optimiser, schedule and augmentation replace the form's (tuned for ImageNet
+    # fine-tuning); recipe "manual" keeps the form's values.
+    cfg = dataclasses.replace(cfg, augment=SCRATCH_AUGMENT, **SCRATCH_VALUES)
+    if cfg.input_size is None or cfg.gray_stem is None:
+        shapes, gray = views()
+        if cfg.input_size is None:
+            cfg.input_size = input_size_for(shapes)
+            note["input_size_why"] = f"median view, short side {SHORT_SIDE} px, aspect kept, never upscaled"
+        if cfg.gray_stem is None:
+            cfg.gray_stem = gray
+    if cfg.bf16 is None:
+        cfg.bf16 = not cfg.arch.startswith(NO_BF16)
+    if cfg.budget_s is None and cfg.epochs is None:
+        cfg.budget_s = DEFAULT_BUDGET_S
+    note.update(name="scratch", why="no ImageNet features: the measured from-scratch recipe "
+                "(every layer, AdamW, warm-up + cosine over the run, balanced sampling)")
+    return cfg, note
