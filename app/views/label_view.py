@@ -1,11 +1,6 @@
 """Label view: the labeling queue, a canvas with all views of a part, and the labeling keys.
 
-Keys (work wherever the focus is inside the view, except in text fields):
-  O / N      label the part OK / NG (with the selected defect class) and go to the next part
-  1-9        pick the defect class (relabels the current part if it is NG)
-  A          accept the model's verdict and go to the next part
-  B E P F H  brush, eraser, polygon, fill, pan;  [ ]  brush size;  Enter closes a polygon
-  Ctrl+Z / Ctrl+Y   undo / redo mask edits;  Tab  next view;  Up/Down (K/J)  previous/next part
+Keys: app/widgets/label_keys.py (O/N label, 1-9 class, A accept, B E P F H tools, M proposal).
 Every change goes to the store at once, through the window's serial writer (never in a slot).
 
 Run alone for a look: ``python -m app.views.label_view PROJECT.h5``
@@ -21,7 +16,8 @@ from PyQt6.QtWidgets import QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from app.child import TRAIN_NICE, in_child
 from app.widgets.canvas import MaskCanvas
-from app.widgets.keys import KeyMap, ViewKeys
+from app.widgets.keys import ViewKeys
+from app.widgets.label_keys import label_keymap
 from app.widgets.label_panel import LabelPanel
 from app.widgets.part_list import PartList
 from app.widgets.review_panel import ReviewPanel
@@ -31,11 +27,6 @@ from labeling.masktools import MaskEditor
 from labeling.store import Project
 from labeling.types import Part, Role, Verdict
 from training.predict_session import PredictSpec, load_part, run_session
-
-K = Qt.Key
-# Shift+1..9 on a US layout: what Qt reports for Ctrl+Shift+digit there
-SHIFTED_DIGITS = (K.Key_Exclam, K.Key_At, K.Key_NumberSign, K.Key_Dollar, K.Key_Percent, K.Key_AsciiCircum,
-                  K.Key_Ampersand, K.Key_Asterisk, K.Key_ParenLeft)
 
 
 def predict_in_process(spec: PredictSpec, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
@@ -94,43 +85,13 @@ class LabelView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
-        self.keys = ViewKeys(self, self._keymap())
+        self.keys = ViewKeys(self, label_keymap(self))
         self._wire()
         self.set_tool("brush")
         self.panel.show_tool("brush", self.canvas.brush_radius, self.canvas.opacity)
         self._project_changed(ctx.project)
 
     # ------------------------------------------------------------------ wiring
-    def _keymap(self) -> KeyMap:
-        m: KeyMap = {
-            (K.Key_O, ""): lambda: self.label(Verdict.OK),
-            (K.Key_N, ""): lambda: self.label(Verdict.NG),
-            (K.Key_A, ""): self.accept_model,
-            (K.Key_B, ""): lambda: self.set_tool("brush"),
-            (K.Key_E, ""): lambda: self.set_tool("eraser"),
-            (K.Key_P, ""): lambda: self.set_tool("polygon"),
-            (K.Key_F, ""): lambda: self.set_tool("fill"),
-            (K.Key_H, ""): lambda: self.set_tool("pan"),
-            (K.Key_BracketLeft, ""): lambda: self.set_radius(round(self.canvas.brush_radius / 1.25)),
-            (K.Key_BracketRight, ""): lambda: self.set_radius(round(self.canvas.brush_radius * 1.25) + 1),
-            (K.Key_Return, ""): self.canvas.close_polygon,
-            (K.Key_Enter, ""): self.canvas.close_polygon,
-            (K.Key_Escape, ""): lambda: self.set_tool(self.canvas.tool),
-            (K.Key_Tab, ""): lambda: self.show_view((self.view_index + 1) % max(1, len(self.images))),
-            (K.Key_Down, ""): self.parts.select_next, (K.Key_J, ""): self.parts.select_next,
-            (K.Key_Up, ""): self.parts.select_previous, (K.Key_K, ""): self.parts.select_previous,
-            (K.Key_M, ""): self.accept_proposal,
-            (K.Key_Z, "ctrl"): self.undo, (K.Key_Y, "ctrl"): self.redo, (K.Key_Z, "ctrl+shift"): self.redo,
-        }
-        for i in range(1, 10):
-            m[(getattr(K, f"Key_{i}"), "")] = lambda i=i: self.pick_class(i)
-            m[(getattr(K, f"Key_{i}"), "ctrl")] = lambda i=i: self.toggle_class(i)
-            # Ctrl+digit is the label's classes (issue 13); a proposal's class shows with
-            # Ctrl+Shift+digit (Qt reports the digit or, on most layouts, its shifted symbol)
-            for key in (getattr(K, f"Key_{i}"), SHIFTED_DIGITS[i - 1]):
-                m[(key, "ctrl+shift")] = lambda i=i: self.toggle_proposal_class(i)
-        return m
-
     def _wire(self) -> None:
         self.parts.part_selected.connect(self.load)
         self.strip.view_clicked.connect(self.show_view)

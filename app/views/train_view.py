@@ -29,7 +29,7 @@ from app.widgets.plot_curves import CurvePlot
 from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
-from app.widgets.train_results import ResultsTabs
+from app.widgets.train_results import ResultsTabs, start_warning
 from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
@@ -310,7 +310,7 @@ class TrainView(QWidget):
         if target:
             self.results.models.select(target)  # its curves and metrics follow (selected signal)
             card = next((c for c in cards if c.id == target), None)
-            self.scratch.setText(_start_warning(card))
+            self.scratch.setText(start_warning(card))
         self.models_loaded.emit()
 
     def _history_of(self, card: ModelCard) -> None:
@@ -395,13 +395,3 @@ if __name__ == "__main__":  # pragma: no cover
     from app.widgets.standalone import run_standalone
     sys.exit(run_standalone(TrainView))
 
-
-def _start_warning(card: ModelCard | None) -> str:
-    """A loud line under the results when a model did not start from verified ImageNet weights."""
-    if card is None or card.imagenet or card.start == "parent":
-        return ""
-    if card.start == "custom":
-        return f"⚠ Model {card.id} started from {card.origin}: not torchvision's ImageNet weights."
-    if card.start == "unchecked":
-        return f"⚠ Model {card.id}: {card.origin}."
-    return f"⚠ Model {card.id} was {card.origin}: no ImageNet weights were available."

@@ -228,3 +228,14 @@ def _verdict_names(card: ModelCard) -> list[str]:
     """The rows of a model's verdict figures: a segmentation card's classes are its defect
     classes (mask channels), its verdict report is OK/NG like a classifier's."""
     return ["OK", "NG"] if card.task == "segment" else list(card.classes)
+
+
+def start_warning(card: ModelCard | None) -> str:
+    """A loud line under the results when a model did not start from verified ImageNet weights."""
+    if card is None or card.imagenet or card.start == "parent":
+        return ""
+    if card.start == "custom":
+        return f"⚠ Model {card.id} started from {card.origin}: not torchvision's ImageNet weights."
+    if card.start == "unchecked":
+        return f"⚠ Model {card.id}: {card.origin}."
+    return f"⚠ Model {card.id} was {card.origin}: no ImageNet weights were available."
