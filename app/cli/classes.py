@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from app.cli.common import print_json
 
-ACTIONS = ("list", "add", "rename", "color", "hotkey", "merge", "retire", "restore")
+ACTIONS = ("list", "add", "rename", "color", "hotkey", "merge", "retire", "restore")  # _edits has all but list
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +55,20 @@ def _want(args: argparse.Namespace, n: int, usage: str) -> list[str]:
     return list(args.args)
 
 
+def _edits(ce: Any) -> dict[str, tuple[int, str, str, Callable[..., Any]]]:
+    """action -> (number of words, usage, key in the JSON answer, the labeling.classes call)."""
+    return {
+        "add": (1, "NAME [--color #rrggbb] [--hotkey K]", "class",
+                lambda p, a, o, u: ce.add_class(p, a[0], o.color, o.hotkey, u)),
+        "rename": (2, "CLASS NEW_NAME", "class", lambda p, a, o, u: ce.rename_class(p, a[0], a[1], u)),
+        "color": (2, "CLASS #rrggbb", "class", lambda p, a, o, u: ce.recolor_class(p, a[0], a[1], u)),
+        "hotkey": (2, "CLASS KEY", "class", lambda p, a, o, u: ce.set_hotkey(p, a[0], a[1], u)),
+        "merge": (2, "CLASS INTO_CLASS", "merge", lambda p, a, o, u: ce.merge_classes(p, a[0], a[1], u)),
+        "retire": (1, "CLASS", "class", lambda p, a, o, u: ce.retire_class(p, a[0], u)),
+        "restore": (1, "CLASS", "class", lambda p, a, o, u: ce.restore_class(p, a[0], u)),
+    }
+
+
 def cmd_classes(args: argparse.Namespace) -> int:
     from labeling import classes as ce
     from labeling.store import Project
@@ -63,27 +79,9 @@ def cmd_classes(args: argparse.Namespace) -> int:
     out: dict[str, object] = {"action": args.action}
     if args.action == "list":
         _want(args, 0, "")
-    elif args.action == "add":
-        (name,) = _want(args, 1, "NAME [--color #rrggbb] [--hotkey K]")
-        out["class"] = asdict(ce.add_class(project, name, args.color, args.hotkey, user))
-    elif args.action == "rename":
-        ref, name = _want(args, 2, "CLASS NEW_NAME")
-        out["class"] = asdict(ce.rename_class(project, ref, name, user))
-    elif args.action == "color":
-        ref, color = _want(args, 2, "CLASS #rrggbb")
-        out["class"] = asdict(ce.recolor_class(project, ref, color, user))
-    elif args.action == "hotkey":
-        ref, key = _want(args, 2, "CLASS KEY")
-        out["class"] = asdict(ce.set_hotkey(project, ref, key, user))
-    elif args.action == "merge":
-        src, into = _want(args, 2, "CLASS INTO_CLASS")
-        out["merge"] = asdict(ce.merge_classes(project, src, into, user))
-    elif args.action == "retire":
-        (ref,) = _want(args, 1, "CLASS")
-        out["class"] = asdict(ce.retire_class(project, ref, user))
-    elif args.action == "restore":
-        (ref,) = _want(args, 1, "CLASS")
-        out["class"] = asdict(ce.restore_class(project, ref, user))
+    else:
+        n, usage, key, edit = _edits(ce)[args.action]
+        out[key] = asdict(edit(project, _want(args, n, usage), args, user))
     table = ce.class_table(project)
     out["classes"] = [asdict(r) for r in table]
     if args.json:
