@@ -51,7 +51,13 @@ def ort_session(path: str | Path | bytes, threads: int | None = None) -> Any:
 
 
 class OrtModel:
-    """A LoadedModel whose forward runs on ONNX Runtime (CPU); everything else is the model's."""
+    """A LoadedModel whose forward runs on ONNX Runtime (CPU); everything else is the model's.
+
+    Every entry point that runs the network is defined HERE (logits, probabilities, ng_scores,
+    predict_views): one left to __getattr__ would be the LoadedModel's bound method, which calls
+    the LoadedModel's own torch logits, and live sort (hardware.sort.models.TimedModel calls
+    `probabilities`) would silently run torch while reporting onnxruntime.
+    """
 
     runtime = "onnxruntime"
 
@@ -59,23 +65,30 @@ class OrtModel:
         self.loaded = loaded
         self.session = session
         self.onnx_path = onnx_path
+        self.runs = 0  # session runs (tests prove the forward really went through ONNX Runtime)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loaded, name)
 
     def logits(self, batch: Any) -> torch.Tensor:
+        # torch.Tensor.numpy() shares memory: the batch preprocessed into a tensor goes to ORT
+        # without a copy (ascontiguousarray is a no-op on a contiguous batch).
         x = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, dtype=np.float32)
+        self.runs += 1
         return torch.from_numpy(self.session.run(["logits"], {"views": np.ascontiguousarray(x)})[0])
 
+    def probabilities(self, batch: Any) -> np.ndarray:
+        """(N, outputs) probabilities by the model's task, from ONNX Runtime's logits."""
+        return self.loaded.probabilities_of(self.logits(batch))
+
     def ng_scores(self, batch: Any) -> np.ndarray:
-        return torch.softmax(self.logits(batch), dim=1)[:, self.loaded.ng_index].numpy()
+        return self.loaded.task.view_scores(self.probabilities(batch), self.loaded.thresholds)[0]
 
     def predict_views(self, images: Any, cameras: Any) -> Any:
-        from .inference import decide
         if len(images) == 0 or len(images) != len(cameras):
             return self.loaded.predict_views(images, cameras)  # its own clear error
         batch, geoms = self.loaded.prepare_batch(images, cameras)
-        return decide(self.ng_scores(batch), self.loaded.threshold, geoms)
+        return self.loaded.decide_probs(self.probabilities(batch), geoms)
 
 
 @dataclass
@@ -92,8 +105,6 @@ class RuntimeCheck:
 def check_on_parts(loaded: LoadedModel, session: Any, project_path: str | Path, n_parts: int = CHECK_PARTS) -> RuntimeCheck:
     """Compare torch and ONNX Runtime on stored parts (the model's held-out parts first)."""
     from labeling.store import Project
-
-    from .inference import decide
     proj = Project.open(project_path, readonly=True)
     ids = [i for i in loaded.card.val_part_ids if i in set(proj.part_ids())] or proj.part_ids()
     ids = ids[:n_parts]
@@ -106,9 +117,10 @@ def check_on_parts(loaded: LoadedModel, session: Any, project_path: str | Path, 
         batch, _geoms = loaded.prepare_batch(images, cams)
         ref, got = loaded.logits(batch).numpy(), ort_model.logits(batch).numpy()
         worst = max(worst, float(np.max(np.abs(ref - got))))
-        a = decide(torch.softmax(torch.from_numpy(ref), 1)[:, loaded.ng_index].numpy(), loaded.threshold)
-        b = decide(ort_model.ng_scores(batch), loaded.threshold)
-        same = same and a.verdict == b.verdict
+        # the model's own rule on both (its task: a class model's defect class must agree too)
+        a = loaded.decide_probs(loaded.probabilities_of(torch.from_numpy(ref)))
+        b = loaded.decide_probs(loaded.probabilities_of(torch.from_numpy(got)))
+        same = same and (a.verdict, a.defect_class) == (b.verdict, b.defect_class)
         views += len(images)
     ok = bool(ids) and same and worst <= LOGIT_ATOL
     return RuntimeCheck(len(ids), views, worst, same, ok)

@@ -71,3 +71,26 @@ def test_prediction_without_heatmaps_runs_on_the_cards_runtime(toy_project):
         a, b = proj.predictions(pid)[-2:]
         assert a.verdict == b.verdict
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+
+
+def test_live_sorts_forward_runs_on_the_onnx_session(toy_project):
+    """TimedModel (live sort) calls `probabilities`: on an OrtModel that must be the session's,
+    not the wrapped LoadedModel's torch forward."""
+    from hardware.sort.models import load_classifier
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    activate(toy_project, res.model_id, "onnxruntime")
+    proj = Project.open(toy_project, readonly=True)
+    clf, _info = load_classifier(proj, "active")
+    ort_model = clf.loaded
+    assert isinstance(ort_model, OrtModel)
+    pid = proj.part_ids()[0]
+    images = proj.read_views(pid)
+    cams = [v.camera for v in proj.part(pid).views][:len(images)]
+
+    def torch_forward(*_a, **_k):
+        raise AssertionError("the torch forward ran on the onnxruntime path")
+    ort_model.loaded.logits = torch_forward  # any torch forward from now on fails the test
+    before = ort_model.runs
+    dec = clf.predict_views(images, cams)
+    assert ort_model.runs == before + 1 and len(dec.view_scores) == len(images)
+    assert ort_model.predict_views(images, cams).verdict == dec.verdict
