@@ -46,6 +46,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_WORKERS: int | None = None  # None: min(4, CPUs); 1: views preprocessed inline, no pool
+_POOL_CPUS: tuple[int, ...] | None = None  # CPUs the pool's threads are pinned to (None: any)
 
 
 def _pool() -> ThreadPoolExecutor:
@@ -54,8 +56,29 @@ def _pool() -> ThreadPoolExecutor:
     non-forward latency when done one after another."""
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="okng-pre")
+        workers = _POOL_WORKERS or min(4, os.cpu_count() or 1)
+        cpus = _POOL_CPUS
+        init = (lambda: os.sched_setaffinity(0, set(cpus))) if cpus and hasattr(os, "sched_setaffinity") else None
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okng-pre", initializer=init)
     return _POOL
+
+
+def preprocess_pool_setting() -> tuple[int | None, tuple[int, ...] | None]:
+    """(workers, cpus) as set by set_preprocess_pool (to restore it later)."""
+    return _POOL_WORKERS, _POOL_CPUS
+
+
+def set_preprocess_pool(workers: int | None, cpus: tuple[int, ...] | None = None) -> None:
+    """How prepare_batch spreads a part's views: `workers` threads (None: the default; 1: inline
+    on the calling thread), each pinned to `cpus` when given (live sort's thread layout,
+    hardware.sort.threads). The old pool's threads end once idle; the new one starts lazily."""
+    global _POOL, _POOL_WORKERS, _POOL_CPUS
+    if (workers, cpus) == (_POOL_WORKERS, _POOL_CPUS) and _POOL is not None:
+        return
+    old, _POOL = _POOL, None
+    _POOL_WORKERS, _POOL_CPUS = workers, (tuple(cpus) if cpus else None)
+    if old is not None:
+        old.shutdown(wait=False)
 
 
 class LoadedModel:
@@ -151,8 +174,8 @@ class LoadedModel:
 
         def one(i: int) -> ViewGeometry:
             return preprocess_into(images[i], self.rois.get(cameras[i]), rows[i], self.mean, self.std, self.fit)
-        if len(images) == 1:
-            geoms = [one(0)]
+        if len(images) == 1 or _POOL_WORKERS == 1:
+            geoms = [one(i) for i in range(len(images))]
         else:
             geoms = list(_pool().map(one, range(len(images))))
         return batch, geoms

@@ -45,6 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--word-order", choices=("big", "little"), default="big", help="u32 word order")
     p.add_argument("--threads", type=int, default=1,
                    help="torch/OpenCV threads (default 1: steadiest latency on a small CPU; 0 leaves them)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime"), default=None,
+                   help="inference runtime for this run (default: the model's, okng activate --runtime); "
+                        "ONNX Runtime is used only after its export matched torch on stored parts")
+    p.add_argument("--pin", default="auto", metavar="auto|off|CPUS",
+                   help="thread layout: auto pins the engine to its own CPU and the log writer, heartbeat "
+                        "and simulator beside it (>= 2 CPUs); off leaves it to the OS; 2,3 names the "
+                        "engine's CPUs (default auto; the layout is in the summary's 'threads')")
     p.add_argument("--map-cameras", default=None, metavar="SRC=MODEL,...",
                    help="map the source's cameras onto the model's (e.g. Viky-0=cam0,Viky-1=cam1): without "
                         "it, a source whose camera names or count differ from the model's is an error")
@@ -89,7 +96,11 @@ def _sort(args: argparse.Namespace) -> int:
     regmap = RegisterMap(plc_base=args.plc_base, pc_base=args.pc_base, unit_id=args.unit_id,
                          word_order=args.word_order)
     cfg = SortConfig(regmap=regmap, poll_period=args.poll_ms / 1000.0, shadow=args.shadow,
-                     log_parts=not args.no_log, gradcam_ng=args.gradcam, threads=args.threads or None)
+                     log_parts=not args.no_log, gradcam_ng=args.gradcam, threads=args.threads or None,
+                     pin=args.pin)
+    from hardware.sort.threads import plan_layout
+    # Planned before the model loads: ONNX Runtime's intra-op threads are fixed in its session.
+    args.intra_op = plan_layout(cfg.pin, cfg.threads).intra_op
     if args.plc:
         cfg.plc_host, cfg.plc_port = parse_host_port(args.plc)
     if args.demo and args.plc is None and args.parts is None and args.duration is None:
@@ -123,23 +134,23 @@ def _project_and_model(args: argparse.Namespace, bar) -> tuple:
     from labeling.store import Project
     if args.demo:
         project = _demo_project(Path(args.project) if args.project else None, quiet=args.json)
-        classifier, info = demo_classifier(project)
+        classifier, info = demo_classifier(project, runtime=args.runtime, threads=args.intra_op)
         return project, classifier, info
     path = Path(args.project)
     if not path.exists():
         raise FileNotFoundError(f"no project file {path}")
     project = Project.open(path)
-    classifier, info = load_classifier(project, args.model)
+    classifier, info = load_classifier(project, args.model, args.runtime, args.intra_op)
     return project, classifier, info
 
 
-def demo_classifier(project, progress=None) -> tuple:
+def demo_classifier(project, progress=None, runtime: str | None = None, threads: int | None = None) -> tuple:
     """The project's active model; else a quickly trained small one; else an untrained one."""
     from hardware.sort.models import load_classifier, untrained_classifier
     from training.quick import quick_train
     if project.active_model_id:
         try:
-            return load_classifier(project, "active")
+            return load_classifier(project, "active", runtime, threads)
         except Exception as exc:  # noqa: BLE001 - the demo goes on with what it can get
             log.warning("active model unusable (%s): training a new one", exc)
     try:
@@ -147,7 +158,7 @@ def demo_classifier(project, progress=None) -> tuple:
     except Exception as exc:  # noqa: BLE001 - a demo without a model still shows the loop
         log.warning("quick training failed: %s", exc)
         return untrained_classifier(project)
-    clf, info = load_classifier(project, model_id)
+    clf, info = load_classifier(project, model_id, runtime, threads)
     info["quick_trained"] = True
     return clf, info
 

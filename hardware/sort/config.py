@@ -47,6 +47,10 @@ class SortConfig:
     # torch/OpenCV threads for the run (None: leave the process setting). On a small, shared
     # CPU one intra-op thread is both faster and far steadier than two (no wake-up stalls).
     threads: int | None = None
+    # Thread layout of the sort process (hardware.sort.threads): "auto" pins the engine to its own
+    # CPU and the log/writer/heartbeat/simulator beside it when there are >= 2; "off" leaves it
+    # to the scheduler; "2,3" names the engine's CPUs. Safe on one CPU (nothing is pinned).
+    pin: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

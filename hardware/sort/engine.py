@@ -82,6 +82,7 @@ class SortEngine:
         self._result: SortSummary | None = None
         self._error: BaseException | None = None
         self._t0 = 0.0
+        self._pinning: Any = None  # hardware.sort.threads.Pinning while running
 
     # ------------------------------------------------------------------ public API
     def run(self, parts: int | None = None, duration: float | None = None,
@@ -212,30 +213,56 @@ class SortEngine:
                                       self._explainer() if cfg.gradcam_ng else None)
             self._logger.start()
         self._apply_threads()
-        self._warm_up()
+        self._warm_up()  # after the layout: the preprocessing pool starts here, pinned
         _freeze_heap()
         self._alive = time.monotonic()
         self._link = PlcLink(cfg, health=self.healthy)
         self._link.open(self._status_bits())
+        self._pin_services()
         self._t0 = time.monotonic()
 
     def _teardown(self) -> None:
         import gc
         gc.unfreeze()  # frozen objects are never freed, not even at exit (extensions then report leaks)
         self._summary.duration_s = round(time.monotonic() - self._t0, 3)
-        if self._link is not None:
-            self._link.close()  # clears SORT_MODE_ON and READY first, then stops the heartbeat
-        if self._logger is not None:
-            self._logger.close()
+        try:
+            if self._link is not None:
+                self._link.close()  # clears SORT_MODE_ON and READY first, then stops the heartbeat
+            if self._logger is not None:
+                self._logger.close()
+        finally:
+            if self._pinning is not None:
+                self._pinning.restore()  # the process's other sorts and tests get their CPUs back
 
     def _apply_threads(self) -> None:
-        n = self.config.threads
-        if not n:
+        """The thread layout (hardware.sort.threads), applied on the engine thread itself."""
+        from hardware.sort.threads import Pinning, plan_layout
+        cfg = self.config
+        try:
+            layout = plan_layout(cfg.pin, cfg.threads)
+        except ValueError as exc:
+            raise HardwareError(f"thread layout: {exc}") from exc
+        self._pinning = Pinning(layout)
+        self._pinning.apply_engine()
+        self._summary.threads = self._pinning.report(self._ort_threads())
+
+    def _pin_services(self) -> None:
+        # Once the heartbeat and log threads and the writer process exist (they were created by
+        # this thread or before the layout, so they would share the engine's CPU otherwise).
+        if self._pinning is None:
             return
-        import cv2
-        import torch  # here, not at the top: the window imports this module without needing torch
-        torch.set_num_threads(int(n))
-        cv2.setNumThreads(int(n))
+        writer = self._logger.writer_pid if self._logger is not None else None
+        self._pinning.pin_services([writer] if writer else [])
+        self._summary.threads = self._pinning.report(self._ort_threads())
+        log.info("sort thread layout: %s", self._summary.threads)
+
+    def _ort_threads(self) -> int | None:
+        """ONNX Runtime's intra-op threads as its session really has them (fixed at load time)."""
+        session = getattr(self.classifier, "session", None)
+        try:
+            return int(session.get_session_options().intra_op_num_threads) if session is not None else None
+        except Exception:  # noqa: BLE001 - descriptive only
+            return None
 
     def _warm_up(self) -> None:
         """One forward on blank views before going live: the first torch call is many times

@@ -16,13 +16,18 @@ from hardware.errors import HardwareError
 log = logging.getLogger(__name__)
 
 
-def load_classifier(project: Any, model_id: str = "active", runtime: str | None = None) -> tuple[Any, dict[str, Any]]:
-    """(classifier, info) for a project's model, on the runtime its card asks for (or `runtime`);
-    HardwareError with a clear message otherwise. info["runtime"] says what really runs (ONNX
-    Runtime falls back to torch, with info["runtime_note"], when its export differs on stored parts)."""
+def load_classifier(project: Any, model_id: str = "active", runtime: str | None = None,
+                    threads: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """(classifier, info) for a project's model, on the runtime its card asks for (or `runtime`,
+    a per-run override); HardwareError with a clear message otherwise. info["runtime"] says what
+    really runs (ONNX Runtime falls back to torch, with info["runtime_note"], when its export
+    differs on stored parts). `threads`: ONNX Runtime's intra-op threads, fixed when its session
+    is made (the sort's thread layout, hardware.sort.threads, decides them before loading)."""
     if model_id in ("", "active") and not project.active_model_id:
         raise HardwareError(f"{project.path.name} has no active model: train one first "
                             "(okng train) or pass --model ID")
+    if runtime not in (None, "torch", "onnxruntime"):
+        raise HardwareError(f"unknown runtime {runtime!r} (expected torch or onnxruntime)")
     # Here, not at the top: it loads torch. The card's task picks the kind: a segmentation
     # model answers predict_views like a classifier (verdict from its area rule).
     from training.runtime import with_runtime
@@ -31,7 +36,11 @@ def load_classifier(project: Any, model_id: str = "active", runtime: str | None 
     mid = str(getattr(model, "id", "") or (project.active_model_id if model_id in ("", "active") else model_id))
     rinfo: dict[str, Any] = {"runtime": "torch"}
     if model.card.task != "segment":  # ONNX Runtime serves classifiers; a segmentation model runs on torch
-        model, rinfo = with_runtime(model, project.path, runtime)
+        model, rinfo = with_runtime(model, project.path, runtime, threads)
+    elif runtime == "onnxruntime":
+        rinfo["runtime_note"] = "ONNX Runtime not used: a segmentation model runs on torch"
+    if runtime:
+        rinfo["runtime_asked"] = runtime
     if rinfo.get("runtime_note"):
         log.warning("%s: %s", mid, rinfo["runtime_note"])
     return TimedModel(model, mid), {"model_id": mid, "trained": True, "arch": model.card.arch,

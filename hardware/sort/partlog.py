@@ -86,6 +86,11 @@ class PartLogger:
             self._thread = threading.Thread(target=self._run, name="okng-sort-log", daemon=True)
             self._thread.start()
 
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (None when writing from the thread)."""
+        return self._proc.pid if self._proc is not None else None
+
     def submit(self, record: PartRecord) -> bool:
         """Queue a part for logging; never blocks. False if it had to be dropped."""
         try:

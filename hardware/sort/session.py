@@ -40,7 +40,9 @@ class SessionSpec:
     source: str = "sim:640x480"
     shadow: bool = True
     sim_rate: float = 4.0  # parts/s of that simulator's conveyor
-    threads: int | None = None  # torch/OpenCV threads of the engine (None: leave as is)
+    threads: int | None = None  # intra-op threads of the forward (None: the thread layout's)
+    pin: str = "auto"  # thread layout (hardware.sort.threads): auto | off | the engine's CPUs
+    runtime: str | None = None  # torch | onnxruntime for this run (None: the model's card)
     period: float = 0.2  # s between snapshots
     views_period: float = 0.5  # s between thumbnails of the views
     thumb_px: int = 240  # longer side of a thumbnail
@@ -98,10 +100,13 @@ def part_view(engine: Any, thumb_px: int) -> dict[str, Any] | None:
     return {"part": record, "views": [thumbnail(v, thumb_px) for v in images], "cameras": cameras}
 
 
-def _load(project: Any) -> tuple[Any, dict[str, Any]]:
+def _load(project: Any, spec: SessionSpec) -> tuple[Any, dict[str, Any]]:
     from hardware.sort.models import load_classifier, untrained_classifier
+    from hardware.sort.threads import plan_layout
     if project.active_model_id:
-        return load_classifier(project, "active")
+        # ONNX Runtime's intra-op threads are fixed in its session: the layout decides them now.
+        threads = plan_layout(spec.pin, spec.threads).intra_op
+        return load_classifier(project, "active", spec.runtime, threads)
     return untrained_classifier(project)
 
 
@@ -140,7 +145,7 @@ def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_st
     stop = should_stop or (lambda: False)
     alive = parent_watch(spec.parent_pid)
     project = Project.open(spec.project_path)
-    classifier, info = _load(project)
+    classifier, info = _load(project, spec)
     sim, plc = None, spec.plc
     if plc is None:
         from hardware.plc.simulator import PlcSimulator
@@ -154,7 +159,7 @@ def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_st
         # Before the engine starts: a model whose cameras the source does not have stops here.
         bind_cameras(classifier, list(source.info().cameras), dict(spec.camera_map))
         cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=spec.shadow, log_parts=True,
-                         model_id=str(info.get("model_id", "")), threads=spec.threads)
+                         model_id=str(info.get("model_id", "")), threads=spec.threads, pin=spec.pin)
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()
         report(Progress("started", payload=SortStarted(info, list(plc), spec.shadow, os.getpid())))

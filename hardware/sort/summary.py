@@ -55,6 +55,7 @@ class SortSummary:
     log: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
     runtime: str = ""  # torch | onnxruntime: what ran the forwards
+    threads: dict[str, Any] = field(default_factory=dict)  # the thread layout (hardware.sort.threads)
     source: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
     # agreement with the source's ground truth: verdicts (agree/disagree) and, for NG parts
