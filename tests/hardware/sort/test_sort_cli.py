@@ -54,3 +54,32 @@ def test_sort_without_a_model_says_so(tmp_path: Path, capsys):
     make_demo_project(path, "bolts", parts=1, size=(64, 48))
     assert main(["sort", str(path), "--parts", "1"]) == 1
     assert "no active model" in capsys.readouterr().err
+
+
+def test_sort_runtime_is_chosen_per_run_and_the_thread_layout_reported(tmp_path: Path, capsys):
+    """--runtime overrides the card for one run (ONNX Runtime still only after its export matched
+    torch on stored parts); the card is left as it was; the summary says what ran and where."""
+    pytest.importorskip("onnxruntime")
+    import torch
+
+    from training.config import TrainConfig
+    from training.inference import load_model
+    from training.loop import train
+    from training.registry import activate
+    path = tmp_path / "p.okng"
+    make_demo_project(path, "bolts", parts=8, size=(64, 48))
+    torch.manual_seed(0)
+    res = train(path, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    activate(path, res.model_id)  # the card says torch
+    argv = ["sort", str(path), "--source", "sim:64x48", "--parts", "3", "--no-log", "--json"]
+    assert main([*argv, "--runtime", "onnxruntime"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["runtime"] == "onnxruntime" and out["model"]["runtime"] == "onnxruntime"
+    assert out["model"]["onnx_check"]["ok"] and out["model"]["runtime_asked"] == "onnxruntime"
+    assert out["answered"] == 3 and out["missed"] == 0
+    assert out["threads"]["mode"] == "auto" and out["threads"]["intra_op"] >= 1
+    assert out["threads"]["ort_intra_op"] == out["threads"]["intra_op"]
+    assert load_model(path, res.model_id).card.runtime == "torch"  # a per-run choice only
+    assert main([*argv, "--pin", "off"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["runtime"] == "torch" and not out["threads"]["pinned"]
