@@ -73,9 +73,14 @@ class VerdictIndicator(QWidget):
 
 
 class CounterTiles(QWidget):
-    """Big numbers: triggers, OK, NG, ERROR, missed, parts/s, p50 / p99 latency."""
+    """Big numbers: triggers, OK, NG, ERROR, missed (and of those, missed while the PLC link was
+    down), Modbus exception responses, parts/s, p50 / p99 latency."""
 
-    KEYS = ("triggers", "OK", "NG", "ERROR", "missed", "parts/s", "p50 ms", "p99 ms")
+    KEYS = ("triggers", "OK", "NG", "ERROR", "missed", "missed in outages", "Modbus exceptions",
+            "parts/s", "p50 ms", "p99 ms")
+    # A count above zero here needs a look (outages cost parts; exceptions mean a register map
+    # the PLC refuses), so it turns amber instead of staying a quiet grey number.
+    WARN = ("missed in outages", "Modbus exceptions")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -101,10 +106,17 @@ class CounterTiles(QWidget):
         lat = snap.get("latency_ms") or {}
         vals = {"triggers": snap.get("triggers", 0), "OK": verdicts.get("OK", 0), "NG": verdicts.get("NG", 0),
                 "ERROR": verdicts.get("ERROR", 0), "missed": snap.get("missed", 0),
+                "missed in outages": snap.get("missed_in_outages", 0),
+                "Modbus exceptions": snap.get("modbus_exceptions", (snap.get("plc") or {}).get("modbus_exceptions", 0)),
                 "parts/s": f"{float(snap.get('parts_per_s') or 0):.1f}",
                 "p50 ms": _ms(lat.get("p50")), "p99 ms": _ms(lat.get("p99"))}
         for k, v in vals.items():
             self.values[k].setText(str(v))
+        for k in self.WARN:
+            warn = str(vals[k]) not in ("0", "")
+            if self.values[k].property("warn") != warn:  # restyle only on a change (re-polish)
+                self.values[k].setProperty("warn", warn)
+                self.values[k].setStyleSheet(f"font-size:20pt; font-weight:bold; color:{'#ffb347' if warn else '#e6e9ee'};")
 
     def value(self, key: str) -> str:
         return self.values[key].text()

@@ -174,6 +174,8 @@ class SortEngine:
         snap["latency_ms"] = self.stats.latency_ms()
         snap["healthy"] = self.healthy()
         snap["plc"] = self._link.info() if self._link is not None else {}
+        # both connections' exception responses (the summary's modbus_exceptions), for the tiles
+        snap["modbus_exceptions"] = int(snap["plc"].get("modbus_exceptions", 0))
         snap["log"] = self._logger.counters() if self._logger is not None else {}
         return snap
 

@@ -127,3 +127,24 @@ def test_the_part_shown_names_its_defect_class(ctx, qtbot):
            "scores": [0.2, 0.91], "total_ms": 12.0}
     view._show_part({"part": rec, "views": [np.zeros((8, 8), np.uint8)] * 2, "cameras": ["cam0", "cam1"]}, False)
     assert view.indicator.detail.text().startswith("DEFECT_CLASS 2 (no coating) · seq 3")
+
+
+def test_the_tiles_show_outage_misses_and_modbus_exceptions(ctx, qtbot):
+    """The snapshot's missed_in_outages and modbus_exceptions reach their own tiles (amber once
+    above zero), drawn by the view's poll like every other counter."""
+    view = SortView(ctx)
+    qtbot.addWidget(view)
+    assert "missed in outages" in view.tiles.KEYS and "Modbus exceptions" in view.tiles.KEYS
+    snap = {"triggers": 12, "verdicts": {"OK": 7, "NG": 2, "ERROR": 3}, "missed": 3, "missed_in_outages": 2,
+            "modbus_exceptions": 4, "plc": {"modbus_exceptions": 4}, "shadow": True,
+            "latency_ms": {"p50": 20.0, "p99": 31.0}, "parts_per_s": 4.9}
+    view.run = {"shadow": True}  # a run is on: poll draws
+    view.last_snapshot = snap
+    view.poll()
+    qtbot.waitUntil(lambda: view.tiles.value("missed in outages") == "2", timeout=5000)
+    assert view.tiles.value("Modbus exceptions") == "4" and view.tiles.value("missed") == "3"
+    assert view.tiles.values["Modbus exceptions"].property("warn") is True
+    view.run = None
+    view.tiles.show_snapshot({**snap, "missed_in_outages": 0, "modbus_exceptions": 0})
+    assert view.tiles.value("missed in outages") == "0"
+    assert view.tiles.values["missed in outages"].property("warn") is False

@@ -74,7 +74,10 @@ def _sort(tmp_path: Path, project, peer, pin: str, n: int = 3):
     for k in range(n):
         peer.trigger(k + 1, 500 + k)
         wait_for(lambda k=k: peer.result()[0] == k + 1, what=f"answer {k + 1}")
-    return engine.join(10), clf
+    summary = engine.join(10)
+    snap = engine.snapshot()  # what the Live-sort tiles draw: both new counters are there
+    assert snap["modbus_exceptions"] == summary.modbus_exceptions == 0 and snap["missed_in_outages"] == 0
+    return summary, clf
 
 
 def test_the_engine_runs_on_its_cpu_and_the_layout_is_recorded_then_undone(tmp_path, project, peer):
