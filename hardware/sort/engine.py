@@ -390,6 +390,8 @@ class SortEngine:
             timings["total"] = t4 - t_poll
         else:
             timings["total"] = time.perf_counter() - t_poll
+        if "forward" in timings:
+            timings["overhead"] = timings["total"] - timings["forward"]
         if error:
             log.warning("part seq %s (id %s) answered ERROR: %s", trig.seq, trig.part_id, error)
         name = VERDICT_NAMES.get(verdict, "ERROR")

@@ -6,7 +6,10 @@ with its own Project handle, which stores the views (source "sort"), the decisio
 and the per-stage timings, then the prediction. A process, not a thread: h5py keeps the GIL
 while it compresses and writes ~15 MB of views per part, which would stall the sort loop's
 Python for tens of milliseconds on every part. (process=False writes from the thread, for
-callers that cannot spawn.) If logging cannot keep up, parts are not waited for: they are
+callers that cannot spawn.) The views travel to the writer in shared memory (a ring of slots,
+`_Slots`): pickling ~15 MB into the pipe held the sort process's GIL for milliseconds on every
+part, right when the engine went back to polling for the next trigger; np.copyto into a slot
+releases the GIL and the pipe only carries the part's metadata. If logging cannot keep up, parts are not waited for: they are
 counted as dropped, because a late result on the belt costs more than a missing log entry.
 """
 from __future__ import annotations
@@ -51,6 +54,51 @@ class PartRecord:
 Explainer = Callable[[Sequence[np.ndarray], Sequence[str], int], list[np.ndarray]]
 
 
+SLOTS = 4  # parts in flight between the log thread and the writer process
+SLOT_WAIT_S = 10.0  # a writer that acknowledges nothing this long is not waited for again
+
+
+class _Slots:
+    """Shared-memory slots for the views of one part each; made on the first part (their size is
+    the first part's views), freed by the writer's acks. Used from the log thread only."""
+
+    def __init__(self, n: int = SLOTS) -> None:
+        self.n = n
+        self.size = 0
+        self.shms: list[Any] = []
+        self.free: list[int] = []
+
+    def ensure(self, need: int) -> bool:
+        """Slots exist and one holds `need` bytes (a bigger part than the first: False, pickled)."""
+        if not self.shms:
+            from multiprocessing import shared_memory
+            self.size = need
+            self.shms = [shared_memory.SharedMemory(create=True, size=max(1, need)) for _ in range(self.n)]
+            self.free = list(range(self.n))
+        return need <= self.size
+
+    def fill(self, index: int, images: Sequence[np.ndarray]) -> list[tuple[tuple[int, ...], str, int]]:
+        """Copy the views into slot `index`; (shape, dtype, offset) of each."""
+        buf, metas, off = self.shms[index].buf, [], 0
+        for im in images:
+            im = np.asarray(im)
+            dst = np.ndarray(im.shape, im.dtype, buffer=buf, offset=off)
+            np.copyto(dst, im)  # a plain memcpy that releases the GIL (the engine keeps running)
+            del dst  # no export of the buffer may outlive the copy (close() refuses otherwise)
+            metas.append((tuple(im.shape), im.dtype.str, off))
+            off += im.nbytes
+        return metas
+
+    def close(self) -> None:
+        for shm in self.shms:
+            try:
+                shm.close()
+                shm.unlink()
+            except (OSError, BufferError):
+                pass
+        self.shms, self.free = [], []
+
+
 class PartLogger:
     """Background writer of PartRecords into a project file (its own store handle)."""
 
@@ -64,6 +112,7 @@ class PartLogger:
         self._req: Any = None
         self._ack: Any = None
         self._sent = 0
+        self._slots = _Slots()
         self._q: queue.Queue[PartRecord | None] = queue.Queue(maxsize=maxsize)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -121,6 +170,7 @@ class PartLogger:
             if self._proc.is_alive():
                 self._proc.terminate()
             self._proc = None
+        self._slots.close()
 
     def counters(self) -> dict[str, Any]:
         with self._lock:
@@ -138,8 +188,7 @@ class PartLogger:
             try:
                 job = self._job(rec)
                 if self._req is not None:
-                    self._req.put(job)
-                    self._drain_acks()
+                    self._send(job)
                     continue
                 if project is None:
                     from labeling.store import Project
@@ -148,15 +197,41 @@ class PartLogger:
             except Exception as exc:  # noqa: BLE001 - a logging failure must never stop sorting
                 self._count(("fail", f"seq {rec.trig_seq}: {exc}"))
 
-    def _drain_acks(self) -> None:
+    def _send(self, job: dict[str, Any]) -> None:
+        """Hand a job to the writer process: its views in a free shared-memory slot (waiting
+        for one off the critical path), the rest through the pipe."""
+        images = job["images"]
+        need = sum(int(np.asarray(im).nbytes) for im in images)
+        self._drain_acks()
+        if self._slots.ensure(need):
+            deadline = time.monotonic() + SLOT_WAIT_S
+            while not self._slots.free and time.monotonic() < deadline:
+                self._drain_acks(wait=0.05)
+            if not self._slots.free:
+                raise RuntimeError("the part writer acknowledged nothing for "
+                                   f"{SLOT_WAIT_S:.0f} s (is it alive?)")
+            index = self._slots.free.pop()
+            try:
+                metas = self._slots.fill(index, images)
+            except Exception:
+                self._slots.free.append(index)
+                raise
+            job = {**job, "images": None, "shm": (self._slots.shms[index].name, index, metas)}
+        self._req.put(job)  # a view bigger than the slots: pickled whole, as before
+
+    def _drain_acks(self, wait: float = 0.0) -> None:
         import queue as q
         while True:
             try:
-                self._count(self._ack.get_nowait())
+                ack = self._ack.get(timeout=wait) if wait else self._ack.get_nowait()
             except (q.Empty, OSError, ValueError):
                 return
+            wait = 0.0
+            self._count(ack)
 
-    def _count(self, ack: tuple[str, Any]) -> None:
+    def _count(self, ack: tuple[Any, ...]) -> None:
+        if len(ack) > 2 and ack[2] is not None:
+            self._slots.free.append(int(ack[2]))  # the writer is done with that slot
         with self._lock:
             if ack[0] == "ok":
                 self.logged += 1
@@ -216,7 +291,8 @@ def write_job(project: Any, job: dict[str, Any]) -> int:
 
 
 def _writer_main(path: str, requests: Any, acks: Any) -> None:
-    """The writer process: one Project handle, one part per request, an ack per part."""
+    """The writer process: one Project handle, one part per request, an ack per part (with the
+    shared-memory slot it may now reuse)."""
     import os
 
     from labeling.store import Project
@@ -225,14 +301,34 @@ def _writer_main(path: str, requests: Any, acks: Any) -> None:
     except (AttributeError, OSError):
         pass
     project = Project.open(path)
-    while True:
-        job = requests.get()
-        if job is None:
-            return
-        try:
-            acks.put(("ok", write_job(project, job)))
-        except Exception as exc:  # noqa: BLE001 - reported back, the writer goes on
-            acks.put(("fail", f"{job.get('name')}: {exc}"))
+    shms: dict[str, Any] = {}
+    try:
+        while True:
+            job = requests.get()
+            if job is None:
+                return
+            slot = None
+            try:
+                if job.get("shm"):
+                    name, slot, metas = job["shm"]
+                    if name not in shms:
+                        from multiprocessing import shared_memory
+                        shms[name] = shared_memory.SharedMemory(name=name)
+                    buf = shms[name].buf
+                    job["images"] = [np.ndarray(shape, np.dtype(dt), buffer=buf, offset=off)
+                                     for shape, dt, off in metas]
+                pid = write_job(project, job)
+                job["images"] = None  # no view of the slot outlives this part
+                acks.put(("ok", pid, slot))
+            except Exception as exc:  # noqa: BLE001 - reported back, the writer goes on
+                job["images"] = None
+                acks.put(("fail", f"{job.get('name')}: {exc}", slot))
+    finally:
+        for shm in shms.values():
+            try:
+                shm.close()
+            except BufferError:
+                pass
 
 
 def _jsonable(obj: Any) -> Any:
