@@ -8,6 +8,7 @@ command composes the two).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -60,12 +61,27 @@ class TimedModel:
         self.model_id = model_id or str(getattr(loaded, "id", ""))
         self.runtime = str(getattr(loaded, "runtime", "torch"))  # OrtModel says "onnxruntime"
         self.last_timings: dict[str, float] = {}
+        self._batch: Any = None
+        try:
+            import inspect
+            self._reuse = "out" in inspect.signature(loaded.prepare_batch).parameters
+        except (TypeError, ValueError, AttributeError):
+            self._reuse = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loaded, name)
 
     def prepare(self, images: Any, cameras: Any) -> tuple[Any, list]:
-        """Preprocessed batch (N,3,h,w) and the view geometries."""
+        """Preprocessed batch (N,3,h,w) and the view geometries. A LoadedModel (or OrtModel) fills
+        the same batch tensor every part (its `out`): the forward is done with it before the next
+        part is prepared, and nothing keeps it."""
+        if self._reuse:
+            # per thread: a second caller (a test, a tool) must never fill the engine's batch
+            me = threading.get_ident()
+            mine = self._batch[1] if self._batch is not None and self._batch[0] == me else None
+            batch, geoms = self.loaded.prepare_batch(images, cameras, out=mine)
+            self._batch = (me, batch)
+            return batch, geoms
         return self.loaded.prepare_batch(images, cameras)
 
     def forward_batch(self, batch: Any) -> Any:
