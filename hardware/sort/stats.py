@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 
 # "overhead": total minus the forward, per part (poll, capture, preprocessing, decide, write)
-STAGES = ("poll", "capture", "preprocess", "forward", "infer", "write", "total", "overhead")
+STAGES = ("poll", "capture", "preprocess", "forward", "decide", "infer", "write", "total", "overhead")
 
 
 def percentiles(values: Iterable[float], qs: Iterable[float] = (50, 95, 99)) -> dict[str, float]:
