@@ -210,11 +210,12 @@ class SortEngine:
                                     "resolution": list(info.resolution)}
         except Exception:  # noqa: BLE001 - info is descriptive only
             self._summary.source = {}
+        layout = self._plan_threads()  # a bad setting stops here, before anything is started
         if cfg.log_parts and self.project is not None:
             self._logger = PartLogger(self.project.path, self.model_id, cfg.log_queue,
                                       self._explainer() if cfg.gradcam_ng else None)
             self._logger.start()
-        self._apply_threads()
+        self._apply_threads(layout)
         self._warm_up()  # after the layout: the preprocessing pool starts here, pinned
         _freeze_heap()
         self._alive = time.monotonic()
@@ -236,14 +237,16 @@ class SortEngine:
             if self._pinning is not None:
                 self._pinning.restore()  # the process's other sorts and tests get their CPUs back
 
-    def _apply_threads(self) -> None:
-        """The thread layout (hardware.sort.threads), applied on the engine thread itself."""
-        from hardware.sort.threads import Pinning, plan_layout
-        cfg = self.config
+    def _plan_threads(self) -> Any:
+        from hardware.sort.threads import plan_layout
         try:
-            layout = plan_layout(cfg.pin, cfg.threads)
+            return plan_layout(self.config.pin, self.config.threads)
         except ValueError as exc:
             raise HardwareError(f"thread layout: {exc}") from exc
+
+    def _apply_threads(self, layout: Any) -> None:
+        """The thread layout (hardware.sort.threads), applied on the engine thread itself."""
+        from hardware.sort.threads import Pinning
         self._pinning = Pinning(layout)
         self._pinning.apply_engine()
         self._summary.threads = self._pinning.report(self._ort_threads())

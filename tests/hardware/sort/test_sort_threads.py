@@ -112,7 +112,8 @@ def test_a_bad_pin_setting_stops_before_going_live(tmp_path, project, peer):
     source = make_source(f"folder:{write_folder(tmp_path / 'run', 1, {})}")
     source.open()
     engine = SortEngine(project, WhereClassifier(), source,
-                        SortConfig(plc_port=peer.port, pin="99", log_parts=False))
+                        SortConfig(plc_port=peer.port, pin="99"))
     with pytest.raises(HardwareError, match="thread layout"):
         engine.run(parts=1)
     assert peer.status() & 0x8 == 0  # SORT_MODE_ON never went out
+    assert engine._logger is None  # nothing was started that would be left running
