@@ -135,6 +135,10 @@ class ModelCard:
     # (empty on a card from before the test split)
     split: dict[str, Any] = field(default_factory=dict)
     cameras: list[str] = field(default_factory=list)  # cameras of the training views, in order
+    # Data-parallel training (training.distributed): the processes that trained the model, and
+    # the views of one optimiser step summed over them (0: not recorded, a card from before)
+    world_size: int = 1
+    global_batch: int = 0
     schema: int = SCHEMA
 
     # ------------------------------------------------------------------ reading

@@ -95,6 +95,7 @@ class TrainConfig:
     sampler: str | None = None  # "balanced": draw OK and NG views 50/50 each epoch
     gray_stem: bool | None = None  # one-channel stem (None: when every view is gray, scratch recipe)
     bf16: bool | None = None  # bf16 autocast + channels_last on a CPU with native bf16 (None: recipe)
+    amp: bool = True  # CUDA: float16 autocast with a GradScaler (training.accel); no effect on a CPU
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .accel import to_device
 from .backbones import BackboneSpec, FrozenTrunk, tail_forward
 from .config import AugmentConfig
 from .data import to_float_rgb, to_tensor
@@ -74,10 +75,8 @@ class FeatureCache:
     def _fill(self, keys: list[tuple[int, int]]) -> None:
         for s in range(0, len(keys), self.batch_size):
             chunk = keys[s:s + self.batch_size]
-            x = torch.stack([view_tensor(self.snap, i, self.mean, self.std, variant=v) for i, v in chunk])
-            x = x.to(self.device)
-            if self.device.type == "cuda":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = to_device([view_tensor(self.snap, i, self.mean, self.std, variant=v) for i, v in chunk],
+                          self.device, self.device.type == "cuda")
             with torch.no_grad():
                 f = self.trunk(x)
                 start = len(self.row)
@@ -105,8 +104,23 @@ class FeatureCache:
         return self._rows(keys)
 
 
+class Net(nn.Module):
+    """What a step runs: the whole model on pixels, or its tail from stage `start` on cached
+    features. One module, so that DistributedDataParallel can wrap it (training.distributed)."""
+
+    def __init__(self, model: nn.Module, spec: BackboneSpec, start: int) -> None:
+        super().__init__()
+        self.model, self.spec, self.start = model, spec, start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return tail_forward(self.model, self.spec, self.start, x) if self.start else self.model(x)
+
+
 class Forward:
-    """How a batch of view indices becomes logits: full model on pixels, or tail on features."""
+    """How a batch of view indices becomes logits: full model on pixels, or tail on features.
+
+    ``step_net`` runs the training steps: ``net`` itself, or DistributedDataParallel around it
+    in a data-parallel run (evaluation and BatchNorm refreshes use ``net``: no collectives)."""
 
     def __init__(self, model: nn.Module, spec: BackboneSpec, snap: Snapshot, mean: Sequence[float],
                  std: Sequence[float], device: torch.device, cache: FeatureCache | None, start_group: int) -> None:
@@ -114,13 +128,15 @@ class Forward:
         self.mean, self.std, self.device = mean, std, device
         self.cache, self.start = cache, start_group
         self.channels_last = device.type == "cuda"  # also on a bf16 CPU run (training.loop)
+        self.net: nn.Module = Net(model, spec, start_group if cache is not None else 0)
+        self.step_net: nn.Module = self.net
 
     def __call__(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
-                 any_variant: bool = False) -> torch.Tensor:
+                 any_variant: bool = False, train: bool = False) -> torch.Tensor:
+        net = self.step_net if train else self.net
         if self.cache is not None:
             f = self.cache.get_any(idx) if any_variant else self.cache.get(idx, rng if aug is not None else None)
-            return tail_forward(self.model, self.spec, self.start, f)
-        x = torch.stack([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx]).to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return self.model(x)
+            return net(f)
+        x = to_device([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx], self.device,
+                      self.channels_last)
+        return net(x)

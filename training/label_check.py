@@ -62,10 +62,11 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
                               should_stop: StopFn | None = None) -> tuple[Any, np.ndarray, np.ndarray] | None:
     """(snapshot, part labels (n,), out-of-fold probabilities (n, outputs)); None when stopped."""
     from .backbones import get_backbone
-    from .loop import _Cancelled, _initializer, fit_split, task_outputs
+    from .loop import _Cancelled, fit_split
     from .recipe import project_views, resolve
     from .session import make_config
     from .snapshot import load_snapshot, stratified_kfold
+    from .start import initializer, task_outputs
     config = make_config({**spec.values, "folds": 0})
     if config.task == "multilabel":
         raise TrainingError("label checks read one label per part: use --task verdict or classes")
@@ -75,8 +76,8 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
     warnings: list[str] = []
     # As the loop's train(): the starting weights decide the recipe (freeze auto, epochs or budget,
     # input size), which the snapshot's input size follows.
-    init, pretrained, _ = _initializer(backbone, config, spec.project_path, warnings,  # type: ignore[arg-type]
-                                       task_outputs(spec.project_path, config.task))
+    init, pretrained, _ = initializer(backbone, config, spec.project_path, warnings,  # type: ignore[arg-type]
+                                      task_outputs(spec.project_path, config.task))
     config, _note = resolve(config, pretrained, project_views(spec.project_path), warnings)
     snap = load_snapshot(spec.project_path, config.input_hw(backbone.input_size), config.fit, progress,
                          should_stop, task=config.task)

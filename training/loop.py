@@ -24,6 +24,7 @@ from torch import nn
 
 from labeling.progress import Progress, ProgressFn, StopFn
 
+from . import accel
 from .backbones import (
     BackboneSpec,
     FrozenTrunk,
@@ -35,13 +36,16 @@ from .backbones import (
 from .card import EpochMetrics, ModelCard, SplitMetrics
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
+from .distributed import Local, join, on_main
 from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
-from .recipe import RunClock, lr_factor, project_views, resolve
-from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
+from .optim import class_weights, make_optimizer, make_scheduler
+from .recipe import RunClock, lr_factor
+from .snapshot import CLASS_NAMES, Snapshot
 from .splits import check_split, kfold, split_parts
+from .start import Start, prepare
 from .tasks import get_task
 from .transforms import flip_variants
 
@@ -107,14 +111,17 @@ class _Run:
     bf16: bool = False  # CPU bf16 autocast (channels_last model)
     sample_p: np.ndarray | None = None  # per training view: the balanced sampler's probabilities
     epochs_done: int = 0
+    sync: Local = field(default_factory=Local)  # the ranks of a data-parallel run (training.distributed)
+    aug_rng: np.random.Generator | None = None  # per rank (None: the plan's rng, a single run)
+    amp: bool = False  # CUDA float16 autocast (its GradScaler: train_one_epoch's scaler)
 
 
 def _plan(run: _Run, rng: np.random.Generator) -> list[np.ndarray]:
     """This epoch's batches: a shuffle, or a class-balanced draw with replacement (as many views)."""
     if run.sample_p is None:
-        return batches(run.train_views, run.batch_size, rng)
+        return run.sync.batches(run.train_views, run.batch_size, rng)
     drawn = rng.choice(run.train_views, size=len(run.train_views), replace=True, p=run.sample_p)
-    return batches(drawn, run.batch_size, None)
+    return run.sync.batches(drawn, run.batch_size, None)
 
 
 def _balanced_p(targets: np.ndarray) -> np.ndarray:
@@ -137,15 +144,22 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
                     scaler: torch.amp.GradScaler | None, on_step: Callable[[int, int, float], None],
                     should_stop: StopFn | None) -> float:
     """One pass over the training views; returns the mean loss. Under a time budget the pass
-    ends early when the time is up (the LR follows the clock step by step)."""
+    ends early when the time is up (the LR follows the clock step by step).
+
+    A data-parallel run draws the same plan on every rank (shared rng) and trains each rank on
+    its slice of every global batch; augmentations draw from the rank's own rng."""
     set_train_mode(run.model, run.spec, run.config.freeze)
     aug = run.config.augment
     total, n = 0.0, 0
     plan = _plan(run, rng)
+    aug_rng = run.aug_rng or rng
     warm_cos = run.config.schedule == "warmup-cosine" and run.clock is not None
-    for step, idx in enumerate(plan):
+    for step, global_idx in enumerate(plan):
         if should_stop is not None and should_stop():
             raise _Cancelled()
+        idx = run.sync.shard(global_idx)
+        y = _targets(run, idx)
+        scale = run.sync.step(run.clock, run.criterion, y)
         if step and run.clock is not None and run.clock.out_of_time():
             break
         if warm_cos:
@@ -153,22 +167,23 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
             f = lr_factor(run.clock.fraction(run.epochs_done + step / len(plan)))
             for g in optimizer.param_groups:
                 g["lr"] = run.config.lr * f
-        y = _targets(run, idx)
-        with _autocast(run, scaler):
-            logits = run.forward(idx, aug, rng)
+        with _autocast(run):
+            logits = run.forward(idx, aug, aug_rng, train=True)
             loss = run.criterion(logits.float(), y)
+        # DDP averages the ranks' gradients: scaled, that is the global batch's (sync.step).
+        step_loss = loss * scale if scale != 1.0 else loss
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
-            scaler.scale(loss).backward()
+            scaler.scale(step_loss).backward()
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
+            step_loss.backward()
             optimizer.step()
         total += float(loss.detach()) * len(idx)
         n += len(idx)
         on_step(step + 1, len(plan), total / max(n, 1))
-    return total / max(n, 1)
+    return run.sync.sum(total) / max(run.sync.sum(n), 1)
 
 
 def _targets(run: _Run, idx: Sequence[int]) -> torch.Tensor:
@@ -176,10 +191,8 @@ def _targets(run: _Run, idx: Sequence[int]) -> torch.Tensor:
     return torch.as_tensor(np.asarray([run.snap.views[int(i)].target for i in idx]), device=run.device)
 
 
-def _autocast(run: _Run, scaler: torch.amp.GradScaler | None) -> Any:
-    if run.bf16:
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
-    return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=scaler is not None)
+def _autocast(run: _Run) -> Any:
+    return accel.autocast(run.device, run.bf16, run.amp)
 
 
 def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
@@ -194,14 +207,23 @@ def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
     views = run.snap.view_indices(part_positions)
     probs = np.zeros((len(run.snap.views), len(run.snap.output_names)), dtype=np.float64)
     loss_sum = 0.0
+    # Data-parallel: each rank scores its shard (as many rounds on every rank: the stop check
+    # is collective), then the probabilities are gathered, so every rank reports the same.
+    chunks = batches(run.sync.shard(views), max(run.batch_size, 64), None)
     with torch.inference_mode():
-        for idx in batches(views, max(run.batch_size, 64), None):
+        for k in range(run.sync.count(len(chunks))):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
-            with _autocast(run, None):
+            if k >= len(chunks):
+                continue
+            idx = chunks[k]
+            with _autocast(run):
                 logits = run.forward(idx, None, None).float()
             loss_sum += float(run.criterion(logits, _targets(run, idx).to(logits.device))) * len(idx)
             probs[idx] = task.probabilities(logits).cpu().numpy()
+    if views:
+        probs[views] = run.sync.sum_rows(probs[views])
+    loss_sum = run.sync.sum(loss_sum)
     ng, _ = task.view_scores(probs, thresholds)
     parts = [run.snap.parts[int(i)] for i in part_positions]
     deciding = [p.views[int(np.argmax([ng[v] for v in p.views]))] for p in parts]
@@ -255,44 +277,16 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None) -> None:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over this pass
     set_train_mode(run.model, run.spec, run.config.freeze)
+    chunks = batches(run.sync.shard(run.train_views), max(run.batch_size, 64), None)
     with torch.no_grad():
-        for idx in batches(run.train_views, max(run.batch_size, 64), None):
+        for k in range(run.sync.count(len(chunks))):
             if should_stop is not None and should_stop():
                 raise _Cancelled()
-            run.forward(idx, None, None, any_variant=True)
+            if k < len(chunks):
+                run.forward(chunks[k], None, None, any_variant=True)
+    run.sync.average_bn(bns, len(chunks))
     for m, mom in zip(bns, saved):
         m.momentum = mom
-
-
-def _class_weights(cfg: TrainConfig, targets: np.ndarray, task: str, n_outputs: int) -> np.ndarray | None:
-    if cfg.class_weights is None:
-        return None
-    if cfg.class_weights == "balanced":
-        return get_task(task).class_weights(list(targets), n_outputs)
-    w = np.asarray(cfg.class_weights, dtype=np.float64)
-    if w.shape != (n_outputs,):
-        raise TrainingError(f"class_weights needs {n_outputs} values (one per output: "
-                            f"{'[w_ok, w_ng]' if task == 'verdict' else 'OK first' if task == 'classes' else 'per class'})")
-    return w
-
-
-def _optimizer(cfg: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
-    makers = {
-        "adam": lambda: torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-        "adamw": lambda: torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay),
-        "sgd": lambda: torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay),
-    }
-    return makers[cfg.optimizer]()
-
-
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer) -> Any:
-    makers = {
-        "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs or 10),
-        "step": lambda: torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, (cfg.epochs or 10) // 3), gamma=0.1),
-        "warmup-cosine": lambda: None,  # set step by step from the run's clock (train_one_epoch)
-        "none": lambda: None,
-    }
-    return makers[cfg.schedule]()
 
 
 class _Clock:
@@ -305,11 +299,6 @@ class _Clock:
         self.done = done
         el = time.monotonic() - self.t0
         return el / self.done * (self.total - self.done) if self.done > 0 else 0.0
-
-
-def _cpu_bf16() -> bool:
-    from .pretrain import cpu_has_bf16
-    return cpu_has_bf16()
 
 
 def _of(epochs: int | None, clock: RunClock) -> str:
@@ -331,25 +320,33 @@ def _where(clock: RunClock, done_units: float, per_epoch: int, eta: _Clock) -> t
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
               label: str = "", test_parts: np.ndarray | None = None, now: Callable[[], float] | None = None,
+              sync: Local | None = None, info: dict[str, Any] | None = None,
               ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
     """Train on one split; returns (best model, validation report at its threshold, history, best
     epoch, test report at that same threshold or None without test parts).
 
     The test parts take no part in choosing the epoch or the threshold: they are scored once, at
     the end. Reports keep the part scores and targets (keys "_part_scores", "_part_targets") for
-    the card; a cancel raises _Cancelled carrying the epochs finished."""
+    the card; a cancel raises _Cancelled carrying the epochs finished.
+
+    ``sync``: the ranks of a data-parallel run (training.distributed; default: this process
+    alone), where every rank calls fit_split with the same arguments and should_stop is the
+    ranks' collective stop. ``info``, when given, receives the run's world size and global batch."""
+    sync = sync or Local()
     spec = get_backbone(config.arch)
-    device = resolve_device(config.device)
+    device = sync.device(resolve_device(config.device))
     seed_everything(config.seed)
     model = init()
     if config.gray_stem:
         single_channel_stem(model, spec)
     model = model.to(device)
     apply_freeze(model, spec, config.freeze)
-    bf16 = bool(config.bf16) and device.type == "cpu" and _cpu_bf16()
-    if device.type == "cuda" or bf16:
-        model = model.to(memory_format=torch.channels_last)
+    bf16 = accel.use_bf16(config.bf16, device)
+    model = accel.prepare_model(model, device, bf16)
     train_views = np.array(snap.view_indices(train_parts), dtype=np.int64)
+    if len(train_views) < 2 * sync.world_size:
+        raise TrainingError(f"{len(train_views)} training views cannot feed {sync.world_size} processes "
+                            "(two views each at least): train with fewer processes")
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     n_frozen = spec.frozen_groups(config.freeze)
     cache = None
@@ -364,20 +361,27 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             cache = FeatureCache(trunk, snap, rows, aug, mean, std, device, config.frozen_batch_size)
     train_targets = np.asarray([snap.views[i].target for i in train_views])
     n_out = len(snap.output_names)
-    criterion = get_task(snap.task).loss(_class_weights(config, train_targets, snap.task, n_out)).to(device)
+    criterion = get_task(snap.task).loss(class_weights(config, train_targets, snap.task, n_out)).to(device)
     batch_size = config.batch_size
     if cache is not None:
         # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.
         batch_size = max(config.batch_size, min(config.frozen_batch_size, len(train_views) // 16))
     forward = Forward(model, spec, snap, mean, std, device, cache, n_frozen)
     forward.channels_last = forward.channels_last or bf16
+    # Before the first step (and the cache's first trunk pass): DDP gives every rank rank 0's weights.
+    forward.step_net = sync.wrap(forward.net, device)
     sample_p = _balanced_p(train_targets) if config.sampler == "balanced" else None
+    amp = bool(config.amp) and device.type == "cuda"
+    # Every rank draws the same plan (shared seed) but its own augmentations.
+    aug_rng = np.random.default_rng([config.seed, sync.rank]) if sync.world_size > 1 else None
     run = _Run(model, spec, config, device, forward, train_views, val_parts, snap, criterion, batch_size,
-               clock, bf16, sample_p)
+               clock, bf16, sample_p, sync=sync, aug_rng=aug_rng, amp=amp)
+    if info is not None:
+        info.update(world_size=sync.world_size, global_batch=batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _optimizer(config, params)
-    sched = _scheduler(config, opt)
-    scaler = torch.amp.GradScaler("cuda") if device.type == "cuda" else None
+    opt = make_optimizer(config, params)
+    sched = make_scheduler(config, opt)
+    scaler = accel.grad_scaler(device, amp)
     rng = np.random.default_rng(config.seed)
     history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
@@ -386,7 +390,10 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     clock.start()
     epoch = 0
     try:
-        while clock.more_epochs(epoch):
+        while True:
+            sync.tick(clock)  # rank 0's time decides for every rank whether another epoch starts
+            if not clock.more_epochs(epoch):
+                break
             epoch += 1
             base = (epoch - 1) * per_epoch
 
@@ -441,119 +448,79 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     return model.eval().to("cpu"), rep, history, best_epoch, test_rep
 
 
-def _initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
-                 warnings: list[str], n_outputs: int = len(CLASS_NAMES)) -> tuple[Callable[[], nn.Module], bool, str | None]:
-    """How to build the starting network: parent model, self-supervised encoder, ImageNet
-    weights, or random init. The bool says: pretrained features (ImageNet, or the parent's)."""
-    if config.warm_start:
-        from labeling.store import Project
-
-        from .card import read_card
-        from .checkpoint import build_model, from_bytes
-        proj = Project.open(project_path, readonly=True)
-        parent = read_card(proj, config.warm_start)
-        if parent.arch != config.arch:
-            raise TrainingError(f"warm start from {config.warm_start} needs --arch {parent.arch}")
-        ckpt = from_bytes(proj.load_checkpoint(config.warm_start), parent.checkpoint_sha256,
-                          f"model {config.warm_start}")
-        state = ckpt["state_dict"]
-        if parent.task != config.task:
-            raise TrainingError(f"warm start from {config.warm_start} needs --task {parent.task}")
-        # build_model: a pruned parent rebuilds with its own channel counts
-        return (lambda: build_model({**ckpt, "state_dict": copy.deepcopy(state)}),
-                parent.pretrained, f"model:{config.warm_start}")
-    if config.encoder:
-        from .backbones import build_from_encoder
-        from .pretrain import load_encoder
-        enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
-        if meta.get("arch") != config.arch:
-            raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
-        return (lambda: build_from_encoder(config.arch, n_outputs, enc)), False, str(meta["source"])
-    if config.freeze == "scratch":
-        return (lambda: spec.build(n_outputs)), False, None
-    from .weights import find_pretrained
-    state, source = find_pretrained(config.arch)
-    if state is None:
-        warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
-                        f"(install a file with `okng weights import FILE --arch {config.arch}`)")
-        return (lambda: spec.build(n_outputs)), False, None
-    if source and not source.startswith("ImageNet"):
-        warnings.append(f"started from {source}: its SHA-256 matches none of torchvision's {config.arch} "
-                        "weights, so it is not called ImageNet")
-    return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
-
-
-def task_outputs(project_path: str | Path, task: str) -> int:
-    """How many outputs a model of this task has on this project (its classes)."""
-    from labeling.store import Project
-    classes = [c.name for c in Project.open(project_path, readonly=True).settings.classes]
-    return len(get_task(task).output_names(classes))
-
-
 def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
           should_stop: StopFn | None = None) -> TrainResult:
-    """Train a model on the project's labelled parts and store it in the project's registry."""
-    from .registry import register_model
+    """Train a model on the project's labelled parts and store it in the project's registry.
+
+    Under torchrun every rank calls this (training.distributed): rank 0 reads the project,
+    reports progress and stores the one model; every rank returns the same result."""
     t0 = time.monotonic()
     config.validate()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    project_path = Path(project_path)
-    spec = get_backbone(config.arch)
-    warnings: list[str] = []
-    # The task's output count comes from the project's classes (what the snapshot will name):
-    # the initializer runs first, as the recipe needs to know whether weights were found.
-    n_outputs = task_outputs(project_path, config.task)
-    init, pretrained, source = _initializer(spec, config, project_path, warnings, n_outputs)
-    config, note = resolve(config, pretrained, project_views(project_path), warnings)
-    input_size = config.input_hw(spec.input_size)
-    # The card's "pretrained": the network did not start from random init (ImageNet, a parent
-    # model or this project's self-supervised encoder; pretrained_source says which).
-    pretrained = pretrained or bool(config.encoder)
-    snap = load_snapshot(project_path, input_size, config.fit, progress, should_stop, task=config.task,
-                         group_by=config.group_by)
+    sync = join(config.device)
+    try:
+        return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0)
+    finally:
+        sync.close()
+
+
+def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None, should_stop: StopFn | None,
+           sync: Local, t0: float) -> TrainResult:
+    mine: dict[str, Any] = {}
+
+    def read() -> Start:  # rank 0 keeps its initializer; the others receive plain data
+        prep = prepare(project_path, config, progress, should_stop, sync.world_size)
+        mine["init"] = prep.init
+        return dataclasses.replace(prep, init=None)
+    prep = on_main(sync, read)
+    config, pretrained, source, warnings, snap = prep.config, prep.pretrained, prep.source, prep.warnings, prep.snap
     if snap is None:
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
-    if snap.skipped:
-        warnings.append(f"{snap.skipped} NG parts without a defect class left out (a {config.task} model "
-                        "learns classes)")
-    if len(snap.output_names) != n_outputs:
-        raise TrainingError("the project's defect classes changed while training started: train again")
+    template = prep.template
+    init = mine.get("init") or (lambda: copy.deepcopy(template))
+    stop = sync.stop(should_stop)  # every rank answers the same (a collective under torchrun)
     targets = snap.part_targets()
     split = split_parts(targets, config.val_fraction, config.test_fraction, config.seed, snap.part_groups())
     warnings.extend(check_split(split, targets))
     metrics: dict[str, Any] = {}
+    info: dict[str, Any] = {}
     try:
         if config.folds >= 2:  # inside the parts outside the test split: k-fold keeps an outer test set
             outer = np.sort(np.concatenate([split.train, split.val]))
-            metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, should_stop, outer)
+            metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, stop, outer, sync)
         model, rep, history, best_epoch, test_rep = fit_split(
-            snap, split.train, split.val, config, init, progress, should_stop, test_parts=split.test)
+            snap, split.train, split.val, config, init, progress, stop, test_parts=split.test, sync=sync, info=info)
     except _Cancelled as exc:
         return TrainResult(None, metrics, True, pretrained, exc.history, warnings=warnings,
                            seconds=time.monotonic() - t0)
-    if should_stop is not None and should_stop():
+    if stop is not None and stop():
         return TrainResult(None, metrics, True, pretrained, history, warnings=warnings, seconds=time.monotonic() - t0)
-    ids = [p.part_id for p in snap.parts]
-    held = {"val": held_out(rep, [ids[int(i)] for i in split.val])}
-    if test_rep is not None:
-        held["test"] = held_out(test_rep, [ids[int(i)] for i in split.test])
-    split_record = {**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
-                    "test_fraction": config.test_fraction, "seed": config.seed}
-    if progress is not None:
-        progress(Progress("save", 1, 1, "saving model"))
-    seconds = time.monotonic() - t0
-    card, activated = register_model(project_path, model, spec, config, snap, held, metrics.get("cv"), len(split.train),
-                          history, best_epoch, pretrained, source, seconds, warnings, split_record,
-                          {"recipe": note})
-    for name, m in held.items():
-        metrics[name] = m.report
-    metrics["split"] = {"train_parts": len(split.train), "val_parts": len(split.val), "test_parts": len(split.test),
-                        "val_part_ids": held["val"].part_ids,
-                        "test_part_ids": held["test"].part_ids if "test" in held else [],
-                        "group_by": config.group_by, "headline": "test" if "test" in held else "val"}
-    return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
-                       seconds, warnings, card)
+
+    def store() -> TrainResult:
+        from .registry import register_model
+        ids = [p.part_id for p in snap.parts]
+        held = {"val": held_out(rep, [ids[int(i)] for i in split.val])}
+        if test_rep is not None:
+            held["test"] = held_out(test_rep, [ids[int(i)] for i in split.test])
+        split_record = {**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
+                        "test_fraction": config.test_fraction, "seed": config.seed}
+        if progress is not None:
+            progress(Progress("save", 1, 1, "saving model"))
+        seconds = time.monotonic() - t0
+        card, activated = register_model(project_path, model, get_backbone(config.arch), config, snap, held,
+                                         metrics.get("cv"), len(split.train), history, best_epoch, pretrained,
+                                         source, seconds, warnings, split_record, {"recipe": prep.note},
+                                         world_size=sync.world_size, global_batch=int(info.get("global_batch", 0)))
+        for name, m in held.items():
+            metrics[name] = m.report
+        metrics["split"] = {"train_parts": len(split.train), "val_parts": len(split.val),
+                            "test_parts": len(split.test), "val_part_ids": held["val"].part_ids,
+                            "test_part_ids": held["test"].part_ids if "test" in held else [],
+                            "group_by": config.group_by, "headline": "test" if "test" in held else "val"}
+        return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
+                           seconds, warnings, card)
+    return on_main(sync, store)  # rank 0 alone writes the project
 
 
 def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
@@ -570,7 +537,7 @@ def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
 
 def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],
                             progress: ProgressFn | None, should_stop: StopFn | None,
-                            positions: np.ndarray | None = None) -> dict[str, Any]:
+                            positions: np.ndarray | None = None, sync: Local | None = None) -> dict[str, Any]:
     """k-fold by part (groups kept whole) over `positions` (default: every part; train() passes
     the parts outside the test split): per-fold validation reports and mean +- std (raises
     _Cancelled)."""
@@ -583,7 +550,7 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
     reports = []
     for k, (tr, va) in enumerate(folds):
         _, rep, hist, best, _ = fit_split(snap, pos[tr], pos[va], config, init, progress, should_stop,
-                                          label=f"fold {k + 1}/{len(folds)}: ")
+                                          label=f"fold {k + 1}/{len(folds)}: ", sync=sync)
         for key in ("_part_scores", "_part_targets", "_part_ng", "_part_probs"):
             rep.pop(key, None)
         reports.append({**{k2: v for k2, v in rep.items() if k2 != "views"}, "best_epoch": best, "epochs_run": len(hist)})

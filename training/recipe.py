@@ -66,13 +66,19 @@ class RunClock:
     epochs: int | None
     now: Callable[[], float] = time.monotonic
     t0: float = 0.0
+    held: float | None = None  # a data-parallel run: rank 0's elapsed seconds, agreed on each step
 
     def start(self) -> RunClock:
         self.t0 = self.now()
+        self.held = None
         return self
 
+    def hold(self, elapsed: float) -> None:
+        """Read `elapsed` until the next hold (training.distributed: every rank the same time)."""
+        self.held = elapsed
+
     def elapsed(self) -> float:
-        return self.now() - self.t0
+        return self.held if self.held is not None else self.now() - self.t0
 
     def fraction(self, epoch_progress: float) -> float:
         """epoch_progress: epochs finished plus the share of the current one."""

@@ -35,10 +35,13 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
                    snap: Snapshot, metrics: dict[str, SplitMetrics], cv: dict[str, Any] | None, train_parts: int,
                    history: list[EpochMetrics], best_epoch: int, pretrained: bool, source: str | None,
                    seconds: float, warnings: Sequence[str], split: dict[str, Any] | None = None,
-                   extra: dict[str, Any] | None = None) -> tuple[ModelCard, bool]:
+                   extra: dict[str, Any] | None = None, world_size: int = 1,
+                   global_batch: int = 0) -> tuple[ModelCard, bool]:
     """Store a trained model; it becomes active if the project has none. Returns (card, activated).
 
-    ``split`` is training.splits' record (part ids per set, group_by, fractions, seed)."""
+    ``split`` is training.splits' record (part ids per set, group_by, fractions, seed);
+    ``world_size`` the processes that trained it (training.distributed), ``global_batch`` the
+    views of one step over all of them."""
     from .pruning import structure_of
     # A model warm-started from a pruned one keeps its channel counts: store them with it
     n_out = len(snap.output_names)
@@ -60,7 +63,8 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
         pretrained=bool(pretrained), pretrained_source=source, parent=config.warm_start, created=time.time(),
         timings=Timings(float(seconds), [h.seconds for h in history]), target_layer=spec.target_layer,
         checkpoint_sha256=sha256(data), warnings=list(warnings), config=config.to_dict(),
-        split=dict(split or {}), cameras=snap.cameras(), extra=extra)
+        split=dict(split or {}), cameras=snap.cameras(), extra=extra, world_size=int(world_size),
+        global_batch=int(global_batch))
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = not project.active_model_id

@@ -41,8 +41,10 @@ QUICK = {"arch": "mobilenet_v3_small", "freeze": "none", "epochs": 3, "batch_siz
 
 
 def default_threads() -> int:
-    """All cores: a run owns its (child) process."""
-    return max(1, os.cpu_count() or 1)
+    """All cores: a run owns its (child) process; under torchrun, the cores shared by the ranks
+    on this machine (more threads than cores slow every rank down)."""
+    from .distributed import threads_per_rank
+    return threads_per_rank(max(1, os.cpu_count() or 1))
 
 
 def augment_from(value: Any) -> AugmentConfig:
@@ -115,6 +117,7 @@ TRAINERS: dict[str, Any] = {"verdict": _train_verdict,
                             "classes": functools.partial(_train_classifier, task="classes"),
                             "multilabel": functools.partial(_train_classifier, task="multilabel"),
                             "segment": _train_segment}
+DATA_PARALLEL = ("verdict", "classes", "multilabel")  # the loop of training/loop.py (training.distributed)
 
 
 def run_session(spec: TrainSpec, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Any:
@@ -124,6 +127,11 @@ def run_session(spec: TrainSpec, progress: ProgressFn | None = None, should_stop
     task = values.pop("task", None) or "verdict"
     if task not in TRAINERS:
         raise TrainingError(f"unknown task {task!r} (known: {', '.join(TRAINERS)})")
+    if task not in DATA_PARALLEL:
+        from .distributed import env_world
+        if env_world()[1] > 1:
+            raise TrainingError(f"data-parallel training (torchrun, --nproc) covers the tasks "
+                                f"{', '.join(DATA_PARALLEL)}; train {task} with one process")
     return TRAINERS[task](spec.project_path, values, progress, should_stop)
 
 

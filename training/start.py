@@ -1,0 +1,111 @@
+"""What a training run starts from, read from the project before the first step: the network's
+starting weights (parent model, self-supervised encoder, ImageNet, or random init), the config
+the recipe resolves, and the snapshot of the labelled parts.
+
+In a data-parallel run (training.distributed) rank 0 alone calls ``prepare``; the other ranks
+receive its ``Start`` (plain data) and never open the project.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from labeling.progress import ProgressFn, StopFn
+
+from .backbones import BackboneSpec, get_backbone
+from .config import TrainConfig
+from .errors import TrainingError
+from .recipe import project_views, resolve
+from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
+from .tasks import get_task
+
+
+@dataclass
+class Start:
+    """What rank 0 reads from the project before training (all of it, in a single run): shared
+    with the other ranks of a data-parallel run, which never open the project."""
+
+    config: TrainConfig
+    note: dict
+    pretrained: bool
+    source: str | None
+    warnings: list[str]
+    snap: Snapshot | None  # None: stopped while reading
+    init: Callable[[], nn.Module] | None = None  # rank 0's only (a closure is not shared)
+    template: nn.Module | None = None  # the network's structure for the other ranks (DDP copies rank 0's weights)
+
+
+def prepare(project_path: Path, config: TrainConfig, progress: ProgressFn | None, should_stop: StopFn | None,
+             world_size: int) -> Start:
+    spec = get_backbone(config.arch)
+    warnings: list[str] = []
+    # The task's output count comes from the project's classes (what the snapshot will name):
+    # the initializer runs first, as the recipe needs to know whether weights were found.
+    n_outputs = task_outputs(project_path, config.task)
+    init, pretrained, source = initializer(spec, config, project_path, warnings, n_outputs)
+    config, note = resolve(config, pretrained, project_views(project_path), warnings)
+    # The card's "pretrained": the network did not start from random init (ImageNet, a parent
+    # model or this project's self-supervised encoder; pretrained_source says which).
+    pretrained = pretrained or bool(config.encoder)
+    snap = load_snapshot(project_path, config.input_hw(spec.input_size), config.fit, progress, should_stop,
+                         task=config.task, group_by=config.group_by)
+    if snap is not None and snap.skipped:
+        warnings.append(f"{snap.skipped} NG parts without a defect class left out (a {config.task} model "
+                        "learns classes)")
+    if snap is not None and len(snap.output_names) != n_outputs:
+        raise TrainingError("the project's defect classes changed while training started: train again")
+    template = init() if world_size > 1 and snap is not None else None
+    return Start(config, note, pretrained, source, warnings, snap, init, template)
+
+
+def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
+                 warnings: list[str], n_outputs: int = len(CLASS_NAMES)) -> tuple[Callable[[], nn.Module], bool, str | None]:
+    """How to build the starting network: parent model, self-supervised encoder, ImageNet
+    weights, or random init. The bool says: pretrained features (ImageNet, or the parent's)."""
+    if config.warm_start:
+        from labeling.store import Project
+
+        from .card import read_card
+        from .checkpoint import build_model, from_bytes
+        proj = Project.open(project_path, readonly=True)
+        parent = read_card(proj, config.warm_start)
+        if parent.arch != config.arch:
+            raise TrainingError(f"warm start from {config.warm_start} needs --arch {parent.arch}")
+        ckpt = from_bytes(proj.load_checkpoint(config.warm_start), parent.checkpoint_sha256,
+                          f"model {config.warm_start}")
+        state = ckpt["state_dict"]
+        if parent.task != config.task:
+            raise TrainingError(f"warm start from {config.warm_start} needs --task {parent.task}")
+        # build_model: a pruned parent rebuilds with its own channel counts
+        return (lambda: build_model({**ckpt, "state_dict": copy.deepcopy(state)}),
+                parent.pretrained, f"model:{config.warm_start}")
+    if config.encoder:
+        from .backbones import build_from_encoder
+        from .pretrain import load_encoder
+        enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
+        if meta.get("arch") != config.arch:
+            raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
+        return (lambda: build_from_encoder(config.arch, n_outputs, enc)), False, str(meta["source"])
+    if config.freeze == "scratch":
+        return (lambda: spec.build(n_outputs)), False, None
+    from .weights import find_pretrained
+    state, source = find_pretrained(config.arch)
+    if state is None:
+        warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
+                        f"(install a file with `okng weights import FILE --arch {config.arch}`)")
+        return (lambda: spec.build(n_outputs)), False, None
+    if source and not source.startswith("ImageNet"):
+        warnings.append(f"started from {source}: its SHA-256 matches none of torchvision's {config.arch} "
+                        "weights, so it is not called ImageNet")
+    return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
+
+
+def task_outputs(project_path: str | Path, task: str) -> int:
+    """How many outputs a model of this task has on this project (its classes)."""
+    from labeling.store import Project
+    classes = [c.name for c in Project.open(project_path, readonly=True).settings.classes]
+    return len(get_task(task).output_names(classes))
