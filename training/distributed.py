@@ -127,7 +127,8 @@ class Ranks(Local):
         batch too small to give every rank two samples joins the one before (BatchNorm)."""
         out = batches(idx, size, rng)
         if len(out) > 1 and len(out[-1]) < 2 * self.world_size:
-            out[-2] = np.concatenate([out[-2], out.pop()])
+            last = out.pop()  # popped first: `out[-2] = ...out.pop()` would overwrite the batch before
+            out[-1] = np.concatenate([out[-1], last])
         return out
 
     def shard(self, idx: Any) -> Any:

@@ -42,7 +42,8 @@ def batches(indices: Sequence[int], size: int, rng: np.random.Generator | None) 
         idx = idx[rng.permutation(len(idx))]
     out = [idx[i:i + size] for i in range(0, len(idx), size)]
     if len(out) > 1 and len(out[-1]) == 1:
-        out[-2] = np.concatenate([out[-2], out.pop()])
+        last = out.pop()  # popped first: `out[-2] = ...out.pop()` would overwrite the batch before
+        out[-1] = np.concatenate([out[-1], last])
     return out
 
 
