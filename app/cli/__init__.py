@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["gui", *argv])
+    args.argv = argv  # what was asked, as typed: a launcher passes it on (okng train --nproc)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stem for gray views); manual: the optimizer/LR/augment/size given here")
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
     p.add_argument("--input-size", type=int, default=None, help="model input side in pixels")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="the global batch: with --nproc N (or under torchrun) each optimiser step takes "
+                        "this many views split across the processes, so the result does not depend on N")
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--augment", default="default",
@@ -59,6 +61,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--no-amp", dest="amp", action="store_false",
+                   help="CUDA: train in float32 instead of float16 mixed precision (no effect on a CPU)")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel training in N processes on this machine (torchrun; gloo on CPU, "
+                        "NCCL with one GPU each); rank 0 stores the one model. Several machines: run "
+                        "`torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint "
+                        "HOST:PORT -m app.cli train ...` on each")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p.set_defaults(func=cmd_train)
 
@@ -129,19 +138,39 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
             "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device,
             "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
-            "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe}
+            "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
+            "amp": getattr(args, "amp", True)}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from training.distributed import env_world
     from training.recipe import frozen_warning
     from training.session import TrainSpec, run_session
     from training.task_metrics import table
+    if args.nproc < 1:
+        print("okng train: error: --nproc must be at least 1", file=sys.stderr)
+        return 2
+    if args.nproc > 1:
+        if args.task == "segment":
+            print("okng train: error: --nproc covers verdict, classes and multilabel models; train "
+                  "segment with one process", file=sys.stderr)
+            return 2
+        from app.cli.launch import launch
+        return launch(getattr(args, "argv", None) or sys.argv[1:], args.nproc)
+    rank, world, _ = env_world()
+    should_stop = None
+    if world > 1:  # a torchrun rank: a signal stops every rank at the same step, nothing stored
+        from app.cli.launch import stop_on_signals
+        should_stop = stop_on_signals()
+        if rank:  # rank 0 alone speaks; every rank returns the same result and exit code
+            res = run_session(TrainSpec(str(args.project), form_values(args)), should_stop=should_stop)
+            return 1 if res.cancelled else 0
     values = form_values(args)
     early = frozen_warning(values)
     if early:  # before the run, not after its minutes
         print(f"okng train: WARNING: {early}", file=sys.stderr)
     bar = ProgressBar("train", quiet=args.json)
-    res = run_session(TrainSpec(str(args.project), values), progress=bar.report)
+    res = run_session(TrainSpec(str(args.project), values), progress=bar.report, should_stop=should_stop)
     bar.close()
     for w in res.warnings:  # said loudly, also with --json (on stderr)
         if w != early:
@@ -149,15 +178,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if res.cancelled:
         print("okng train: cancelled, nothing stored", file=sys.stderr)
         return 1
+    card = res.card
     summary = {"model_id": res.model_id, "pretrained": res.pretrained, "pretrained_source": res.pretrained_source,
                "activated": res.activated, "threshold": res.threshold, "seconds": round(res.seconds, 2),
+               "world_size": getattr(card, "world_size", 1), "global_batch": getattr(card, "global_batch", 0),
                "metrics": res.metrics, "history": res.to_dict()["history"], "warnings": res.warnings}
     if args.json:
         print_json(summary)
         return 0
     split = res.metrics["split"]
     start = res.card.origin if res.card is not None else "trained from scratch"
-    print(f"model {res.model_id} ({start}) in {res.seconds:.0f} s{', now active' if res.activated else ''}")
+    procs = f" on {card.world_size} processes (global batch {card.global_batch})" \
+        if card is not None and getattr(card, "world_size", 1) > 1 else ""
+    print(f"model {res.model_id} ({start}) in {res.seconds:.0f} s{procs}{', now active' if res.activated else ''}")
     print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split.get('test_parts', 0)} test"
           + (f" (grouped by {split['group_by']})" if split.get("group_by") else ""))
     if "test" in res.metrics:

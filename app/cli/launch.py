@@ -1,0 +1,136 @@
+"""`okng train --nproc N`: data-parallel training on this machine, through torchrun.
+
+The launcher starts torchrun (``torch.distributed.run --standalone --nproc-per-node N -m app.cli
+train ...``, in a child process: ``python -m app.cli.launch``) with the same arguments minus
+``--nproc``: each rank runs `okng train` unchanged
+(training.distributed); rank 0 prints the progress lines and the --json summary, which reach
+this process's stderr/stdout as they are. torchrun runs in a session of its own, so a Ctrl+C
+here (or SIGTERM) is forwarded once, as SIGTERM, and torchrun passes it on to the ranks, which
+stop together at the next step (`stop_on_signals`) and store nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+GRACE_S = 60.0  # after a cancel, how long the ranks get to stop before they are killed
+
+
+def without_nproc(argv: Sequence[str]) -> list[str]:
+    """argv minus ``--nproc N`` / ``--nproc=N`` (and argparse's abbreviations of it)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name = a.split("=", 1)[0]
+        if len(name) > 4 and "--nproc".startswith(name):
+            skip = "=" not in a
+            continue
+        out.append(a)
+    return out
+
+
+def torchrun_command(argv: Sequence[str], nproc: int) -> list[str]:
+    return [sys.executable, "-m", "app.cli.launch", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "app.cli", *without_nproc(argv)]
+
+
+def torchrun(argv: Sequence[str]) -> int:
+    """torchrun's own entry (torch.distributed.run) with its arguments; the ranks' exit code.
+
+    A cancel or a failed rank is reported by the ranks themselves (rank 0's "cancelled, nothing
+    stored", a rank's error): torchrun's traceback and failure table on top would only bury it."""
+    # torchrun's loggers take their level from LOGLEVEL when imported; the ranks keep the user's.
+    user = os.environ.get("LOGLEVEL")
+    os.environ["LOGLEVEL"] = "ERROR"
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)  # the modules without LOGLEVEL
+    if user is None:
+        os.environ.pop("LOGLEVEL")
+    else:
+        os.environ["LOGLEVEL"] = user
+    try:
+        run(parse_args(list(argv)))
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        return max((int(f.exitcode) for f in exc.failures.values() if f.exitcode > 0), default=1)
+    return 0
+
+
+def launch(argv: Sequence[str], nproc: int) -> int:
+    """Run the ranks; their exit code (1 when cancelled here)."""
+    env = dict(os.environ)
+    # The ranks import the okng this launcher runs (a checkout, not another installed copy).
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    proc = subprocess.Popen(torchrun_command(argv, nproc), env=env, start_new_session=True)
+    cancelled: list[float] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if not cancelled:
+            cancelled.append(time.monotonic())
+            print(f"okng train: stopping the {nproc} processes", file=sys.stderr, flush=True)
+            _signal_group(proc.pid, signal.SIGTERM)
+
+    previous = _install({signal.SIGINT: forward, signal.SIGTERM: forward})
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if cancelled and time.monotonic() - cancelled[0] > GRACE_S:
+                    _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        _install(previous)
+        _signal_group(proc.pid, signal.SIGKILL)  # nothing of the group outlives the launcher
+    if cancelled:  # rank 0 says "cancelled, nothing stored" when the ranks stop
+        return 1
+    return rc if rc >= 0 else 128 - rc
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _install(handlers: dict) -> dict:
+    """Set signal handlers (main thread only; elsewhere none are touched); the previous ones."""
+    previous = {}
+    for sig, h in handlers.items():
+        try:
+            previous[sig] = signal.signal(sig, h)
+        except ValueError:  # not the main thread
+            pass
+    return previous
+
+
+def stop_on_signals() -> Callable[[], bool]:
+    """A rank's should_stop: SIGINT / SIGTERM (torchrun forwards them) ask every rank to stop at
+    the next step (training.distributed makes the request collective); a second one exits."""
+    asked: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if asked:
+            raise KeyboardInterrupt
+        asked.append(signum)
+    _install({signal.SIGINT: handler, signal.SIGTERM: handler})
+    return lambda: bool(asked)
+
+
+if __name__ == "__main__":
+    sys.exit(torchrun(sys.argv[1:]))
