@@ -11,6 +11,7 @@ an NG tile is centred on a pitting region of an NG image, an OK tile is cut from
     .venv/bin/python bench/train.py [--parts 300] [--budget 240] [--big-parts 600] [--skip-big] [--plain-only]
     .venv/bin/python bench/train.py --task classes --data neu_det|bolts ...   (bench/train_classes.py)
     nice -n 15 .venv/bin/python bench/train.py --real kolektorsdd --budget 600   (issue 11: see train_real.py)
+    nice -n 19 .venv/bin/python bench/train.py --nproc 2 [--parts 160] [--ddp-epochs 4]   (issue 16: train_ddp.py)
 
 Both sides start from the same weights: ImageNet when a local file exists (training.weights),
 random init otherwise (this machine has none; the JSON says which).
@@ -243,7 +244,16 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
                     "vs a plain loop, same minutes, test split by group (bench/train_real.py)")
     ap.add_argument("--arm", default="both", choices=("both", "okng", "plain"))
+    ap.add_argument("--nproc", type=int, default=1,
+                    help="N > 1: `okng train` alone vs `okng train --nproc N` (bench/train_ddp.py)")
+    ap.add_argument("--ddp-epochs", type=int, default=4, help="--nproc: epochs of both runs")
     args = ap.parse_args()
+    if args.nproc > 1:
+        from train_ddp import run as run_ddp
+        if args.parts == 300:
+            args.parts = 160  # a short budget: both runs together take minutes on 2 cores
+        print(json.dumps(run_ddp(args)), flush=True)
+        return
     if args.task == "classes" or args.real:
         if args.task == "classes":
             from bench.train_classes import run

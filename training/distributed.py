@@ -113,6 +113,9 @@ class Ranks(Local):
         self.cuda = cuda
         self.owned = not dist.is_initialized()
         if cuda:
+            if local_rank >= torch.cuda.device_count():
+                raise TrainingError(f"{local_rank + 1} or more processes on this machine but "
+                                    f"{torch.cuda.device_count()} GPU(s): one process per GPU, or --device cpu")
             torch.cuda.set_device(local_rank)  # before NCCL's first call: one GPU per rank
         if self.owned:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)

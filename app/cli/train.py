@@ -150,14 +150,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         print("okng train: error: --nproc must be at least 1", file=sys.stderr)
         return 2
+    rank, world, _ = env_world()
     if args.nproc > 1:
+        if world > 1:
+            print("okng train: error: already one of torchrun's processes: leave out --nproc", file=sys.stderr)
+            return 2
         if args.task == "segment":
             print("okng train: error: --nproc covers verdict, classes and multilabel models; train "
                   "segment with one process", file=sys.stderr)
             return 2
         from app.cli.launch import launch
         return launch(getattr(args, "argv", None) or sys.argv[1:], args.nproc)
-    rank, world, _ = env_world()
     should_stop = None
     if world > 1:  # a torchrun rank: a signal stops every rank at the same step, nothing stored
         from app.cli.launch import stop_on_signals
