@@ -153,13 +153,13 @@ class Ranks(Local):
         """Rank 0's clock for everyone, and the factor that makes the mean of the ranks' losses
         (DDP averages gradients) the loss of the global batch."""
         den = loss_denominator(criterion, y)
-        t = self._all_reduce([clock.elapsed() if self.main and clock is not None else 0.0, den])
+        t = self._all_reduce([clock.own_elapsed() if self.main and clock is not None else 0.0, den])
         if clock is not None:
             clock.hold(float(t[0]))
         return self.world_size * den / max(float(t[1]), 1e-12)
 
     def tick(self, clock: Any) -> None:
-        clock.hold(float(self._all_reduce([clock.elapsed() if self.main else 0.0])[0]))
+        clock.hold(float(self._all_reduce([clock.own_elapsed() if self.main else 0.0])[0]))
 
     def count(self, n: int) -> int:
         return int(self._all_reduce([n], self.dist.ReduceOp.MAX)[0])

@@ -78,7 +78,11 @@ class RunClock:
         self.held = elapsed
 
     def elapsed(self) -> float:
-        return self.held if self.held is not None else self.now() - self.t0
+        return self.held if self.held is not None else self.own_elapsed()
+
+    def own_elapsed(self) -> float:
+        """This process's own seconds since start (what rank 0 tells the others)."""
+        return self.now() - self.t0
 
     def fraction(self, epoch_progress: float) -> float:
         """epoch_progress: epochs finished plus the share of the current one."""

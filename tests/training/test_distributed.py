@@ -28,6 +28,7 @@ from training.card import read_card, read_cards
 from training.checkpoint import from_bytes
 from training.distributed import Ranks, loss_denominator
 from training.features import batches
+from training.recipe import RunClock
 
 ROOT = Path(__file__).resolve().parents[2]
 # resnet18's head on a frozen trunk, SGD, no augmentation: deterministic, a few seconds a rank.
@@ -74,6 +75,23 @@ def test_ranks_share_each_global_batch_of_one_plan():
             assert np.array_equal(np.concatenate(shards), global_batch)  # all of it, once
             assert min(len(s) for s in shards) >= 2  # BatchNorm needs two samples a rank
         assert sorted(np.concatenate(plans[0])) == list(views)
+
+
+def test_rank_zero_clock_keeps_running_once_agreed():
+    """Every rank reads rank 0's agreed seconds; rank 0 itself must keep telling its own time
+    (reading back the agreed value froze the clock: a --budget run never ended)."""
+    now = [0.0]
+    clock = RunClock(10.0, None, lambda: now[0]).start()
+    r = _ranks(0, 2)
+    r._all_reduce = lambda values, op=None: torch.tensor(list(values), dtype=torch.float64)
+    for t in (3.0, 7.0, 11.0):
+        now[0] = t
+        r.tick(clock)
+        assert clock.elapsed() == t
+    assert not clock.more_epochs(1)
+    now[0] = 12.0
+    r.step(clock, torch.nn.CrossEntropyLoss(), torch.tensor([0, 1]))
+    assert clock.elapsed() == 12.0
 
 
 def test_scaled_rank_losses_average_to_the_global_batch_loss():
