@@ -21,7 +21,18 @@ from typing import Any
 
 from .config import AugmentConfig, TrainConfig
 
-SHORT_SIDE = 128  # measured: cracks and pits stay visible, 2.2x cheaper than 192 (bench/recipe_scratch)
+# The input size is picked from the data (issue 11): the short side grows while one pass over the
+# project's views stays within EPOCH_PIXELS input pixels, between SHORT_MIN and SHORT_CAP, never
+# above the views' own size. Why a pixel budget: a 10-minute run needs enough passes to learn,
+# and a small set can afford more detail per view in the same time. bsdata (1,104 views of
+# 460x1130) lands on 128 px, where it reached 0.928 test bal. acc. (bench/recipe_scratch);
+# KolektorSDD (~380 views of 500x1260, cracks a few px wide) at 128 px did not learn: its thin
+# cracks vanish when the 500 px side shrinks 4x, and with 3x fewer views it can pay for ~2x the
+# side. Tiles along the long axis were the other option; they would keep the full resolution
+# but multiply the cost of every view and change inference, Grad-CAM and sorting. (Figures: README.)
+SHORT_MIN = 128
+SHORT_CAP = 384  # an epoch at 384x960 is ~9x a 128 px one: only a handful fit in 10 minutes
+EPOCH_PIXELS = 45e6
 STRIDE = 32  # every backbone's output stride: sides are multiples of it
 WARMUP, LR_FLOOR = 0.1, 0.02
 SCRATCH_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0.2, shift=0.06)
@@ -32,18 +43,30 @@ DEFAULT_BUDGET_S = 600.0  # a from-scratch run with neither --budget nor --epoch
 NO_BF16 = ("mobilenet",)  # measured 2x slower under bf16 autocast on this CPU
 
 
-def input_size_for(shapes: Iterable[Sequence[int]], short: int = SHORT_SIDE) -> tuple[int, int]:
-    """(h, w) from the views' (ROI) sizes: the median view scaled so its short side is `short`,
-    aspect kept, never upscaled, both sides a multiple of the backbone stride (>= one stride)."""
+def short_side_for(n_views: int, aspect: float) -> int:
+    """The short side (px) a run can afford: one pass over n_views of this aspect (long/short)
+    within EPOCH_PIXELS, between SHORT_MIN and SHORT_CAP (the caller never upscales past the view)."""
+    s = math.sqrt(EPOCH_PIXELS / max(1, n_views) / max(1.0, aspect))
+    return int(min(SHORT_CAP, max(SHORT_MIN, s)))
+
+
+def input_size_for(shapes: Iterable[Sequence[int]], short: int | None = None) -> tuple[int, int]:
+    """(h, w) from the views' (ROI) sizes: the median view scaled so its short side is `short`
+    (None: short_side_for the number of views), aspect kept, never upscaled, both sides a multiple
+    of the backbone stride (>= one stride)."""
     hs, ws = [], []
     for s in shapes:
         hs.append(int(s[0]))
         ws.append(int(s[1]))
     if not hs:
-        return (short, short)
+        return (short or SHORT_MIN, short or SHORT_MIN)
     h, w = sorted(hs)[len(hs) // 2], sorted(ws)[len(ws) // 2]
-    k = min(1.0, short / min(h, w))
-    # Rounded down: a multiple of the stride never upscales (a 48 px view gives 32, not 64).
+    if short is None:
+        short = short_side_for(len(hs), max(h, w) / max(1, min(h, w)))
+    # The short side first, rounded down to the stride (a multiple of it never upscales: a 48 px
+    # view gives 32, not 64), then the long side at that scale, rounded down too.
+    side = max(STRIDE, min(short, min(h, w)) // STRIDE * STRIDE)
+    k = min(1.0, side / min(h, w))
     return max(STRIDE, int(h * k) // STRIDE * STRIDE), max(STRIDE, int(w * k) // STRIDE * STRIDE)
 
 
@@ -136,6 +159,14 @@ def frozen_warning(values: dict[str, Any]) -> str:
     return frozen_message(freeze, arch)
 
 
+def input_size_why(shapes: Sequence[Sequence[int]], size: Sequence[int]) -> str:
+    """The card's sentence on why this input size (issue 11's rule, with its numbers)."""
+    n = len(shapes)
+    return (f"median view scaled to short side {min(size)} px, aspect kept, never upscaled: the most detail "
+            f"for which one pass over {n} views stays within {EPOCH_PIXELS / 1e6:.0f} M input pixels "
+            f"(short side {SHORT_MIN}-{SHORT_CAP} px), so a time-budgeted run still gets its epochs")
+
+
 Views = Callable[[], tuple[list[tuple[int, int]], bool]]
 
 
@@ -181,7 +212,7 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
         shapes, gray = views()
         if cfg.input_size is None:
             cfg.input_size = input_size_for(shapes)
-            note["input_size_why"] = f"median view, short side {SHORT_SIDE} px, aspect kept, never upscaled"
+            note["input_size_why"] = input_size_why(shapes, cfg.input_size)
         if cfg.gray_stem is None:
             cfg.gray_stem = gray
     if cfg.bf16 is None:
