@@ -12,7 +12,8 @@ concurrently with one thread each (fair on a shared, noisy CPU).
     nice -n 15 .venv/bin/python bench/pretrain.py --total 600 [--frac 0.5] [-- RECIPE ARGS]
 
 Recipe arguments after `--` go to bench/recipe_scratch.py for both runs (default: its defaults
-with --gray --bf16 --channels-last, the recommended recipe).
+with --gray --bf16 --channels-last and the short side okng train's size rule picks for the
+train+val views, the recommended recipe).
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from training.pretrain import PretrainSpec, pretrain_images
 
 def main() -> None:
     argv = sys.argv[1:]
-    recipe = argv[argv.index("--") + 1:] if "--" in argv else ["--short", "128", "--gray", "--bf16", "--channels-last"]
+    recipe = argv[argv.index("--") + 1:] if "--" in argv else None
     argv = argv[:argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="kolektorsdd")
@@ -45,6 +46,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--skip-scratch", action="store_true")
     a = p.parse_args(argv)
+    if recipe is None:
+        # okng train's own size rule over the rows it would train on (train+val): kolektorsdd -> 224 px
+        from training.recipe import input_size_for
+        rows0 = rs.read_rows(a.data)
+        split0 = rs.split_groups(rows0, a.data, 0)
+        short = min(input_size_for([(int(r["height"]), int(r["width"])) for r, s in zip(rows0, split0) if s != "test"]))
+        recipe = ["--short", str(short), "--gray", "--bf16", "--channels-last"]
     base = ["--data", a.data, *recipe]
     # Both arms run at the same time, one thread each: on a shared CPU whose load changes by the
     # minute, only concurrent arms see the same machine, so equal wall time is equal compute.

@@ -24,7 +24,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from labeling.store import Project
 
 from .backbones import encoder_state, get_backbone, single_channel_stem
 from .errors import TrainingError
+from .recipe import input_size_for, project_views
 
 ENCODER_KIND = "encoder"
 ENCODER_FORMAT = 1
@@ -53,7 +54,7 @@ class PretrainSpec:
     project: str
     arch: str = "resnet18"
     budget_s: float = 1800.0
-    short: int = 128
+    short: int | None = None  # None: the short side `okng train`'s recipe picks for this project
     crop: int = 96
     batch_size: int = 64
     lr: float = 2e-3
@@ -260,6 +261,10 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
     spec.save is False or nothing was learned) store it in the project."""
     project = Project.open(spec.project, readonly=not spec.save)
     progress(Progress("load", 0, None, "reading the project's views"))
+    # The encoder learns at the scale the classifier will train at (training.recipe's rule), so
+    # the features it finds (a crack's width in px) are the ones the supervised run sees.
+    if not spec.short:
+        spec = replace(spec, short=min(input_size_for(project_views(spec.project)()[0])))
     images, gray = project_images(project, spec.short, spec.gray, spec.part_ids)
     progress(Progress("load", len(images), len(images), f"{len(images)} views ({'gray' if gray else 'RGB'})"))
     state, result = pretrain_images(images, spec, progress, should_stop)

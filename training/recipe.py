@@ -63,10 +63,11 @@ def input_size_for(shapes: Iterable[Sequence[int]], short: int | None = None) ->
     h, w = sorted(hs)[len(hs) // 2], sorted(ws)[len(ws) // 2]
     if short is None:
         short = short_side_for(len(hs), max(h, w) / max(1, min(h, w)))
-    # The short side first, rounded down to the stride (a multiple of it never upscales: a 48 px
-    # view gives 32, not 64), then the long side at that scale, rounded down too.
-    side = max(STRIDE, min(short, min(h, w)) // STRIDE * STRIDE)
-    k = min(1.0, side / min(h, w))
+    # A view smaller than `short` keeps its size; a larger one is scaled so its short side is
+    # `short` rounded down to the stride (so the size steps in strides, not with every view
+    # added). Both sides are then rounded down: a multiple of the stride never upscales (a 48 px
+    # view gives 32, not 64).
+    k = 1.0 if short >= min(h, w) else max(STRIDE, short // STRIDE * STRIDE) / min(h, w)
     return max(STRIDE, int(h * k) // STRIDE * STRIDE), max(STRIDE, int(w * k) // STRIDE * STRIDE)
 
 

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("--budget", default="30m", type=parse_duration, help="wall-clock time (30m, 90s, 1h)")
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, ...)")
-    p.add_argument("--short", type=int, default=128, help="short side views are scaled to (never upscaled)")
+    p.add_argument("--short", type=int, default=None,
+                   help="short side views are scaled to (never upscaled); default: the one okng train picks")
     p.add_argument("--crop", type=int, default=96, help="side of the square crops the encoder sees")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--id", default=None, help="encoder id (default encoder-ARCH-TIMESTAMP)")

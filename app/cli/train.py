@@ -39,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(AdamW, warm-up + cosine over the run, input size from the data, 1-channel "
                         "stem for gray views); manual: the optimizer/LR/augment/size given here")
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
-    p.add_argument("--input-size", type=int, default=None, help="model input side in pixels")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="model input side in pixels (default: the backbone's with ImageNet weights, "
+                   "from the data from scratch: short side 128-384 px)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="the global batch: with --nproc N (or under torchrun) each optimiser step takes "
                         "this many views split across the processes, so the result does not depend on N")
@@ -210,6 +212,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
               f"recipe {card.extra.get('recipe', {}).get('name', '')}, input "
               f"{'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
+        why = card.extra.get("recipe", {}).get("input_size_why")
+        if why:
+            print(f"input size: {why}")
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]

@@ -96,8 +96,9 @@ class TrainForm(QWidget):
         self.size.setSuffix(" px")
         self.size.setSpecialValueText("auto")
         self.size.setToolTip("Input size (square). auto: the backbone's with ImageNet weights; from the data "
-                             "from scratch (short side 128 px, aspect kept, never upscaled). Small defects "
-                             "need a large size or ROI crops.")
+                             "from scratch (short side 128-384 px: the most detail for which one pass over "
+                             "the views stays within 45 M pixels; aspect kept, never upscaled). Thin "
+                             "defects on large views need a large size or ROI crops.")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
         self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
                               "(mean +- std reported) inside the parts outside the test split")

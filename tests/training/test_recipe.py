@@ -18,7 +18,7 @@ from training.card import read_card
 from training.config import TrainConfig
 from training.evaluate import evaluate_model
 from training.loop import fit_split, train
-from training.recipe import RunClock, input_size_for, lr_factor, resolve
+from training.recipe import SHORT_CAP, SHORT_MIN, RunClock, input_size_for, lr_factor, resolve, short_side_for
 from training.snapshot import load_snapshot, stratified_split
 
 TINY = {"arch": "mobilenet_v3_small", "epochs": 1, "batch_size": 8, "seed": 1}
@@ -33,11 +33,21 @@ def no_imagenet(monkeypatch, tmp_path):
 
 
 def test_input_size_rule_keeps_aspect_never_upscales_and_fits_the_stride():
-    assert input_size_for([(1263, 500)] * 3 + [(1000, 400)]) == (320, 128)  # kolektorsdd-like, portrait
-    assert input_size_for([(460, 1130)]) == (128, 288)  # short side 128, aspect kept
+    assert input_size_for([(1263, 500)] * 3 + [(1000, 400)], short=128) == (320, 128)  # portrait, aspect kept
+    assert input_size_for([(460, 1130)], short=128) == (128, 288)  # short side 128, aspect kept
     assert input_size_for([(100, 150)]) == (96, 128)  # small crops: never upscaled, rounded down
     assert input_size_for([(20, 20)]) == (32, 32)  # one stride at least
     assert input_size_for([(640, 480)], short=256) == (320, 256)
+
+
+def test_input_size_follows_the_number_of_views_within_its_bounds():
+    # bsdata-like: 1,104 crops of 460x1130 -> the measured 128 px; KolektorSDD-like: 310 views of
+    # 1259x500 can afford ~1.7x the side; a handful of views stop at the cap
+    assert input_size_for([(460, 1130)] * 1104) == (128, 288)
+    assert input_size_for([(1259, 500)] * 310) == (544, 224)
+    assert input_size_for([(1259, 500)] * 4) == (960, 384)
+    assert input_size_for([(460, 1130)] * 100_000) == (128, 288)  # never below SHORT_MIN
+    assert short_side_for(1, 1.0) == SHORT_CAP and short_side_for(10**6, 3.0) == SHORT_MIN
 
 
 def test_lr_warms_up_then_falls_to_its_floor():
@@ -51,6 +61,7 @@ def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
     assert cfg.freeze == "none" and note["name"] == "scratch" and "every layer" in note["freeze_why"]
     assert (cfg.optimizer, cfg.schedule, cfg.sampler, cfg.class_weights) == ("adamw", "warmup-cosine", "balanced", None)
     assert cfg.input_size == (32, 64) and cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
+    assert "4 views" in note["input_size_why"] and "M input pixels" in note["input_size_why"]
     assert not warnings
     # colour views: three-channel stem; ImageNet weights: the fine-tuning settings as they were
     cfg, _ = resolve(TrainConfig(), False, lambda: ([(48, 64)], False), [])
