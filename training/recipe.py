@@ -25,11 +25,11 @@ from .config import AugmentConfig, TrainConfig
 # project's views stays within EPOCH_PIXELS input pixels, between SHORT_MIN and SHORT_CAP, never
 # above the views' own size. Why a pixel budget: a 10-minute run needs enough passes to learn,
 # and a small set can afford more detail per view in the same time. bsdata (1,104 views of
-# 460x1130) lands on 128 px, where it reached 0.928 test bal. acc. (bench/recipe_scratch);
-# KolektorSDD (~380 views of 500x1260, cracks a few px wide) at 128 px did not learn: its thin
-# cracks vanish when the 500 px side shrinks 4x, and with 3x fewer views it can pay for ~2x the
-# side. Tiles along the long axis were the other option; they would keep the full resolution
-# but multiply the cost of every view and change inference, Grad-CAM and sorting. (Figures: README.)
+# 460x1130) lands on 128 px, where it reached 0.928 test bal. acc. in the 10-minute bench;
+# KolektorSDD (~340 views of 500x1260, cracks a few px wide) gets 224 px instead of 128. That
+# alone did not make it learn (0.625 against a plain loop's 0.882 at 224x224: README, "Where it
+# stands"). Tiles along the long axis were the other option; they keep every pixel but multiply
+# the cost of every view and change inference, Grad-CAM and sorting.
 SHORT_MIN = 128
 SHORT_CAP = 384  # an epoch at 384x960 is ~9x a 128 px one: only a handful fit in 10 minutes
 EPOCH_PIXELS = 45e6
