@@ -470,33 +470,21 @@ class Project:
         self._writable()
         record.setdefault("time", time.time())
         with transaction(self.path, "a") as f:
-            self._replay_pending(f)
+            for text in journal.replay_pending(f, self.path):
+                self._warn(text)
             seq = int(f.attrs.get("journal_seq", 0)) + 1
             record["seq"] = seq
             journal.append(self.path, record, self._ensure_id(f))
-            self._apply(f, record)
+            journal.apply_record(f, record)
             f.attrs["journal_seq"] = seq
-            self._checkpoint(f)
-        event = self._event_of(record)
+            journal.checkpoint(f, self.path)
+        event = journal.event_of(record)
         self._apply_event_to_cache(event)
         self._notify(event)
 
     def _replay_journal(self) -> None:
-        if journal.size(self.path) == 0:
-            return
-        with transaction(self.path, "a") as f:
-            self._replay_pending(f)
-            self._checkpoint(f)
-
-    def _checkpoint(self, f: h5py.File) -> None:
-        """Drop the journal once its records are in the file, still under the exclusive lock.
-
-        Under the lock, because another writer process (a training job saving its model, the
-        sort logger) appends its own records inside its transactions: truncating after our
-        lock is released could delete a record it has just journalled. Flushed first, so the
-        applied changes are in the file before their journal entries go."""
-        f.flush()
-        journal.truncate(self.path)
+        for text in journal.replay(self.path):
+            self._warn(text)
 
     def _ensure_id(self, f: h5py.File) -> str:
         """The project id journal records are bound to (files older than ids get one now)."""
@@ -511,78 +499,10 @@ class Project:
         self.warnings.append(text)
         log.warning("%s", text)
 
-    def _replay_pending(self, f: h5py.File) -> None:
-        done = int(f.attrs.get("journal_seq", 0))
-        try:
-            records = journal.verify(self.path, str(f.attrs.get("project_id", "")))
-        except journal.JournalRejected as exc:
-            moved = journal.quarantine(self.path)
-            self._warn(f"{self.path.name}: journal not replayed, {exc}; moved aside to "
-                       f"{moved.name if moved else '(gone)'}")
-            return
-        parts = f["parts"]
-        for rec in records:
-            seq = int(rec["seq"]) if isinstance(rec.get("seq"), int) else 0
-            if seq <= done:
-                continue
-            pid = rec.get("part")
-            if pid is not None and str(pid) not in parts:
-                self._warn(f"{self.path.name}: journal record {seq} ({rec.get('op')}) skipped: "
-                           f"part {pid} is not in the file")
-            else:
-                try:
-                    self._apply(f, rec)
-                except (KeyError, ValueError, TypeError) as exc:
-                    self._warn(f"{self.path.name}: journal record {seq} ({rec.get('op')}) skipped: "
-                               f"cannot apply it ({type(exc).__name__}: {exc})")
-            done = seq
-            f.attrs["journal_seq"] = done
-
-    @staticmethod
-    def _event_of(record: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in record.items() if k not in ("pixels", "pid", "crc")}
-
-    def _apply(self, f: h5py.File, rec: dict[str, Any]) -> None:
-        if rec["op"] == "mask" and "pixels" in rec:
-            write_array(f[f"parts/{rec['part']}/v{rec['view']}"], "mask", journal.decode_array(rec["pixels"]), "lzf")
-        elif rec["op"] == "proposal":
-            vg = f[f"parts/{rec['part']}/v{rec['view']}"]
-            write_array(vg, "proposal", journal.decode_array(rec["pixels"]), "lzf")
-            vg["proposal"].attrs["model"] = rec["model"]
-        elif rec["op"] == "mask" and not rec.get("has_mask"):
-            vg = f[f"parts/{rec['part']}/v{rec['view']}"]
-            if "mask" in vg:
-                del vg["mask"]
-        elif rec["op"] == "settings":
-            f.attrs["settings"] = json.dumps(rec["settings"])
-        elif rec["op"] == "active_model":
-            f.attrs["active_model"] = rec.get("model") or ""
-        append_json(f["events"], "log", [self._event_of(rec)])
-
     def _apply_event_to_cache(self, ev: dict[str, Any]) -> None:
-        op, pid = ev["op"], ev.get("part")
         self._events.append(ev)
-        part = self._parts.get(pid) if pid is not None else None
-        if op == "label" and part:
-            part.label = Label.from_dict(ev["label"])
-        elif op == "review" and part:
-            part.review = Review.from_dict(ev["review"])
-        elif op == "prediction" and part:
-            part.prediction = Prediction.from_dict(ev["prediction"])
-        elif op == "delete" and part:
-            part.meta["deleted"] = True
-        elif op == "label_check":
-            found = ev.get("findings", {})
-            for p in self._parts.values():
-                f = found.get(str(p.id))
-                p.label_check = LabelCheck.from_dict(f) if f else None
-        elif op == "mask" and part:
-            v = part.views[ev["view"]]
-            part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, bool(ev.get("has_mask")))
-        elif op == "settings":
-            self.settings = Settings.from_dict(ev["settings"])
-        elif op == "active_model":
-            self.active_model_id = ev.get("model") or None
+        self.settings, self.active_model_id = journal.apply_event(
+            ev, self._parts, self.settings, self.active_model_id)
 
     # ---------------------------------------------------------------- models
     def save_model(self, model_id: str, meta: dict[str, Any], checkpoint: bytes) -> None:
