@@ -10,11 +10,16 @@ every split, as the X-ray study kept one crop per source scan.
 Stratified by verdict (a group's verdict is NG when any of its parts is NG), or by class index
 for a class task (a group takes its highest class), and deterministic by seed. ``kfold`` splits what is left after the test set is held out: k-fold keeps an outer
 test set.
+
+A warm-started child inherits its parent's split (``inherit_split``): a fresh draw would put some of
+the parent's training parts into the child's test set, and the child, which starts from the
+parent's weights, has learnt them: its test figures would leak.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -131,3 +136,50 @@ def check_split(split: PartSplit, targets: np.ndarray) -> list[str]:
                        f"{'no parts' if not have else 'only ' + ('NG' if 1 in have else 'OK') + ' parts'}: "
                        "its balanced accuracy and AUC mean little (label more parts)")
     return out
+
+
+def inherit_split(parent: Mapping[str, Any], parent_id: str, part_ids: Sequence[int], targets: np.ndarray,
+                  val_fraction: float, test_fraction: float, seed: int,
+                  groups: Sequence[object] | None = None, group_by: str | None = None) -> PartSplit:
+    """A warm-started child's split: each part of the parent's split stays in its set.
+
+    `parent` is the parent card's split record (part ids per set, group_by, ...). Parts labelled
+    since are split afresh by `split_parts` (they never trained the parent); a new part whose group
+    already has parts in a set joins that set. Refused (TrainingError) when the parent kept no
+    split or grouped by another field, since neither lets the parent's parts be placed safely."""
+    if not all(isinstance(parent.get(k), list) for k in ("train", "val", "test")):
+        raise TrainingError(f"warm start from {parent_id}: its card keeps no train/val/test split (trained "
+                            "before okng stored one), so the child's test parts could be ones the parent "
+                            "trained on; train without --warm-start, or retrain the parent first")
+    if (parent.get("group_by") or None) != (group_by or None):
+        raise TrainingError(f"warm start from {parent_id} needs --group-by {parent.get('group_by') or '(none)'}, "
+                            "as the parent's split kept those groups whole")
+    set_of = {int(pid): name for name in ("train", "val", "test") for pid in parent[name]}
+    names = [set_of.get(int(pid)) for pid in part_ids]
+    if groups is not None:  # a group that has a set already keeps all its parts there
+        group_set = {g: n for g, n in zip(groups, names) if n is not None and g not in (None, "")}
+        names = [n or (group_set.get(g) if g not in (None, "") else None) for g, n in zip(groups, names)]
+    new = np.array([i for i, n in enumerate(names) if n is None], dtype=np.int64)
+    if len(new):
+        fresh = split_parts(np.asarray(targets)[new], val_fraction, test_fraction, seed,
+                            None if groups is None else [groups[int(i)] for i in new])
+        for name in ("train", "val", "test"):
+            for i in getattr(fresh, name):
+                names[int(new[int(i)])] = name
+    idx = np.arange(len(part_ids))
+    pick = np.asarray(names, dtype=object)
+    return PartSplit(idx[pick == "train"], idx[pick == "val"], idx[pick == "test"])
+
+
+def draw_split(project_path: Any, config: Any, part_ids: Sequence[int], targets: np.ndarray,
+               groups: Sequence[object] | None) -> PartSplit:
+    """The split a training run uses (config: a TrainConfig): its parent's for a warm start, else a
+    fresh stratified draw."""
+    if not config.warm_start:
+        return split_parts(targets, config.val_fraction, config.test_fraction, config.seed, groups)
+    from labeling.store import Project
+
+    from .card import read_card
+    parent = read_card(Project.open(project_path, readonly=True), config.warm_start)
+    return inherit_split(parent.split, parent.id, part_ids, targets, config.val_fraction, config.test_fraction,
+                         config.seed, groups, config.group_by)

@@ -15,7 +15,7 @@ from training.errors import TrainingError
 from training.evaluate import evaluate_model
 from training.loop import train
 from training.registry import comparison_table
-from training.splits import check_split, kfold, split_parts
+from training.splits import check_split, inherit_split, kfold, split_parts
 
 
 def _disjoint(s) -> bool:
@@ -53,6 +53,39 @@ def test_groups_never_straddle_two_sets():
     assert len(loose.test) == 12 and len(loose.val) == 12
     for tr, va in kfold(t, 4, 0, groups):
         assert not {groups[i] for i in tr} & {groups[i] for i in va}
+
+
+def test_a_warm_started_child_keeps_its_parents_split_and_splits_only_new_parts():
+    t = np.array([0] * 60 + [1] * 40)
+    ids = list(range(100, 200))
+    parent = {**split_parts(t, 0.15, 0.15, seed=4).ids(ids), "group_by": None}
+    # 40 parts labelled since the parent; the child asks for another seed: a fresh draw would differ.
+    t2, ids2 = np.concatenate([t, [0] * 24 + [1] * 16]), ids + list(range(300, 340))
+    child = inherit_split(parent, "p1", ids2, t2, 0.15, 0.15, seed=9)
+    got = child.ids(ids2)
+    assert _disjoint(child) and sum(map(len, got.values())) == 140
+    for name in ("train", "val", "test"):  # every parent part stays where the parent had it
+        assert set(parent[name]) <= set(got[name])
+    new = {name: set(got[name]) - set(parent[name]) for name in got}
+    assert (len(new["train"]), len(new["val"]), len(new["test"])) == (28, 6, 6)  # 15/15 % of the new ones
+    assert not set(parent["train"]) & set(got["test"])
+
+
+def test_inherit_split_keeps_groups_whole_and_refuses_what_it_cannot_place():
+    groups = [f"item{i // 4}" for i in range(40)]
+    t = np.array([0] * 20 + [1] * 20)
+    ids = list(range(40))
+    parent = {**split_parts(t[:36], 0.2, 0.2, 1, groups[:36]).ids(ids[:36]), "group_by": "item"}
+    # part 36..39 are item9 (new); part 40 is a new crop of item0, which the parent holds
+    t2, ids2, g2 = np.append(t, 0), ids + [40], groups + ["item0"]
+    child = inherit_split(parent, "p1", ids2, t2, 0.2, 0.2, 3, g2, "item")
+    got = child.ids(ids2)
+    home = next(n for n in got if 0 in parent[n])
+    assert 40 in got[home]
+    with pytest.raises(TrainingError, match="needs --group-by item"):
+        inherit_split(parent, "p1", ids2, t2, 0.2, 0.2, 3, None, None)
+    with pytest.raises(TrainingError, match="keeps no train/val/test split"):
+        inherit_split({}, "p1", ids2, t2, 0.2, 0.2, 3)
 
 
 def test_too_few_parts_give_a_warning_not_a_crash():
