@@ -108,3 +108,31 @@ def write_folder(root: Path, n_parts: int, bright: dict[int, int]) -> Path:
             img = np.clip(rng.normal(level, 10, (24, 32)), 0, 255).astype(np.uint8)
             cv2.imwrite(str(d / f"part_{k:03d}.png"), img)
     return root
+
+
+def sort_folder_against_peer(project, peer, loaded, timed, folder: Path, n: int, model_id: str | None = None):
+    """Run the engine with `timed` over the n parts of `folder` against the PLC `peer`; check that
+    each answer (echo, verdict, confidence) is what `loaded` alone decides for that part. The summary."""
+    import cv2
+
+    from hardware.sort import SortConfig, SortEngine
+    from hardware.sources import make_source
+    cams = ["cam0", "cam1", "cam2", "cam3"]
+    expected = [loaded.predict_views([cv2.imread(str(folder / c / f"part_{k:03d}.png"), 0) for c in cams], cams)
+                for k in range(n)]
+    source = make_source(f"folder:{folder}")
+    source.open()
+    engine = SortEngine(project, timed, source, SortConfig(plc_port=peer.port, poll_period=0.002))
+    if model_id is not None:
+        assert engine.model_id == model_id
+    engine.start(parts=n)
+    wait_for(lambda: engine.snapshot()["plc"].get("resyncs", 0) >= 1, what="resync")
+    for k in range(n):
+        peer.trigger(k + 1, 40 + k)
+        wait_for(lambda k=k: peer.result()[0] == k + 1, what=f"answer {k + 1}")
+        _, echo, verdict, conf, _ = peer.result()
+        assert echo == 40 + k and verdict == int(expected[k].verdict)
+        assert conf == round(expected[k].confidence * 1000)
+    s = engine.join(10)
+    assert s.triggers == n and s.errors == 0
+    return s
