@@ -30,16 +30,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _common import add_tiles
+
 BSDATA = ROOT.parent / "shared" / "data" / "bsdata"
-TILE = 224
 
 
 def tiles(path: Path, n_parts: int, split: str, seed: int) -> Path:
     """bench/train.py's tile project, from the images of one bsdata split only."""
-    import cv2
 
     from labeling.store import Project
-    from labeling.types import Label, PartSource, Settings, Verdict
+    from labeling.types import Settings
     with open(BSDATA / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     rng = np.random.default_rng(seed)
@@ -55,20 +55,7 @@ def tiles(path: Path, n_parts: int, split: str, seed: int) -> Path:
     half = n_parts // 2
     order = [("NG", r) for r in (ng * 4)[:half]] + [("OK", r) for r in (ok * 4)[:n_parts - half]]
     rng.shuffle(order)
-    for verdict, r in order:
-        img = cv2.cvtColor(cv2.imread(str(BSDATA / r["image"]), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        h, w = img.shape[:2]
-        if verdict == "NG":
-            m = cv2.imread(str(BSDATA / r["mask"]), cv2.IMREAD_GRAYSCALE)
-            ys, xs = np.nonzero(m)
-            k = int(rng.integers(0, len(ys)))
-            cy, cx = int(ys[k]), int(xs[k])
-        else:
-            cy, cx = int(rng.integers(TILE // 2, h - TILE // 2)), int(rng.integers(TILE // 2, w - TILE // 2))
-        y0 = int(np.clip(cy - TILE // 2, 0, h - TILE))
-        x0 = int(np.clip(cx - TILE // 2, 0, w - TILE))
-        proj.add_part([np.ascontiguousarray(img[y0:y0 + TILE, x0:x0 + TILE])], cameras=["cam0"],
-                      name=Path(r["image"]).stem, source=PartSource.IMPORT, label=Label(Verdict.parse(verdict)))
+    add_tiles(proj, BSDATA, order, rng)
     return path
 
 

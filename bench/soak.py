@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import RingSource
 
 
 def rss_mb() -> float:
@@ -99,32 +100,6 @@ def tiny_classifier():
     return TorchViewClassifier(Tiny().eval(), input_size=(48, 64), model_id="soak-tiny")
 
 
-class RingSource:
-    """A few sim parts rendered up front and replayed: the soak measures the link, not rendering."""
-
-    def __init__(self, inner, n: int) -> None:
-        self.inner = inner
-        inner.open()
-        self.caps = [inner.capture(timeout=60.0) for _ in range(n)]
-        self.k = 0
-
-    def open(self) -> None:
-        pass
-
-    def capture(self, timeout: float = 1.0):
-        cap = self.caps[self.k % len(self.caps)]
-        self.k += 1
-        return cap
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def info(self):
-        info = self.inner.info()
-        info.name = "sim-ring"
-        return info
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=30.0)
@@ -162,7 +137,9 @@ def main() -> int:
     t_start = time.monotonic()
     try:
         port = json.loads(child.stdout.readline())["port"]
-        source = RingSource(make_source("sim:320x240", seed=0), 6)
+        sim = make_source("sim:320x240", seed=0)
+        sim.open()
+        source = RingSource(sim, 6)
         cfg = SortConfig(plc_port=port, poll_period=0.003, log_parts=False, threads=1)
         engine = SortEngine(None, tiny_classifier(), source, cfg)
         engine.start()

@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import RingSource
 
 DEFAULT_ARCH = "mobilenet_v3_small"  # the live-sort default: fastest registered backbone on CPU
 
@@ -86,33 +87,6 @@ def _segmenter(arch: str, size: int, rois: dict | None):
                      extra={"segment": {"decoder": decoder, "encoder": encoder,
                                         "rules": [AreaRule("defect", 0.5, 50, None).to_dict()]}})
     return TimedModel(SegModel(models.build(decoder, encoder, 1), card, torch.device("cpu")))
-
-
-class RingSource:
-    """M sim parts rendered before the run, replayed in a ring: frames already in the camera
-    buffers at trigger time (hardware-triggered cameras), so the simulator's own rendering
-    does not compete with the sort loop for the CPU. --live-render turns this off."""
-
-    def __init__(self, inner, parts: int) -> None:
-        self.inner = inner
-        self.caps = [inner.capture(timeout=60.0) for _ in range(parts)]
-        self.k = 0
-
-    def open(self) -> None:
-        pass
-
-    def capture(self, timeout: float = 1.0):
-        cap = self.caps[self.k % len(self.caps)]
-        self.k += 1
-        return cap
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def info(self):
-        info = self.inner.info()
-        info.name = "sim-ring"
-        return info
 
 
 def time_forward(clf, views: list, cameras: list, reps: int) -> list[float]:
