@@ -210,10 +210,7 @@ def _check_file(f: h5py.File, path: Path, rep: CheckReport, progress: ProgressFn
                     g = f[f"parts/{pid}/v{v}"]
                     if name == "mask" and "mask" not in g:
                         continue
-                    ds = g[name]
-                    rep.datasets += 1
-                    rep.checksummed += int(bool(ds.fletcher32))
-                    ds[()]
+                    _read_counted(g[name], rep)
                     rep.views += name == "image"
                     rep.masks += name == "mask"
                 except Exception as exc:  # noqa: BLE001
@@ -221,19 +218,11 @@ def _check_file(f: h5py.File, path: Path, rep: CheckReport, progress: ProgressFn
                     if name == "image":
                         break  # its mask is then beside the point
         problems.extend(_part_lines(pid, row, bad))
-    try:
-        model_ids = list(f["models"].keys()) if "models" in f else []
-    except Exception as exc:  # noqa: BLE001
-        model_ids = []
-        problems.append(f"models: {_why(exc)}")
-    for mid in model_ids:
+    for mid in _model_ids(f, problems):
         try:
             g = f["models"][mid]
             json.loads(g.attrs["meta"])
-            ds = g["checkpoint"]
-            rep.datasets += 1
-            rep.checksummed += int(bool(ds.fletcher32))
-            ds[()]
+            _read_counted(g["checkpoint"], rep)
             rep.models += 1
         except Exception as exc:  # noqa: BLE001
             problems.append(f"model {mid}: {_why(exc)}")
@@ -243,6 +232,22 @@ def _check_file(f: h5py.File, path: Path, rep: CheckReport, progress: ProgressFn
     for p in problems:
         rep.problem(p)
     progress(Progress("check", len(ids), len(ids), "done"))
+
+
+def _read_counted(ds: h5py.Dataset, rep: CheckReport) -> None:
+    """Read a whole dataset (its checksums are verified on read) and count it."""
+    rep.datasets += 1
+    rep.checksummed += int(bool(ds.fletcher32))
+    ds[()]
+
+
+def _model_ids(f: h5py.File, lines: list[str]) -> list[str]:
+    """The stored models' ids; none, and a line in `lines`, when the models group is unreadable."""
+    try:
+        return list(f["models"].keys()) if "models" in f else []
+    except Exception as exc:  # noqa: BLE001
+        lines.append(f"models: {_why(exc)}")
+        return []
 
 
 def _part_lines(pid: int, row: dict[str, Any], bad: list[tuple[int, str, str]]) -> list[str]:
@@ -400,13 +405,8 @@ def _copy_pending_journal(path: Path, f: h5py.File, new: Project, remap: dict[in
 
 
 def _copy_models(f: h5py.File, new: Project, rep: SalvageReport) -> None:
-    try:
-        model_ids = list(f["models"].keys()) if "models" in f else []
-    except Exception as exc:  # noqa: BLE001
-        rep.lost.append(f"models: {_why(exc)}")
-        return
     active = str(f.attrs.get("active_model", ""))
-    for mid in model_ids:
+    for mid in _model_ids(f, rep.lost):
         try:
             g = f["models"][mid]
             meta = json.loads(g.attrs["meta"])
