@@ -11,32 +11,22 @@ from labeling.demo import make_demo_project
 from labeling.store import Project
 from labeling.types import ROI
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One OpenMP thread: two spin against each other on two busy cores."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture
-def ctx(tmp_path, qtbot):
+def _train_tiny(path):
     from training.config import AugmentConfig, TrainConfig
     from training.loop import train
-    path = tmp_path / "explain.h5"
-    make_demo_project(path, "bolts", parts=12, size=(64, 48))
     cfg = TrainConfig(arch="resnet18", freeze="scratch", epochs=1, batch_size=48, input_size=(32, 32),
                       augment=AugmentConfig.none(), patience=0)
     res = train(path, cfg)
     assert res.model_id
-    c = AppContext()
-    c.open_project(path)
-    c.model_id = res.model_id
-    yield c
-    c.shutdown()
+    return res.model_id
+
+
+@pytest.fixture
+def ctx(demo_context):
+    return demo_context("explain.h5", 12, _train_tiny)
 
 
 def test_explain_fills_table_and_views(ctx, qtbot):

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
 from app.views.train_view import TrainView
-from labeling.demo import make_demo_project
 from labeling.store import Project
 from training.card import read_card
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def ctx(tmp_path, qtbot):
-    project = make_demo_project(tmp_path / "prune.h5", "bolts", parts=16, size=(64, 48))
-    c = AppContext()
-    c.set_project(project)
-    yield c
-    c.shutdown()
+def ctx(demo_context):
+    return demo_context("prune.h5", 16)
 
 
 def test_prune_from_the_train_view_then_activate_on_onnxruntime(ctx, qtbot):

@@ -6,33 +6,19 @@ import hashlib
 
 import pytest
 
-from app.context import AppContext
 from app.views.train_view import TrainView
-from labeling.demo import make_demo_project
 from labeling.store import Project
 
 TINY = {"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1, "batch_size": 16,
         "input_size": (32, 32), "folds": 1, "augment": ["hflip"]}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Two OpenMP threads on two cores shared with other jobs spin against each other (a tiny
-    step takes seconds instead of 0.3 s); one thread keeps the tests fast and steady."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def ctx(tmp_path, qtbot):
-    project = make_demo_project(tmp_path / "train.h5", "bolts", parts=16, size=(64, 48))
-    c = AppContext()
-    c.set_project(project)
-    yield c
-    c.shutdown()
+def ctx(demo_context):
+    return demo_context("train.h5", 16)
 
 
 def _digest(path) -> str:
