@@ -6,7 +6,6 @@ the built-in PLC simulator start, so a newcomer sees the whole loop at once.
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,13 +63,12 @@ def run(project: str | Path | None = None, rig: bool = True, demo: bool = False)
     if win.isVisible():  # the loop ended without a close event (app.quit()): shut down the same way
         win.close()
     # closeEvent has run each view's shutdown and ctx.shutdown(): writes flushed, rig and
-    # engines stopped, SORT_MODE_ON/READY cleared.
-    # PyQt's own atexit wrapper cleanup then walks Python wrappers of Qt objects that Qt has
-    # already destroyed and segfaults after a clean close (seen in gdb: sip_api_get_address
-    # from cleanup_on_exit). Everything durable is finished here, so leave without it.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(rc)
+    # engines stopped, SORT_MODE_ON/READY cleared. What is left of Qt is deleted here, in order,
+    # before PyQt's atexit handler would do it mid-walk and segfault (see app.teardown).
+    from .teardown import release_qt
+    del win, _ctx, app
+    release_qt()
+    return rc
 
 
 def main(argv: Sequence[str] | None = None) -> int:

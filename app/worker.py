@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 _ALIVE: set[Worker] = set()
 
 
+def stop_all_workers(wait_ms: int) -> bool:
+    """Cancel every running worker and wait up to wait_ms for each (at exit); True if all ended."""
+    ended = True
+    for w in list(_ALIVE):
+        w.cancel()
+    for w in list(_ALIVE):
+        ended = w.wait(wait_ms) and ended
+    return ended
+
+
 class _Thread(QThread):
     def __init__(self, body: Callable[[], None]) -> None:
         super().__init__()

@@ -372,9 +372,12 @@ def main(argv: list[str] | None = None) -> int:
                       "stall_ok": max(stalls) < 50 if stalls else None,
                       "brush_ok": out["brush"]["p95_ms"] <= 16 if "brush" in out else None}
     ctx.shutdown()
-    import gc
-    gc.unfreeze()  # frozen objects are never freed at exit: extension modules then report leaks
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
+    # Qt deleted in order now, not by PyQt's atexit walk (which segfaulted: see app.teardown);
+    # it also unfreezes the heap, whose frozen objects extension modules would report as leaks.
+    from app.teardown import release_qt
+    del ctx, project
+    release_qt()
     return 0
 
 

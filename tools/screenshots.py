@@ -177,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 30.0, lambda: sort.last_summary is not None)
         win.close()
         QApplication.processEvents()
+        # Qt deleted in order while the X server still runs, not by PyQt's atexit walk (which
+        # segfaulted after the last shot: see app.teardown).
+        from app.teardown import release_qt
+        release_qt()
     finally:
         if xvfb is not None:
             xvfb.terminate()
