@@ -173,7 +173,8 @@ def image_chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (rows, w, shape[2]) if len(shape) == 3 else (rows, w)
 
 
-def write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str | None) -> None:
+def write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str | None,
+                level: int | None = None) -> None:
     """Store pixels in a chunked dataset with a fletcher32 checksum per chunk.
 
     Why the checksum: HDF5 reads flipped bytes back silently otherwise; with it, a damaged
@@ -185,8 +186,8 @@ def write_array(group: h5py.Group, name: str, arr: np.ndarray, compression: str 
     if name in group:
         del group[name]
     group.create_dataset(name, data=arr, chunks=image_chunks(arr.shape, arr.dtype.itemsize),
-                         compression=compression, shuffle=compression is not None and arr.dtype.itemsize > 1,
-                         fletcher32=True)
+                         compression=compression, compression_opts=level,
+                         shuffle=compression is not None and arr.dtype.itemsize > 1, fletcher32=True)
 
 
 def fsync_append(path: Path, line: str) -> None:

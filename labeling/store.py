@@ -78,14 +78,14 @@ def _check_image(img: np.ndarray, what: str) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
-def _image_compression(img: np.ndarray) -> str | None:
+def _image_compression(img: np.ndarray) -> tuple[str | None, int | None]:
     """lzf (+shuffle) for 16-bit X-ray; none for 8-bit photos.
 
     Measured: sensor noise makes 8-bit camera frames nearly incompressible losslessly (lzf
     kept 99.7 % of the bytes) while costing most of add_part's time; 16-bit strips with the
     byte-shuffle filter do shrink.
     """
-    return "lzf" if img.dtype == np.uint16 else None
+    return ("lzf", None) if img.dtype == np.uint16 else (None, None)
 
 
 class Project:
@@ -332,7 +332,7 @@ class Project:
             g = f["parts"].require_group(str(pid))
             for i, img in enumerate(imgs):
                 vg = g.require_group(f"v{i}")
-                write_array(vg, "image", img, _image_compression(img))
+                write_array(vg, "image", img, *_image_compression(img))
                 if mlist[i] is not None:
                     write_array(vg, "mask", mlist[i], "lzf")
             row = {"id": pid, "name": name or f"part-{pid:06d}", "created": time.time(),
