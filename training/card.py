@@ -52,6 +52,8 @@ class SplitMetrics:
     scores: list[float] = field(default_factory=list)
     roc: Curve | None = None
     pr: Curve | None = None
+    # A class or multilabel model: per output name, its one-vs-rest {"roc": Curve, "pr": Curve}.
+    classes: dict[str, dict[str, Curve]] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
         """One figure of the report (None when the split had one class only, e.g. ROC-AUC)."""
@@ -63,7 +65,9 @@ class SplitMetrics:
             return Curve(list(c["x"]), list(c["y"])) if isinstance(c, dict) else None
         return cls(dict(d.get("report") or {}), [int(i) for i in d.get("part_ids") or []],
                    [int(t) for t in d.get("targets") or []], [float(s) for s in d.get("scores") or []],
-                   _curve(d.get("roc")), _curve(d.get("pr")))
+                   _curve(d.get("roc")), _curve(d.get("pr")),
+                   {str(n): {k: c for k, c in ((k, _curve(v)) for k, v in (cs or {}).items()) if c is not None}
+                    for n, cs in (d.get("classes") or {}).items()})
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,11 @@ from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
 from .recipe import RunClock, lr_factor
+from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
 from .splits import check_split, kfold, split_parts
 from .start import Start, prepare
+from .task_metrics import class_curves
 from .tasks import get_task
 from .transforms import flip_variants
 
@@ -122,16 +124,6 @@ def _plan(run: _Run, rng: np.random.Generator) -> list[np.ndarray]:
         return run.sync.batches(run.train_views, run.batch_size, rng)
     drawn = rng.choice(run.train_views, size=len(run.train_views), replace=True, p=run.sample_p)
     return run.sync.batches(drawn, run.batch_size, None)
-
-
-def _balanced_p(targets: np.ndarray) -> np.ndarray:
-    """OK and NG views 50/50, for every task: a class index > 0 or a multilabel row with any
-    class is NG (the defect classes keep their own shares within NG)."""
-    t = np.asarray(targets)
-    ng = (t.reshape(len(t), -1) > 0).any(axis=1).astype(np.int64)
-    counts = np.bincount(ng, minlength=2).astype(np.float64)
-    p = 0.5 / np.maximum(counts[ng], 1)
-    return p / p.sum()
 
 
 def seed_everything(seed: int) -> None:
@@ -247,6 +239,9 @@ def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
         if thresholds:
             rep["thresholds"] = [float(t) for t in thresholds]
         rep["_part_probs"] = probs[deciding]
+        rep["_part_labels"] = run.snap.part_labels(part_positions)  # per-class curves (held_out)
+        if run.snap.task == "multilabel":  # a part holds class k when any view does (label checks)
+            rep["_part_class_max"] = np.stack([probs[p.views].max(axis=0) for p in parts]) if parts else probs[:0]
     rep["loss"] = loss_sum / max(len(views), 1)
     rep["_part_scores"] = part_s
     rep["_part_targets"] = np.array([p.target for p in parts])
@@ -370,7 +365,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     forward.channels_last = forward.channels_last or bf16
     # Before the first step (and the cache's first trunk pass): DDP gives every rank rank 0's weights.
     forward.step_net = sync.wrap(forward.net, device)
-    sample_p = _balanced_p(train_targets) if config.sampler == "balanced" else None
+    sample_p = balanced_p(train_targets) if config.sampler == "balanced" else None
     amp = bool(config.amp) and device.type == "cuda"
     # Every rank draws the same plan (shared seed) but its own augmentations.
     aug_rng = np.random.default_rng([config.seed, sync.rank]) if sync.world_size > 1 else None
@@ -407,8 +402,9 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
             run.epochs_done = epoch
             steps_so_far = epoch * len(batches(train_views, batch_size, None))
-            # Moving averages have not settled yet (the time-scheduled recipe was measured without).
-            if cache is not None or (steps_so_far < 300 and config.schedule != "warmup-cosine"):
+            # Moving averages unsettled: refreshed in short epoch-counted runs (stale ones scored a 6-epoch
+            # warm-up-cosine run's first epochs at macro F1 0.07); the budgeted recipe was measured without.
+            if cache is not None or (steps_so_far < 300 and (config.schedule != "warmup-cosine" or not config.budget_s)):
                 refresh_batchnorm(run, should_stop)
             if sched is not None:
                 sched.step()
@@ -529,10 +525,12 @@ def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
     scores = [float(v) for v in rep.pop("_part_scores")]
     targets = [int(v) for v in rep.pop("_part_targets")]
     ng = rep.pop("_part_ng", None)
-    rep.pop("_part_probs", None)
+    probs, labels = rep.pop("_part_probs", None), rep.pop("_part_labels", None)
+    rep.pop("_part_class_max", None)
     # Curves of the verdict (P(NG) against OK/NG), for class models too: what a threshold moves.
     roc, pr = curve_points(np.asarray(targets if ng is None else ng), np.asarray(scores))
-    return SplitMetrics(rep, part_ids, targets, scores, roc, pr)
+    classes = {} if probs is None or labels is None else class_curves(labels, probs, rep.get("names") or [])
+    return SplitMetrics(rep, part_ids, targets, scores, roc, pr, classes)
 
 
 def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],
@@ -551,7 +549,8 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
     for k, (tr, va) in enumerate(folds):
         _, rep, hist, best, _ = fit_split(snap, pos[tr], pos[va], config, init, progress, should_stop,
                                           label=f"fold {k + 1}/{len(folds)}: ", sync=sync)
-        for key in ("_part_scores", "_part_targets", "_part_ng", "_part_probs"):
+        for key in ("_part_scores", "_part_targets", "_part_ng", "_part_probs", "_part_labels",
+                    "_part_class_max"):
             rep.pop(key, None)
         reports.append({**{k2: v for k2, v in rep.items() if k2 != "views"}, "best_epoch": best, "epochs_run": len(hist)})
     return {"folds": len(folds), "summary": mean_std(reports), "per_fold": reports}

@@ -39,6 +39,13 @@ SCRATCH_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0
 # The optimiser and sampling of bench/recipe_scratch's best run (0.928 test bal. acc., bsdata, 10 min).
 SCRATCH_VALUES = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "warmup-cosine",
                   "class_weights": None, "sampler": "balanced", "patience": 0}
+RECIPE_BATCH = 32  # the batch size SCRATCH_VALUES' lr was measured with
+# Under this many optimiser steps (epochs x batches, known when --epochs is given without a
+# budget) a run is "short": the model has not fit its data yet, so the photometric and shift
+# augmentations only slow it down (a 6-epoch run on 40 tiny parts kept two of four classes near
+# chance with them, 0.98 macro F1 without; tests/training/test_train_tasks.py).
+SHORT_RUN_STEPS = 300
+SHORT_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5)
 DEFAULT_BUDGET_S = 600.0  # a from-scratch run with neither --budget nor --epochs: 10 minutes
 NO_BF16 = ("mobilenet",)  # measured 2x slower under bf16 autocast on this CPU
 
@@ -193,6 +200,14 @@ def project_views(project_path: Any) -> Views:
     return read
 
 
+def planned_steps(cfg: TrainConfig, n_views: int) -> int | None:
+    """Optimiser steps of a run counted in epochs (None under a time budget: unknown ahead)."""
+    if cfg.epochs is None or cfg.budget_s is not None:
+        return None
+    train_views = n_views * max(0.1, 1.0 - cfg.val_fraction - cfg.test_fraction)
+    return cfg.epochs * max(1, math.ceil(train_views / cfg.batch_size))
+
+
 def resolve(config: TrainConfig, pretrained: bool, views: Views,
             warnings: list[str]) -> tuple[TrainConfig, dict]:
     """The config a run uses and the card's note on why (extra["recipe"])."""
@@ -209,8 +224,23 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
     # The recipe's optimiser, schedule and augmentation replace the form's (tuned for ImageNet
     # fine-tuning); recipe "manual" keeps the form's values.
     cfg = dataclasses.replace(cfg, augment=SCRATCH_AUGMENT, **SCRATCH_VALUES)
+    if cfg.batch_size != RECIPE_BATCH:
+        # Square-root scaling for Adam-type optimisers (Malladi et al. 2022): smaller batches are
+        # noisier steps, and 2e-3 at batch 8 underfit the tiny class sets that 1e-3 learnt.
+        cfg.lr = SCRATCH_VALUES["lr"] * math.sqrt(cfg.batch_size / RECIPE_BATCH)
+        note["lr_why"] = f"{SCRATCH_VALUES['lr']:g} at batch {RECIPE_BATCH}, square-root scaled to batch {cfg.batch_size}"
+    seen: list[tuple[list[tuple[int, int]], bool]] = []
+
+    def read_views() -> tuple[list[tuple[int, int]], bool]:  # lazily, once
+        if not seen:
+            seen.append(views())
+        return seen[0]
+    steps = None if cfg.epochs is None or cfg.budget_s is not None else planned_steps(cfg, len(read_views()[0]))
+    if steps is not None and steps < SHORT_RUN_STEPS:
+        cfg.augment = SHORT_AUGMENT
+        note["augment_why"] = f"short run ({steps} steps < {SHORT_RUN_STEPS}): flips only, the model is still fitting"
     if cfg.input_size is None or cfg.gray_stem is None:
-        shapes, gray = views()
+        shapes, gray = read_views()
         if cfg.input_size is None:
             cfg.input_size = input_size_for(shapes)
             note["input_size_why"] = input_size_why(shapes, cfg.input_size)

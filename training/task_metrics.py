@@ -16,16 +16,20 @@ from typing import Any
 
 import numpy as np
 
+from .card import Curve
 from .metrics import (
     accuracy,
     balanced_accuracy,
     binary_report,
     cohen_kappa,
     confusion_matrix,
+    curve_points,
     per_class,
     pr_auc,
     roc_auc,
 )
+
+CURVE_POINTS = 200  # per stored class curve: enough to draw, small on the card
 
 
 def rescale(probs: np.ndarray, thresholds: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -55,6 +59,30 @@ def one_vs_rest(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> 
     the class is absent, or everything is that class)."""
     return {n: {"roc_auc": roc_auc((y_true == i).astype(int), probs[:, i]),
                 "pr_auc": pr_auc((y_true == i).astype(int), probs[:, i])} for i, n in enumerate(names)}
+
+
+def _thin(c: Curve | None, keep: int = CURVE_POINTS) -> Curve | None:
+    if c is None or len(c.x) <= keep:
+        return c
+    idx = np.unique(np.linspace(0, len(c.x) - 1, keep).round().astype(int))  # first and last kept
+    return Curve([c.x[i] for i in idx], [c.y[i] for i in idx])
+
+
+def class_curves(labels: np.ndarray, probs: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, Curve]]:
+    """Per class, one-vs-rest ROC and PR curves of its probability (the card keeps them per
+    split, thinned to CURVE_POINTS); labels are class indices (softmax) or an (n, K) 0/1 matrix
+    (multilabel). A class absent from the split, or held by every part, has none."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    out: dict[str, dict[str, Curve]] = {}
+    if p.ndim != 2 or p.shape[1] != len(names) or len(y) != len(p):
+        return out
+    for i, n in enumerate(names):
+        truth = y[:, i] if y.ndim == 2 else (y == i).astype(np.int64)
+        roc, pr = curve_points(truth, p[:, i])
+        if roc is not None and pr is not None:
+            out[str(n)] = {"roc": _thin(roc), "pr": _thin(pr)}  # type: ignore[dict-item]
+    return out
 
 
 def multiclass_report(y_true: Sequence[int], probs: np.ndarray, names: Sequence[str],
@@ -121,7 +149,7 @@ def multilabel_report(y_true: np.ndarray, probs: np.ndarray, names: Sequence[str
 def table(report: dict[str, Any], title: str = "") -> str:
     """The report as text: metrics.table2 (the bolt study's layout) for verdict and class
     models, plus the derived verdict's line; per class and exact match for multilabel."""
-    from .metrics import table2
+    from .metrics import column_width, table2
     kind = report.get("task_kind", "verdict")
     v = report.get("verdict")
     tail = [] if not v else [(f"derived verdict: accuracy {v['accuracy']:.3f}  balanced {v['balanced_accuracy']:.3f}  "
@@ -130,9 +158,10 @@ def table(report: dict[str, Any], title: str = "") -> str:
         macro = [] if kind == "verdict" else [f"macro F1 {report['macro_f1']:.3f}  weighted F1 {report['weighted_f1']:.3f}"]
         return "\n".join([table2(report, title), *macro, *tail])
     lines = [title] if title else []
-    lines.append(f"{'':<22}{'precision':>10}{'recall':>9}{'f1-score':>10}{'support':>9}{'thr':>7}")
+    w = column_width(*report["per_class"], minimum=12)
+    lines.append(f"{'':<{w}}{'precision':>10}{'recall':>9}{'f1-score':>10}{'support':>9}{'thr':>7}")
     for n, r in report["per_class"].items():
-        lines.append(f"{n[:21]:<22}{r['precision']:>10.2f}{r['recall']:>9.2f}{r['f1']:>10.2f}{r['support']:>9d}"
+        lines.append(f"{n:<{w}}{r['precision']:>10.2f}{r['recall']:>9.2f}{r['f1']:>10.2f}{r['support']:>9d}"
                      f"{r['threshold']:>7.2f}")
     lines.append(f"exact match {report['exact_match']:.3f}  hamming loss {report['hamming_loss']:.3f}  "
                  f"macro F1 {report['macro_f1']:.3f}  weighted F1 {report['weighted_f1']:.3f}")

@@ -70,6 +70,31 @@ def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
     assert (cfg.freeze, cfg.optimizer, cfg.epochs, cfg.budget_s, note["name"]) == ("last-block", "adam", 10, None, "manual")
 
 
+def test_short_runs_keep_flips_only_and_small_batches_scale_the_lr():
+    """Few optimiser steps (epochs given, no budget): the model is still fitting, so photometric and
+    shift augmentations go; a batch under the recipe's 32 takes a square-root-scaled lr."""
+    views = lambda: ([(48, 64)] * 100, True)
+    cfg, note = resolve(TrainConfig(epochs=6, batch_size=8), False, views, [])
+    assert cfg.augment.active() == ["hflip", "vflip"] and "short run" in note["augment_why"]
+    assert cfg.lr == pytest.approx(1e-3) and "batch 8" in note["lr_why"]
+    cfg, note = resolve(TrainConfig(epochs=200), False, views, [])  # 200 x 3 steps: a long run
+    assert "brightness" in cfg.augment.active() and cfg.lr == pytest.approx(2e-3) and "lr_why" not in note
+    cfg, _ = resolve(TrainConfig(budget_s=60, batch_size=8), False, views, [])  # budgeted: steps unknown
+    assert "shift" in cfg.augment.active()
+
+
+def test_balanced_sampler_gives_ok_half_and_each_defect_class_an_equal_share():
+    from training.sampling import balanced_p as _balanced_p
+    t = np.array([0] * 6 + [1] * 6 + [2] * 2 + [3] * 1)
+    share = [float(_balanced_p(t)[t == c].sum()) for c in range(4)]
+    assert share == pytest.approx([0.5, 1 / 6, 1 / 6, 1 / 6])
+    assert _balanced_p(np.array([0, 0, 0, 1]))[3] == pytest.approx(0.5)  # verdicts: 50/50 as before
+    no_ok = np.array([1, 1, 1, 2])  # neu_det: no OK part, the classes share everything
+    assert [float(_balanced_p(no_ok)[no_ok == c].sum()) for c in (1, 2)] == pytest.approx([0.5, 0.5])
+    multi = np.array([[0, 0], [0, 0], [0, 0], [1, 1]])  # multilabel rows: OK or NG
+    assert _balanced_p(multi)[3] == pytest.approx(0.5)
+
+
 def test_frozen_policy_without_weights_is_warned_in_the_cli_and_kept(tmp_path, no_imagenet, capsys):
     path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(40, 48))
     rc = cli_main(["train", str(path), "--arch", "mobilenet_v3_small", "--freeze", "last-block", "--epochs", "1",

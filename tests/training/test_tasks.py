@@ -141,3 +141,21 @@ def test_tiny_model_learns_four_classes_above_chance_per_class():
     ng_truth = yt.numpy() > 0
     agree = np.mean([d.defect_class == t for d, t, ng in zip(decisions, yt.numpy(), ng_truth) if ng])
     assert agree >= 0.6
+
+
+def test_class_curves_are_kept_per_split_on_the_card_thinned():
+    """One-vs-rest ROC/PR per class go on the card (per split), thinned, and survive a round trip."""
+    from training.card import ModelCard, SplitMetrics
+    from training.task_metrics import CURVE_POINTS, class_curves
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 900)
+    p = rng.dirichlet(np.ones(3), 900)
+    curves = class_curves(y, p, ["OK", "a", "b"])
+    assert set(curves) == {"OK", "a", "b"} and len(curves["a"]["roc"].x) <= CURVE_POINTS
+    assert curves["a"]["roc"].x[0] == 0.0 and curves["a"]["roc"].x[-1] == 1.0  # ends kept
+    ml = class_curves(np.array([[1, 0], [0, 0], [1, 0]]), np.array([[0.9, 0.1], [0.2, 0.3], [0.7, 0.2]]), ["a", "b"])
+    assert set(ml) == {"a"}  # nobody holds b: no curve
+    card = ModelCard("m", "resnet18", task="classes", classes=["OK", "a", "b"],
+                     metrics={"val": SplitMetrics({"names": ["OK", "a", "b"]}, classes=curves)})
+    back = ModelCard.from_meta(card.to_meta(), "m")
+    assert back.val.classes["b"]["pr"] == curves["b"]["pr"]
