@@ -145,25 +145,32 @@ def curve_points(y_true: Sequence[int], score: Sequence[float]) -> tuple[Curve |
     return Curve(fpr.tolist(), tpr.tolist()), Curve(tpr.tolist(), precision.tolist())
 
 
+def column_width(*texts: Any, minimum: int = 0, gap: int = 2) -> int:
+    """A text table's first column sized to its longest entry plus a gap: a class name of 20
+    characters ("insufficient coating") must not push the figures after it out of line."""
+    return max(minimum, *(len(str(t)) for t in texts)) + gap if texts else minimum + gap
+
+
 def table2(report: dict[str, Any], title: str = "") -> str:
     """The bolt study's Table 2 layout: class, precision, recall, F1, support (+ averages)."""
     names = list(report["per_class"])
+    w = column_width("macro avg", *names, minimum=12)
     lines = [title] if title else []
-    lines.append(f"{'':<14}{'precision':>10}{'recall':>9}{'f1-score':>10}{'support':>9}")
+    lines.append(f"{'':<{w}}{'precision':>10}{'recall':>9}{'f1-score':>10}{'support':>9}")
     for n in names:
         r = report["per_class"][n]
-        lines.append(f"{n:<14}{r['precision']:>10.2f}{r['recall']:>9.2f}{r['f1']:>10.2f}{r['support']:>9d}")
+        lines.append(f"{n:<{w}}{r['precision']:>10.2f}{r['recall']:>9.2f}{r['f1']:>10.2f}{r['support']:>9d}")
     total = sum(report["per_class"][n]["support"] for n in names)
-    lines.append(f"{'accuracy':<14}{'':>10}{'':>9}{report['accuracy']:>10.2f}{total:>9d}")
+    lines.append(f"{'accuracy':<{w}}{'':>10}{'':>9}{report['accuracy']:>10.2f}{total:>9d}")
     macro = [np.mean([report["per_class"][n][k] for n in names]) for k in ("precision", "recall", "f1")]
-    lines.append(f"{'macro avg':<14}{macro[0]:>10.2f}{macro[1]:>9.2f}{macro[2]:>10.2f}{total:>9d}")
+    lines.append(f"{'macro avg':<{w}}{macro[0]:>10.2f}{macro[1]:>9.2f}{macro[2]:>10.2f}{total:>9d}")
     cm = report["confusion_matrix"]
     lines.append(f"confusion (rows true {'/'.join(names)}, cols predicted): {cm}")
     auc = report.get("roc_auc")
     ap = report.get("pr_auc")
     lines.append(f"balanced acc {report['balanced_accuracy']:.3f}  kappa {report['kappa']:.3f}  "
                  f"ROC-AUC {'-' if auc is None else f'{auc:.3f}'}  PR-AUC {'-' if ap is None else f'{ap:.3f}'}  "
-                 f"threshold {report['threshold']:.3f}")
+                 f"threshold {'-' if report.get('threshold') is None else format(report['threshold'], '.3f')}")
     return "\n".join(lines)
 
 

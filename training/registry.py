@@ -23,6 +23,7 @@ from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .errors import TrainingError
+from .metrics import column_width
 from .snapshot import Snapshot
 
 
@@ -130,7 +131,9 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
     # longest one plus a gap, so an id never runs into the arch column.
     idw = max(len("id"), *(len(r["id"]) for r in rows)) + 2
     archw = max(len("arch"), *(len(str(r["arch"])) for r in rows)) + 2
-    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<11}{'start':<9}{'input':<8}{'parts':>6} {'on':<5}" \
+    # ... and so do the other text columns (an input of 1263x500 is 8 characters).
+    fw, sw, iw = (column_width(k, *(r[k] for r in rows), gap=1) for k in ("freeze", "start", "input"))
+    head = f"{'':2}{'id':<{idw}}{'arch':<{archw}}{'freeze':<{fw}}{'start':<{sw}}{'input':<{iw}}{'parts':>6} {'on':<5}" \
            f"{'acc':>7}{'bal':>7}{'NGrec':>7}{'NGprec':>7}{'AUC':>7}{'PR-AUC':>7}{'kappa':>7}{'thr':>6}" \
            f"{'mF1':>7}{'val bal':>9}{'dice':>7}  cv bal acc"
     tasks = list(dict.fromkeys(r["task"] for r in rows))
@@ -142,8 +145,8 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
         for r in (r for r in rows if r["task"] == task):
             cv = r["cv_balanced_accuracy"]
             cvs = f"{cv['mean']:.3f} +- {cv['std']:.3f}" if cv else "-"
-            lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<11}"
-                         f"{r['start']:<9}{r['input']:<8}{r['parts']!s:>6} {r['split']:<5}"
+            lines.append(f"{'*' if r['active'] else ' ':2}{r['id']:<{idw}}{r['arch']!s:<{archw}}{r['freeze']!s:<{fw}}"
+                         f"{r['start']:<{sw}}{r['input']:<{iw}}{r['parts']!s:>6} {r['split']:<5}"
                          f"{_fmt(r['accuracy']):>7}{_fmt(r['balanced_accuracy']):>7}{_fmt(r['ng_recall']):>7}"
                          f"{_fmt(r['ng_precision']):>7}{_fmt(r['roc_auc']):>7}{_fmt(r['pr_auc']):>7}"
                          f"{_fmt(r['kappa']):>7}{_fmt(r['threshold'], 2):>6}{_fmt(r['macro_f1']):>7}"

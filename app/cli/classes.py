@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "project (the Label view's 'Likely label errors' filter).")
     p.add_argument("project", type=Path)
     p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--task", default="verdict", choices=("verdict", "classes"))
+    p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel"),
+                   help="multilabel: every class of a part checked one-vs-rest")
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
     p.add_argument("--epochs", type=int, default=10)
@@ -90,10 +91,12 @@ def cmd_classes(args: argparse.Namespace) -> int:
     if "merge" in out:
         m = out["merge"]
         print(f"merged {m['source']!r} into {m['into']!r}: {m['labels']} labels, {m['masks']} masks")  # type: ignore[index]
-    print(f"{'#':>3}  {'name':<24} {'colour':<8} key  parts  main")
+    from training.metrics import column_width
+    w = column_width("name", *(r.name for r in table), gap=0)
+    print(f"{'#':>3}  {'name':<{w}} {'colour':<8} key  parts  main")
     for r in table:
         state = "  (retired)" if r.retired else ""
-        print(f"{r.index:>3}  {r.name:<24} {r.color:<8} {r.hotkey or '-':<4} {r.parts:>5} {r.main:>5}{state}")
+        print(f"{r.index:>3}  {r.name:<{w}} {r.color:<8} {r.hotkey or '-':<4} {r.parts:>5} {r.main:>5}{state}")
     return 0
 
 
@@ -114,5 +117,5 @@ def cmd_label_issues(args: argparse.Namespace) -> int:
           f"{', recorded as ' + res.run if res.recorded else ''})")
     for r in res.issues:
         print(f"  part {r.part_id:>6} {r.name:<24} labelled {r.given!r}, the other folds say {r.suggested!r} "
-              f"(P(label) {r.self_confidence:.2f})")
+              f"(P(label) {r.self_confidence:.2f}{'; ' + ', '.join(r.disputed) if r.disputed else ''})")
     return 1 if res.stopped else 0

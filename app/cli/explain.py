@@ -123,23 +123,25 @@ def _xy(v: Any) -> str:
 
 
 def format_report(report: Any) -> str:
-    """The agreement summary as a plain-text table."""
+    """The agreement summary as a plain-text table (the class column as wide as its longest name)."""
+    from training.metrics import column_width
     r = report.recipe
     lines = [(f"model {report.model_id}  layer {report.layer}  target {r.target}  class {r.target_class}  "
              f"threshold {r.threshold}  normalise {r.normalise}  upsample {r.upsample}"
              f"{' (align_corners)' if r.align_corners else ''}"),
              (f"{len({x.part_id for x in report.rows})} parts, {len(report.rows)} views, "
              f"{report.totals.masked_views} with a mask"
-             f"{'  (stopped early)' if report.stopped else ''}"), "",
-             (f"{'class':<22}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'pointing':>8}"
+             f"{'  (stopped early)' if report.stopped else ''}"), ""]
+    w = column_width("all masked views", *report.summary)
+    lines += [(f"{'class':<{w}}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'pointing':>8}"
              f"  {'centroid (x,y)':<15}{'spread':<14}")]
     for name, s in report.summary.items():
         pg = "-" if s["pointing"] is None else f"{s['pointing']:.2f}"
-        lines.append(f"{name[:21]:<22}{s['views']:>6}{s['masked_views']:>7}  {_ms(s['iou']):<16}"
+        lines.append(f"{name:<{w}}{s['views']:>6}{s['masked_views']:>7}  {_ms(s['iou']):<16}"
                      f"{_ms(s['energy']):<17}{pg:>8}  {_xy(s['centroid']):<15}{_xy(s['spread']):<14}")
     t = report.totals
     pg = "-" if t.pointing is None else f"{t.pointing:.2f}"
-    lines.append(f"{'all masked views':<22}{t.views:>6}{t.masked_views:>7}  {_ms(t.iou):<16}{_ms(t.energy):<17}{pg:>8}")
+    lines.append(f"{'all masked views':<{w}}{t.views:>6}{t.masked_views:>7}  {_ms(t.iou):<16}{_ms(t.energy):<17}{pg:>8}")
     if report.looks_away:
         lines += ["", "looks away from the defect (worst first):"]
         for a in report.looks_away[:10]:

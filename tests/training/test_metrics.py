@@ -60,3 +60,33 @@ def test_mean_std_over_folds():
     out = mean_std([{"accuracy": 0.9, "roc_auc": None}, {"accuracy": 1.0, "roc_auc": 0.8}])
     assert out["accuracy"]["mean"] == pytest.approx(0.95) and out["accuracy"]["std"] == pytest.approx(0.05)
     assert out["roc_auc"]["n"] == 1
+
+
+def test_text_tables_size_the_class_column_to_the_longest_name():
+    """A class name of 20+ characters does not push the figures out of line (evaluate, models)."""
+    from training.task_metrics import multiclass_report, multilabel_report
+    from training.task_metrics import table as task_table
+    names = ["OK", "insufficient coating", "a very long defect class name indeed"]
+    y = np.array([0, 1, 2, 0, 1, 2])
+    rep = {**multiclass_report(y, np.eye(3)[y] * 0.8 + 0.1 / 3, names), "threshold": 0.5}
+    ml = multilabel_report(np.eye(3, dtype=int)[y], np.eye(3)[y] * 0.8 + 0.1, names)
+    for text in (table2(rep), task_table(ml)):
+        rows = [ln for ln in text.splitlines() if ln.split() and (ln.startswith(tuple(names)) or not ln[0].strip())]
+        head, body = rows[0], rows[1:4]
+        # the figures' columns end where the header's do, whatever the name's length
+        assert {len(r.rstrip()) for r in body} == {len(head.rstrip())}, text
+        assert all(n in text for n in names)  # never cut
+
+
+def test_comparison_table_fits_long_text_columns():
+    from training.card import ModelCard
+    from training.registry import comparison_table
+    cards = [ModelCard("m-1", "resnet18", input_size=(1263, 500), freeze="last-block"),
+             ModelCard("m-2", "resnet18", input_size=(32, 32), freeze="none")]
+    lines = comparison_table(cards, None).splitlines()
+    head = lines[0]
+    rows = [ln for ln in lines if ln.strip().startswith("m-")]
+    assert "1263x500 " in rows[0]  # the input column holds it with a gap
+    for col in ("parts", "acc", "thr"):  # right-aligned figures end under their header
+        at = head.index(f" {col} ") + 1 + len(col)
+        assert all(r[at - 1] != " " and r[at] == " " for r in rows), (col, lines)
