@@ -284,6 +284,8 @@ class TrainView(QWidget):
         if proj is None:
             self.results.models.show_models([], None)
             return
+        # Per-class curves in the project's class colours (its settings are in memory).
+        self.results.metrics.class_colors = {c.name: c.color for c in proj.settings.classes}
         w = Worker(project_cards, proj.path)
         w.finished.connect(lambda res, s=select: self._show_models(res, s))
         w.failed.connect(lambda m: self._say(f"Could not read the models: {m}"))

@@ -1,7 +1,7 @@
 """Small pyqtgraph/Qt plots shared by the Train, Explain and Live-sort views.
 
 * CurvePlot: named live series (loss, accuracy, parts/s, latency) that grow point by point.
-* RocPrPlot: ROC and PR curves of an evaluation side by side.
+* RocPrPlot: ROC and PR curves of an evaluation side by side (a class model: one per class too).
 * ConfusionMatrix: a coloured count table with class names on both axes.
 Widgets only draw what they are given; the numbers come from the engines.
 """
@@ -192,6 +192,8 @@ class RocPrPlot(QWidget):
         self.pr = pg.PlotWidget(title="Precision-recall")
         self._curve: dict[str, pg.PlotDataItem] = {}
         self._note: dict[str, pg.TextItem] = {}
+        self._classes: dict[tuple[str, str], pg.PlotDataItem] = {}  # (plot, class) -> its curve
+        self._legend: dict[str, pg.LegendItem] = {}
         for name, p, (xl, yl) in (("ROC", self.roc, ("false positive rate", "true positive rate")),
                                   ("PR", self.pr, ("recall", "precision"))):
             p.setLabel("bottom", xl)
@@ -231,6 +233,36 @@ class RocPrPlot(QWidget):
         """How many points the ROC or PR curve shows (tests)."""
         xs = self._curve[name].xData
         return 0 if xs is None else len(xs)
+
+    def show_class_curves(self, curves: Sequence[tuple[str, str, Any, Any, float | None, float | None]]) -> None:
+        """One-vs-rest curves of a class or multilabel model, one per class in its colour:
+        (name, colour, roc (x, y) or None, pr (x, y) or None, roc_auc, pr_auc). The verdict
+        curve drawn by show_curves stays, thin and white, labelled "OK/NG"; [] removes them."""
+        for (which, name), item in list(self._classes.items()):
+            (self.roc if which == "ROC" else self.pr).removeItem(item)
+            del self._classes[(which, name)]
+        for which, plot in (("ROC", self.roc), ("PR", self.pr)):
+            legend = self._legend.get(which)
+            if legend is not None:
+                legend.clear()
+            self._curve[which].setPen(pg.mkPen(PALETTE[0] if not curves else "#dddddd", width=2 if not curves else 1))
+            if not curves:
+                continue
+            if legend is None:
+                legend = self._legend[which] = plot.addLegend(offset=(-8, 8) if which == "PR" else (-8, -8),
+                                                             labelTextSize="8pt")
+            legend.addItem(self._curve[which], "OK/NG")
+            for name, colour, roc, pr, roc_auc, pr_auc in curves:
+                points, auc = (roc, roc_auc) if which == "ROC" else (pr, pr_auc)
+                if points is None or not len(points[0]):
+                    continue
+                item = plot.plot(list(points[0]), list(points[1]), pen=pg.mkPen(colour, width=2))
+                self._classes[(which, name)] = item
+                legend.addItem(item, f"{name} {auc:.2f}" if auc is not None else name)
+
+    def class_names(self, which: str = "ROC") -> list[str]:
+        """The classes with a curve on the ROC or PR plot (tests)."""
+        return [n for w, n in self._classes if w == which]
 
 
 class ConfusionMatrix(QTableWidget):

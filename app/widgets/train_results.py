@@ -23,7 +23,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.plot_curves import ConfusionMatrix, RocPrPlot
+from app.widgets.plot_curves import PALETTE, ConfusionMatrix, RocPrPlot
 from app.widgets.stagger import Stagger
 from training.card import Curve, ModelCard
 
@@ -77,6 +77,7 @@ class MetricsPanel(QWidget):
         self.confusion = ConfusionMatrix()
         self.curves = RocPrPlot()
         self.stagger = Stagger(self)
+        self.class_colors: dict[str, str] = {}  # class name -> colour (the view sets the project's)
         top = QHBoxLayout()
         left = QVBoxLayout()
         left.addWidget(self.table)
@@ -101,6 +102,8 @@ class MetricsPanel(QWidget):
         self.stagger.add("text", lambda: self._show_text(card))
         self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), _verdict_names(card)))
         self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
+        per_class = class_curves(card, self.class_colors)
+        self.stagger.add("class curves", lambda: self.curves.show_class_curves(per_class))
 
     def show_curves(self, roc: Any, pr: Any, roc_auc: float | None, pr_auc: float | None) -> None:
         """ROC and PR curves in their own pass; a newer call replaces a pending one."""
@@ -222,6 +225,21 @@ class ResultsTabs(QTabWidget):
         self.addTab(self.metrics, "Metrics")
         self.addTab(self.models, "Compare models")
         self.models.selected.connect(self.metrics.show_model)
+
+
+def class_curves(card: ModelCard, colors: dict[str, str]) -> list[tuple[str, str, Any, Any, Any, Any]]:
+    """A class or multilabel model's one-vs-rest curves on its headline split, each class in the
+    project's colour (a class the project no longer has: the palette's); [] for a verdict model."""
+    m = card.headline
+    if card.task not in ("classes", "multilabel") or not m.classes:
+        return []
+    aucs = m.get("one_vs_rest") or m.get("per_class") or {}
+    out = []
+    for k, (name, cs) in enumerate(m.classes.items()):
+        colour = colors.get(name) or ("#eeeeee" if name == "OK" else PALETTE[k % len(PALETTE)])
+        a = aucs.get(name) or {}
+        out.append((name, colour, _points(cs.get("roc")), _points(cs.get("pr")), a.get("roc_auc"), a.get("pr_auc")))
+    return out
 
 
 def _verdict_names(card: ModelCard) -> list[str]:

@@ -127,3 +127,40 @@ def test_segment_model_shows_its_dice_curves(ctx, qtbot):
     qtbot.addWidget(view)
     view.refresh_models(select="seg-1")
     qtbot.waitUntil(lambda: view.acc_plot.series("val dice")[1] == pytest.approx([0.2, 0.4, 0.6]), timeout=20000)
+
+
+def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtbot):
+    """A stored classes model: the N x N confusion matrix, the per-class table, and one one-vs-rest
+    ROC and PR curve per class (from the card, in the project's class colours)."""
+    import numpy as np
+
+    from training.card import ModelCard, SplitMetrics
+    from training.task_metrics import class_curves, multiclass_report
+    names = ["OK", *[c.name for c in ctx.project.settings.classes]]
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(len(names)), 6)
+    logits = rng.normal(0, 1, (y.size, len(names)))
+    logits[np.arange(y.size), y] += 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    rep = multiclass_report(y, probs, names)
+    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(),
+                         classes=class_curves(y, probs, names))
+    card = ModelCard("cls-1", "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
+    Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.refresh_models(select="cls-1")
+    metrics = view.results.metrics
+    curves = metrics.curves
+    qtbot.waitUntil(lambda: curves.class_names("PR") == names, timeout=20000)
+    assert curves.class_names("ROC") == names
+    assert metrics.table.rowCount() == len(names) and metrics.confusion.rowCount() == len(names)
+    first = ctx.project.settings.classes[0]
+    pen = curves._classes[("ROC", first.name)].opts["pen"]
+    assert pen.color().name() == first.color.lower()
+    legend = [label.text for _, label in curves._legend["ROC"].items]
+    assert legend[0] == "OK/NG" and any(t.startswith(first.name) for t in legend)
+    # a verdict model afterwards: the per-class curves go
+    view.results.metrics.show_model(ModelCard("v-1", "resnet18", created=2.0))
+    qtbot.waitUntil(lambda: curves.class_names() == [], timeout=5000)
+    view.shutdown()
