@@ -254,15 +254,19 @@ class LabelCheck:
     self_confidence: float = 0.0  # out-of-fold P(given label): low = more likely wrong
     time: float = 0.0
     run: str = ""  # which check found it (model or run id)
+    classes: tuple[int, ...] = ()  # a multilabel check: every class the part should hold (1-based)
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": int(self.verdict), "defect_class": self.defect_class,
-                "self_confidence": self.self_confidence, "time": self.time, "run": self.run}
+                "self_confidence": self.self_confidence, "time": self.time, "run": self.run,
+                "classes": list(self.classes)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelCheck:
+        # Checks recorded before multilabel checks have no "classes": they read as ().
         return cls(Verdict(int(d["verdict"])), int(d.get("defect_class", 0)),
-                   float(d.get("self_confidence", 0.0)), float(d.get("time", 0.0)), str(d.get("run", "")))
+                   float(d.get("self_confidence", 0.0)), float(d.get("time", 0.0)), str(d.get("run", "")),
+                   tuple(int(c) for c in d.get("classes", ())))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ among the C[i, j] parts labelled i with the largest margin P(j) - P(i) ("both" i
 terms: the two rules agree, which the paper found the most precise). Issues come out most
 suspicious first (lowest self-confidence P(given)).
 
+Multilabel parts (a part may hold several classes) are checked one class at a time, one-vs-rest:
+class k's out-of-fold sigmoid P(k) against "labelled k or not" is a two-class problem with its
+own thresholds (mean P(k) over the parts labelled k, mean 1 - P(k) over those without), and a
+part is flagged when any of its classes is (`find_multilabel_issues`).
+
 Written here from the paper; no code taken from an (AGPL) implementation. Pure numpy: the
 fold loop, the model and the project are the caller's (`out_of_fold` runs any fit/predict).
 """
@@ -113,6 +118,41 @@ def find_label_issues(labels: Sequence[int] | np.ndarray, probs: np.ndarray,
         suggested = int(conf[idx]) if conf[idx] >= 0 and conf[idx] != given else int(p.argmax())
         out.append(LabelIssue(int(idx), given, suggested, float(probs[idx, given]),
                               float(probs[idx, suggested] - probs[idx, given])))
+    return sorted(out, key=lambda r: (r.self_confidence, r.index))
+
+
+@dataclass(frozen=True)
+class MultilabelIssue:
+    index: int  # row in the arrays given
+    given: tuple[int, ...]  # the classes labelled (0-based outputs)
+    suggested: tuple[int, ...]  # the given set with the disputed classes flipped
+    disputed: tuple[int, ...]  # classes the other folds confidently read the other way, worst first
+    self_confidence: float  # lowest out-of-fold P(class as labelled) over the disputed classes
+    margin: float  # the largest P(other way) - P(as labelled) among them
+
+
+def find_multilabel_issues(labels: np.ndarray, probs: np.ndarray, method: str = "both") -> list[MultilabelIssue]:
+    """Likely label errors of multilabel parts, most suspicious first: (n, K) 0/1 labels and
+    (n, K) out-of-fold sigmoid probabilities, confident learning per class (module docstring)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)
+    if y.shape != p.shape or y.ndim != 2:
+        raise ValueError(f"labels {y.shape} and probabilities {p.shape}: need both (n, K)")
+    # per part: {class: (P(as labelled), margin)}
+    flagged: dict[int, dict[int, tuple[float, float]]] = {}
+    for k in range(y.shape[1]):
+        if y[:, k].min(initial=0) == y[:, k].max(initial=0):
+            continue  # everyone or no one holds k: nothing to tell apart
+        two = np.stack([1.0 - p[:, k], p[:, k]], axis=1)
+        for issue in find_label_issues(y[:, k], two, method):
+            flagged.setdefault(issue.index, {})[k] = (issue.self_confidence, issue.margin)
+    out = []
+    for idx, classes in flagged.items():
+        disputed = tuple(sorted(classes, key=lambda c: (classes[c][0], c)))
+        given = tuple(int(c) for c in np.flatnonzero(y[idx]))
+        suggested = tuple(sorted(set(given) ^ set(disputed)))
+        out.append(MultilabelIssue(int(idx), given, suggested, disputed, min(v[0] for v in classes.values()),
+                                   max(v[1] for v in classes.values())))
     return sorted(out, key=lambda r: (r.self_confidence, r.index))
 
 
