@@ -9,7 +9,7 @@ Defects are tiny (median 0.28 % of a frame), so parts are 224 px tiles cut at na
 an NG tile is centred on a pitting region of an NG image, an OK tile is cut from an OK image.
 
     .venv/bin/python bench/train.py [--parts 300] [--budget 240] [--big-parts 600] [--skip-big] [--plain-only]
-    .venv/bin/python bench/train.py --task classes --data neu_det|bolts ...   (bench/train_classes.py)
+    .venv/bin/python bench/train.py --task classes --data neu_det|bolts --budget 180   (bench/train_classes.py)
     nice -n 15 .venv/bin/python bench/train.py --real kolektorsdd --budget 600   (issue 11: see train_real.py)
     nice -n 19 .venv/bin/python bench/train.py --nproc 2 [--parts 160] [--ddp-epochs 4]   (issue 16: train_ddp.py)
 
@@ -224,8 +224,6 @@ def main() -> None:
                     help="classes: a class model on neu_det or the bolt demo (bench/train_classes.py)")
     ap.add_argument("--data", choices=("neu_det", "bolts"), default="neu_det", help="--task classes: data set")
     ap.add_argument("--per-class", type=int, default=100, help="--task classes on neu_det: images per class")
-    ap.add_argument("--epochs", type=int, default=8, help="--task classes: okng's epochs (sets the wall-clock)")
-    ap.add_argument("--limit", type=float, default=1800.0, help="--task classes: stop okng after this")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
                     "vs a plain loop, same minutes, test split by group (bench/train_real.py)")

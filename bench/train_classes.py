@@ -1,24 +1,33 @@
-"""`bench/train.py --task classes`: a class model, okng against the plain torchvision loop.
+"""`bench/train.py --task classes`: a class model, okng's default against a plain torchvision loop.
 
-Data: neu_det (six steel defect classes, 300 images each, no OK part) or the bolt demo (OK + its
-four defect classes, generated). Both sides get the same parts, the same train/val split (okng's
-own stratified split, seed 0), the same backbone, input size, freeze policy, optimizer and
-learning rate, and the same wall-clock time; a held-out test set (20 % by class, never seen by
-either) gives the final test macro F1. Time to equal quality: when okng's validation macro F1
-first reaches the plain loop's final one, divided by the plain loop's own time to it (aim <= 0.5).
+Data: neu_det (six steel defect classes, no OK part) or the bolt demo (OK + its four defect
+classes, generated). A held-out test set (20 % by class, seed 0) is never seen by either arm; the
+rest is the train+val pool. Each arm gets the same wall-clock budget and runs side by side with
+the other (subprocesses, one thread each), so the shared machine's load falls on both alike:
 
-    .venv/bin/python bench/train.py --task classes --data neu_det [--per-class 100] [--epochs 8]
-    .venv/bin/python bench/train.py --task classes --data bolts [--parts 160] [--epochs 8]
+* okng: `okng train --task classes --budget B` as a user runs it (recipe auto: without ImageNet
+  weights the scratch recipe, input size from the data, its own 15 % validation split, best
+  validation epoch kept; no test split of its own: the bench holds the test parts out).
+* plain: what a competent user writes from the torchvision references: resnet18 (every layer
+  without ImageNet weights, the last block with them), 128 px letterboxed RGB inputs, Adam 1e-3
+  wd 1e-4, class-weighted cross-entropy, per-sample h-flips, constant LR, best validation epoch
+  kept on a 15 % stratified split of the same pool; a part takes the class of its most-NG view.
 
-okng trains first (`--epochs`, its default machinery); the plain loop then gets exactly okng's
-wall-clock time.
+Test macro F1 per arm on the same parts; time to equal quality: when okng's validation macro F1
+first reached the plain loop's best, divided by the plain loop's own time to it (aim <= 0.5).
+
+    .venv/bin/python bench/train.py --task classes --data neu_det [--per-class 100] [--budget 180]
+    .venv/bin/python bench/train.py --task classes --data bolts [--parts 160] [--budget 180]
 
 Prints ONE JSON line on stdout (progress notes go to stderr).
 """
 from __future__ import annotations
 
+import copy
 import csv
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 NEU = ROOT.parent / "shared" / "data" / "neu_det"
-ARCH, FREEZE, SIZE, BATCH, LR = "resnet18", "last-block", 128, 32, 1e-3
+if not NEU.exists():
+    NEU = Path("/work/shared/data/neu_det")
+ARCH, SIZE, BATCH, LR = "resnet18", 128, 32, 1e-3
 TRAINABLE = ("layer4", "fc")
 
 
@@ -87,10 +98,13 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n: int) -> float:
     return float(multiclass_report(y, np.eye(n)[pred], [str(i) for i in range(n)], ok_index=None)["macro_f1"])
 
 
-def plain_loop(trainval: Path, test_items: list, n_out: int, budget_s: float, seed: int = 0) -> dict:
-    """The torchvision references' loop written plainly: resnet18 last-block, Adam, balanced CE,
-    per-sample h-flips, letterboxed inputs, no feature caching, constant lr; every view is a
-    sample with its part's class; a part takes the class of its most-NG view, as okng does."""
+def _read_test(path: Path) -> list[tuple[list[np.ndarray], int]]:
+    from labeling.store import Project
+    proj = Project.open(path, readonly=True)
+    return [(proj.read_views(p.id), p.label.defect_class if p.label else 0) for p in proj.parts()]
+
+
+def plain_arm(trainval: Path, test: Path, budget_s: float, seed: int = 0) -> dict:
     import torch
     import torchvision
 
@@ -98,23 +112,25 @@ def plain_loop(trainval: Path, test_items: list, n_out: int, budget_s: float, se
     from training.data import preprocess_view
     from training.snapshot import stratified_split
     from training.weights import find_pretrained
-    t0 = time.monotonic()
     torch.manual_seed(seed)
     proj = Project.open(trainval, readonly=True)
     parts = proj.parts()
+    n_out = len(proj.settings.classes) + 1
     y = np.array([p.label.defect_class for p in parts])
-    tr, va = stratified_split(y, 0.2, seed)  # okng's split of the same parts
+    tr, va = stratified_split(y, 0.15, seed)
 
     def inputs(images: list[np.ndarray]) -> torch.Tensor:
         return torch.stack([preprocess_view(im, None, (SIZE, SIZE))[0] for im in images])
     x = [inputs(proj.read_views(p.id)) for p in parts]
     model = torchvision.models.resnet18(num_classes=n_out)
     state, _ = find_pretrained("resnet18")
-    if state is not None:
+    frozen = []
+    if state is not None:  # ImageNet features: fine-tune the last block, as okng's auto does
         model.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")}, strict=False)
-    for name, prm in model.named_parameters():
-        prm.requires_grad = name.startswith(TRAINABLE)
-    frozen = [m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and not n.startswith(TRAINABLE)]
+        for name, prm in model.named_parameters():
+            prm.requires_grad = name.startswith(TRAINABLE)
+        frozen = [m for n, m in model.named_modules()
+                  if isinstance(m, torch.nn.BatchNorm2d) and not n.startswith(TRAINABLE)]
     opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=LR, weight_decay=1e-4)
     counts = np.bincount(y[tr], minlength=n_out).astype(float)
     w = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
@@ -130,13 +146,16 @@ def plain_loop(trainval: Path, test_items: list, n_out: int, budget_s: float, se
                 p = torch.softmax(model(xb), 1).numpy()
                 out.append(int(p[int(np.argmax(1 - p[:, 0]))].argmax()))
         return np.array(out)
-    curve = []
+    curve, best, best_state = [], -1.0, None
+    t0 = time.monotonic()
     while time.monotonic() - t0 < budget_s:
         model.train()
         for m in frozen:
             m.eval()
         order = rng.permutation(len(views))
         for s in range(0, len(order), BATCH):
+            if time.monotonic() - t0 >= budget_s:
+                break
             b = [views[int(j)] for j in order[s:s + BATCH]]
             xb = torch.stack([x[i][k] for i, k in b])
             flip = torch.from_numpy(rng.random(len(b)) < 0.5).view(-1, 1, 1, 1)
@@ -148,75 +167,86 @@ def plain_loop(trainval: Path, test_items: list, n_out: int, budget_s: float, se
         f1 = macro_f1(y[va], predict([x[int(i)] for i in va]), n_out)
         curve.append((time.monotonic() - t0, f1))
         _note({"plain_epoch": len(curve), "t": round(curve[-1][0], 1), "val_macro_f1": round(f1, 4)})
-    final = curve[-1][1]
-    test_y = np.array([c for _, c in test_items])
-    test_x = [inputs(img if isinstance(img, list) else [img]) for img, _ in test_items]
-    return {"final_val_macro_f1": final, "time_to_final_s": round(next(t for t, a in curve if a >= final), 1),
-            "epochs": len(curve), "test_macro_f1": macro_f1(test_y, predict(test_x), n_out),
-            "pretrained": state is not None, "curve": [[round(t, 1), round(a, 4)] for t, a in curve]}
+        if f1 > best:
+            best, best_state = f1, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    items = _read_test(test)
+    test_y = np.array([c for _, c in items])
+    return {"val_best": round(best, 4), "time_to_best_s": round(next(t for t, a in curve if a >= best), 1),
+            "epochs": len(curve), "test_macro_f1": round(macro_f1(test_y, predict([inputs(v) for v, _ in items]), n_out), 4),
+            "pretrained": state is not None, "input": [SIZE, SIZE],
+            "curve": [[round(t, 1), round(a, 4)] for t, a in curve]}
 
 
-def okng_run(trainval: Path, test_items: list, epochs: int, limit_s: float) -> dict:
-    """okng's training of a classes model (its own caching, schedule, epoch choice), `epochs`
-    epochs; the plain loop then gets the same wall-clock."""
+def okng_arm(trainval: Path, test: Path, budget_s: float) -> dict:
+    """okng's default `okng train --task classes --budget B` (the session the CLI runs)."""
     from labeling.store import Project
-    from training.config import TrainConfig
     from training.inference import load_model
-    from training.loop import train
-    t0 = time.monotonic()
-    curve = []
+    from training.session import TrainSpec, run_session
+    curve: list[tuple[float, float]] = []
+    t0: list[float] = []
 
     def progress(p) -> None:
+        if p.stage == "train" and not t0:
+            t0.append(time.monotonic())
         if p.stage == "eval":
-            e = p.payload
-            curve.append((time.monotonic() - t0, float(e.val_macro_f1)))
-            _note({"okng_epoch": e.epoch, "t": round(curve[-1][0], 1), "val_macro_f1": round(curve[-1][1], 4)})
+            curve.append((time.monotonic() - t0[0], float(p.payload.val_macro_f1)))
+            _note({"okng_epoch": p.payload.epoch, "t": round(curve[-1][0], 1), "val_macro_f1": round(curve[-1][1], 4)})
 
-    # Same architecture, freeze, input, optimizer and lr as the plain loop.
-    cfg = TrainConfig(task="classes", arch=ARCH, freeze=FREEZE, input_size=SIZE, batch_size=BATCH, lr=LR,
-                      epochs=epochs, patience=0, seed=0)
-    res = train(trainval, cfg, progress, lambda: time.monotonic() - t0 > limit_s)
-    out = {"final_val_macro_f1": curve[-1][1] if curve else None, "epochs": len(curve),
-           "total_s": round(time.monotonic() - t0, 1), "cancelled": res.cancelled,
-           "stored_val_macro_f1": None if res.cancelled else res.metrics["val"]["macro_f1"],
-           "curve": [[round(t, 1), round(a, 4)] for t, a in curve], "_curve": curve}
-    if res.cancelled:
-        out["test_macro_f1"] = None
-        return out
+    res = run_session(TrainSpec(str(trainval), {"task": "classes", "budget_s": budget_s, "num_threads": 1,
+                                                "test_fraction": 0.0}), progress)
+    card = res.card
     loaded = load_model(Project.open(trainval, readonly=True), res.model_id, "cpu")
     n = len(loaded.class_names)
+    items = _read_test(test)
     pred = []
-    for img, _ in test_items:
-        imgs = img if isinstance(img, list) else [img]
+    for imgs, _ in items:
         dec = loaded.predict_views(imgs, [f"cam{i}" for i in range(len(imgs))])
         pred.append(dec.defect_class if dec.verdict.name == "NG" else 0)
-    out["test_macro_f1"] = macro_f1(np.array([c for _, c in test_items]), np.array(pred), n)
-    return out
+    return {"val_best": round(max(a for _, a in curve), 4), "epochs": len(curve), "best_epoch": card.best_epoch,
+            "train_s": round(res.seconds, 1), "input": list(card.input_size), "freeze": card.freeze,
+            "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
+            "test_macro_f1": round(macro_f1(np.array([c for _, c in items]), np.array(pred), n), 4),
+            "curve": [[round(t, 1), round(a, 4)] for t, a in curve]}
 
 
-def run(args) -> dict:
-    import torch
-    torch.set_num_threads(args.threads)
+def prepare(args) -> tuple[Path, Path, dict]:
+    """The train+val pool and the test parts as two projects in the work folder (built once)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    trainval, test = work / f"{args.data}-trainval.okng", work / f"{args.data}-test.okng"
     if args.data == "neu_det":
         names, items = neu_parts(args.per_class, 0)
     else:
         names, items = bolt_parts(args.parts, 0, work)
     classes = np.array([c for _, c in items])
-    rest, test = split_test(classes, 0.2, 0)
-    trainval = make_project(work / f"{args.data}-trainval.okng", names, [items[int(i)] for i in rest])
-    test_items = [items[int(i)] for i in test]
-    n_out = len(names) + 1
-    okng = okng_run(trainval, test_items, args.epochs, args.limit)
-    budget = okng["total_s"]  # equal wall-clock: the plain loop trains as long as okng took
-    plain = plain_loop(trainval, test_items, n_out, budget)
-    curve = okng.pop("_curve")
-    t_ok = next((round(t, 1) for t, a in curve if a >= plain["final_val_macro_f1"]), None)
-    okng["time_to_plain_final_s"] = t_ok
-    return {"bench": "train_classes", "data": args.data, "classes": names, "parts": len(items),
-            "train_val_parts": len(rest), "test_parts": len(test), "budget_s": budget,
-            "arch": ARCH, "freeze": FREEZE, "input": SIZE, "threads": args.threads,
-            "plain": plain, "okng": okng,
-            "time_to_equal_quality_ratio": None if t_ok is None else round(t_ok / max(plain["time_to_final_s"], 1e-9), 3),
-            "test_macro_f1": {"plain": plain["test_macro_f1"], "okng": okng["test_macro_f1"]}}
+    rest, held = split_test(classes, 0.2, 0)
+    make_project(trainval, names, [items[int(i)] for i in rest])
+    make_project(test, names, [items[int(i)] for i in held])
+    return trainval, test, {"classes": names, "parts": len(items), "train_val_parts": len(rest),
+                            "test_parts": len(held)}
+
+
+def run(args) -> dict:
+    work = Path(args.workdir)
+    trainval, test = work / f"{args.data}-trainval.okng", work / f"{args.data}-test.okng"
+    if args.arm != "both":
+        import torch
+        torch.set_num_threads(1)
+        return (okng_arm if args.arm == "okng" else plain_arm)(trainval, test, args.budget)
+    trainval, test, info = prepare(args)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, str(ROOT / "bench" / "train.py"), "--task", "classes", "--data", args.data,
+           "--budget", str(args.budget), "--workdir", str(work)]
+    procs = {arm: subprocess.Popen([*cmd, "--arm", arm], stdout=subprocess.PIPE, env=env, text=True)
+             for arm in ("okng", "plain")}
+    res = {arm: json.loads(p.communicate()[0].strip().splitlines()[-1]) for arm, p in procs.items()}
+    ok, plain = res["okng"], res["plain"]
+    target = plain["val_best"]
+    t_ok = next((t for t, a in ok["curve"] if a >= target), None)
+    return {"bench": "train_classes", "data": args.data, **info, "budget_s": args.budget, "threads_per_arm": 1,
+            "test_macro_f1": {"okng": ok["test_macro_f1"], "plain": plain["test_macro_f1"]},
+            "plain_val_best": target, "okng_time_to_plain_val_best_s": t_ok,
+            "plain_time_to_its_val_best_s": plain["time_to_best_s"],
+            "time_to_equal_quality_ratio": None if t_ok is None else round(t_ok / max(plain["time_to_best_s"], 1e-9), 3),
+            "ratio_target": 0.5, "okng": ok, "plain": plain}
