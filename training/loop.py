@@ -261,7 +261,7 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None, limit: int | None =
 
     Over cached features an epoch is few large steps, too few for BatchNorm's moving averages
     to settle; one forward pass over the training features (cheap: the tail only) fixes them.
-    So do any run's first few hundred steps: then over ~`limit` views spread through the set."""
+    So do any run's first few hundred steps: then over <= `limit` views spread through the set."""
     bns = [m for n, m in run.model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
            and any(p.requires_grad for p in m.parameters())]
     if not bns:
@@ -271,7 +271,7 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None, limit: int | None =
         m.reset_running_stats()
         m.momentum = None  # cumulative average over this pass
     set_train_mode(run.model, run.spec, run.config.freeze)
-    every = max(1, len(run.train_views) // limit) if limit else 1
+    every = -(-len(run.train_views) // limit) if limit else 1  # ceil: at most `limit` views
     chunks = batches(run.sync.shard(run.train_views[::every]), max(run.batch_size, 64), None)
     with torch.no_grad():
         for k in range(run.sync.count(len(chunks))):
@@ -405,7 +405,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             # Unsettled moving averages scored a 6-epoch run's first epochs at macro F1 0.07, a budgeted
             # bolt-demo run's at val loss 32-112 (3 steps an epoch): refreshed in the first 300 steps.
             if cache is not None or steps_so_far < 300:
-                refresh_batchnorm(run, should_stop, None if cache is not None else 512)
+                refresh_batchnorm(run, should_stop, None if cache is not None else 256)
             if sched is not None:
                 sched.step()
             rep = evaluate(run, val_parts, 0.5, should_stop)
