@@ -310,10 +310,12 @@ class Project:
     def add_part(self, images: Sequence[np.ndarray], *, cameras: Sequence[str] | None = None,
                  name: str = "", source: PartSource | str = PartSource.CAPTURE,
                  masks: Sequence[np.ndarray | None] | None = None, meta: dict[str, Any] | None = None,
-                 label: Label | None = None, user: User = SYSTEM_USER) -> int:
+                 label: Label | None = None, user: User = SYSTEM_USER, part_id: int | None = None) -> int:
         """Store a part with its views (and optional masks/label); returns its id.
 
-        `user` is recorded in the audit trail for the masks that come with the part."""
+        `user` is recorded in the audit trail for the masks that come with the part. `part_id`
+        keeps an id given by the caller (a training snapshot keeps the project's ids, so the model
+        card it yields names the project's parts); it must be unused."""
         self._writable()
         if len(images) == 0:
             raise ProjectError("a part needs at least one view")
@@ -328,7 +330,10 @@ class Project:
                 mlist[i] = self._check_mask(m, imgs[i].shape[:2], f"view {i}")
         source = PartSource(source)
         with transaction(self.path, "a") as f:
-            pid = int(f.attrs.get("next_part_id", 1))
+            nxt = int(f.attrs.get("next_part_id", 1))
+            pid = nxt if part_id is None else int(part_id)
+            if part_id is not None and (pid < 1 or str(pid) in f["parts"] or pid in self._parts):
+                raise ProjectError(f"part id {pid} is taken")
             g = f["parts"].require_group(str(pid))
             for i, img in enumerate(imgs):
                 vg = g.require_group(f"v{i}")
@@ -341,7 +346,7 @@ class Project:
                              for c, im in zip(cams, imgs)]}
             # The index row makes the part visible: written last.
             append_json(f["index"], "parts", [row])
-            f.attrs["next_part_id"] = pid + 1
+            f.attrs["next_part_id"] = max(nxt, pid + 1)
         self._parts[pid] = Part(pid, row["name"], row["created"], source,
                                 [ViewInfo(i, c, tuple(im.shape), str(im.dtype), mlist[i] is not None)
                                  for i, (c, im) in enumerate(zip(cams, imgs))], meta=row["meta"])
