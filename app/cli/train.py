@@ -70,6 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "NCCL with one GPU each); rank 0 stores the one model. Several machines: run "
                         "`torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint "
                         "HOST:PORT -m app.cli train ...` on each")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="train on a Ray cluster: its head's address, HOST or HOST:PORT (Ray Client, port "
+                        "10001 by default); the labelled parts go as a snapshot file, the model comes back "
+                        "into this project")
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
     p.set_defaults(func=cmd_train)
 
@@ -154,6 +158,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     rank, world, _ = env_world()
     if args.nproc > 1:
+        if args.ray:  # the cluster decides its own processes; two launchers for one run would fight
+            print("okng train: error: --ray and --nproc exclude each other", file=sys.stderr)
+            return 2
         if world > 1:
             print("okng train: error: already one of torchrun's processes: leave out --nproc", file=sys.stderr)
             return 2
@@ -175,7 +182,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if early:  # before the run, not after its minutes
         print(f"okng train: WARNING: {early}", file=sys.stderr)
     bar = ProgressBar("train", quiet=args.json)
-    res = run_session(TrainSpec(str(args.project), values), progress=bar.report, should_stop=should_stop)
+    spec = TrainSpec(str(args.project), values)
+    if args.ray:  # the same session, on the cluster; only this process writes the project
+        from training.remote.ray_job import RemoteSpec, run_remote
+        res = run_remote(RemoteSpec(spec, args.ray), progress=bar.report)
+    else:
+        res = run_session(spec, progress=bar.report, should_stop=should_stop)
     bar.close()
     for w in res.warnings:  # said loudly, also with --json (on stderr)
         if w != early:
@@ -187,7 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = {"model_id": res.model_id, "pretrained": res.pretrained, "pretrained_source": res.pretrained_source,
                "activated": res.activated, "threshold": res.threshold, "seconds": round(res.seconds, 2),
                "world_size": getattr(card, "world_size", 1), "global_batch": getattr(card, "global_batch", 0),
-               "metrics": res.metrics, "history": res.to_dict()["history"], "warnings": res.warnings}
+               "metrics": res.metrics, "history": res.to_dict()["history"], "warnings": res.warnings,
+               "remote": card.extra.get("remote") if card is not None else None}
     if args.json:
         print_json(summary)
         return 0
@@ -196,6 +209,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     procs = f" on {card.world_size} processes (global batch {card.global_batch})" \
         if card is not None and getattr(card, "world_size", 1) > 1 else ""
     print(f"model {res.model_id} ({start}) in {res.seconds:.0f} s{procs}{', now active' if res.activated else ''}")
+    if summary["remote"]:
+        node = summary["remote"]["node"]
+        print(f"trained on the Ray cluster at {summary['remote']['address']}: node {node['host']}, "
+              f"{node['gpu'] or 'CPU'}")
     print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split.get('test_parts', 0)} test"
           + (f" (grouped by {split['group_by']})" if split.get("group_by") else ""))
     if "test" in res.metrics:
