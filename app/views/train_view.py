@@ -1,7 +1,8 @@
 """Train view: settings, augmentation preview, live curves, Cancel, results and "Make active".
 
-Start runs training.session.run_session (the same session as `okng train`) in a child process
-relayed by the one Worker; its Progress reports become points on the loss and accuracy curves.
+Start runs training.session.run_session (as `okng train` does; training.remote's Ray driver when
+"Run on" names a cluster) in a child process relayed by the one Worker; its Progress reports
+become points on the loss and accuracy curves.
 When the run ends the view reloads the project's model cards (also in a Worker) and shows the
 new model's stored metrics and held-out ROC/PR curves; nothing is scored again. A cancelled run
 leaves the project and its registry as they were (the engine's promise).
@@ -35,8 +36,9 @@ from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
 from training.recipe import frozen_warning
+from training.remote.ray_job import RemoteSpec, run_train
 from training.segment.loop import SegEpoch
-from training.session import TrainSpec, preview, run_session
+from training.session import TrainSpec, preview
 
 # per-epoch figures of the loop's epoch-end payload and of a card's history -> (plot, series name)
 EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
@@ -45,10 +47,10 @@ EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val a
 HISTORY_SERIES = (("loss", "loss", "train loss"),) + EPOCH_SERIES
 
 
-def train_in_process(spec: TrainSpec, progress: ProgressFn | None = None,
+def train_in_process(spec: TrainSpec | RemoteSpec, progress: ProgressFn | None = None,
                      should_stop: StopFn | None = None) -> TrainResult:
-    """training.session.run_session in a child process (see in_child): it imports no Qt."""
-    return in_child(run_session, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+    """training.session.run_session, or its Ray-cluster driver, in a child process (in_child): no Qt."""
+    return in_child(run_train, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
 
 
 def preload() -> None:
@@ -177,8 +179,9 @@ class TrainView(QWidget):
         self._epoch_points.clear()
         self.bar.setValue(0)
         self.last_result, self.last_error = None, ""
-        spec = TrainSpec(str(proj.path), values)
-        self.worker = Worker(train_in_process if self.use_process else run_session, spec)
+        address = self.form.cluster()
+        spec = RemoteSpec(TrainSpec(str(proj.path), values), address) if address else TrainSpec(str(proj.path), values)
+        self.worker = Worker(train_in_process if self.use_process else run_train, spec)
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
@@ -188,8 +191,8 @@ class TrainView(QWidget):
         length = [f"{values['budget_s'] / 60:g} min"] if values.get("budget_s") else []
         length += [f"{values['epochs']} epoch(s)"] if values.get("epochs") else []
         warn = frozen_warning(values)
-        self._say(f"Training {values['arch']} ({values['freeze']}), {' or '.join(length) or 'default length'}…"
-                  + (f"  ⚠ {warn}" if warn else ""))
+        self._say(f"Training {values['arch']} ({values['freeze']}), {' or '.join(length) or 'default length'}"
+                  + (f" on the Ray cluster at {address}" if address else "") + "…" + (f"  ⚠ {warn}" if warn else ""))
         self.worker.start()
 
     def cancel(self) -> None:

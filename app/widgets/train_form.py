@@ -16,6 +16,8 @@ from PyQt6.QtWidgets import (
     QFormLayout,
     QGridLayout,
     QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -110,7 +112,22 @@ class TrainForm(QWidget):
         self.group_by.setToolTip("Keep parts with the same value of this imported field (e.g. item: "
                                  "crops of one scan) on one side of every split")
         self.set_group_fields([])
+        # Where the run trains: here, or on a Ray cluster (training.remote; the same session)
+        self.run_on = QComboBox()
+        self.run_on.addItems(["this PC", "Ray cluster at"])
+        self.run_on.setToolTip("Ray cluster: the labelled parts go to the cluster as a snapshot file, the "
+                               "model comes back into this project (okng train --ray)")
+        self.ray_address = QLineEdit()
+        self.ray_address.setPlaceholderText("gpu-server:10001")
+        self.ray_address.setToolTip("The Ray head's address, HOST or HOST:PORT (Ray Client, port 10001 "
+                                    "by default; `ray start --head` on the server opens it)")
+        self.ray_address.setEnabled(False)
+        self.run_on.currentIndexChanged.connect(lambda i: self.ray_address.setEnabled(i == 1))
+        where = QHBoxLayout()
+        where.addWidget(self.run_on)
+        where.addWidget(self.ray_address, 1)
         form = QFormLayout()
+        form.addRow("Run on", where)
         for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze),
                          ("Recipe", self.recipe), ("Train for", self.minutes), ("Epochs", self.epochs),
                          ("Start from encoder", self.encoder),
@@ -153,6 +170,10 @@ class TrainForm(QWidget):
         self.group_by.setEnabled(bool(names))
         if keep in names:
             self.group_by.setCurrentIndex(names.index(keep) + 1)
+
+    def cluster(self) -> str | None:
+        """The Ray cluster's address when the run goes there; None: this PC."""
+        return (self.ray_address.text().strip() or None) if self.run_on.currentIndex() == 1 else None
 
     def augmentations(self) -> list[str]:
         return [k for k, cb in self.aug.items() if cb.isChecked()]

@@ -164,3 +164,26 @@ def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtb
     view.results.metrics.show_model(ModelCard("v-1", "resnet18", created=2.0))
     qtbot.waitUntil(lambda: curves.class_names() == [], timeout=5000)
     view.shutdown()
+
+
+def test_run_on_a_ray_cluster_goes_through_the_remote_driver(ctx, qtbot):
+    """The form's "Run on" choice sends the run to training.remote (in the child process); an
+    address where no cluster listens fails at once with the CLI's message, the project as it was
+    (a real run on a local Ray head: tests/training/test_ray_remote.py)."""
+    import socket
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    assert view.form.cluster() is None and not view.form.ray_address.isEnabled()  # this PC by default
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    view.form.run_on.setCurrentIndex(1)
+    view.form.ray_address.setText(f"127.0.0.1:{port}")
+    assert view.form.ray_address.isEnabled() and view.form.cluster() == f"127.0.0.1:{port}"
+    before = _digest(ctx.project.path)
+    view.form.set_values(TINY)
+    with qtbot.waitSignal(view.run_finished, timeout=60000) as sig:
+        view.start()
+        assert "on the Ray cluster at" in view.state.text()
+    assert sig.args[0] == "failed" and f"no Ray cluster at 127.0.0.1:{port}" in view.last_error
+    assert _digest(ctx.project.path) == before
