@@ -51,6 +51,9 @@ def start_head(timeout: float = 60.0) -> Head:
            # grpc's fork handlers in the head's client proxy: its per-client server failed to
            # start now and then on a loaded machine (an empty log); without them it did not
            "GRPC_ENABLE_FORK_SUPPORT": "0",
+           # Ray's OOM killer watches the whole machine's memory, which other jobs on a shared test
+           # machine fill: it killed this test's small worker at 95 %. Off for the test head.
+           "RAY_memory_monitor_refresh_ms": "0",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     ray_bin = str(Path(sys.executable).with_name("ray"))
     cmd = [ray_bin, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),

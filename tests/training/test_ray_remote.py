@@ -128,7 +128,7 @@ def test_cancel_stops_the_cluster_run_and_stores_nothing(head, project):
         seen.append(p)
         if p.stage == "train":
             go.set()
-    spec = RemoteSpec(TrainSpec(str(project), {**TINY, "epochs": 200}), head.address)
+    spec = RemoteSpec(TrainSpec(str(project), {**TINY, "epochs": 2000}), head.address)
     res = run_remote(spec, progress, go.is_set)
     assert res.cancelled and res.model_id is None
     assert any(p.stage == "cancel" for p in seen) and any(p.stage == "train" for p in seen)

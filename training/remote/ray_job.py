@@ -105,7 +105,7 @@ class _Link:
 
     def __init__(self, relay: Any) -> None:
         self.relay, self.buf, self.last, self.stop = relay, [], 0.0, False
-        self.stage = ""
+        self.stage, self.polled = "", 0.0  # its own clock: frequent flushes must not starve the stop poll
 
     def progress(self, p: Progress) -> None:
         self.buf.append(p)
@@ -127,10 +127,11 @@ class _Link:
         self.last = time.monotonic()
 
     def should_stop(self) -> bool:
-        if not self.stop and time.monotonic() - self.last >= FLUSH_S:
+        if not self.stop and time.monotonic() - self.polled >= FLUSH_S:
             import ray
             self.flush()
             self.stop = bool(ray.get(self.relay.stopped.remote()))
+            self.polled = time.monotonic()
         return self.stop
 
 
@@ -248,6 +249,8 @@ def _follow(ray: Any, ref: Any, relay: Any, say: ProgressFn, stop: StopFn) -> tu
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
         raise TrainingError(f"training on the Ray cluster failed: {cause}") from None
+    except ray.exceptions.RayError as exc:  # the worker died: out of memory, node lost...
+        raise TrainingError(f"training on the Ray cluster failed: {str(exc).splitlines()[0]}") from None
 
 
 def _cancelled() -> Any:
