@@ -44,7 +44,7 @@ from .optim import class_weights, make_optimizer, make_scheduler
 from .recipe import RunClock, lr_factor
 from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
-from .splits import check_split, kfold, split_parts
+from .splits import check_split, draw_split, kfold
 from .start import Start, prepare
 from .task_metrics import class_curves
 from .tasks import get_task
@@ -477,7 +477,10 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
     init = mine.get("init") or (lambda: copy.deepcopy(template))
     stop = sync.stop(should_stop)  # every rank answers the same (a collective under torchrun)
     targets = snap.part_targets()
-    split = split_parts(targets, config.val_fraction, config.test_fraction, config.seed, snap.part_groups())
+    # A warm start keeps its parent's split (a fresh draw would leak the parent's training parts into
+    # this test split); rank 0 reads the parent's card, the other ranks receive the split.
+    split = on_main(sync, lambda: draw_split(project_path, config, [p.part_id for p in snap.parts], targets,
+                                             snap.part_groups()))
     warnings.extend(check_split(split, targets))
     metrics: dict[str, Any] = {}
     info: dict[str, Any] = {}

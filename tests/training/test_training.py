@@ -149,10 +149,14 @@ def test_cancel_mid_epoch_leaves_project_and_registry_intact(trained, tmp_path):
 
 def test_warm_start_target_recall_and_determinism(trained):
     path, res, _ = trained
-    cfg = TrainConfig(**dict(FAST, epochs=1, warm_start=res.model_id, target_ng_recall=1.0))
+    # Another seed would draw another split: the child keeps its parent's (no test leak).
+    cfg = TrainConfig(**dict(FAST, epochs=1, warm_start=res.model_id, target_ng_recall=1.0, seed=7))
     child = train(path, cfg)
     card = read_card(Project.open(path, readonly=True), child.model_id)
     assert card.parent == res.model_id and card.pretrained is False
+    parent = read_card(Project.open(path, readonly=True), res.model_id)
+    assert parent.split["test"] and {k: sorted(card.split[k]) for k in ("train", "val", "test")} == \
+        {k: sorted(parent.split[k]) for k in ("train", "val", "test")}
     assert child.metrics["val"]["ng_recall"] == 1.0 and not child.activated
     # Same seed, same data -> the same run (one epoch of a live, augmented forward).
     from training.backbones import get_backbone
