@@ -245,7 +245,11 @@ def apply_event(ev: dict[str, Any], parts: dict[int, Part], settings: Settings,
             p.label_check = LabelCheck.from_dict(f) if f else None
     elif op == "mask" and part:
         v = part.views[ev["view"]]
-        part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, bool(ev.get("has_mask")))
+        part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, bool(ev.get("has_mask")),
+                                          ev.get("disagreement", v.disagreement))
+    elif op == "proposal" and part and "disagreement" in ev:
+        v = part.views[ev["view"]]
+        part.views[ev["view"]] = ViewInfo(v.index, v.camera, v.shape, v.dtype, v.has_mask, ev["disagreement"])
     elif op == "settings":
         settings = Settings.from_dict(ev["settings"])
     elif op == "active_model":

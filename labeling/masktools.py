@@ -240,6 +240,18 @@ def accept_proposal(mask: np.ndarray, proposal: np.ndarray, classes: Iterable[in
     return (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
 
 
+def disagreement(mask: np.ndarray | None, proposal: np.ndarray | None) -> float | None:
+    """1 - IoU of a proposal and the drawn mask (any class > 0: where, not which class); 0 when
+    both are empty; None without a proposal (nothing to disagree with). The queue's
+    "Proposal disagreement" order sorts by it."""
+    if proposal is None:
+        return None
+    a = np.asarray(proposal) > 0
+    b = np.asarray(mask) > 0 if mask is not None else np.zeros_like(a)
+    union = int((a | b).sum())
+    return 0.0 if union == 0 else 1.0 - float((a & b).sum()) / union
+
+
 def outline(proposal: np.ndarray, width: int = 2) -> np.ndarray:
     """The boundary band (`width` px, inside and out) of a class-index mask (bool): what the
     Label view draws of a proposal; 2 px stay visible when a large view is shown shrunk."""

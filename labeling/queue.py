@@ -4,6 +4,9 @@ Uncertainty of a model prediction is 1 - confidence (0 = sure, 1 = a coin toss);
 prediction exists a part has no uncertainty and sorts after those that have one.
 A likely label error is a part the latest out-of-fold check (training/label_issues.py) flagged
 and nobody has relabelled since; they sort by how little the other folds believe the label.
+Proposal disagreement is how far a segmentation model's proposal is from the inspector's mask
+(1 - IoU per view, the worst view counts; masktools.disagreement): the masks most worth a
+second look, or the proposals most worth correcting, come first.
 """
 from __future__ import annotations
 
@@ -55,6 +58,8 @@ FILTERS: dict[str, Callable[[Part], bool]] = {
     "Disagrees with model": disagrees,
     "Uncertain": uncertain,
     "Likely label errors": likely_label_error,
+    # every part: the order (ORDERS) puts those with a proposal first, most disagreement first
+    "Proposal disagreement": lambda p: True,
 }
 
 
@@ -72,8 +77,22 @@ def label_error_key(p: Part) -> tuple:
             *queue_key(p))
 
 
+def proposal_disagreement(p: Part) -> float | None:
+    """The worst view's 1 - IoU of proposal and mask; None when no view has a proposal."""
+    ds = [v.disagreement for v in p.views if v.disagreement is not None]
+    return max(ds) if ds else None
+
+
+def disagreement_key(p: Part) -> tuple:
+    """"Proposal disagreement" order: most disagreement first, parts without a proposal last,
+    then the labeling queue's order."""
+    d = proposal_disagreement(p)
+    return (d is None, -(d or 0.0), *queue_key(p))
+
+
 # Registry of orders the Label view can sort its queue by.
 ORDERS: dict[str, Callable[[Part], tuple]] = {
     "Labeling queue": queue_key,
     "Likely label errors": label_error_key,
+    "Proposal disagreement": disagreement_key,
 }

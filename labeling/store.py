@@ -31,7 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import journal
+from . import journal, masktools
 from .h5io import (
     ProjectDamaged,
     ProjectError,
@@ -400,6 +400,9 @@ class Project:
             shape = self.part(part_id).views[view].shape[:2]
             mask = self._check_mask(mask, shape, f"part {part_id} view {view}")
             rec["pixels"] = journal.encode_array(mask)
+        if self.part(part_id).views[view].disagreement is not None:  # a proposal to measure against
+            prop = self.read_proposal(part_id, view)
+            rec["disagreement"] = masktools.disagreement(mask, prop[0] if prop else None)
         self._commit(rec)
 
     def set_proposal(self, part_id: int, view: int, mask: np.ndarray, model_id: str) -> None:
@@ -408,7 +411,8 @@ class Project:
         shape = self.part(part_id).views[view].shape[:2]
         mask = self._check_mask(mask, shape, f"part {part_id} view {view} proposal")
         self._commit({"op": "proposal", "part": int(part_id), "view": int(view), "model": str(model_id),
-                      "pixels": journal.encode_array(mask)})
+                      "pixels": journal.encode_array(mask),
+                      "disagreement": masktools.disagreement(self.read_mask(part_id, view), mask)})
 
     def set_review(self, part_id: int, status: ReviewStatus | str, comment: str = "",
                    user: User = SYSTEM_USER) -> Review:

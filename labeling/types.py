@@ -276,6 +276,9 @@ class ViewInfo:
     shape: tuple[int, ...]  # (H, W) or (H, W, 3)
     dtype: str  # "uint8" | "uint16"
     has_mask: bool = False
+    # 1 - IoU of the stored proposal against the mask (masktools.disagreement), kept current as
+    # either changes; None: no proposal (or one stored before this was recorded)
+    disagreement: float | None = None
 
 
 @dataclass

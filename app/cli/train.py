@@ -138,7 +138,8 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
                 "input_size": args.input_size, "batch_size": min(args.batch_size, 8) if args.batch_size == 32
                 else args.batch_size, "lr": args.lr, "warm_start": args.warm_start, "seed": args.seed,
                 "patience": 0 if args.patience == 5 else args.patience, "device": args.device,
-                "pretrained": args.freeze != "scratch"}
+                "pretrained": args.freeze != "scratch", "val_fraction": args.val_fraction,
+                "test_fraction": args.test_fraction, "group_by": args.group_by}
     return {"arch": args.arch, "task": args.task, "freeze": args.freeze, "epochs": args.epochs, "folds": args.folds,
             "input_size": args.input_size, "batch_size": args.batch_size, "optimizer": args.optimizer,
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,

@@ -26,8 +26,8 @@ def test_filters():
     ok_disagree = _part(1, Verdict.OK, 0.6, predicted=Verdict.NG)
     fresh = _part(2)
     assert [name for name, f in FILTERS.items() if f(ok_disagree)] == [
-        "All", "OK", "Under review", "Disagrees with model", "Uncertain"]
-    assert [name for name, f in FILTERS.items() if f(fresh)] == ["All", "Unlabeled"]
+        "All", "OK", "Under review", "Disagrees with model", "Uncertain", "Proposal disagreement"]
+    assert [name for name, f in FILTERS.items() if f(fresh)] == ["All", "Unlabeled", "Proposal disagreement"]
 
 
 def test_likely_label_errors_filter_and_order(tmp_path):
@@ -55,3 +55,33 @@ def test_likely_label_errors_filter_and_order(tmp_path):
     assert [x.id for x in r.parts() if x.label_check] == [ids[0]]
     assert not likely_label_error(r.part(ids[0]))  # labelled after the check's time: stale
     assert [e["op"] for e in r.events() if e["op"] == "label_check"] == ["label_check"] * 2
+
+
+def test_proposal_disagreement_order(tmp_path):
+    """1 - IoU of proposal and mask, worst view counts, recorded in a real project and kept
+    current when the mask changes; parts without a proposal sort last."""
+    import numpy as np
+
+    from labeling.masktools import disagreement
+    from labeling.queue import ORDERS, proposal_disagreement
+    from labeling.store import Project
+    from labeling.types import DefectClass, Settings
+
+    p = Project.create(tmp_path / "p.h5", Settings(classes=[DefectClass("crack")]))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4, :4] = 1  # 16 px
+    ids = [p.add_part([np.zeros((8, 8), np.uint8)] * 2, masks=[mask, None]) for _ in range(3)]
+    half = np.zeros_like(mask)
+    half[:4, :2] = 1  # 8 of the 16 px: IoU 0.5
+    p.set_proposal(ids[0], 0, mask, "seg")  # agrees
+    p.set_proposal(ids[1], 0, mask, "seg")
+    p.set_proposal(ids[1], 1, half, "seg")  # view 1 has no mask: IoU 0, the worst view counts
+    p.set_proposal(ids[2], 0, half, "seg")
+    q = Project.open(p.path)
+    assert [proposal_disagreement(q.part(i)) for i in ids] == [0.0, 1.0, 0.5]
+    extra = q.add_part([np.zeros((8, 8), np.uint8)])  # no proposal: last
+    order = [x.id for x in sorted(q.parts(), key=ORDERS["Proposal disagreement"])]
+    assert order == [ids[1], ids[2], ids[0], extra]
+    q.set_mask(ids[2], 0, half)  # the inspector takes the proposal: no disagreement left
+    assert proposal_disagreement(Project.open(p.path).part(ids[2])) == 0.0
+    assert disagreement(None, None) is None and disagreement(None, np.zeros((2, 2))) == 0.0

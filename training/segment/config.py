@@ -17,6 +17,8 @@ class SegConfig:
     lr: float = 1e-3
     input_size: tuple[int, int] = (256, 256)  # (h, w); both multiples of 32 (the encoder's stride)
     val_fraction: float = 0.2
+    test_fraction: float = 0.15  # held out from every choice (training.splits, as classifiers): the headline
+    group_by: str | None = None  # part field (e.g. "item"): parts sharing its value stay on one side
     seed: int = 0
     augment: bool = True  # flips / quarter turns of image and mask together
     pretrained: bool = True  # False: encoder from scratch even when ImageNet weights exist
@@ -38,6 +40,9 @@ class SegConfig:
             raise TrainingError("epochs and batch size must be at least 1")
         if not 0.0 < self.val_fraction < 1.0:
             raise TrainingError("val_fraction must be between 0 and 1")
+        if not 0.0 <= self.test_fraction < 0.9 or self.val_fraction + self.test_fraction >= 0.9:
+            raise TrainingError(f"test_fraction must be in [0, 0.9) and leave >= 10 % of the parts for "
+                                f"training, got val {self.val_fraction} + test {self.test_fraction}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

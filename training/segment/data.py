@@ -62,6 +62,7 @@ class SegPart:
     part_id: int
     target: int  # 0 OK, 1 NG
     views: list[int]  # indices into SegSnapshot.views
+    group: str | None = None  # the split's group_by field value (None: a group of its own)
 
 
 @dataclass
@@ -73,6 +74,11 @@ class SegSnapshot:
     rois: dict[str, list[int]]
     input_size: tuple[int, int]
     skipped: list[int]  # NG parts left out: no mask drawn
+    group_by: str | None = None
+
+    def part_groups(self) -> list[str | None] | None:
+        """Each part's group value (None without group_by), for training.splits."""
+        return [p.group for p in self.parts] if self.group_by else None
 
     def part_targets(self) -> np.ndarray:
         return np.array([p.target for p in self.parts], dtype=np.int64)
@@ -113,11 +119,15 @@ def fit_mask(mask: np.ndarray | None, geom: ViewGeometry, n_classes: int) -> np.
 
 
 def load_seg_snapshot(project_path: str | Path, input_size: tuple[int, int], progress: ProgressFn | None = None,
-                      should_stop: Callable[[], bool] | None = None) -> SegSnapshot | None:
-    """Read every usable labelled part once (None if stopped while reading)."""
+                      should_stop: Callable[[], bool] | None = None,
+                      group_by: str | None = None) -> SegSnapshot | None:
+    """Read every usable labelled part once (None if stopped while reading); group_by names a
+    part field whose value keeps parts together in the split (training.splits)."""
     project = Project.open(project_path, readonly=True)
     names = class_names(project)
     labelled = [p for p in project.parts() if p.verdict in (Verdict.OK, Verdict.NG) and p.views]
+    if group_by and not any(p.fields.get(group_by) not in (None, "") for p in labelled):
+        raise TrainingError(f"no labelled part has a field {group_by!r} to group by")
     rois = dict(project.settings.rois)
     parts: list[SegPart] = []
     views: list[SegView] = []
@@ -129,7 +139,8 @@ def load_seg_snapshot(project_path: str | Path, input_size: tuple[int, int], pro
         if ng and not any(v.has_mask for v in p.views):
             skipped.append(p.id)
             continue
-        item = SegPart(p.id, int(ng), [])
+        group = p.fields.get(group_by) if group_by else None
+        item = SegPart(p.id, int(ng), [], None if group in (None, "") else str(group))
         for k, v in enumerate(p.views):
             g = fit_geometry(v.shape[:2], rois.get(v.camera), input_size, "letterbox")
             img = project.read_image(p.id, k, roi=g.roi)
@@ -148,7 +159,7 @@ def load_seg_snapshot(project_path: str | Path, input_size: tuple[int, int], pro
                             f"4 parts in all; the project has {int((t == 1).sum())} NG parts with masks "
                             f"({len(skipped)} NG without) and {len(parts)} usable parts")
     return SegSnapshot(str(project_path), names, parts, views, {k: r.to_list() for k, r in rois.items()},
-                       tuple(input_size), skipped)
+                       tuple(input_size), skipped, group_by)
 
 
 def view_tensor(v: SegView, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Mask proposals: a segmentation model's masks stored per view APART from the inspector's.
 
 The Label view shows a proposal as an outline and `M` accepts it into the mask (undoable);
-`disagreement` orders the queue by how far a proposal is from the drawn mask.
+the store records how far each proposal is from the drawn mask (labeling.masktools.disagreement),
+which the queue's "Proposal disagreement" order sorts by.
 """
 from __future__ import annotations
 
@@ -10,24 +11,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from labeling.progress import Progress, ProgressFn, StopFn
 from labeling.store import Project, ProjectError
 
 from ..errors import TrainingError
 from .inference import load_segmenter
-
-
-def disagreement(mask: np.ndarray | None, proposal: np.ndarray | None) -> float:
-    """1 - dice between the drawn mask and the proposal (any class > 0); 0 when both are empty
-    or there is no proposal."""
-    if proposal is None:
-        return 0.0
-    a = proposal > 0
-    b = mask > 0 if mask is not None else np.zeros_like(a)
-    s = int(a.sum() + b.sum())
-    return 0.0 if s == 0 else 1.0 - 2.0 * float((a & b).sum()) / s
 
 
 def propose_parts(project_path: str | Path, model_id: str, part_ids: Iterable[int] | None = None,

@@ -6,7 +6,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from labeling.progress import Progress, ProgressFn, StopFn
@@ -19,7 +18,7 @@ from ..errors import TrainingError
 from ..inference import resolve_device
 from ..loop import TrainResult, held_out, seed_everything
 from ..registry import new_model_id
-from ..snapshot import stratified_split
+from ..splits import PartSplit, check_split, split_parts
 from . import models
 from .config import SegConfig
 from .data import load_seg_snapshot
@@ -67,7 +66,7 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
         torch.set_num_threads(config.num_threads)
     project_path = Path(project_path)
     seed_everything(config.seed)
-    snap = load_seg_snapshot(project_path, config.input_size, progress, should_stop)
+    snap = load_seg_snapshot(project_path, config.input_size, progress, should_stop, config.group_by)
     if snap is None:
         return TrainResult(None, {}, True, False, seconds=time.monotonic() - t0)
     warnings: list[str] = []
@@ -76,7 +75,9 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
     model, pretrained, source = _initial_model(config, len(snap.classes), project_path, warnings)
     device = resolve_device(config.device)
     model = model.to(device)
-    train_p, val_p = split_positions(snap, config)
+    split = split_positions(snap, config)
+    warnings.extend(check_split(split, snap.part_targets()))
+    train_p, val_p = split.train, split.val
     rules = learn_rules([snap.views[v].mask for v in snap.view_indices(train_p)], snap.classes)
     try:
         model, history, best_epoch = fit(model, snap, train_p, val_p, config, rules, device, progress, should_stop, t0)
@@ -88,8 +89,13 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
                            seconds=time.monotonic() - t0)
     probs, _ = predict_probs(model, snap, snap.view_indices(val_p), device, config.batch_size)
     rules = tune_thresholds(snap, val_p, probs, rules)
-    rep = evaluate(snap, val_p, probs, rules)
-    val = held_out(rep, [snap.parts[int(i)].part_id for i in val_p])
+    ids = [p.part_id for p in snap.parts]
+    held = {"val": held_out(evaluate(snap, val_p, probs, rules), [ids[int(i)] for i in val_p])}
+    if len(split.test):  # the test parts took no part in any choice (epoch, thresholds): the headline
+        if progress is not None:
+            progress(Progress("test", 0, 1, "scoring the held-out test parts"))
+        probs, _ = predict_probs(model, snap, snap.view_indices(split.test), device, config.batch_size)
+        held["test"] = held_out(evaluate(snap, split.test, probs, rules), [ids[int(i)] for i in split.test])
     if progress is not None:
         progress(Progress("save", 1, 1, "saving model"))
     seconds = time.monotonic() - t0
@@ -100,18 +106,23 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
     card = ModelCard(
         id=new_model_id(arch), arch=arch, task="segment", freeze="none", classes=list(snap.classes),
         input_size=tuple(snap.input_size), fit="letterbox", mean=tuple(IMAGENET_MEAN), std=tuple(IMAGENET_STD),
-        rois=dict(snap.rois), threshold=0.5, part_rule="max", metrics={"val": val}, train_parts=len(train_p),
+        rois=dict(snap.rois), threshold=0.5, part_rule="max", metrics=held, train_parts=len(train_p),
         history=rows, best_epoch=best_epoch, dataset=snap.meta(), pretrained=pretrained, pretrained_source=source,
         parent=config.warm_start, created=time.time(), timings=Timings(seconds, [h.seconds for h in history]),
         checkpoint_sha256=sha256(data), warnings=warnings, config=config.to_dict(),
+        split={**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
+               "test_fraction": config.test_fraction, "seed": config.seed},
         extra={"segment": {"decoder": config.decoder, "encoder": config.encoder,
                            "rules": [r.to_dict() for r in rules], "area_units": "model-input pixels",
                            "dice_history": [asdict(h) for h in history]}})
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
     activated = False  # a segmentation model never replaces the active classifier by itself
-    metrics = {"val": val.report, "split": {"train_parts": len(train_p), "val_parts": len(val_p),
-                                            "val_part_ids": val.part_ids}}
+    metrics: dict[str, Any] = {name: m.report for name, m in held.items()}
+    metrics["split"] = {"train_parts": len(train_p), "val_parts": len(val_p), "test_parts": len(split.test),
+                        "val_part_ids": held["val"].part_ids,
+                        "test_part_ids": held["test"].part_ids if "test" in held else [],
+                        "group_by": config.group_by, "headline": "test" if "test" in held else "val"}
     return TrainResult(card.id, metrics, False, pretrained, rows, 0.5, source, activated, seconds, warnings, card)
 
 
@@ -147,6 +158,7 @@ def set_rule(project_path: str | Path, model_id: str, cls: str, threshold: float
     return card
 
 
-def split_positions(snap: Any, config: SegConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The train/validation split by part (training.snapshot.stratified_split, as classifiers)."""
-    return stratified_split(snap.part_targets(), config.val_fraction, config.seed)
+def split_positions(snap: Any, config: SegConfig) -> PartSplit:
+    """The train/validation/test split by part, groups kept whole (training.splits, as classifiers)."""
+    return split_parts(snap.part_targets(), config.val_fraction, config.test_fraction, config.seed,
+                       snap.part_groups())

@@ -72,6 +72,11 @@ def test_tiny_unet_learns_blobs(trained):
     assert card.val.get("dice") > 0.5, card.val.report  # blobs are easy: a floor well above chance
     # The verdict figures sit where classifiers keep theirs (okng models compares both).
     assert card.val.get("balanced_accuracy") is not None and card.val.get("kappa") is not None
+    # The same train/val/test split by part as classifiers: test figures are the card's headline.
+    assert card.headline_split == "test" and card.test.get("dice") is not None
+    assert card.test.get("balanced_accuracy") is not None and card.test.part_ids
+    assert set(card.split["test"]) == set(card.test.part_ids) and not set(card.split["test"]) & set(card.split["train"])
+    assert res.metrics["split"]["test_parts"] == len(card.test.part_ids)
     eval_payloads = [e.payload for e in events if e.stage == "eval"]
     assert eval_payloads and all(hasattr(p, "dice") for p in eval_payloads)
     # No ImageNet file in the tests' OKNG_HOME: said, not hidden.
@@ -97,7 +102,7 @@ def test_proposals_are_stored_apart_from_masks(trained, tmp_path):
     import shutil
 
     from app.cli import main
-    from training.segment.propose import disagreement
+    from labeling.masktools import disagreement
     path, res, _ = trained
     copy = tmp_path / "copy.okng"
     shutil.copy(path, copy)
@@ -113,7 +118,9 @@ def test_proposals_are_stored_apart_from_masks(trained, tmp_path):
         assert prop is not None and prop[1] == res.model_id and prop[0].shape == p.views[0].shape[:2]
     hits = [disagreement(proj.read_mask(p.id, 0), proj.read_proposal(p.id, 0)[0]) for p in ng]
     assert np.mean(hits) < 0.5  # proposals mostly overlap the drawn blobs
-    assert disagreement(None, None) == 0.0
+    assert disagreement(None, None) is None
+    # the store keeps each view's disagreement for the queue order
+    assert all(p.views[0].disagreement is not None for p in proj.parts())
 
 
 def test_models_table_shows_dice_and_rule_is_editable(trained, tmp_path, capsys):
