@@ -1,4 +1,5 @@
-"""Explain view: where the selected model looks, compared with the inspectors' masks.
+"""Explain view: where the selected model looks, compared with the inspectors' masks or with a
+segmentation model's ("Compare with": the reference masks, training.explain.reference).
 
 Top: model, Grad-CAM layer, Guided Grad-CAM toggle, Explain / Cancel. Left: the sortable table
 of views (IoU, energy in mask, pointing). Right: the picked view side by side (view, mask,
@@ -34,6 +35,7 @@ from app.worker import Worker
 from labeling.progress import Progress
 from labeling.types import ROI
 from training.card import ModelCard, project_cards
+from training.explain.reference import INSPECTOR
 from training.explain.session import explain_all, explain_one, load_explainer
 
 
@@ -79,6 +81,11 @@ class ExplainView(QWidget):
         self.class_box.setToolTip("The class Grad-CAM explains: each part's own (NG, or its defect class for a "
                                   "class model), the predicted one, or any class of the model")
         self.class_box.currentIndexChanged.connect(lambda _i: self._refresh_view())
+        self.ref_box = QComboBox()
+        self.ref_box.setToolTip("The masks Grad-CAM is compared with: the inspectors', or a segmentation "
+                                "model's (its stored proposals, else proposed on the spot)")
+        self.ref_box.addItem("inspector's masks", INSPECTOR)
+        self.ref_box.currentIndexChanged.connect(self._reference_picked)
         self.guided = QCheckBox("Guided Grad-CAM")
         self.guided.toggled.connect(lambda _b: self._refresh_view())
         self.run_btn = QPushButton("Explain dataset")
@@ -92,7 +99,8 @@ class ExplainView(QWidget):
         self.state = QLabel("Pick a model and press Explain dataset.")
         self.state.setWordWrap(True)
         top = QHBoxLayout()
-        for label, w in (("Model", self.model_box), ("Layer", self.layer_box), ("Class", self.class_box)):
+        for label, w in (("Model", self.model_box), ("Layer", self.layer_box), ("Class", self.class_box),
+                         ("Compare with", self.ref_box)):
             top.addWidget(QLabel(label))
             top.addWidget(w)
         top.addWidget(self.guided)
@@ -146,6 +154,8 @@ class ExplainView(QWidget):
 
     def _fill_models(self, res: tuple[list[ModelCard], str | None]) -> None:
         cards, active = res
+        self._fill_references([c for c in cards if c.task == "segment"])
+        cards = [c for c in cards if c.task != "segment"]  # Grad-CAM explains classifiers
         current = self.model_box.currentData() or active
         self.model_box.blockSignals(True)
         self.model_box.clear()
@@ -159,6 +169,24 @@ class ExplainView(QWidget):
         if not cards:
             self.state.setText("No model in this project yet: train one in the Train view.")
         self._model_picked()
+
+    def _fill_references(self, seg_cards: list[ModelCard]) -> None:
+        current = self.ref_box.currentData()
+        self.ref_box.blockSignals(True)
+        while self.ref_box.count() > 1:  # the inspector's masks stay first
+            self.ref_box.removeItem(1)
+        for card in reversed(seg_cards):
+            self.ref_box.addItem(f"{card.id} · {card.arch} (segmentation)", card.id)
+        self.ref_box.setCurrentIndex(max(0, self.ref_box.findData(current)))
+        self.ref_box.blockSignals(False)
+
+    def reference(self) -> str:
+        return self.ref_box.currentData() or INSPECTOR
+
+    def _reference_picked(self, *_: Any) -> None:
+        self._refresh_view()
+        if self.report is not None:
+            self.state.setText("Reference masks changed: press Explain dataset to score the table against them.")
 
     def _model_picked(self, *_: Any) -> None:
         mid = self.model_box.currentData()
@@ -204,14 +232,15 @@ class ExplainView(QWidget):
         if self.worker is not None and self.worker.is_running():
             return
         self.worker = Worker(explain_all, proj.path, self.loaded, self.loaded_id, self.layer_box.currentText(), self.lock,
-                             target_class=self.target_class())
+                             target_class=self.target_class(), reference=self.reference())
         self.worker.progress.connect(self._progress)
         self.worker.finished.connect(self._report)
         self.worker.failed.connect(self._failed)
         self.worker.cancelled.connect(lambda _finished: self._idle("Explanation cancelled."))
         self.run_btn.setEnabled(False)
         self.cancel_btn.setEnabled(True)
-        self.state.setText(f"Grad-CAM over the dataset with {self.loaded_id}, layer {self.layer_box.currentText()}…")
+        self.state.setText(f"Grad-CAM over the dataset with {self.loaded_id}, layer {self.layer_box.currentText()}, "
+                           f"against {self.ref_box.currentText()}…")
         self.worker.start()
 
     def target_class(self) -> str | int:
@@ -261,7 +290,7 @@ class ExplainView(QWidget):
         token = self._view_token
         w = Worker(explain_one, proj.snapshot([int(row.part_id)]), self.loaded, int(row.part_id), int(row.view),
                    self.layer_box.currentText(), self.guided.isChecked(), self.lock,
-                   target_class=self.target_class())
+                   target_class=self.target_class(), reference=self.reference())
         w.finished.connect(lambda res, t=token: self._show_view(res, t))
         w.failed.connect(self._failed)
         self._keep(w)

@@ -79,3 +79,35 @@ def test_apply_suggested_roi(tmp_path, qtbot):
     assert Project.open(ctx.project.path, readonly=True).settings.rois["cam1"] == ROI(10, 8, 40, 32)
     view.shutdown()
     ctx.shutdown()
+
+
+def test_compare_with_a_segmentation_models_masks(ctx, qtbot):
+    """"Compare with" lists the project's segmentation models (not in the Model box: Grad-CAM
+    explains classifiers); picked, the table and the side-by-side use its masks (here stored
+    proposals of a fake model: all-empty, so no NG view has a mask to agree with)."""
+    import numpy as np
+
+    from training.card import ModelCard
+    proj = Project.open(ctx.project.path)
+    card = ModelCard("seg-1", "unet-resnet18", task="segment", classes=["a"], created=1.0,
+                     extra={"segment": {"decoder": "unet", "encoder": "resnet18", "rules": [], "dice_history": []}})
+    proj.save_model(card.id, card.to_meta(), b"not used: its proposals are stored")
+    for p in proj.parts():
+        for v, info in enumerate(p.views):
+            proj.set_proposal(p.id, v, np.zeros(info.shape[:2], np.uint8), "seg-1")
+    ctx.models_changed.emit()
+    view = ExplainView(ctx)
+    qtbot.addWidget(view)
+    qtbot.waitUntil(lambda: view.loaded_id == ctx.model_id and view.ref_box.count() == 2, timeout=30000)
+    assert view.model_box.findData("seg-1") < 0 and view.reference() == "inspector"
+    view.ref_box.setCurrentIndex(1)
+    assert view.reference() == "seg-1"
+    with qtbot.waitSignal(view.report_ready, timeout=60000):
+        qtbot.mouseClick(view.run_btn, Qt.MouseButton.LeftButton)
+    assert view.report["reference"] == "seg-1"
+    model = view.table.model()
+    assert all(model.index(r, 5).data() == "—" for r in range(model.rowCount()))  # no mask to agree with
+    with qtbot.waitSignal(view.view_ready, timeout=30000):
+        view.table.selectRow(0)
+    assert view.last_view["captions"][1].startswith("Mask of seg-1")
+    view.shutdown()

@@ -145,8 +145,10 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
                    batch_size: int = 8, progress: ProgressFn | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    on_view: Callable[[ViewExplanation], None] | None = None,
-                   tolerance: float = 0.0, rule: ShortcutRule | None = None) -> ExplainReport:
-    """explain_dataset for an already loaded model (any object fitting Explainable)."""
+                   tolerance: float = 0.0, rule: ShortcutRule | None = None,
+                   reference: Callable[[Project, Part, int], np.ndarray | None] | None = None) -> ExplainReport:
+    """explain_dataset for an already loaded model (any object fitting Explainable); reference:
+    the masks to compare with (training.explain.reference; default the inspectors')."""
     recipe = recipe or CamRecipe()
     layer = recipe.layer or default_layer(loaded)
     resolve_layer(loaded.model, layer)  # a clear error before any work
@@ -189,7 +191,10 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
             valid = valid_cache.get(geom)
             if valid is None:
                 valid = valid_cache[geom] = geom.to_image(np.ones(cams_np[i].shape, np.float32)) > 0.5
-            mask = project.read_mask(part.id, v) if part.views[v].has_mask else None
+            if reference is not None:
+                mask = reference(project, part, v)
+            else:
+                mask = project.read_mask(part.id, v) if part.views[v].has_mask else None
             ng = part.verdict == Verdict.NG
             m = view_agreement(heat, mask if ng else None, rule=recipe.threshold, valid=valid,
                                tolerance=tolerance)

@@ -31,6 +31,7 @@ class ExplainSpec:
     project_path: str
     model_id: str = "active"
     layer: str | None = None  # None: the model's recorded target layer
+    reference: str = "inspector"  # compare with the inspectors' masks, or a segmentation model's (its id)
 
 
 def run_session(spec: ExplainSpec, progress: Callable[[Any], None] | None = None,
@@ -38,7 +39,7 @@ def run_session(spec: ExplainSpec, progress: Callable[[Any], None] | None = None
     """Load the spec's model and explain every labelled part: the report dict (rows kept)."""
     got = load_explainer(spec.project_path, spec.model_id)
     return explain_all(spec.project_path, got["loaded"], str(got["loaded"].id or spec.model_id), spec.layer,
-                       threading.Lock(), progress=progress, should_stop=should_stop)
+                       threading.Lock(), progress=progress, should_stop=should_stop, reference=spec.reference)
 
 
 def load_explainer(path: str | Path, model_id: str, progress: Any = None, should_stop: Any = None) -> dict[str, Any]:
@@ -52,32 +53,38 @@ def load_explainer(path: str | Path, model_id: str, progress: Any = None, should
 
 def explain_all(path: str | Path, loaded: Any, model_id: str, layer: str | None, lock: threading.Lock,
                 progress: Callable[[Any], None] | None = None,
-                should_stop: Callable[[], bool] | None = None, target_class: str | int = "ng") -> dict[str, Any]:
+                should_stop: Callable[[], bool] | None = None, target_class: str | int = "ng",
+                reference: str = "inspector") -> dict[str, Any]:
     """Grad-CAM over every labelled part and its agreement with the masks (report dict, rows kept).
 
     target_class: "ng" (a class model: each part's own defect class), "predicted", or an output
-    index (any class of a class model)."""
+    index (any class of a class model). reference: "inspector", or a segmentation model's id
+    whose masks the heatmaps are compared with (training.explain.reference)."""
     from training.explain.dataset import explain_loaded
     from training.explain.recipe import CamRecipe
+    from training.explain.reference import reference_masks
     project = Project.open(path, readonly=True)
     with lock:  # one Grad-CAM at a time on a shared model (hooks, modes)
         rep = explain_loaded(project, loaded, model_id, CamRecipe(layer=layer or None, target_class=target_class),
-                             progress=progress, should_stop=should_stop)
+                             progress=progress, should_stop=should_stop, reference=reference_masks(reference))
     out = rep.to_dict(rows=False)
+    out["reference"] = reference
     out["rows"] = list(rep.rows)
     return out
 
 
 def explain_one(project: Project, loaded: Any, part_id: int, view: int, layer: str | None, guided: bool,
                 lock: threading.Lock, progress: Any = None, should_stop: Any = None,
-                target_class: str | int = "ng") -> dict[str, Any]:
-    """Display images of one view: the view, its mask, the (Guided) Grad-CAM overlay, agreement.
+                target_class: str | int = "ng", reference: str = "inspector") -> dict[str, Any]:
+    """Display images of one view: the view, its reference mask (the inspector's or a
+    segmentation model's), the (Guided) Grad-CAM overlay, agreement.
 
     project: a handle of the caller's thread, or an immutable snapshot holding the part
     (Project.snapshot), never a Project another thread changes."""
     from training.explain.dataset import explain_loaded
     from training.explain.overlay import overlay, to_bgr8
     from training.explain.recipe import CamRecipe
+    from training.explain.reference import reference_caption, reference_masks
     recipe = CamRecipe(layer=layer or None, target_class=target_class)
     got: dict[str, Any] = {}
 
@@ -85,7 +92,8 @@ def explain_one(project: Project, loaded: Any, part_id: int, view: int, layer: s
         if e.row.view == view:
             got["e"] = e
     with lock:
-        explain_loaded(project, loaded, "", recipe, parts=[part_id], on_view=keep)
+        explain_loaded(project, loaded, "", recipe, parts=[part_id], on_view=keep,
+                       reference=reference_masks(reference))
         e = got.get("e")
         if e is None:
             raise ValueError(f"part {part_id} has no view {view}")
@@ -105,7 +113,7 @@ def explain_one(project: Project, loaded: Any, part_id: int, view: int, layer: s
     return {"part_id": part_id, "view": view, "guided": guided, "row": r,
             "images": [thumbnail(x, DISPLAY_MAX) for x in (base, mask_img, over, agree)],
             "captions": [f"Part {part_id} · {r.camera} ({r.cls})",
-                         "Inspector mask" if e.mask is not None and e.mask.any() else "Inspector mask (none)",
+                         reference_caption(reference) + ("" if e.mask is not None and e.mask.any() else " (none)"),
                          ("Guided Grad-CAM" if guided else "Grad-CAM") + f" · {recipe.layer or loaded.target_layer}",
                          "Agreement" + (f" · IoU {r.iou:.2f}" if r.iou is not None else "")]}
 
