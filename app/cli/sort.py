@@ -27,7 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="end to end on the simulated rig and the built-in PLC simulator "
                         "(demo project and model built in $OKNG_HOME when missing)")
-    p.add_argument("--model", default="active", help="model id, or 'active' (default)")
+    p.add_argument("--model", default="active",
+                   help="model id, or 'active' (default); with --demo a model of the demo project (e.g. a "
+                        "segmentation model: okng train DEMO --task segment)")
     p.add_argument("--source", default="sim",
                    help="sim | sim:WxH | folder:DIR | opencv:SPEC | genicam:CTI (default sim)")
     p.add_argument("--plc", default=None, help="HOST:PORT of the PLC (default: built-in simulator)")
@@ -134,6 +136,8 @@ def _project_and_model(args: argparse.Namespace, bar) -> tuple:
     from labeling.store import Project
     if args.demo:
         project = _demo_project(Path(args.project) if args.project else None, quiet=args.json)
+        if args.model not in ("", "active"):  # a model of the demo project asked for: a segmentation model too
+            return project, *load_classifier(project, args.model, args.runtime, args.intra_op)
         classifier, info = demo_classifier(project, runtime=args.runtime, threads=args.intra_op)
         return project, classifier, info
     path = Path(args.project)

@@ -32,6 +32,31 @@ def test_sort_demo_runs_end_to_end_and_prints_a_json_summary(tmp_path: Path, cap
     assert len([p for p in project.parts() if p.source == PartSource.SORT]) == 6
 
 
+def test_sort_demo_runs_with_a_segmentation_model(tmp_path: Path, capsys):
+    """`okng sort --demo --model SEG_ID`: the demo rig sorted by a stored segmentation model (its
+    area rule gives the verdicts; an untrained net here: the path is what counts)."""
+    pytest.importorskip("segmentation_models_pytorch")
+    import torch
+
+    from training.card import ModelCard
+    from training.checkpoint import sha256, to_bytes
+    from training.segment import models
+    from training.segment.postprocess import AreaRule
+    path = tmp_path / "demo.okng"
+    project = make_demo_project(path, "bolts", parts=4, size=(64, 48))
+    torch.manual_seed(0)
+    names = [c.name for c in project.settings.classes]
+    data = to_bytes(models.build("unet", "resnet18", len(names)), "unet-resnet18", len(names))
+    card = ModelCard("seg-demo", "unet-resnet18", task="segment", classes=names, input_size=(32, 32),
+                     checkpoint_sha256=sha256(data), cameras=list(project.settings.cameras),
+                     extra={"segment": {"decoder": "unet", "encoder": "resnet18",
+                                        "rules": [AreaRule(n, 0.5, 4, None).to_dict() for n in names]}})
+    project.save_model(card.id, card.to_meta(), data)
+    assert main(["sort", str(path), "--demo", "--model", "seg-demo", "--parts", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["answered"] == 3 and out["model"]["model_id"] == "seg-demo" and out["model"]["arch"] == "unet-resnet18"
+
+
 def _no_training(project, progress=None):
     raise RuntimeError("training skipped in this test (seconds matter)")
 
