@@ -30,7 +30,7 @@ from app.widgets.plot_curves import CurvePlot
 from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
-from app.widgets.train_results import ResultsTabs, start_warning
+from app.widgets.train_results import ResultsTabs, draw_dice_history, start_warning
 from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
@@ -140,6 +140,7 @@ class TrainView(QWidget):
         self.stagger = self.results.metrics.stagger
         self.loss_plot.stagger = self.acc_plot.stagger = self.stagger
         self.results.models.activate.connect(self.make_active)
+        self.results.metrics.rule.save.connect(self._save_rule)
         self.results.models.selected.connect(self._history_of)
         self.results.models.selected.connect(lambda c: self.prune.show_model(
             self.cards, c.id, self._active, str(self.ctx.project.path) if self.ctx.project else None))
@@ -186,13 +187,14 @@ class TrainView(QWidget):
         self.worker.finished.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
-        self.start_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        length = [f"{values['budget_s'] / 60:g} min"] if values.get("budget_s") else []
+        self._idle(False)
+        budget = values.get("budget_s") or values.get("time_budget_s")
+        length = [f"{budget / 60:g} min"] if budget else []
         length += [f"{values['epochs']} epoch(s)"] if values.get("epochs") else []
         warn = frozen_warning(values)
-        self._say(f"Training {values['arch']} ({values['freeze']}), {' or '.join(length) or 'default length'}"
-                  + (f" on the Ray cluster at {address}" if address else "") + "…" + (f"  ⚠ {warn}" if warn else ""))
+        self._say(f"Training {self.form.summary()}, {' or '.join(length) or 'default length'}"
+                  + (f" on the Ray cluster at {address}" if address else "") + "…"
+                  + (f"  ⚠ {warn}" if warn else ""))
         self.worker.start()
 
     def cancel(self) -> None:
@@ -264,9 +266,9 @@ class TrainView(QWidget):
         self._say("Training cancelled: the project and its models are unchanged.")
         self.run_finished.emit("cancelled")
 
-    def _idle(self) -> None:
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
+    def _idle(self, idle: bool = True) -> None:
+        self.start_btn.setEnabled(idle)
+        self.cancel_btn.setEnabled(not idle)
 
     def _history(self, history: list[EpochMetrics], live: bool = True) -> None:
         """Draw the per-epoch history of a run (live: the run just finished, its per-step
@@ -335,14 +337,15 @@ class TrainView(QWidget):
         self.loss_plot.reset()
         self.acc_plot.reset()
         self._history(card.history, live=False)
-        seg = card.extra.get("segment") if card.task == "segment" else None
-        if isinstance(seg, dict) and seg.get("dice_history"):  # dice curves of a segmentation model
-            rows = seg["dice_history"]
-            epochs = [float(r["epoch"]) for r in rows]
-            self.acc_plot.set_series("val dice", epochs, [float(r["dice"]) for r in rows])
-            names = list(rows[0].get("dice_per_class") or {})
-            for name in names if len(names) > 1 else []:
-                self.acc_plot.set_series(f"dice {name}", epochs, [float(r["dice_per_class"][name]) for r in rows])
+        draw_dice_history(self.acc_plot, card)  # a segmentation model's dice curves
+
+    def _save_rule(self, model_id: str, rules: list[dict[str, Any]]) -> None:
+        """The edited area rule onto the card, on the store writer (the saved card reloads the list)."""
+        from training.segment.train import set_rules
+        if self.ctx.project is not None:
+            self._select_next = model_id
+            self.ctx.writer.submit("segment rule", set_rules, self.ctx.project, model_id, rules)
+            self._say(f"Area rule of {model_id} saved: sorting and proposals use it from now on.")
 
     def make_active(self, model_id: str, runtime: str | None = None) -> None:
         """Make a model the project's active one (queued on the window's store writer), on a
@@ -362,7 +365,7 @@ class TrainView(QWidget):
         proj = self.ctx.project
         if proj is None:
             return
-        w = Worker(preview, proj, self.form.values(), PREVIEW_N)
+        w = Worker(preview, proj, self.form.classifier_values(), PREVIEW_N)
         w.finished.connect(self.preview.show_images)
         w.failed.connect(self.preview.show_error)
         self.preview.busy()

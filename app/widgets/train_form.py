@@ -1,8 +1,10 @@
 """TrainForm: the training settings (backbone, freeze policy, epochs, augmentations, folds...).
 
 The form only holds control values; `values()` gives the plain form values that
-training.session.make_config turns into a TrainConfig (the same builder `okng train` uses), so
-the widget knows nothing of the training code beyond the names it offers.
+training.session.run_session turns into a config (TrainConfig through make_config, or for task
+"segment" a SegConfig: the same builders `okng train` uses), so the widget knows nothing of the
+training code beyond the names it offers. Task "segment" swaps the classifier's backbone rows
+for the segmentation encoder and decoder (the rows one task does not read are hidden).
 """
 from __future__ import annotations
 
@@ -24,7 +26,15 @@ from PyQt6.QtWidgets import (
 )
 
 from training.backbones import BACKBONES
+from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
+
+SEGMENT = "segment"  # the segmentation task (training.session.TRAINERS), not a classifier TASKS entry
+SEGMENT_HELP = "a UNet/FPN learning the inspectors' masks: one sigmoid per defect class, verdict from the area rule"
+# rows only a classifier run reads (hidden for segment) and only a segment run reads
+CLASSIFIER_ROWS = ("arch", "freeze", "recipe", "encoder", "optimizer", "folds")
+SEGMENT_ROWS = ("seg_encoder", "decoder")
+SEG_EPOCHS = 20  # a segment run's epochs when neither limit is set (SegConfig's default)
 
 FREEZE_HELP = {
     "auto": "last block + head with ImageNet weights; every layer without (frozen random layers learn nothing)",
@@ -67,7 +77,16 @@ class TrainForm(QWidget):
         for name, task in TASKS.items():  # the registry: a new task shows up here by itself
             self.task.addItem(name)
             self.task.setItemData(self.task.count() - 1, task.description, 3)  # 3 = ToolTipRole
-        self.task.setToolTip("What the model learns: OK/NG, or which defect class (the project's classes)")
+        self.task.addItem(SEGMENT)
+        self.task.setItemData(self.task.count() - 1, SEGMENT_HELP, 3)
+        self.task.setToolTip("What the model learns: OK/NG, which defect class (the project's classes), "
+                             "or the defect masks (segment)")
+        self.seg_encoder = QComboBox()
+        self.seg_encoder.addItems(list(ENCODERS))
+        self.seg_encoder.setToolTip("Segmentation encoder: resnet encoders start from local ImageNet weights "
+                                    "when installed (okng weights import), the others from scratch")
+        self.decoder = QComboBox()
+        self.decoder.addItems(list(DECODERS))
         self.freeze = QComboBox()
         for name, help_ in FREEZE_HELP.items():
             self.freeze.addItem(name)
@@ -126,9 +145,10 @@ class TrainForm(QWidget):
         where = QHBoxLayout()
         where.addWidget(self.run_on)
         where.addWidget(self.ray_address, 1)
-        form = QFormLayout()
+        self.form = form = QFormLayout()
         form.addRow("Run on", where)
-        for label, w in (("Task", self.task), ("Backbone", self.arch), ("Freeze policy", self.freeze),
+        for label, w in (("Task", self.task), ("Encoder", self.seg_encoder), ("Decoder", self.decoder),
+                         ("Backbone", self.arch), ("Freeze policy", self.freeze),
                          ("Recipe", self.recipe), ("Train for", self.minutes), ("Epochs", self.epochs),
                          ("Start from encoder", self.encoder),
                          ("Batch size", self.batch), ("Learning rate", self.lr),
@@ -150,11 +170,28 @@ class TrainForm(QWidget):
         lay.addLayout(form)
         lay.addWidget(box)
         self.arch.currentTextChanged.connect(self._arch_changed)
-        for w in (self.task, self.freeze, self.optimizer, self.recipe, self.encoder):
+        for w in (self.task, self.freeze, self.optimizer, self.recipe, self.encoder, self.seg_encoder, self.decoder):
             w.currentTextChanged.connect(self.changed.emit)
+        self.task.currentTextChanged.connect(self._task_changed)
+        self.box = box
         for s in (self.epochs, self.minutes, self.batch, self.size, self.folds, self.seed):
             s.valueChanged.connect(self.changed.emit)
         self._arch_changed(self.arch.currentText())
+        self._task_changed(self.task.currentText())
+
+    @property
+    def segment(self) -> bool:
+        return self.task.currentText() == SEGMENT
+
+    def _task_changed(self, _name: str) -> None:
+        seg = self.segment
+        for name in CLASSIFIER_ROWS:
+            self.form.setRowVisible(getattr(self, name), not seg)
+        for name in SEGMENT_ROWS:
+            self.form.setRowVisible(getattr(self, name), seg)
+        # A segment run flips / turns image and mask together: the box's other toggles do not apply.
+        self.box.setTitle("Augmentations (segment: any box = flips and quarter turns of image and mask)"
+                          if seg else "Augmentations")
 
     def _arch_changed(self, name: str) -> None:
         # The size stays "auto" (or the user's): the run picks it (training.recipe).
@@ -179,7 +216,33 @@ class TrainForm(QWidget):
         return [k for k, cb in self.aug.items() if cb.isChecked()]
 
     def values(self) -> dict[str, Any]:
-        """The settings as plain data (names match TrainConfig fields where they exist)."""
+        """The settings as plain data (names match TrainConfig fields where they exist; SegConfig's
+        for task segment)."""
+        return self.segment_values() if self.segment else self.classifier_values()
+
+    def segment_values(self) -> dict[str, Any]:
+        """A segment run's SegConfig values (sizes rounded up to the encoder's stride of 32)."""
+        s, minutes, epochs = int(self.size.value()), int(self.minutes.value()), int(self.epochs.value())
+        out = {"task": SEGMENT, "encoder": self.seg_encoder.currentText(), "decoder": self.decoder.currentText(),
+               "epochs": epochs or (None if minutes else SEG_EPOCHS), "time_budget_s": 60.0 * minutes or None,
+               "batch_size": int(self.batch.value()), "lr": float(self.lr.value()), "seed": int(self.seed.value()),
+               "augment": bool(self.augmentations()), "test_fraction": round(float(self.test_fraction.value()), 3),
+               "group_by": self.group_by.currentData()}
+        if out["epochs"] is None:  # train for the time: the epoch count only bounds it
+            out["epochs"] = 1000
+        if s:
+            s = max(32, -(-s // 32) * 32)
+            out["input_size"] = (s, s)
+        return out
+
+    def summary(self) -> str:
+        """What a run trains, for the view's status line."""
+        if self.segment:
+            return f"{self.decoder.currentText()}-{self.seg_encoder.currentText()} (segment)"
+        return f"{self.arch.currentText()} ({self.freeze.currentText()})"
+
+    def classifier_values(self) -> dict[str, Any]:
+        """A classifier run's values (also what the augmentation preview renders with)."""
         s, minutes, epochs = int(self.size.value()), int(self.minutes.value()), int(self.epochs.value())
         return {"task": self.task.currentText(), "arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
                 "recipe": self.recipe.currentText(), "budget_s": 60.0 * minutes if minutes else None,
@@ -194,6 +257,11 @@ class TrainForm(QWidget):
         """Set controls from a dict like values() (unknown keys ignored)."""
         if "task" in v:
             self.task.setCurrentText(str(v["task"]))
+        if "decoder" in v:
+            self.decoder.setCurrentText(str(v["decoder"]))
+        if v.get("task") == SEGMENT and v.get("encoder"):  # a segment run's encoder is the UNet's
+            self.seg_encoder.setCurrentText(str(v["encoder"]))
+            v = {k: x for k, x in v.items() if k != "encoder"}
         if "arch" in v:
             self.arch.setCurrentText(str(v["arch"]))
         if "freeze" in v:

@@ -23,7 +23,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.plot_curves import PALETTE, ConfusionMatrix, RocPrPlot
+from app.widgets.plot_curves import PALETTE, ConfusionMatrix, CurvePlot, RocPrPlot
+from app.widgets.seg_rule_panel import SegRulePanel
 from app.widgets.stagger import Stagger
 from training.card import Curve, ModelCard
 
@@ -33,8 +34,9 @@ SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accura
                 ("weighted_f1", "weighted F1"), ("exact_match", "exact match"), ("hamming_loss", "hamming loss")]
 # Verdict figures of a class model are its derived OK/NG's, so every row compares; macro F1 is
 # the task's own (sort by task to compare like with like).
+# dice: a segmentation model's pooled mask dice (mean over classes), on the same held-out parts.
 COMPARE_COLS = ["model", "task", "arch", "freeze", "from", "on", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
-                "macro F1", "val bal. acc.", "created", "active"]
+                "macro F1", "dice", "val bal. acc.", "created", "active"]
 
 
 def _num(v: Any) -> str:
@@ -76,12 +78,14 @@ class MetricsPanel(QWidget):
         self.summary.setWordWrap(True)
         self.confusion = ConfusionMatrix()
         self.curves = RocPrPlot()
+        self.rule = SegRulePanel()  # a segmentation model's area rule (hidden for classifiers)
         self.stagger = Stagger(self)
         self.class_colors: dict[str, str] = {}  # class name -> colour (the view sets the project's)
         top = QHBoxLayout()
         left = QVBoxLayout()
         left.addWidget(self.table)
         left.addWidget(self.summary)
+        left.addWidget(self.rule)
         top.addLayout(left, 3)
         top.addWidget(self.confusion, 2)
         lay = QVBoxLayout(self)
@@ -100,6 +104,7 @@ class MetricsPanel(QWidget):
             return
         val = card.headline  # the test split's; validation's on a card from before the test split
         self.stagger.add("text", lambda: self._show_text(card))
+        self.stagger.add("rule", lambda: self.rule.show_model(card))
         self.stagger.add("confusion", lambda: self.confusion.show_matrix(val.get("confusion_matrix"), _verdict_names(card)))
         self.show_curves(_points(val.roc), _points(val.pr), val.get("roc_auc"), val.get("pr_auc"))
         per_class = class_curves(card, self.class_colors)
@@ -127,6 +132,9 @@ class MetricsPanel(QWidget):
                 self.table.setItem(r, c, item)
         text = f"<b>{card.headline_name}</b>: " + "   ".join(
             f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m.report)
+        if m.get("seg_per_class"):  # a segmentation model: its masks' figures, per class
+            text += "<br><b>dice / IoU</b> " + "   ".join(
+                f"{name} {_num(v.get('dice'))} / {_num(v.get('iou'))}" for name, v in m.get("seg_per_class").items())
         if card.headline_split == "test":  # validation chose the epoch and threshold: optimistic
             text += f"<br>validation (chose epoch and threshold): balanced accuracy {_num(card.val.get('balanced_accuracy'))}"
         elif card.metrics:
@@ -181,7 +189,7 @@ class ModelsTable(QWidget):
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
             values = [card.id, card.task, card.arch, card.freeze, card.origin, card.headline_split, v.get("accuracy"),
                       v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"),
-                      vv.get("balanced_accuracy"), when, "●" if card.id == active else ""]
+                      m.get("dice"), vv.get("balanced_accuracy"), when, "●" if card.id == active else ""]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(_num(v))
                 num = _scalar(v)
@@ -246,6 +254,19 @@ def _verdict_names(card: ModelCard) -> list[str]:
     """The rows of a model's verdict figures: a segmentation card's classes are its defect
     classes (mask channels), its verdict report is OK/NG like a classifier's."""
     return ["OK", "NG"] if card.task == "segment" else list(card.classes)
+
+
+def draw_dice_history(plot: CurvePlot, card: ModelCard) -> None:
+    """A stored segmentation model's validation dice per epoch (and per class when it has several)."""
+    seg = card.extra.get("segment") if card.task == "segment" else None
+    if not isinstance(seg, dict) or not seg.get("dice_history"):
+        return
+    rows = seg["dice_history"]
+    epochs = [float(r["epoch"]) for r in rows]
+    plot.set_series("val dice", epochs, [float(r["dice"]) for r in rows])
+    names = list(rows[0].get("dice_per_class") or {})
+    for name in names if len(names) > 1 else []:
+        plot.set_series(f"dice {name}", epochs, [float(r["dice_per_class"][name]) for r in rows])
 
 
 def start_warning(card: ModelCard | None) -> str:

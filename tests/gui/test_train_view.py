@@ -108,7 +108,7 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     from training.tasks import TASKS
     form = TrainForm()
     qtbot.addWidget(form)
-    assert [form.task.itemText(i) for i in range(form.task.count())] == list(TASKS)
+    assert [form.task.itemText(i) for i in range(form.task.count())] == [*TASKS, "segment"]
     form.set_values({"task": "classes"})
     assert form.values()["task"] == "classes"
     assert make_config(form.values()).task == "classes"
@@ -187,3 +187,39 @@ def test_run_on_a_ray_cluster_goes_through_the_remote_driver(ctx, qtbot):
         assert "on the Ray cluster at" in view.state.text()
     assert sig.args[0] == "failed" and f"no Ray cluster at 127.0.0.1:{port}" in view.last_error
     assert _digest(ctx.project.path) == before
+
+
+def test_segment_task_in_the_form_trains_and_its_rule_is_editable(ctx, qtbot):
+    """Task segment: encoder/decoder rows instead of the backbone's; the run draws val dice live;
+    the results show the area rule, and an edit there is stored on the card."""
+    from training.card import read_card
+    from training.segment.config import SegConfig
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    form = view.form
+    form.set_values({"task": "segment", "encoder": "resnet18", "decoder": "fpn", "epochs": 2, "batch_size": 8,
+                     "input_size": 40})
+    assert form.form.isRowVisible(form.seg_encoder) and not form.form.isRowVisible(form.arch)
+    v = form.values()
+    assert (v["task"], v["encoder"], v["decoder"], v["input_size"]) == ("segment", "resnet18", "fpn", (64, 64))
+    SegConfig.from_values({k: x for k, x in v.items() if k != "task"})  # the session takes them as they are
+    form.set_values({"task": "verdict"})
+    assert form.form.isRowVisible(form.arch) and "arch" in form.values()
+    form.set_values({"task": "segment", "decoder": "unet"})
+    view.extra_config = {"num_threads": 1}
+    with qtbot.waitSignal(view.run_finished, timeout=180000) as sig:
+        view.start()
+    assert sig.args[0] == "done", view.last_error
+    assert len(view.acc_plot.series("val dice")[1]) == 2  # drawn live, one point per epoch
+    mid = view.last_result.model_id
+    qtbot.waitUntil(lambda: any(c.id == mid for c in view.cards), timeout=20000)
+    rule = view.results.metrics.rule
+    qtbot.waitUntil(lambda: rule.isVisibleTo(view) and rule.table.rowCount() == 4, timeout=5000)
+    assert rule.model_id == mid and "dice / IoU" in view.results.metrics.summary.text()
+    rule.table.item(0, 2).setText("123")
+    rule.table.item(0, 3).setText("")
+    qtbot.mouseClick(rule.save_btn, qtbot_button())
+    assert ctx.writer.flush(10)
+    saved = read_card(Project.open(ctx.project.path, readonly=True), mid).extra["segment"]["rules"][0]
+    assert saved["min_area"] == 123 and saved["max_area"] is None
+    view.shutdown()
