@@ -22,7 +22,7 @@ from ..checkpoint import from_bytes
 from ..data import ViewGeometry, preprocess_view
 from ..inference import PartDecision, resolve_device, resolve_model_id
 from . import models
-from .postprocess import AreaRule, Decision, apply_rules
+from .postprocess import AreaRule, Decision, apply_rules, content_only
 
 
 @dataclass
@@ -69,7 +69,7 @@ class SegModel:
         return torch.sigmoid(self.model(batch.to(self.device))).float().cpu().numpy()
 
     def decide_maps(self, probs: np.ndarray, geoms: list[ViewGeometry]) -> tuple[PartDecision, list[Decision]]:
-        decisions = [apply_rules(p, self.rules) for p in probs]
+        decisions = [apply_rules(content_only(p, g.pad, g.content_size), self.rules) for p, g in zip(probs, geoms)]
         ng_views = [d for d in decisions if d.ng]
         scores = [d.confidence if d.ng else 0.0 for d in decisions]
         if ng_views:

@@ -78,6 +78,16 @@ class Decision:
     areas: list[int]  # kept pixels per class
 
 
+def content_only(prob: np.ndarray, pad: Sequence[int], content_size: Sequence[int]) -> np.ndarray:
+    """(C, h, w) probabilities with the letterbox padding zeroed: a component there is no part
+    of the view (it maps back to nothing), yet would make the view NG with an empty mask."""
+    top, left = (int(v) for v in pad)
+    ch, cw = (int(v) for v in content_size)
+    out = np.zeros_like(prob)
+    out[..., top:top + ch, left:left + cw] = prob[..., top:top + ch, left:left + cw]
+    return out
+
+
 def apply_rules(prob: np.ndarray, rules: Sequence[AreaRule]) -> Decision:
     """(C, h, w) probabilities -> the kept components per class and the view's verdict."""
     prob = np.asarray(prob, dtype=np.float32)

@@ -22,7 +22,7 @@ from ..splits import PartSplit, check_split, split_parts
 from . import models
 from .config import SegConfig
 from .data import load_seg_snapshot
-from .loop import Cancelled, evaluate, fit, predict_probs, tune_thresholds
+from .loop import Cancelled, evaluate, fit, predict_probs, tune_min_areas, tune_thresholds
 from .postprocess import learn_rules
 
 
@@ -88,7 +88,9 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
         return TrainResult(None, {}, True, pretrained, [_epoch_row(h) for h in history], warnings=warnings,
                            seconds=time.monotonic() - t0)
     probs, _ = predict_probs(model, snap, snap.view_indices(val_p), device, config.batch_size)
-    rules = tune_thresholds(snap, val_p, probs, rules)
+    learned = rules
+    rules = tune_thresholds(snap, val_p, probs, rules)  # per class: best validation dice
+    rules = tune_min_areas(snap, val_p, probs, rules)  # per class: best validation verdict
     ids = [p.part_id for p in snap.parts]
     held = {"val": held_out(evaluate(snap, val_p, probs, rules), [ids[int(i)] for i in val_p])}
     if len(split.test):  # the test parts took no part in any choice (epoch, thresholds): the headline
@@ -114,6 +116,9 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
                "test_fraction": config.test_fraction, "seed": config.seed},
         extra={"segment": {"decoder": config.decoder, "encoder": config.encoder,
                            "rules": [r.to_dict() for r in rules], "area_units": "model-input pixels",
+                           # the percentile rule of the training masks, before validation tuned
+                           # thresholds (dice) and minimum areas (verdict)
+                           "learned_rules": [r.to_dict() for r in learned],
                            "dice_history": [asdict(h) for h in history]}})
     project = Project.open(project_path)
     project.save_model(card.id, card.to_meta(), data)
@@ -130,32 +135,48 @@ def _epoch_row(h: Any) -> EpochMetrics:
     return EpochMetrics(h.epoch, h.loss, h.val_loss, h.val_accuracy, h.val_balanced_accuracy, None, h.lr, h.seconds)
 
 
-def set_rule(project_path: str | Path, model_id: str, cls: str, threshold: float | None = None,
-             min_area: int | None = None, max_area: int | None = None) -> ModelCard:
-    """Edit one class's rule on a stored card (the CLI's `okng models rule`)."""
+def set_rules(project: str | Path | Project, model_id: str, edits: list[dict[str, Any]]) -> ModelCard:
+    """Edit rules on a stored card: each edit names a class and sets any of threshold, min_area,
+    max_area (None or < 0: no limit). A Project given is written through (the window's store
+    writer); a path is opened. The CLI's `okng seg-rule` and the Train view's rule table."""
     import dataclasses
 
     from ..card import read_card
     from .postprocess import AreaRule
-    project = Project.open(project_path)
+    project = project if isinstance(project, Project) else Project.open(project)
     card = read_card(project, model_id)
     info = seg_info(card)
     rules = [AreaRule.from_dict(r) for r in info["rules"]]
     names = [r.name for r in rules]
-    if cls not in names:
-        raise TrainingError(f"model {model_id} has no class {cls!r} (classes: {', '.join(names)})")
-    i = names.index(cls)
-    kw: dict[str, Any] = {}
-    if threshold is not None:
-        kw["threshold"] = float(threshold)
-    if min_area is not None:
-        kw["min_area"] = int(min_area)
-    if max_area is not None:
-        kw["max_area"] = None if max_area < 0 else int(max_area)
-    rules[i] = dataclasses.replace(rules[i], **kw)
+    for edit in edits:
+        cls = edit["name"]
+        if cls not in names:
+            raise TrainingError(f"model {model_id} has no class {cls!r} (classes: {', '.join(names)})")
+        kw: dict[str, Any] = {}
+        if edit.get("threshold") is not None:
+            t = float(edit["threshold"])
+            if not 0.0 < t < 1.0:
+                raise TrainingError(f"class {cls}: threshold must be between 0 and 1, got {t}")
+            kw["threshold"] = t
+        if edit.get("min_area") is not None:
+            kw["min_area"] = max(0, int(edit["min_area"]))
+        if "max_area" in edit:
+            mx = edit["max_area"]
+            kw["max_area"] = None if mx is None or int(mx) < 0 else int(mx)
+        i = names.index(cls)
+        rules[i] = dataclasses.replace(rules[i], **kw)
     info["rules"] = [r.to_dict() for r in rules]
     project.save_model(card.id, card.to_meta(), project.load_checkpoint(card.id))
     return card
+
+
+def set_rule(project_path: str | Path, model_id: str, cls: str, threshold: float | None = None,
+             min_area: int | None = None, max_area: int | None = None) -> ModelCard:
+    """Edit one class's rule on a stored card (`okng seg-rule`); None leaves a value as it is."""
+    edit: dict[str, Any] = {"name": cls, "threshold": threshold, "min_area": min_area}
+    if max_area is not None:
+        edit["max_area"] = max_area
+    return set_rules(project_path, model_id, [edit])
 
 
 def split_positions(snap: Any, config: SegConfig) -> PartSplit:

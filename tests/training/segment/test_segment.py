@@ -169,3 +169,33 @@ def test_warm_start_continues_a_segment_model(trained, tmp_path):
     card = read_card(Project.open(copy, readonly=True), res2.model_id)
     assert card.parent == res.model_id and res2.pretrained_source == f"model:{res.model_id}"
     assert card.val.get("dice") > 0.4  # starts where the parent was, not from nothing
+
+
+def test_min_area_tuned_on_validation_drops_specks_on_clean_views():
+    """Stray specks on clean views made every part NG (the bolt demo): the minimum area is
+    raised on the validation parts until the verdict is right, and no further."""
+    from training.data import ROI, ViewGeometry
+    from training.segment.data import SegPart, SegSnapshot, SegView
+    from training.segment.loop import evaluate, tune_min_areas
+    from training.segment.postprocess import content_only
+    geom = ViewGeometry((32, 32), ROI(0, 0, 32, 32), (32, 32), 1.0, (0, 0))
+    probs, views, parts = [], [], []
+    for i, (ng, area) in enumerate([(0, 3), (0, 5), (1, 30), (1, 40)]):
+        prob = np.zeros((1, 32, 32), np.float32)
+        prob[0, 1:2, 1:1 + area] = 0.9 if area < 10 else 0.0  # a speck on a clean view
+        mask = np.zeros((1, 32, 32), bool)
+        if ng:
+            prob[0, 10:10 + area // 5, 10:15] = 0.9
+            mask[0, 10:10 + area // 5, 10:15] = True
+        views.append(SegView(i, 0, "cam0", np.zeros((32, 32), np.uint8), 255.0, geom, mask))
+        parts.append(SegPart(i, ng, [i]))
+        probs.append(prob)
+    snap = SegSnapshot("x", ["a"], parts, views, {}, (32, 32), [])
+    rules = [AreaRule("a", 0.5, 1, 200)]
+    pos = [0, 1, 2, 3]
+    assert evaluate(snap, pos, probs, rules)["balanced_accuracy"] == 0.5  # every part NG
+    tuned = tune_min_areas(snap, pos, probs, rules)
+    assert 6 <= tuned[0].min_area <= 30 and evaluate(snap, pos, probs, tuned)["balanced_accuracy"] == 1.0
+    # the letterbox padding never counts: a blob there is cut before the rule
+    padded = np.ones((1, 8, 8), np.float32)
+    assert content_only(padded, (2, 0), (4, 8))[0, :2].sum() == 0 and content_only(padded, (2, 0), (4, 8)).sum() == 32
