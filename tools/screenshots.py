@@ -85,12 +85,18 @@ def prepare_segment(path: Path) -> tuple[str, int, int]:
                                             "input_size": 128, "batch_size": 8, "num_threads": 1}))
     propose_parts(path, res.model_id)
     project = Project.open(path, readonly=True)
+    best = None  # the NG view whose proposal has the most pixels: an outline worth looking at
     for p in project.parts():
         for k in range(len(p.views)):
             prop = project.read_proposal(p.id, k)
-            if p.verdict.name == "NG" and prop is not None and prop[0].any():
-                return str(res.model_id), p.id, k
-    return str(res.model_id), project.part_ids()[0], 0
+            n = int((prop[0] > 0).sum()) if prop is not None else 0
+            if p.verdict.name == "NG" and n and (best is None or n > best[0]):
+                best = (n, p.id, k)
+    if best is None:  # said, not hidden: the Label shot would show no outline
+        print("WARNING: no NG view has a non-empty proposal; the label-proposal shot shows none")
+        return str(res.model_id), project.part_ids()[0], 0
+    print(f"proposal shot: part {best[1]} view {best[2]} ({best[0]} proposed pixels)")
+    return str(res.model_id), best[1], best[2]
 
 
 def shoot(win: Any, out: Path, name: str) -> Path:
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 10.0, lambda: getattr(label, "part_id", None) is not None)
         pump(app, 1.5)
         shoot(win, out, "label")
+        label.parts.set_filter("Proposal disagreement")  # the queue order by proposal vs mask
+        pump(app, 1.0)
         label.parts.select_part(seg_part)
         pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
         label.show_view(seg_view)
@@ -153,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         pump(app, 10.0, lambda: trainv.results.metrics.curves.curve_points("ROC") > 1)  # the card's stored curves
         pump(app, 1.0)
         shoot(win, out, "train")
-        trainv.results.models.select(seg_id)  # its stored dice curves and verdict figures
-        pump(app, 3.0)
+        trainv.form.set_values({"task": "segment"})  # the form's encoder/decoder rows
+        trainv.results.models.select(seg_id)  # its stored dice curves, verdict figures and area rule
+        pump(app, 10.0, lambda: trainv.results.metrics.rule.isVisible())
+        pump(app, 2.0)
         shoot(win, out, "train-segment")
 
         explain = win.show_view("Explain")
