@@ -205,12 +205,12 @@ def test_segment_task_in_the_form_trains_and_its_rule_is_editable(ctx, qtbot):
     SegConfig.from_values({k: x for k, x in v.items() if k != "task"})  # the session takes them as they are
     form.set_values({"task": "verdict"})
     assert form.form.isRowVisible(form.arch) and "arch" in form.values()
-    form.set_values({"task": "segment", "decoder": "unet"})
+    form.set_values({"task": "segment", "decoder": "unet", "epochs": 1, "input_size": 32})
     view.extra_config = {"num_threads": 1}
-    with qtbot.waitSignal(view.run_finished, timeout=180000) as sig:
+    with qtbot.waitSignal(view.run_finished, timeout=600000) as sig:
         view.start()
     assert sig.args[0] == "done", view.last_error
-    assert len(view.acc_plot.series("val dice")[1]) == 2  # drawn live, one point per epoch
+    assert len(view.acc_plot.series("val dice")[1]) == 1  # drawn live, one point per epoch
     mid = view.last_result.model_id
     qtbot.waitUntil(lambda: any(c.id == mid for c in view.cards), timeout=20000)
     rule = view.results.metrics.rule

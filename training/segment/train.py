@@ -112,6 +112,7 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
         history=rows, best_epoch=best_epoch, dataset=snap.meta(), pretrained=pretrained, pretrained_source=source,
         parent=config.warm_start, created=time.time(), timings=Timings(seconds, [h.seconds for h in history]),
         checkpoint_sha256=sha256(data), warnings=warnings, config=config.to_dict(),
+        cameras=list(dict.fromkeys(v.camera for v in snap.views)),
         split={**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
                "test_fraction": config.test_fraction, "seed": config.seed},
         extra={"segment": {"decoder": config.decoder, "encoder": config.encoder,
