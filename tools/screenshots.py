@@ -85,6 +85,11 @@ def prepare_segment(path: Path) -> tuple[str, int, int]:
                                             "input_size": 128, "batch_size": 8, "num_threads": 1}))
     propose_parts(path, res.model_id)
     project = Project.open(path, readonly=True)
+    from training.card import read_card
+    card = read_card(project, res.model_id)
+    test = card.headline
+    print(f"segmentation model {res.model_id} on its {card.headline_name} parts: verdict balanced accuracy "
+          f"{test.get('balanced_accuracy')}, dice {test.get('dice')}; rule {card.extra['segment']['rules']}")
     best = None  # the NG view whose proposal has the most pixels: an outline worth looking at
     for p in project.parts():
         for k in range(len(p.views)):
