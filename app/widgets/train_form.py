@@ -244,7 +244,8 @@ class TrainForm(QWidget):
     def classifier_values(self) -> dict[str, Any]:
         """A classifier run's values (also what the augmentation preview renders with)."""
         s, minutes, epochs = int(self.size.value()), int(self.minutes.value()), int(self.epochs.value())
-        return {"task": self.task.currentText(), "arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
+        task = "verdict" if self.segment else self.task.currentText()  # the preview of a segment run: a classifier's
+        return {"task": task, "arch": self.arch.currentText(), "freeze": self.freeze.currentText(),
                 "recipe": self.recipe.currentText(), "budget_s": 60.0 * minutes if minutes else None,
                 "epochs": epochs or None, "encoder": self.encoder.currentText().strip() or None,
                 "batch_size": int(self.batch.value()),

@@ -203,6 +203,7 @@ def test_segment_task_in_the_form_trains_and_its_rule_is_editable(ctx, qtbot):
     v = form.values()
     assert (v["task"], v["encoder"], v["decoder"], v["input_size"]) == ("segment", "resnet18", "fpn", (64, 64))
     SegConfig.from_values({k: x for k, x in v.items() if k != "task"})  # the session takes them as they are
+    assert form.classifier_values()["task"] == "verdict"  # the augmentation preview still renders
     form.set_values({"task": "verdict"})
     assert form.form.isRowVisible(form.arch) and "arch" in form.values()
     form.set_values({"task": "segment", "decoder": "unet", "epochs": 1, "input_size": 32})
