@@ -6,7 +6,9 @@ simulator, drives each mode a little (capture parts, open a part, explain the da
 live as a supervisor) and grabs the window. Runs under Xvfb: when $DISPLAY is not set it
 starts one itself (apt-get install xvfb libxcb-cursor0 ...).
 
-    .venv/bin/python tools/screenshots.py [--out docs/screenshots]
+    .venv/bin/python tools/screenshots.py [--out docs/screenshots] [--only label-proposal,train-segment]
+
+--only takes just the segmentation shots (no classifier is trained: minutes less on a busy machine).
 """
 from __future__ import annotations
 
@@ -104,6 +106,32 @@ def prepare_segment(path: Path) -> tuple[str, int, int]:
     return str(res.model_id), best[1], best[2]
 
 
+SEGMENT_SHOTS = {"label-proposal", "train-segment"}
+
+
+def segment_shots(app: Any, win: Any, out: Path, only: set[str], seg_id: str, seg_part: int, seg_view: int) -> None:
+    """The segmentation shots alone (--only): the Label view with a proposal, the Train view with
+    the segment form, dice curves and area rule."""
+    if "label-proposal" in only:
+        label = win.show_view("Label")
+        pump(app, 10.0, lambda: getattr(label, "part_id", None) is not None)
+        label.parts.set_filter("Proposal disagreement")
+        pump(app, 1.0)
+        label.parts.select_part(seg_part)
+        pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
+        label.show_view(seg_view)
+        pump(app, 1.5)
+        shoot(win, out, "label-proposal")
+    if "train-segment" in only:
+        trainv = win.show_view("Train")
+        pump(app, 10.0, lambda: bool(trainv.cards))
+        trainv.form.set_values({"task": "segment"})
+        trainv.results.models.select(seg_id)
+        pump(app, 10.0, lambda: trainv.results.metrics.rule.isVisible())
+        pump(app, 2.0)
+        shoot(win, out, "train-segment")
+
+
 def shoot(win: Any, out: Path, name: str) -> Path:
     path = out / f"{name}.png"
     if not win.grab().save(str(path)):
@@ -115,7 +143,12 @@ def shoot(win: Any, out: Path, name: str) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    ap.add_argument("--only", default="", help="comma-separated shots; only label-proposal and train-segment "
+                                                "can be taken alone")
     args = ap.parse_args(argv)
+    only = set(filter(None, args.only.split(",")))
+    if only - SEGMENT_SHOTS:
+        raise SystemExit(f"--only takes {', '.join(sorted(SEGMENT_SHOTS))}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="okng-shots-"))
@@ -124,8 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     xvfb = start_xvfb()
     try:
         project = tmp / "bolt-line.h5"
-        print("building the demo project and a small model…")
-        prepare_project(project)
+        if only:
+            from labeling.demo import make_demo_project
+            make_demo_project(project, "bolts", parts=24, seed=0, size=(640, 480))
+        else:
+            print("building the demo project and a small model…")
+            prepare_project(project)
         print("training a small segmentation model and storing its proposals…")
         seg_id, seg_part, seg_view = prepare_segment(project)
         from PyQt6.QtWidgets import QApplication
@@ -137,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         win.move(0, 0)
         pump(app, 3.0)
 
+        if only:
+            segment_shots(app, win, out, only, seg_id, seg_part, seg_view)
+            win.close()
+            QApplication.processEvents()
+            return 0
         cap = win.show_view("Capture")
         pump(app, 8.0, lambda: ctx.rig is not None and ctx.rig.frames >= 3)
         for _ in range(3):
