@@ -117,8 +117,12 @@ def segment_shots(app: Any, win: Any, out: Path, only: set[str], seg_id: str, se
         pump(app, 10.0, lambda: getattr(label, "part_id", None) is not None)
         label.parts.set_filter("Proposal disagreement")
         pump(app, 1.0)
+        loaded: list[int] = []
+        label.part_loaded.connect(loaded.append)
         label.parts.select_part(seg_part)
-        pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
+        # Wait for THIS part's pixels: the previous part's image satisfied a check on the canvas,
+        # and the view chosen then was replaced by view 0 when the part arrived (no outline).
+        pump(app, 30.0, lambda: seg_part in loaded)
         label.show_view(seg_view)
         pump(app, 1.5)
         shoot(win, out, "label-proposal")
@@ -193,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         shoot(win, out, "label")
         label.parts.set_filter("Proposal disagreement")  # the queue order by proposal vs mask
         pump(app, 1.0)
+        loaded: list[int] = []
+        label.part_loaded.connect(loaded.append)
         label.parts.select_part(seg_part)
-        pump(app, 10.0, lambda: label.part_id == seg_part and label.canvas.image is not None)
+        pump(app, 30.0, lambda: seg_part in loaded)  # this part's pixels, not the previous one's
         label.show_view(seg_view)
         label.panel.heatmap.setChecked(False)  # the proposal's outline, not the classifier's heatmap
         pump(app, 1.5)
