@@ -22,6 +22,54 @@ from .errors import TrainingError
 FREEZE_POLICIES = ("head", "last-block", "none", "scratch")
 
 
+@dataclass(frozen=True)
+class Head:
+    """The classifier head that replaces the backbone's last Linear.
+
+    The default is torchvision's own: one Linear, so every model stored before heads were
+    configurable loads unchanged. Dropout and a hidden dense layer are what the corrosion study
+    tuned (``okng tune`` searches them); such a head is an nn.Sequential at the same place, so
+    freezing, Grad-CAM and the tail forward see it as "the head" like the plain Linear.
+    """
+
+    dropout: float = 0.0  # before each Linear of the head
+    hidden: int = 0  # units of a hidden dense layer (ReLU); 0 = none
+
+    def is_default(self) -> bool:
+        return not self.dropout and not self.hidden
+
+    def validate(self) -> Head:
+        if not 0.0 <= self.dropout < 1.0:
+            raise TrainingError(f"head dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.hidden <= 8192:
+            raise TrainingError(f"head hidden units must be in 0..8192, got {self.hidden}")
+        return self
+
+    def module(self, in_features: int, num_classes: int) -> nn.Module:
+        if self.is_default():
+            return nn.Linear(in_features, num_classes)
+        layers: list[nn.Module] = []
+        width = in_features
+        if self.hidden:
+            layers += [nn.Dropout(self.dropout), nn.Linear(width, self.hidden), nn.ReLU()]
+            width = self.hidden
+        layers += [nn.Dropout(self.dropout), nn.Linear(width, num_classes)]
+        return nn.Sequential(*layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dropout": float(self.dropout), "hidden": int(self.hidden)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Head:
+        d = d or {}
+        return cls(float(d.get("dropout", 0.0)), int(d.get("hidden", 0))).validate()
+
+    @classmethod
+    def of_config(cls, config: dict[str, Any]) -> Head:
+        """The head of a TrainConfig dict (a card's config; older cards have none: the default)."""
+        return cls(float(config.get("head_dropout") or 0.0), int(config.get("head_hidden") or 0)).validate()
+
+
 def _get(model: nn.Module, dotted: str) -> nn.Module:
     return model.get_submodule(dotted)
 
@@ -43,7 +91,8 @@ class BackboneSpec:
     input_size: tuple[int, int] = (224, 224)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def build(self, num_classes: int, pretrained_state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    def build(self, num_classes: int, pretrained_state: dict[str, torch.Tensor] | None = None,
+              head: Head | None = None) -> nn.Module:
         """The network with ImageNet weights (if given) and a fresh head for num_classes."""
         if pretrained_state is None:
             model = self._factory()(weights=None)
@@ -56,15 +105,16 @@ class BackboneSpec:
                 model.load_state_dict(pretrained_state, strict=True, assign=True)
             except RuntimeError as exc:
                 raise TrainingError(f"pretrained weights do not fit {self.name}: {str(exc)[:300]}") from exc
-        self.replace_head(model, num_classes)
+        self.replace_head(model, num_classes, head)
         _no_inplace(model)
         return model
 
-    def build_for_state(self, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+    def build_for_state(self, num_classes: int, state: dict[str, torch.Tensor],
+                        head: Head | None = None) -> nn.Module:
         """The network with a num_classes head, all tensors taken from a saved state (strict)."""
         with torch.device("meta"):
             model = self._factory()(weights=None)
-            self.replace_head(model, num_classes)
+            self.replace_head(model, num_classes, head)
             if _stem_channels(model, state) == 1:
                 single_channel_stem(model, self)
         try:
@@ -75,23 +125,22 @@ class BackboneSpec:
         _no_inplace(model)
         return model
 
-    def build_meta(self, num_classes: int) -> nn.Module:
+    def build_meta(self, num_classes: int, head: Head | None = None) -> nn.Module:
         """Structure only (meta tensors, no memory): for shape checks and listings."""
         with torch.device("meta"):
             model = self._factory()(weights=None)
-            self.replace_head(model, num_classes)
+            self.replace_head(model, num_classes, head)
         return model
 
     def _factory(self) -> Callable[..., nn.Module]:
         import torchvision.models as tvm
         return getattr(tvm, self.factory)
 
-    def replace_head(self, model: nn.Module, num_classes: int) -> None:
+    def replace_head(self, model: nn.Module, num_classes: int, head: Head | None = None) -> None:
         old = _get(model, self.head)
         if not isinstance(old, nn.Linear):
             raise TrainingError(f"{self.name}: head {self.head} is not a Linear layer")
-        new = nn.Linear(old.in_features, num_classes)
-        _set(model, self.head, new)
+        _set(model, self.head, (head or Head()).module(old.in_features, num_classes))
 
     def head_modules(self) -> tuple[str, ...]:
         """The classifier module (fc, or the whole `classifier` block of dense layers)."""
@@ -346,11 +395,12 @@ def _is_head_key(key: str, state: dict[str, torch.Tensor]) -> bool:
     return key.split(".")[0] in ("fc", "classifier", "heads")
 
 
-def build_from_encoder(arch: str, num_classes: int, state: dict[str, torch.Tensor]) -> nn.Module:
+def build_from_encoder(arch: str, num_classes: int, state: dict[str, torch.Tensor],
+                       head: Head | None = None) -> nn.Module:
     """A classifier of `arch` with a num_classes head, its backbone taken from an encoder state
     (training.pretrain); the stem has the encoder's channel count (1 for grayscale projects)."""
     spec = get_backbone(arch)
-    model = spec.build(num_classes)
+    model = spec.build(num_classes, head=head)
     stem = first_conv_name(model) + ".weight"
     if stem in state and state[stem].shape[1] == 1:
         single_channel_stem(model, spec)

@@ -12,21 +12,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import _no_inplace, first_conv_name, get_backbone, single_channel_stem
+from .backbones import Head, _no_inplace, first_conv_name, get_backbone, single_channel_stem
 from .errors import TrainingError
 
 FORMAT = "okng-checkpoint"
-VERSION = 2  # 2: a pruned net's checkpoint carries its "structure" (training.pruning)
+VERSION = 3  # 2: a pruned net's checkpoint carries its "structure" (training.pruning); 3: a "head"
 
 
-def to_bytes(model: nn.Module, arch: str, num_classes: int, structure: dict[str, list[int]] | None = None) -> bytes:
+def to_bytes(model: nn.Module, arch: str, num_classes: int, structure: dict[str, list[int]] | None = None,
+             head: Head | None = None) -> bytes:
     """Serialise a model's state (CPU tensors) with its arch and class count; a pruned net also
-    with its channel counts. An unpruned net is still written as version 1, which older okng reads."""
+    with its channel counts, a configured head with its shape. An unpruned net with the default
+    head is still written as version 1, which older okng reads."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    obj: dict[str, Any] = {"format": FORMAT, "version": 2 if structure else 1, "arch": arch,
+    custom = head is not None and not head.is_default()
+    obj: dict[str, Any] = {"format": FORMAT, "version": 3 if custom else 2 if structure else 1, "arch": arch,
                            "num_classes": int(num_classes), "state_dict": state}
     if structure:
         obj["structure"] = structure
+    if custom:
+        assert head is not None
+        obj["head"] = head.to_dict()
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
@@ -65,10 +71,11 @@ def build_model(obj: dict[str, Any]) -> nn.Module:
     """The network of a loaded checkpoint (from_bytes), pruned or not (train mode)."""
     spec = get_backbone(str(obj["arch"]))
     structure = obj.get("structure")
+    head = Head.from_dict(obj.get("head"))
     if not structure:
-        return spec.build_for_state(int(obj["num_classes"]), obj["state_dict"])
+        return spec.build_for_state(int(obj["num_classes"]), obj["state_dict"], head)
     from .pruning import reshape_to
-    skeleton = spec.build_meta(int(obj["num_classes"]))
+    skeleton = spec.build_meta(int(obj["num_classes"]), head)
     if int(structure.get(first_conv_name(skeleton), [3])[0]) == 1:
         single_channel_stem(skeleton, spec)  # a gray stem (GrayConv2d: fed the 3-channel pipeline)
     model = reshape_to(skeleton, structure)

@@ -96,6 +96,9 @@ class TrainConfig:
     gray_stem: bool | None = None  # one-channel stem (None: when every view is gray, scratch recipe)
     bf16: bool | None = None  # bf16 autocast + channels_last on a CPU with native bf16 (None: recipe)
     amp: bool = True  # CUDA: float16 autocast with a GradScaler (training.accel); no effect on a CPU
+    # The classifier head (training.backbones.Head): 0 / 0 is torchvision's one Linear, as before.
+    head_dropout: float = 0.0
+    head_hidden: int = 0
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
@@ -136,10 +139,16 @@ class TrainConfig:
             raise TrainingError(f"target NG recall must be in (0, 1], got {self.target_ng_recall}")
         if isinstance(self.class_weights, str) and self.class_weights != "balanced":
             raise TrainingError("class_weights must be 'balanced', a list (one weight per output) or None")
+        self.head()
         size = self.input_hw(224)
         if min(size) < 16 or max(size) > 2048:
             raise TrainingError(f"input size {size} out of range 16..2048")
         return self
+
+    def head(self) -> Any:
+        """The classifier head (training.backbones.Head, validated; imported here: torch)."""
+        from .backbones import Head
+        return Head(float(self.head_dropout), int(self.head_hidden)).validate()
 
     def input_hw(self, default: int | tuple[int, int]) -> tuple[int, int]:
         s = self.input_size if self.input_size is not None else default

@@ -17,7 +17,7 @@ from torch import nn
 
 from labeling.store import Project
 
-from .backbones import BackboneSpec, GrayConv2d, first_conv_name, single_channel_stem
+from .backbones import BackboneSpec, GrayConv2d, Head, first_conv_name, single_channel_stem
 from .card import EpochMetrics, ModelCard, SplitMetrics, Timings
 from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
@@ -47,10 +47,11 @@ def register_model(project_path: str | Path, model: nn.Module, spec: BackboneSpe
     # A model warm-started from a pruned one keeps its channel counts: store them with it
     n_out = len(snap.output_names)
     own = structure_of(model)
-    ref = spec.build_meta(n_out)
+    head = config.head()
+    ref = spec.build_meta(n_out, head)
     if isinstance(model.get_submodule(first_conv_name(model)), GrayConv2d):
         single_channel_stem(ref, spec)  # a gray stem alone is no pruned structure (build_for_state knows it)
-    data = to_bytes(model, spec.name, n_out, own if own != structure_of(ref) else None)
+    data = to_bytes(model, spec.name, n_out, own if own != structure_of(ref) else None, head)
     val = metrics.get("val")
     extra = dict(extra or {})
     if val is not None and val.get("thresholds"):
@@ -80,7 +81,7 @@ def register_pruned(project_path: str | Path, model: nn.Module, parent: ModelCar
     """Store a pruned model as a child of `parent` (same data, ROIs, input; its own weights,
     channel counts, metrics and recipe in ``extra``). Never made active by itself: the user
     picks the trade-off from the lineage table."""
-    data = to_bytes(model, parent.arch, len(parent.classes), structure)
+    data = to_bytes(model, parent.arch, len(parent.classes), structure, Head.of_config(parent.config))
     card = dataclasses.replace(
         parent, id=new_model_id(parent.arch), metrics=dict(metrics), threshold=float(threshold), cv=None,
         history=list(history), best_epoch=best_epoch, parent=parent.id, created=time.time(),

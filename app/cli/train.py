@@ -49,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), default="adam")
     p.add_argument("--augment", default="default",
                    help="preset: none, default (horizontal flips), flips (h+v), light, strong")
+    p.add_argument("--head-dropout", type=float, default=0.0,
+                   help="dropout before the classifier head's Linear layer(s) (default 0: torchvision's head)")
+    p.add_argument("--head-hidden", type=int, default=0,
+                   help="units of a hidden dense layer in the classifier head (default 0: none)")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
     p.add_argument("--val-fraction", type=float, default=0.15,
@@ -146,7 +150,8 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device,
             "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
             "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
-            "amp": getattr(args, "amp", True)}
+            "amp": getattr(args, "amp", True),
+            "head_dropout": args.head_dropout, "head_hidden": args.head_hidden}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
