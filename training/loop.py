@@ -445,8 +445,9 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
 
 
 def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | None = None,
-          should_stop: StopFn | None = None) -> TrainResult:
-    """Train a model on the project's labelled parts and store it in the project's registry.
+          should_stop: StopFn | None = None, extra: dict[str, Any] | None = None) -> TrainResult:
+    """Train a model on the project's labelled parts and store it in the project's registry
+    (``extra``: more for the card's extra, e.g. the study a tuned model comes from).
 
     Under torchrun every rank calls this (training.distributed): rank 0 reads the project,
     reports progress and stores the one model; every rank returns the same result."""
@@ -456,13 +457,13 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
         torch.set_num_threads(config.num_threads)
     sync = join(config.device)
     try:
-        return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0)
+        return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0, extra)
     finally:
         sync.close()
 
 
 def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None, should_stop: StopFn | None,
-           sync: Local, t0: float) -> TrainResult:
+           sync: Local, t0: float, extra: dict[str, Any] | None = None) -> TrainResult:
     mine: dict[str, Any] = {}
 
     def read() -> Start:  # rank 0 keeps its initializer; the others receive plain data
@@ -509,7 +510,7 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         seconds = time.monotonic() - t0
         card, activated = register_model(project_path, model, get_backbone(config.arch), config, snap, held,
                                          metrics.get("cv"), len(split.train), history, best_epoch, pretrained,
-                                         source, seconds, warnings, split_record, {"recipe": prep.note},
+                                         source, seconds, warnings, split_record, {"recipe": prep.note, **(extra or {})},
                                          world_size=sync.world_size, global_batch=int(info.get("global_batch", 0)))
         for name, m in held.items():
             metrics[name] = m.report

@@ -66,6 +66,7 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
                  warnings: list[str], n_outputs: int = len(CLASS_NAMES)) -> tuple[Callable[[], nn.Module], bool, str | None]:
     """How to build the starting network: parent model, self-supervised encoder, ImageNet
     weights, or random init. The bool says: pretrained features (ImageNet, or the parent's)."""
+    head = config.head()  # a warm start keeps its parent's head (its checkpoint says which)
     if config.warm_start:
         from labeling.store import Project
 
@@ -89,19 +90,19 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
         if meta.get("arch") != config.arch:
             raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
-        return (lambda: build_from_encoder(config.arch, n_outputs, enc)), False, str(meta["source"])
+        return (lambda: build_from_encoder(config.arch, n_outputs, enc, head)), False, str(meta["source"])
     if config.freeze == "scratch":
-        return (lambda: spec.build(n_outputs)), False, None
+        return (lambda: spec.build(n_outputs, head=head)), False, None
     from .weights import find_pretrained
     state, source = find_pretrained(config.arch)
     if state is None:
         warnings.append(f"trained from scratch: no ImageNet weights found for {config.arch} "
                         f"(install a file with `okng weights import FILE --arch {config.arch}`)")
-        return (lambda: spec.build(n_outputs)), False, None
+        return (lambda: spec.build(n_outputs, head=head)), False, None
     if source and not source.startswith("ImageNet"):
         warnings.append(f"started from {source}: its SHA-256 matches none of torchvision's {config.arch} "
                         "weights, so it is not called ImageNet")
-    return (lambda: spec.build(n_outputs, copy.deepcopy(state))), True, source
+    return (lambda: spec.build(n_outputs, copy.deepcopy(state), head)), True, source
 
 
 def task_outputs(project_path: str | Path, task: str) -> int:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 # Registry of command modules, in the order their commands appear in --help.
-COMMAND_MODULES = ("app.cli.project", "app.cli.check", "app.cli.classes", "app.cli.train", "app.cli.prune", "app.cli.pretrain",
+COMMAND_MODULES = ("app.cli.project", "app.cli.check", "app.cli.classes", "app.cli.train", "app.cli.tune", "app.cli.prune", "app.cli.pretrain",
                    "app.cli.predict", "app.cli.explain", "app.cli.plc", "app.cli.sort", "app.cli.gui")
 
 
