@@ -31,6 +31,7 @@ from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
 from app.widgets.train_results import ResultsTabs, draw_dice_history, start_warning
+from app.widgets.tune_panel import TunePanel
 from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import EpochMetrics, ModelCard, project_cards
@@ -102,6 +103,10 @@ class TrainView(QWidget):
         self.prune.activate.connect(self.make_active)
         self.prune.run_finished.connect(lambda how: how != "failed" and self.ctx.models_changed.emit())
         ll.addWidget(self.prune)
+        self.tune = TunePanel(lambda: {**self.form.values(), **self.extra_config},  # okng tune: an Optuna study
+                              lambda: str(self.ctx.project.path) if self.ctx.project else None)
+        self.tune.run_finished.connect(lambda how: how != "failed" and self.ctx.models_changed.emit())
+        ll.addWidget(self.tune)
         ll.addStretch(1)
         left = QScrollArea()
         left.setWidgetResizable(True)
@@ -389,6 +394,7 @@ class TrainView(QWidget):
         """Window closing: cancel a run and wait a little for it to stop."""
         self._closed = True
         self.prune.shutdown()
+        self.tune.shutdown()
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)

@@ -1,0 +1,238 @@
+"""The Train view's Tune panel: an Optuna study over the training settings (`okng tune`).
+
+Start runs training.tune.tune (the same job as the CLI) in a child process (app.child.in_child,
+like training), relayed by the one Worker; Cancel stops it (the running trial's settings are
+queued first for the next Start, which resumes the study). The fixed settings (task, backbone,
+batch size, seed, splits) are the Train form's; each trial draws the rest. After every trial the
+job sends the study's rows (training.tune.TuneState): the trials table (number, state, value,
+settings) and Optuna's two standard plots, drawn with pyqtgraph: the optimisation history (each
+trial's validation value and the best so far) and the parameter importances (fANOVA, from two
+completed trials on).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pyqtgraph as pg
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.child import TRAIN_NICE, in_child
+from app.worker import Worker
+from labeling.progress import Progress, ProgressFn, StopFn
+from training.tune import TrialRow, TuneResult, TuneSpec, TuneState, read_space_file, tune
+
+COLUMNS = ("#", "state", "value", "settings")
+# The Train form's values a study keeps fixed (the rest of the form is what a trial draws).
+FIXED = ("task", "arch", "batch_size", "seed", "test_fraction", "group_by", "encoder")
+
+
+def tune_in_process(spec: TuneSpec, progress: ProgressFn | None = None,
+                    should_stop: StopFn | None = None) -> TuneResult:
+    """training.tune.tune in a child process: it imports no Qt."""
+    return in_child(tune, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def history_points(rows: list[TrialRow]) -> tuple[list[int], list[float], list[float]]:
+    """(trial numbers, values, best so far) of the trials with a value (completed), in order."""
+    xs, ys, best = [], [], []
+    for r in sorted(rows, key=lambda r: r.number):
+        if r.state == "COMPLETE" and r.value is not None:
+            xs.append(r.number)
+            ys.append(r.value)
+            best.append(max(ys))
+    return xs, ys, best
+
+
+class TunePanel(QGroupBox):
+    """Study settings, Start/Cancel, the trials table, history and importance plots."""
+
+    run_finished = pyqtSignal(str)  # "done", "cancelled" or "failed"
+
+    def __init__(self, values: Callable[[], dict[str, Any]] | None = None,
+                 project: Callable[[], str | None] | None = None, parent: Any = None) -> None:
+        super().__init__("Tune (Optuna search)", parent)
+        self.values = values or dict  # the Train form's settings
+        self.project = project or (lambda: None)  # the open project's path
+        self.use_process = True
+        self.num_threads: int | None = None
+        self.worker: Worker | None = None
+        self.last_result: TuneResult | None = None
+        self.last_error = ""
+        self.rows: list[TrialRow] = []
+        self.importances: dict[str, float] = {}
+        self.space: dict[str, Any] = {}  # ranges over the default space (tests; the file field otherwise)
+        self.trials = QSpinBox()
+        self.trials.setRange(1, 500)
+        self.trials.setValue(12)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 200)
+        self.epochs.setValue(5)
+        self.minutes = QSpinBox()
+        self.minutes.setRange(0, 24 * 60)
+        self.minutes.setSpecialValueText("no limit")
+        self.space_file = QLineEdit()
+        self.space_file.setPlaceholderText("default ranges (or a JSON / YAML file)")
+        self.storage = QLineEdit()
+        self.storage.setPlaceholderText("SQLite next to the project (or postgresql://…)")
+        form = QFormLayout()
+        form.addRow("Trials", self.trials)
+        form.addRow("Epochs per trial", self.epochs)
+        form.addRow("Start no trial after (min)", self.minutes)
+        form.addRow("Search space", self.space_file)
+        form.addRow("Study storage", self.storage)
+        self.start_btn = QPushButton("Start / resume study")
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setEnabled(False)
+        self.start_btn.clicked.connect(self.start)
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.state = QLabel("Search learning rate, weight decay, freeze, head, augmentation and input size.")
+        self.state.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(120)
+        self.history = pg.PlotWidget(title="Optimisation history")
+        self.history.setLabel("bottom", "trial")
+        self.history.setLabel("left", "validation")
+        self.history.setMinimumHeight(140)
+        self.values_item = pg.ScatterPlotItem(size=7)
+        self.best_item = pg.PlotDataItem()
+        self.history.addItem(self.values_item)
+        self.history.addItem(self.best_item)
+        self.importance = pg.PlotWidget(title="Parameter importances")
+        self.importance.setMinimumHeight(140)
+        self.importance_note = QLabel("")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_btn, 2)
+        buttons.addWidget(self.cancel_btn, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.state)
+        lay.addWidget(self.table)
+        lay.addWidget(self.history)
+        lay.addWidget(self.importance)
+        lay.addWidget(self.importance_note)
+
+    # ------------------------------------------------------------------ the job
+    def spec(self) -> TuneSpec:
+        form = self.values()
+        fixed = {k: form[k] for k in FIXED if form.get(k) is not None}
+        fixed["epochs"] = self.epochs.value()
+        if self.num_threads:
+            fixed["num_threads"] = self.num_threads
+        space = dict(self.space)
+        if self.space_file.text().strip():
+            space = {**read_space_file(self.space_file.text().strip()), **space}
+        return TuneSpec(str(self.project()), fixed, trials=self.trials.value(),
+                        timeout_s=60.0 * self.minutes.value() if self.minutes.value() else None, space=space,
+                        storage=self.storage.text().strip() or None)
+
+    def start(self) -> None:
+        if not self.project():
+            self.state.setText("Open a project first.")
+            return
+        if self.worker is not None and self.worker.is_running():
+            return
+        try:
+            spec = self.spec()
+        except Exception as exc:  # noqa: BLE001 - a bad space file, said in the panel
+            self.state.setText(f"Search space: {exc}")
+            return
+        self.last_result, self.last_error = None, ""
+        self.worker = Worker(tune_in_process if self.use_process else tune, spec)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished.connect(self._on_done)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.start_btn.setEnabled(False)
+        self.cancel_btn.setEnabled(True)
+        self.state.setText(f"Tuning {spec.values.get('arch', 'resnet18')}: {spec.trials} trials…")
+        self.worker.start()
+
+    def cancel(self) -> None:
+        if self.worker is not None and self.worker.is_running():
+            self.worker.cancel()
+            self.cancel_btn.setEnabled(False)
+            self.state.setText("Cancelling… (the running trial is tried again on the next Start)")
+
+    def _on_progress(self, p: Progress) -> None:
+        if isinstance(p.payload, TuneState):
+            self.show_trials(p.payload.trials, p.payload.importances)
+        self.state.setText(f"{p.stage} · {p.message}" if p.message else p.stage)
+
+    def _finish(self, result: TuneResult | None, how: str) -> None:
+        self.last_result = result
+        self.start_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+        if result is not None:
+            self.show_trials(result.trials, result.importances)
+        if how == "done" and result is not None and result.model_id:
+            best = result.best
+            self.state.setText(f"Study {result.study}: best trial {best.number if best else '-'}; "
+                               f"model {result.model_id} registered.")
+        else:
+            self.state.setText(f"Study {how}: Start resumes it." if how == "cancelled" else f"Study {how}.")
+        self.run_finished.emit(how)
+
+    def _on_done(self, result: TuneResult) -> None:
+        self._finish(result, "cancelled" if result.cancelled else "done")
+
+    def _on_cancelled(self, result: TuneResult | None) -> None:
+        self._finish(result, "cancelled")
+
+    def _on_failed(self, msg: str) -> None:
+        self.last_error = msg
+        self.start_btn.setEnabled(True)
+        self.cancel_btn.setEnabled(False)
+        self.state.setText(f"Tuning failed: {msg}")
+        self.run_finished.emit("failed")
+
+    # ------------------------------------------------------------------ drawing
+    def show_trials(self, rows: list[TrialRow], importances: dict[str, float]) -> None:
+        self.rows, self.importances = list(rows), dict(importances)
+        self.table.setRowCount(len(rows))
+        for i, r in enumerate(rows):
+            cells = (str(r.number), r.state, f"{r.value:.4f}" if r.value is not None else "-",
+                     ", ".join(f"{k}={_short(v)}" for k, v in r.params.items()))
+            for j, text in enumerate(cells):
+                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        xs, ys, best = history_points(rows)
+        self.values_item.setData(xs, ys)
+        self.best_item.setData(xs, best)
+        self.importance.clear()
+        done = sum(1 for r in rows if r.state == "COMPLETE")
+        if not importances:
+            self.importance_note.setText("Importances need 2 completed trials." if done < 2 else
+                                         "No importances: the completed trials do not differ.")
+            return
+        self.importance_note.setText("")
+        names = list(importances)[::-1]  # the most important on top
+        vals = [importances[n] for n in names]
+        self.importance.addItem(pg.BarGraphItem(x0=0, y=list(range(len(names))), height=0.6, width=vals))
+        self.importance.getAxis("left").setTicks([list(enumerate(names))])
+
+    def shutdown(self) -> None:
+        if self.worker is not None and self.worker.is_running():
+            self.worker.cancel()
+            self.worker.wait(10000)
