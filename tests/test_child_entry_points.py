@@ -1,6 +1,6 @@
 """Every child entry point of the workstation runs where PyQt6 and pyqtgraph cannot be imported:
 pre-labeling (training.predict_session), explain (training.explain.session), pruning
-(training.prune, the Prune panel's child) and live sort
+(training.prune, the Prune panel's child), tuning (training.tune, the Tune panel's child) and live sort
 (hardware.sort.session) are run end to end, on a real project with a really trained tiny model,
 in a process with Qt blocked (the same blocker as test_boundaries.py)."""
 from __future__ import annotations
@@ -34,6 +34,9 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
         rep = explain(ExplainSpec(path))
         from training.prune import PruneSpec, prune
         pruned = prune(PruneSpec(path, res.model_id, rounds=1, fine_tune_epochs=0, latency_batch=1))
+        from training.tune import TuneSpec, tune
+        tuned = tune(TuneSpec(path, {"arch": "mobilenet_v3_small", "epochs": 1, "batch_size": 8, "num_threads": 1},
+                              trials=1, space={"input_short": 32}, final=False))
         from hardware.sort.session import SessionSpec, run_session as sort
         reports, stop = [], threading.Event()
         def note(p):
@@ -44,6 +47,7 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
                                thumb_px=32), progress=note, should_stop=stop.is_set)
         qt = sorted(m for m in sys.modules if m.split(".")[0] in ("PyQt6", "pyqtgraph"))
         print(json.dumps({"predicted": pre["predicted"], "progress": len(seen), "rows": len(rep["rows"]), "pruned": len(pruned.model_ids),
+                          "tuned": len(tuned.trials),
                           "sorted": out["triggers"], "qt": qt}))
     """)
     res = _run(code, str(tmp_path / "child.h5"))
@@ -51,4 +55,4 @@ def test_child_entry_points_run_with_qt_blocked(tmp_path):
     out = json.loads(res.stdout.strip().splitlines()[-1])
     assert out["qt"] == []
     assert out["predicted"] == 2 and out["progress"] == 2
-    assert out["rows"] > 0 and out["sorted"] >= 1 and out["pruned"] == 1
+    assert out["rows"] > 0 and out["sorted"] >= 1 and out["pruned"] == 1 and out["tuned"] == 1

@@ -1,0 +1,139 @@
+"""`okng tune` on bsdata within a fixed budget: the best trial's TEST figure against the default
+configuration's, ONE JSON line on stdout (notes per trial on stderr).
+
+The real set is split 70/15/15 by capture as bench/train.py --real does (bench/train_real.py:
+split_rows): the train+val rows become the project okng tunes (its own validation split picks
+trials and epochs; no test split inside it), the test rows a separate project that neither arm
+sees until the end. Both arms train from the same start (no ImageNet weights on this machine:
+okng's from-scratch recipe) for the same time per run:
+
+- default: `okng train` with the recipe's settings, one run of --trial-budget seconds;
+- tuned:   `okng tune --trials 12`: 12 trials of --trial-budget seconds (no new trial after
+           --budget seconds), then the best trial's settings train the final model.
+
+Both models score the same test images (balanced accuracy per image, threshold 0.5).
+
+    nice -n 19 .venv/bin/python bench/tune.py --budget 1200 --trial-budget 90
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def _note(obj: dict) -> None:
+    print(json.dumps(obj), file=sys.stderr, flush=True)
+
+
+def _bal(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
+
+
+def projects(data: str, workdir: Path) -> tuple[Path, Path, dict[str, int], int]:
+    """(pool project, test project, test part name -> NG?, pool rows) from the group split."""
+    from train_real import DATA, _csv, split_rows
+
+    from labeling.formats import ImportLimits, import_into
+    from labeling.store import Project
+    rows, split = split_rows(data)
+    pool = [r for r, s in zip(rows, split) if s != "test"]
+    test = [r for r, s in zip(rows, split) if s == "test"]
+    assert (DATA / data).exists()
+    limits = ImportLimits(allow_outside=True)
+    proj = Project.create(workdir / f"{data}.okng")
+    import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks", limits=limits)
+    tproj = Project.create(workdir / f"{data}-test.okng")
+    import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks", limits=limits)
+    label, seen = {}, {}
+    for r in test:
+        k = seen.get(r["_group"], 0)
+        seen[r["_group"]] = k + 1
+        label[f"{r['_group']}/{k}"] = int(r["label"] == "NG")
+    return proj.path, tproj.path, label, len(pool)
+
+
+def test_score(project: Path, model_id: str, test_project: Path, label: dict[str, int]) -> dict:
+    from labeling.store import Project
+    from training.inference import load_model
+    loaded = load_model(project, model_id, device="cpu")
+    tp = Project.open(test_project, readonly=True)
+    y, s = [], []
+    for p in tp.parts():
+        for k, v in enumerate(p.views):
+            batch, _ = loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])
+            s.append(float(loaded.ng_scores(batch)[0]))
+            y.append(label[p.name])
+    pred = (np.asarray(s) >= 0.5).astype(int)
+    yy = np.asarray(y)
+    return {"test_balanced_accuracy": round(_bal(yy, pred), 4),
+            "test_ng_recall": round(float(np.mean(pred[yy == 1])), 4), "n_test": len(yy)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="bsdata")
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--budget", type=float, default=1200.0, help="seconds after which no trial starts")
+    ap.add_argument("--trial-budget", type=float, default=None, help="seconds per run (default budget / trials)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = ap.parse_args()
+    import os
+
+    import torch
+
+    from training.session import TrainSpec, run_session
+    from training.tune import TuneSpec, tune
+    threads = args.threads or max(1, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    per_run = args.trial_budget or args.budget / args.trials
+    values = {"budget_s": per_run, "num_threads": threads, "test_fraction": 0.0}
+    with tempfile.TemporaryDirectory(prefix="okng-bench-tune-") as tmp:
+        work = Path(tmp)
+        t0 = time.monotonic()
+        pool, test, label, n_pool = projects(args.data, work)
+        load_s = time.monotonic() - t0
+
+        def note(p) -> None:
+            if p.stage == "trial":
+                last = p.payload.trials[-1]
+                _note({"trial": last.number, "state": last.state, "value": last.value, "params": last.params,
+                       "t": round(time.monotonic() - t1, 1)})
+
+        t1 = time.monotonic()
+        default = run_session(TrainSpec(str(pool), values))
+        default_s = time.monotonic() - t1
+        d_score = test_score(pool, default.model_id, test, label)
+        _note({"default": d_score, "val": default.metrics["val"]["balanced_accuracy"]})
+        t1 = time.monotonic()
+        res = tune(TuneSpec(str(pool), values, trials=args.trials, timeout_s=args.budget), note)
+        tune_s = time.monotonic() - t1
+        t_score = test_score(pool, res.model_id, test, label) if res.model_id else {}
+    states = [t.state for t in res.trials]
+    out = {"bench": "tune", "data": args.data, "trials": len(res.trials), "complete": states.count("COMPLETE"),
+           "pruned": states.count("PRUNED"), "failed": states.count("FAIL"), "budget_s": args.budget,
+           "trial_budget_s": per_run, "threads": threads, "n_pool": n_pool,
+           "default_val_balanced_accuracy": round(default.metrics["val"]["balanced_accuracy"], 4),
+           "default_test_balanced_accuracy": d_score["test_balanced_accuracy"],
+           "default_test_ng_recall": d_score["test_ng_recall"],
+           "tuned_best_trial": res.best.number if res.best else None,
+           "tuned_val_balanced_accuracy": round(res.best.value, 4) if res.best and res.best.value is not None else None,
+           "tuned_test_balanced_accuracy": t_score.get("test_balanced_accuracy"),
+           "tuned_test_ng_recall": t_score.get("test_ng_recall"), "n_test": d_score["n_test"],
+           "best_params": res.best.params if res.best else None, "importances": res.importances,
+           "import_s": round(load_s, 1), "default_s": round(default_s, 1), "tune_s": round(tune_s, 1)}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
