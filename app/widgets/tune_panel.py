@@ -110,9 +110,11 @@ class TunePanel(QGroupBox):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(120)
+        self.table.verticalHeader().setVisible(False)
         self.history = pg.PlotWidget(title="Optimisation history")
         self.history.setLabel("bottom", "trial")
         self.history.setLabel("left", "validation")
+        self.history.getAxis("left").enableAutoSIPrefix(False)
         self.history.setMinimumHeight(140)
         self.values_item = pg.ScatterPlotItem(size=7)
         self.best_item = pg.PlotDataItem()
@@ -230,7 +232,10 @@ class TunePanel(QGroupBox):
         names = list(importances)[::-1]  # the most important on top
         vals = [importances[n] for n in names]
         self.importance.addItem(pg.BarGraphItem(x0=0, y=list(range(len(names))), height=0.6, width=vals))
-        self.importance.getAxis("left").setTicks([list(enumerate(names))])
+        axis = self.importance.getAxis("left")
+        axis.setTicks([list(enumerate(names))])
+        # Room for the longest name: the axis otherwise drops the labels that do not fit.
+        axis.setWidth(max(self.fontMetrics().horizontalAdvance(n) for n in names) + 14)
 
     def shutdown(self) -> None:
         if self.worker is not None and self.worker.is_running():
