@@ -102,6 +102,7 @@ def test_cancel_stops_the_study_and_the_same_call_resumes_it(tmp_path):
     study = _study(path, "cancel-verdict")
     trials = study.get_trials(deepcopy=False)
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "WAITING"]
+    assert sorted(trials[0].intermediate_values) == [1, 2]  # each epoch's validation figure, for the pruner
     assert trials[1].user_attrs.get("okng_stopped") and trials[2].user_attrs["okng_retry_of"] == 1
     res = tune(TuneSpec(str(path), VALUES, trials=3, space=SPACE))
     trials = _study(path, "cancel-verdict").get_trials(deepcopy=False)
