@@ -93,6 +93,7 @@ def main() -> int:
 
     from training.session import TrainSpec, run_session
     from training.tune import TuneSpec, tune
+    load0 = list(os.getloadavg())  # the shared machine's load: figures under load are not speed figures
     threads = args.threads or max(1, os.cpu_count() or 1)
     torch.set_num_threads(threads)
     per_run = args.trial_budget or args.budget / args.trials
@@ -119,7 +120,7 @@ def main() -> int:
         tune_s = time.monotonic() - t1
         t_score = test_score(pool, res.model_id, test, label) if res.model_id else {}
     states = [t.state for t in res.trials]
-    out = {"bench": "tune", "data": args.data, "trials": len(res.trials), "complete": states.count("COMPLETE"),
+    out = {"bench": "tune", "data": args.data, "load_avg_start": load0, "load_avg_end": list(os.getloadavg()), "trials": len(res.trials), "complete": states.count("COMPLETE"),
            "pruned": states.count("PRUNED"), "failed": states.count("FAIL"), "budget_s": args.budget,
            "trial_budget_s": per_run, "threads": threads, "n_pool": n_pool,
            "default_val_balanced_accuracy": round(default.metrics["val"]["balanced_accuracy"], 4),

@@ -43,7 +43,9 @@ from .study import (
 )
 
 DEFAULT_TRIAL_EPOCHS = 10  # a trial with neither epochs nor a budget given
-SNAPSHOTS_KEPT = 2  # decoded snapshots held across trials (one per input size drawn)
+# Decoded snapshots held across trials, one per input size drawn: the default space has three
+# sizes, and views are kept in their native dtype (bsdata at 128 px: ~110 MB each).
+SNAPSHOTS_KEPT = 4
 # Machine-local settings: a study shared by several machines must not differ in them.
 _LOCAL = ("num_threads", "device")
 
@@ -207,7 +209,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     if not study.trials:
         _seed_trial(study, default, space)
     metric = metric_name(task)
-    result = TuneResult(name, getattr(study, "_study_id", None), redact(url), metric, warnings=warnings,
+    result = TuneResult(name, storage.get_study_id_from_name(name), redact(url), metric, warnings=warnings,
                         default_values={k: v for k, v in default.to_dict().items() if k not in _LOCAL})
     snaps = _Snapshots(path, default.fit, task, default.group_by)
     stopped = (lambda: bool(should_stop())) if should_stop is not None else (lambda: False)
@@ -252,9 +254,8 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
         if progress is not None:
             rows = trial_rows(study)
             done = sum(1 for r in rows if r.state in ("COMPLETE", "PRUNED"))
-            last = rows[-1] if rows else None
-            msg = f"trial {last.number} {last.state.lower()}" + (f": {last.value:.4f}" if last and last.value is not None else "") \
-                if last else ""
+            last = rows[-1]
+            msg = f"trial {last.number} {last.state.lower()}" + (f": {last.value:.4f}" if last.value is not None else "")
             progress(Progress("trial", min(done, spec.trials), spec.trials, msg,
                               TuneState(rows, importances(study), metric)))
 
