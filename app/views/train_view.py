@@ -30,7 +30,7 @@ from app.widgets.plot_curves import CurvePlot
 from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
-from app.widgets.train_results import ResultsTabs, draw_dice_history, start_warning
+from app.widgets.train_results import EPOCH_SERIES, ResultsTabs, draw_dice_history, draw_history, start_warning
 from app.widgets.tune_panel import TunePanel
 from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
@@ -40,12 +40,6 @@ from training.recipe import frozen_warning
 from training.remote.ray_job import RemoteSpec, run_train
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview
-
-# per-epoch figures of the loop's epoch-end payload and of a card's history -> (plot, series name)
-EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
-                ("val_balanced_accuracy", "acc", "val balanced accuracy"))
-# a stored model's history also has the epoch's mean training loss
-HISTORY_SERIES = (("loss", "loss", "train loss"),) + EPOCH_SERIES
 
 
 def train_in_process(spec: TrainSpec | RemoteSpec, progress: ProgressFn | None = None,
@@ -247,7 +241,7 @@ class TrainView(QWidget):
             self.run_finished.emit("cancelled")
             return
         self.bar.setValue(1000)
-        self._history(result.history)
+        draw_history(self.loss_plot, self.acc_plot, result.history)
         note = "" if result.pretrained else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
         test = result.metrics.get("test")
         score = (f" Test balanced accuracy {test['balanced_accuracy']:.3f} on {result.metrics['split']['test_parts']}"
@@ -274,16 +268,6 @@ class TrainView(QWidget):
     def _idle(self, idle: bool = True) -> None:
         self.start_btn.setEnabled(idle)
         self.cancel_btn.setEnabled(not idle)
-
-    def _history(self, history: list[EpochMetrics], live: bool = True) -> None:
-        """Draw the per-epoch history of a run (live: the run just finished, its per-step
-        training loss stays; else a stored model's curves replace what is shown)."""
-        if not history:
-            return
-        epochs = [h.epoch for h in history]
-        for key, which, name in (EPOCH_SERIES if live else HISTORY_SERIES):
-            plot = self.loss_plot if which == "loss" else self.acc_plot
-            plot.set_series(name, epochs, [float(getattr(h, key)) for h in history])
 
     # ------------------------------------------------------------------ models
     def refresh_models(self, select: str | None = None) -> None:
@@ -341,7 +325,7 @@ class TrainView(QWidget):
             return  # a run started meanwhile: its live curves own the plots
         self.loss_plot.reset()
         self.acc_plot.reset()
-        self._history(card.history, live=False)
+        draw_history(self.loss_plot, self.acc_plot, card.history, live=False)
         draw_dice_history(self.acc_plot, card)  # a segmentation model's dice curves
 
     def _save_rule(self, model_id: str, rules: list[dict[str, Any]]) -> None:

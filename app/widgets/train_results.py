@@ -256,6 +256,24 @@ def _verdict_names(card: ModelCard) -> list[str]:
     return ["OK", "NG"] if card.task == "segment" else list(card.classes)
 
 
+# per-epoch figures of the loop's epoch-end payload and of a card's history -> (plot, series name)
+EPOCH_SERIES = (("val_loss", "loss", "val loss"), ("val_accuracy", "acc", "val accuracy"),
+                ("val_balanced_accuracy", "acc", "val balanced accuracy"))
+# a stored model's history also has the epoch's mean training loss
+HISTORY_SERIES = (("loss", "loss", "train loss"),) + EPOCH_SERIES
+
+
+def draw_history(loss_plot: CurvePlot, acc_plot: CurvePlot, history: list[Any], live: bool = True) -> None:
+    """Draw the per-epoch history of a run (live: the run just finished, its per-step
+    training loss stays; else a stored model's curves replace what is shown)."""
+    if not history:
+        return
+    epochs = [h.epoch for h in history]
+    for key, which, name in (EPOCH_SERIES if live else HISTORY_SERIES):
+        plot = loss_plot if which == "loss" else acc_plot
+        plot.set_series(name, epochs, [float(getattr(h, key)) for h in history])
+
+
 def draw_dice_history(plot: CurvePlot, card: ModelCard) -> None:
     """A stored segmentation model's validation dice per epoch (and per class when it has several)."""
     seg = card.extra.get("segment") if card.task == "segment" else None
