@@ -38,9 +38,20 @@ def without_nproc(argv: Sequence[str]) -> list[str]:
     return out
 
 
-def torchrun_command(argv: Sequence[str], nproc: int) -> list[str]:
+def torchrun_command(argv: Sequence[str], nproc: int, module: str = "app.cli") -> list[str]:
+    """The launcher's command: torchrun running `python -m MODULE ARGV` in nproc ranks."""
     return [sys.executable, "-m", "app.cli.launch", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "app.cli", *without_nproc(argv)]
+            "-m", module, *without_nproc(argv)]
+
+
+def ranks_env(nproc: int) -> dict[str, str]:
+    """The environment torchrun and its ranks start with."""
+    env = dict(os.environ)
+    # The ranks import the okng this launcher runs (a checkout, not another installed copy).
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    return env
 
 
 def torchrun(argv: Sequence[str]) -> int:
@@ -70,19 +81,14 @@ def torchrun(argv: Sequence[str]) -> int:
 
 def launch(argv: Sequence[str], nproc: int) -> int:
     """Run the ranks; their exit code (1 when cancelled here)."""
-    env = dict(os.environ)
-    # The ranks import the okng this launcher runs (a checkout, not another installed copy).
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    proc = subprocess.Popen(torchrun_command(argv, nproc), env=env, start_new_session=True)
+    proc = subprocess.Popen(torchrun_command(argv, nproc), env=ranks_env(nproc), start_new_session=True)
     cancelled: list[float] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if not cancelled:
             cancelled.append(time.monotonic())
             print(f"okng train: stopping the {nproc} processes", file=sys.stderr, flush=True)
-            _signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGTERM)
 
     previous = _install({signal.SIGINT: forward, signal.SIGTERM: forward})
     try:
@@ -92,16 +98,16 @@ def launch(argv: Sequence[str], nproc: int) -> int:
                 break
             except subprocess.TimeoutExpired:
                 if cancelled and time.monotonic() - cancelled[0] > GRACE_S:
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    signal_group(proc.pid, signal.SIGKILL)
     finally:
         _install(previous)
-        _signal_group(proc.pid, signal.SIGKILL)  # nothing of the group outlives the launcher
+        signal_group(proc.pid, signal.SIGKILL)  # nothing of the group outlives the launcher
     if cancelled:  # rank 0 says "cancelled, nothing stored" when the ranks stop
         return 1
     return rc if rc >= 0 else 128 - rc
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
