@@ -3,7 +3,7 @@
 ``run_procs(ProcsSpec(spec, n), progress, should_stop)`` is a plain long function (the view runs
 it in its training child, app.child.in_child): it starts the same launcher as `okng train
 --nproc N` (app.cli.launch: torchrun in a session of its own) with ``python -m app.cli.train_ranks
-SPEC_FILE`` as each rank's entry. Each rank runs training.session.run_session unchanged
+SPEC_FILE PROJECT`` as each rank's entry (the project named for `ps` only). Each rank runs training.session.run_session unchanged
 (training.distributed joins them); rank 0 alone reports, and its Progress records and result
 come back as pickled lines on torchrun's stdout (the view needs the typed records - TrainStep,
 EpochMetrics - not the CLI's text bar). A stop request is the CLI's Ctrl+C: one SIGTERM to
@@ -40,6 +40,31 @@ class ProcsSpec:
     nproc: int
 
 
+def run_spec(train: Any, address: str | None = None, nproc: int = 1) -> Any:
+    """A Train view run's spec: on the Ray cluster at `address`, in `nproc` ranks here, or in
+    the one training child (the TrainSpec itself)."""
+    if address:
+        from training.remote.ray_job import RemoteSpec
+        return RemoteSpec(train, address)
+    return ProcsSpec(train, nproc) if nproc > 1 else train
+
+
+def run_train(spec: Any, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Any:
+    """A Train view run where its spec says: N ranks of this PC (ProcsSpec), else this process
+    (TrainSpec) or a Ray cluster (RemoteSpec: training.remote.ray_job.run_train)."""
+    if isinstance(spec, ProcsSpec):
+        return run_procs(spec, progress, should_stop)
+    from training.remote.ray_job import run_train as here_or_ray
+    return here_or_ray(spec, progress, should_stop)
+
+
+def train_in_process(spec: Any, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Any:
+    """run_train in a child process of the window (app.child.in_child, below the GUI's priority):
+    the Train view's runs; no Qt is imported there."""
+    from app.child import TRAIN_NICE, in_child
+    return in_child(run_train, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+
+
 def _send(kind: str, value: Any) -> None:
     sys.stdout.write(TAG + base64.b64encode(pickle.dumps((kind, value))).decode("ascii") + "\n")
     sys.stdout.flush()
@@ -73,7 +98,8 @@ def run_procs(spec: ProcsSpec, progress: ProgressFn | None = None, should_stop: 
         spec_file.write_bytes(pickle.dumps(spec.train))
         err_path = Path(tmp) / "stderr.txt"
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(torchrun_command([str(spec_file)], spec.nproc, "app.cli.train_ranks"),
+            proc = subprocess.Popen(torchrun_command(
+                [str(spec_file), spec.train.project_path], spec.nproc, "app.cli.train_ranks"),
                                     env=ranks_env(spec.nproc), stdout=subprocess.PIPE, stderr=err,
                                     start_new_session=True)
             answer: list[tuple[str, Any]] = []

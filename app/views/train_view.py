@@ -1,8 +1,8 @@
 """Train view: settings, augmentation preview, live curves, Cancel, results and "Make active".
 
-Start runs training.session.run_session (as `okng train` does; training.remote's Ray driver when
-"Run on" names a cluster) in a child process relayed by the one Worker; its Progress reports
-become points on the loss and accuracy curves.
+Start runs training.session.run_session (as `okng train` does; in N torchrun ranks when
+Processes > 1, Ray's driver when "Run on" names a cluster: app.cli.train_ranks) in a child process
+relayed by the one Worker; its Progress reports become points on the loss and accuracy curves.
 When the run ends the view reloads the project's model cards (also in a Worker) and shows the
 new model's stored metrics and held-out ROC/PR curves; nothing is scored again. A cancelled run
 leaves the project and its registry as they were (the engine's promise).
@@ -25,7 +25,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.child import TRAIN_NICE, in_child, start_child_server
+from app.child import start_child_server
+from app.cli.train_ranks import run_spec, run_train, train_in_process
 from app.widgets.plot_curves import CurvePlot
 from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
@@ -33,19 +34,12 @@ from app.widgets.train_preview import PREVIEW_N, AugmentPreview
 from app.widgets.train_results import EPOCH_SERIES, ResultsTabs, draw_dice_history, draw_history, start_warning
 from app.widgets.tune_panel import TunePanel
 from app.worker import Worker
-from labeling.progress import Progress, ProgressFn, StopFn
+from labeling.progress import Progress
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
 from training.recipe import frozen_warning
-from training.remote.ray_job import RemoteSpec, run_train
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview
-
-
-def train_in_process(spec: TrainSpec | RemoteSpec, progress: ProgressFn | None = None,
-                     should_stop: StopFn | None = None) -> TrainResult:
-    """training.session.run_session, or its Ray-cluster driver, in a child process (in_child): no Qt."""
-    return in_child(run_train, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
 
 
 def preload() -> None:
@@ -179,8 +173,8 @@ class TrainView(QWidget):
         self._epoch_points.clear()
         self.bar.setValue(0)
         self.last_result, self.last_error = None, ""
-        address = self.form.cluster()
-        spec = RemoteSpec(TrainSpec(str(proj.path), values), address) if address else TrainSpec(str(proj.path), values)
+        address, nproc = self.form.cluster(), self.form.processes(values.get("task"))  # nproc 1 with Ray
+        spec = run_spec(TrainSpec(str(proj.path), values), address, nproc)
         self.worker = Worker(train_in_process if self.use_process else run_train, spec)
         self.worker.progress.connect(self._on_progress)
         self.worker.finished.connect(self._on_done)
@@ -192,8 +186,8 @@ class TrainView(QWidget):
         length += [f"{values['epochs']} epoch(s)"] if values.get("epochs") else []
         warn = frozen_warning(values)
         self._say(f"Training {self.form.summary()}, {' or '.join(length) or 'default length'}"
-                  + (f" on the Ray cluster at {address}" if address else "") + "…"
-                  + (f"  ⚠ {warn}" if warn else ""))
+                  + (f" on the Ray cluster at {address}" if address else "")
+                  + (f" in {nproc} processes" if nproc > 1 else "") + "…" + (f"  ⚠ {warn}" if warn else ""))
         self.worker.start()
 
     def cancel(self) -> None:

@@ -25,6 +25,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from app.widgets.train_procs import ProcsSpin
 from training.backbones import BACKBONES
 from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
@@ -131,6 +132,9 @@ class TrainForm(QWidget):
         self.group_by.setToolTip("Keep parts with the same value of this imported field (e.g. item: "
                                  "crops of one scan) on one side of every split")
         self.set_group_fields([])
+        self.procs = ProcsSpin()  # data-parallel processes on this PC (not a TrainConfig field)
+        self.task.currentTextChanged.connect(self.procs.set_task)
+        self.procs.set_task(self.task.currentText())
         # Where the run trains: here, or on a Ray cluster (training.remote; the same session)
         self.run_on = QComboBox()
         self.run_on.addItems(["this PC", "Ray cluster at"])
@@ -142,11 +146,13 @@ class TrainForm(QWidget):
                                     "by default; `ray start --head` on the server opens it)")
         self.ray_address.setEnabled(False)
         self.run_on.currentIndexChanged.connect(lambda i: self.ray_address.setEnabled(i == 1))
+        self.run_on.currentIndexChanged.connect(lambda i: self.procs.set_elsewhere(i == 1))
         where = QHBoxLayout()
         where.addWidget(self.run_on)
         where.addWidget(self.ray_address, 1)
         self.form = form = QFormLayout()
         form.addRow("Run on", where)
+        form.addRow("Processes", self.procs)
         for label, w in (("Task", self.task), ("Encoder", self.seg_encoder), ("Decoder", self.decoder),
                          ("Backbone", self.arch), ("Freeze policy", self.freeze),
                          ("Recipe", self.recipe), ("Train for", self.minutes), ("Epochs", self.epochs),
@@ -211,6 +217,11 @@ class TrainForm(QWidget):
     def cluster(self) -> str | None:
         """The Ray cluster's address when the run goes there; None: this PC."""
         return (self.ray_address.text().strip() or None) if self.run_on.currentIndex() == 1 else None
+
+    def processes(self, task: str | None = None) -> int:
+        """How many processes of this PC the run (of `task`, when given) trains in (1: the one
+        training child)."""
+        return self.procs.processes(task)
 
     def augmentations(self) -> list[str]:
         return [k for k, cb in self.aug.items() if cb.isChecked()]
@@ -290,6 +301,8 @@ class TrainForm(QWidget):
             i = self.group_by.findData(v["group_by"])
             if i >= 0:
                 self.group_by.setCurrentIndex(i)
+        if "nproc" in v:
+            self.procs.setValue(int(v["nproc"] or 1))
         if "augment" in v:
             for key, cb in self.aug.items():
                 cb.setChecked(key in v["augment"])
