@@ -98,16 +98,15 @@ def run_procs(spec: ProcsSpec, progress: ProgressFn | None = None, should_stop: 
         spec_file.write_bytes(pickle.dumps(spec.train))
         err_path = Path(tmp) / "stderr.txt"
         with open(err_path, "wb") as err:
-            proc = subprocess.Popen(torchrun_command(
-                [str(spec_file), spec.train.project_path], spec.nproc, "app.cli.train_ranks"),
-                                    env=ranks_env(spec.nproc), stdout=subprocess.PIPE, stderr=err,
+            cmd = torchrun_command([str(spec_file), spec.train.project_path], spec.nproc, "app.cli.train_ranks")
+            proc = subprocess.Popen(cmd, env=ranks_env(spec.nproc), stdout=subprocess.PIPE, stderr=err,
                                     start_new_session=True)
             answer: list[tuple[str, Any]] = []
             reader = threading.Thread(target=_read, args=(proc.stdout, progress, answer.append), daemon=True)
             reader.start()
             try:
                 rc = _wait(proc, should_stop)
-                reader.join()
+                reader.join(10.0)  # rank 0's last lines; a rank left holding stdout must not hang us
             finally:
                 signal_group(proc.pid, signal.SIGKILL)  # nothing of the group outlives the run
                 proc.wait()
