@@ -18,7 +18,16 @@ from training.card import read_card
 from training.config import TrainConfig
 from training.evaluate import evaluate_model
 from training.loop import fit_split, train
-from training.recipe import SHORT_CAP, SHORT_MIN, RunClock, input_size_for, lr_factor, resolve, short_side_for
+from training.recipe import (
+    SHORT_CAP,
+    SHORT_MIN,
+    RunClock,
+    batch_size_for,
+    input_size_for,
+    lr_factor,
+    resolve,
+    short_side_for,
+)
 from training.snapshot import load_snapshot, stratified_split
 
 TINY = {"arch": "mobilenet_v3_small", "epochs": 1, "batch_size": 8, "seed": 1}
@@ -50,6 +59,13 @@ def test_input_size_follows_the_number_of_views_within_its_bounds():
     assert short_side_for(1, 1.0) == SHORT_CAP and short_side_for(10**6, 3.0) == SHORT_MIN
 
 
+def test_batch_gives_a_small_set_enough_steps_an_epoch():
+    # KolektorSDD's ~270 training views: 16 (17 steps an epoch, not 8); bsdata's ~770 keep 32
+    assert batch_size_for(270) == 16 and batch_size_for(770) == 32 and batch_size_for(5000) == 32
+    assert batch_size_for(400) == 25 and batch_size_for(10) == 16  # the floor: BatchNorm needs views
+    assert batch_size_for(270, asked=8) == 8  # a smaller batch the user chose stays
+
+
 def test_lr_warms_up_then_falls_to_its_floor():
     assert lr_factor(0.0) == pytest.approx(0.1) and lr_factor(0.1) == pytest.approx(1.0)
     assert lr_factor(0.55) < lr_factor(0.3) < 1.0 and lr_factor(1.0) == pytest.approx(0.02)
@@ -62,6 +78,7 @@ def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
     assert (cfg.optimizer, cfg.schedule, cfg.sampler, cfg.class_weights) == ("adamw", "warmup-cosine", "balanced", None)
     assert cfg.input_size == (32, 64) and cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
     assert "4 views" in note["input_size_why"] and "M input pixels" in note["input_size_why"]
+    assert cfg.batch_size == 16 and "steps an epoch" in note["batch_why"]
     assert not warnings
     # colour views: three-channel stem; ImageNet weights: the fine-tuning settings as they were
     cfg, _ = resolve(TrainConfig(), False, lambda: ([(48, 64)], False), [])
