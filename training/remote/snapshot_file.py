@@ -14,7 +14,6 @@ carries every labelled part rather than guessing the split here.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from labeling.h5io import transaction
 from labeling.progress import Progress, ProgressFn, StopFn
 from labeling.store import Project
 from labeling.types import Verdict
+
+from ..weights import file_sha256  # one file hash for weights files and snapshots
 
 SNAPSHOT_ATTR = "okng_training_snapshot"  # root attribute: where the snapshot came from (JSON)
 
@@ -38,14 +39,6 @@ class SnapshotFile:
     parts: int
     views: int
     size: int  # bytes
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_snapshot(project_path: str | Path, dest: str | Path, values: dict[str, Any],
