@@ -71,6 +71,9 @@ class Worker(QObject):
         self._stop = threading.Event()
         self._thread: _Thread | None = None
         self._last_progress = 0.0
+        # Set by the thread just before its last signal: the run has ended for the views although
+        # the QThread may still be winding down when the signal's slot runs in the GUI thread.
+        self._ended = False
         self.result: Any = None
         self.error: str | None = None
 
@@ -89,7 +92,10 @@ class Worker(QObject):
         self._stop.set()
 
     def is_running(self) -> bool:
-        return self._thread is not None and self._thread.isRunning()
+        """True from start() until the run's one final signal is emitted. A view that offers
+        Start again once that signal arrives must get False here, or a click made while the
+        thread still winds down is ignored (seen as a Tune panel that never resumed)."""
+        return self._thread is not None and not self._ended and self._thread.isRunning()
 
     def wait(self, ms: int) -> bool:
         """Block up to ms milliseconds for the thread to end; True if it has ended."""
@@ -115,6 +121,7 @@ class Worker(QObject):
                              **self.kwargs)
         except Exception as exc:  # noqa: BLE001 - reported to the GUI as a clear message
             self.error = error_message(exc)
+            self._ended = True
             if self._stop.is_set():
                 self.cancelled.emit(None)  # a view may still read .error (why nothing came back)
                 return
@@ -124,6 +131,7 @@ class Worker(QObject):
         if self._pending is not None:
             self.progress.emit(self._pending)
         self.result = result
+        self._ended = True
         if self._stop.is_set():
             self.cancelled.emit(result)
             return

@@ -60,3 +60,30 @@ def test_cancel_stops_the_function_and_delivers_what_it_finished(qtbot):
     assert sig.args[0]["finished"] >= 0 and w.result == sig.args[0]
     with pytest.raises(RuntimeError):
         w.start()
+
+
+@pytest.mark.parametrize("end", ["finished", "failed", "cancelled"])
+def test_a_run_has_ended_when_its_last_signal_is_emitted(qtbot, end):
+    """A view re-enables Start when the last signal arrives; the thread may still be winding
+    down then, and a Start click that checked the thread was ignored (the Tune panel never
+    resumed). A direct connection runs the slot inside the emit, before the thread returns: the
+    moment at which a queued slot could see the old answer."""
+    from PyQt6.QtCore import Qt
+
+    def job(progress=None, should_stop=None):
+        if end == "failed":
+            raise ProjectError("no such part")
+        if end == "cancelled":
+            while not should_stop():
+                time.sleep(0.002)
+        return 1
+    w = Worker(job)
+    seen = []
+    getattr(w, end).connect(lambda *_: seen.append((w.is_running(), w._thread.isRunning())),
+                            Qt.ConnectionType.DirectConnection)
+    w.start()
+    assert w.is_running()
+    if end == "cancelled":
+        w.cancel()
+    assert w.wait(10000)
+    assert seen == [(False, True)]  # ended for the views while its thread still ran
