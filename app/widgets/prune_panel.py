@@ -17,19 +17,17 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
 from app.child import TRAIN_NICE, in_child
-from app.worker import Worker
-from labeling.progress import Progress, ProgressFn, StopFn
+from app.widgets.job_panel import JobPanel
+from labeling.progress import ProgressFn, StopFn
 from training.card import ModelCard
 from training.lineage import lineage_rows
 from training.prune import PruneResult, PruneSpec, prune
@@ -60,21 +58,15 @@ def _cell(key: str, v: Any) -> str:
     return str(v)
 
 
-class PrunePanel(QGroupBox):
+class PrunePanel(JobPanel):
     """Settings, Start/Cancel, the lineage table and Make active."""
 
     activate = pyqtSignal(str, str)  # model id, runtime
-    run_finished = pyqtSignal(str)  # "done", "cancelled" or "failed"
 
     def __init__(self, parent: Any = None) -> None:
-        super().__init__("Prune", parent)
-        self.use_process = True
-        self.num_threads: int | None = None  # torch threads of the job (None: the child's default)
+        super().__init__("Prune", "Pruning", parent)
         self.project_path: str | None = None
         self.model_id: str | None = None
-        self.worker: Worker | None = None
-        self.last_result: PruneResult | None = None
-        self.last_error = ""
         self.rows: list[dict[str, Any]] = []
         self.rounds = QSpinBox()
         self.rounds.setRange(1, 10)
@@ -98,26 +90,12 @@ class PrunePanel(QGroupBox):
         form.addRow("Filter norm", self.norm)
         form.addRow("Method", self.method)
         form.addRow("Fine-tune epochs", self.epochs)
-        self.start_btn = QPushButton("Prune selected model")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.start_btn.clicked.connect(self.start)
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.state = QLabel("Select a model to prune.")
-        self.state.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels([c[1] for c in COLUMNS])
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        buttons = self.job_controls("Prune selected model", "Select a model to prune.", [c[1] for c in COLUMNS])
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setMinimumHeight(120)
         self.runtime = QComboBox()
         self.runtime.addItems(["torch", "onnxruntime"])
         self.activate_btn = QPushButton("Make active")
         self.activate_btn.clicked.connect(self._activate)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_btn, 2)
-        buttons.addWidget(self.cancel_btn, 1)
         act = QHBoxLayout()
         act.addWidget(QLabel("Runtime"))
         act.addWidget(self.runtime)
@@ -142,7 +120,7 @@ class PrunePanel(QGroupBox):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
         self.select(self.best_tradeoff())
-        if self.worker is None or not self.worker.is_running():
+        if not self.is_running():
             self.state.setText(f"{model_id}: {len(self.rows)} model(s) in its lineage." if model_id
                                else "Select a model to prune.")
 
@@ -176,49 +154,9 @@ class PrunePanel(QGroupBox):
         if not self.project_path or not self.model_id:
             self.state.setText("Select a model to prune first.")
             return
-        if self.worker is not None and self.worker.is_running():
-            return
-        self.last_result, self.last_error = None, ""
-        self.worker = Worker(prune_in_process if self.use_process else prune, self.spec())
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_done)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(self._on_cancelled)
-        self.start_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        self.state.setText(f"Pruning {self.model_id}…")
-        self.worker.start()
+        if not self.is_running():
+            self.run_job(prune_in_process, prune, self.spec(), f"Pruning {self.model_id}…")
 
-    def cancel(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-            self.cancel_btn.setEnabled(False)
-
-    def _on_progress(self, p: Progress) -> None:
-        self.state.setText(f"{p.stage} · {p.message}" if p.message else p.stage)
-
-    def _finish(self, result: PruneResult | None, how: str) -> None:
-        self.last_result = result
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
+    def finished_text(self, result: PruneResult | None, how: str) -> str:
         n = len(result.rounds) if result is not None else 0
-        self.state.setText(f"Pruning {how}: {n} model(s) registered.")
-        self.run_finished.emit(how)
-
-    def _on_done(self, result: PruneResult) -> None:
-        self._finish(result, "cancelled" if result.cancelled else "done")
-
-    def _on_cancelled(self, result: PruneResult | None) -> None:
-        self._finish(result, "cancelled")
-
-    def _on_failed(self, msg: str) -> None:
-        self.last_error = msg
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
-        self.state.setText(f"Pruning failed: {msg}")
-        self.run_finished.emit("failed")
-
-    def shutdown(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-            self.worker.wait(10000)
+        return f"Pruning {how}: {n} model(s) registered."

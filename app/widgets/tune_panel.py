@@ -15,23 +15,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pyqtgraph as pg
-from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
 from app.child import TRAIN_NICE, in_child
-from app.worker import Worker
+from app.widgets.job_panel import JobPanel
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.tune import TrialRow, TuneResult, TuneSpec, TuneState, read_space_file, tune
 
@@ -61,21 +55,15 @@ def history_points(rows: list[TrialRow]) -> tuple[list[int], list[float], list[f
     return xs, ys, best
 
 
-class TunePanel(QGroupBox):
+class TunePanel(JobPanel):
     """Study settings, Start/Cancel, the trials table, history and importance plots."""
-
-    run_finished = pyqtSignal(str)  # "done", "cancelled" or "failed"
 
     def __init__(self, values: Callable[[], dict[str, Any]] | None = None,
                  project: Callable[[], str | None] | None = None, parent: Any = None) -> None:
-        super().__init__("Tune (Optuna search)", parent)
+        super().__init__("Tune (Optuna search)", "Tuning", parent)
         self.values = values or dict  # the Train form's settings
         self.project = project or (lambda: None)  # the open project's path
-        self.use_process = True
-        self.num_threads: int | None = None
-        self.worker: Worker | None = None
-        self.last_result: TuneResult | None = None
-        self.last_error = ""
+        self.cancel_text = "Cancelling… (the running trial is tried again on the next Start)"
         self.rows: list[TrialRow] = []
         self.importances: dict[str, float] = {}
         self.space: dict[str, Any] = {}  # ranges over the default space (tests; the file field otherwise)
@@ -98,18 +86,8 @@ class TunePanel(QGroupBox):
         form.addRow("Start no trial after (min)", self.minutes)
         form.addRow("Search space", self.space_file)
         form.addRow("Study storage", self.storage)
-        self.start_btn = QPushButton("Start / resume study")
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setEnabled(False)
-        self.start_btn.clicked.connect(self.start)
-        self.cancel_btn.clicked.connect(self.cancel)
-        self.state = QLabel("Search learning rate, weight decay, freeze, head, augmentation and input size.")
-        self.state.setWordWrap(True)
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(list(COLUMNS))
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setMinimumHeight(120)
+        buttons = self.job_controls("Start / resume study", "Search learning rate, weight decay, freeze, head, "
+                                    "augmentation and input size.", list(COLUMNS))
         self.table.verticalHeader().setVisible(False)
         self.history = pg.PlotWidget(title="Optimisation history")
         self.history.setLabel("bottom", "trial")
@@ -123,9 +101,6 @@ class TunePanel(QGroupBox):
         self.importance = pg.PlotWidget(title="Parameter importances")
         self.importance.setMinimumHeight(140)
         self.importance_note = QLabel("")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.start_btn, 2)
-        buttons.addWidget(self.cancel_btn, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(buttons)
@@ -153,61 +128,28 @@ class TunePanel(QGroupBox):
         if not self.project():
             self.state.setText("Open a project first.")
             return
-        if self.worker is not None and self.worker.is_running():
+        if self.is_running():
             return
         try:
             spec = self.spec()
         except Exception as exc:  # noqa: BLE001 - a bad space file, said in the panel
             self.state.setText(f"Search space: {exc}")
             return
-        self.last_result, self.last_error = None, ""
-        self.worker = Worker(tune_in_process if self.use_process else tune, spec)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_done)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(self._on_cancelled)
-        self.start_btn.setEnabled(False)
-        self.cancel_btn.setEnabled(True)
-        self.state.setText(f"Tuning {spec.values.get('arch', 'resnet18')}: {spec.trials} trials…")
-        self.worker.start()
-
-    def cancel(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-            self.cancel_btn.setEnabled(False)
-            self.state.setText("Cancelling… (the running trial is tried again on the next Start)")
+        self.run_job(tune_in_process, tune, spec, f"Tuning {spec.values.get('arch', 'resnet18')}: {spec.trials} trials…")
 
     def _on_progress(self, p: Progress) -> None:
         if isinstance(p.payload, TuneState):
             self.show_trials(p.payload.trials, p.payload.importances)
-        self.state.setText(f"{p.stage} · {p.message}" if p.message else p.stage)
+        super()._on_progress(p)
 
-    def _finish(self, result: TuneResult | None, how: str) -> None:
-        self.last_result = result
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
-        if result is not None:
-            self.show_trials(result.trials, result.importances)
+    def show_result(self, result: TuneResult) -> None:
+        self.show_trials(result.trials, result.importances)
+
+    def finished_text(self, result: TuneResult | None, how: str) -> str:
         if how == "done" and result is not None and result.model_id:
             best = result.best
-            self.state.setText(f"Study {result.study}: best trial {best.number if best else '-'}; "
-                               f"model {result.model_id} registered.")
-        else:
-            self.state.setText(f"Study {how}: Start resumes it." if how == "cancelled" else f"Study {how}.")
-        self.run_finished.emit(how)
-
-    def _on_done(self, result: TuneResult) -> None:
-        self._finish(result, "cancelled" if result.cancelled else "done")
-
-    def _on_cancelled(self, result: TuneResult | None) -> None:
-        self._finish(result, "cancelled")
-
-    def _on_failed(self, msg: str) -> None:
-        self.last_error = msg
-        self.start_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
-        self.state.setText(f"Tuning failed: {msg}")
-        self.run_finished.emit("failed")
+            return f"Study {result.study}: best trial {best.number if best else '-'}; model {result.model_id} registered."
+        return f"Study {how}: Start resumes it." if how == "cancelled" else f"Study {how}."
 
     # ------------------------------------------------------------------ drawing
     def show_trials(self, rows: list[TrialRow], importances: dict[str, float]) -> None:
@@ -236,8 +178,3 @@ class TunePanel(QGroupBox):
         axis.setTicks([list(enumerate(names))])
         # Room for the longest name: the axis otherwise drops the labels that do not fit.
         axis.setWidth(max(self.fontMetrics().horizontalAdvance(n) for n in names) + 14)
-
-    def shutdown(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.cancel()
-            self.worker.wait(10000)

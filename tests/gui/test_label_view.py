@@ -25,10 +25,8 @@ def _make_project(path, n=5):
     return proj
 
 
-@pytest.fixture
-def view(qtbot, tmp_path):
-    path = tmp_path / "proj.h5"
-    _make_project(path)
+def _shown_view(qtbot, path) -> LabelView:
+    """A Label view on the project at path, shown (the canvas reads the first part when shown)."""
     ctx = AppContext(StationSettings.load())
     ctx.open_project(path)
     v = LabelView(ctx)
@@ -36,9 +34,17 @@ def view(qtbot, tmp_path):
     v.resize(1400, 800)
     v.show()
     qtbot.waitExposed(v)
+    return v
+
+
+@pytest.fixture
+def view(qtbot, tmp_path):
+    path = tmp_path / "proj.h5"
+    _make_project(path)
+    v = _shown_view(qtbot, path)
     qtbot.waitUntil(lambda: v.part_id is not None and v.canvas.image is not None, timeout=5000)
     yield v
-    ctx.shutdown()
+    v.ctx.shutdown()
 
 
 def _reopen(v):
@@ -246,13 +252,7 @@ def test_proposal_is_outlined_and_m_accepts_it_with_undo(qtbot, tmp_path):
     prop = np.zeros((H, W), np.uint8)
     prop[30:60, 40:90] = 1
     proj.set_proposal(pid, 0, prop, "seg-model")
-    ctx = AppContext(StationSettings.load())
-    ctx.open_project(path)
-    v = LabelView(ctx)
-    qtbot.addWidget(v)
-    v.resize(1400, 800)
-    v.show()
-    qtbot.waitExposed(v)
+    v = _shown_view(qtbot, path)
     qtbot.waitUntil(lambda: v.canvas.image is not None and v.canvas.proposal is not None, timeout=5000)
     assert v.canvas.proposal_item.isVisible()
     qtbot.keyClick(v.canvas, Qt.Key.Key_M)
@@ -267,4 +267,4 @@ def test_proposal_is_outlined_and_m_accepts_it_with_undo(qtbot, tmp_path):
     qtbot.keyClick(v.canvas, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier
                    | Qt.KeyboardModifier.ShiftModifier)  # hide class 1 (Ctrl+digit: the label's classes)
     assert not v.canvas.proposal_item.isVisible()
-    ctx.shutdown()
+    v.ctx.shutdown()
