@@ -2,10 +2,15 @@
 
 RingSource: sim parts rendered up front and replayed, so a sort bench measures the sort loop and
 the PLC link, not the simulator's rendering. add_tiles: 224 px bsdata tiles (NG centred on a
-pitting pixel of the mask, OK anywhere) for the training benches.
+pitting pixel of the mask, OK anywhere) for the training benches. note, balanced_accuracy,
+score_test_project, EpochCurve and card_summary: the figures every training bench reports, taken
+one way (a held-out test project scored per view; okng's validation curve; the card's recipe).
 """
 from __future__ import annotations
 
+import json
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,3 +66,67 @@ def add_tiles(proj: Any, data: Path, order: Sequence[tuple[str, dict[str, str]]]
         x0 = int(np.clip(cx - tile // 2, 0, w - tile))
         proj.add_part([np.ascontiguousarray(img[y0:y0 + tile, x0:x0 + tile])], cameras=["cam0"],
                       name=Path(r["image"]).stem, source=PartSource.IMPORT, label=Label(Verdict.parse(verdict)))
+
+
+def note(obj: dict) -> None:
+    """A progress line on stderr (stdout carries the one JSON line of figures)."""
+    print(json.dumps(obj), file=sys.stderr, flush=True)
+
+
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall of OK (0) and NG (1)."""
+    return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
+
+
+def score_test_project(project: Any, model_id: str, test_project: Any, label: dict[str, int]) -> dict:
+    """A model of `project` on every view of `test_project` (threshold 0.5, per view; `label`:
+    part name -> 1 for NG): test balanced accuracy, NG recall, number of views."""
+    from labeling.store import Project
+    from training.inference import load_model
+    loaded = load_model(project, model_id, device="cpu")
+    tp = Project.open(test_project, readonly=True)
+    y, s = [], []
+    for p in tp.parts():
+        for k, v in enumerate(p.views):
+            batch, _ = loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])
+            s.append(float(loaded.ng_scores(batch)[0]))
+            y.append(label[p.name])
+    pred = (np.asarray(s) >= 0.5).astype(int)
+    yy = np.asarray(y)
+    return {"test_balanced_accuracy": round(balanced_accuracy(yy, pred), 4),
+            "test_ng_recall": round(float(np.mean(pred[yy == 1])), 4), "n_test": len(yy)}
+
+
+class EpochCurve:
+    """A training run's progress callback: (seconds since training started, validation figure)
+    per epoch, each noted on stderr."""
+
+    def __init__(self, metric: str = "val_balanced_accuracy", digits: int = 4) -> None:
+        self.metric, self.digits = metric, digits
+        self.points: list[tuple[float, float]] = []
+        self._t0: float | None = None
+
+    def __call__(self, p: Any) -> None:
+        if p.stage == "train" and self._t0 is None:
+            self._t0 = time.monotonic()
+        if p.stage == "eval":
+            t = time.monotonic() - (self._t0 if self._t0 is not None else time.monotonic())
+            self.points.append((t, float(getattr(p.payload, self.metric))))
+            note({"okng_epoch": p.payload.epoch, "t": round(t, 1), self.metric: round(self.points[-1][1], 4)})
+
+    def best(self) -> float | None:
+        return round(max(a for _, a in self.points), 4) if self.points else None
+
+    def rounded(self) -> list[list[float]]:
+        return [[round(t, 1), round(a, self.digits)] for t, a in self.points]
+
+
+def card_summary(res: Any, curve: EpochCurve) -> dict:
+    """What an okng arm reports of its run: the curve, epochs, best epoch and the recipe's choices."""
+    card = res.card
+    secs = [h.seconds for h in card.history]
+    return {"val_best": curve.best(), "curve": curve.rounded(), "epochs": len(card.history),
+            "best_epoch": card.best_epoch, "s_per_epoch": round(float(np.mean(secs)), 1) if secs else None,
+            "train_s": round(res.seconds, 1), "input_size": list(card.input_size), "freeze": card.freeze,
+            "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
+            "bf16": card.config.get("bf16")}

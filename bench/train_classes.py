@@ -35,15 +35,14 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import EpochCurve, card_summary, note
+
 NEU = ROOT.parent / "shared" / "data" / "neu_det"
 if not NEU.exists():
     NEU = Path("/work/shared/data/neu_det")
 ARCH, SIZE, BATCH, LR = "resnet18", 128, 32, 1e-3
 TRAINABLE = ("layer4", "fc")
-
-
-def _note(d: dict) -> None:
-    print(json.dumps(d), file=sys.stderr, flush=True)
 
 
 def neu_parts(per_class: int, seed: int) -> tuple[list[str], list[tuple[np.ndarray, int]]]:
@@ -166,7 +165,7 @@ def plain_arm(trainval: Path, test: Path, budget_s: float, seed: int = 0) -> dic
             opt.step()
         f1 = macro_f1(y[va], predict([x[int(i)] for i in va]), n_out)
         curve.append((time.monotonic() - t0, f1))
-        _note({"plain_epoch": len(curve), "t": round(curve[-1][0], 1), "val_macro_f1": round(f1, 4)})
+        note({"plain_epoch": len(curve), "t": round(curve[-1][0], 1), "val_macro_f1": round(f1, 4)})
         if f1 > best:
             best, best_state = f1, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
@@ -183,19 +182,9 @@ def okng_arm(trainval: Path, test: Path, budget_s: float) -> dict:
     from labeling.store import Project
     from training.inference import load_model
     from training.session import TrainSpec, run_session
-    curve: list[tuple[float, float]] = []
-    t0: list[float] = []
-
-    def progress(p) -> None:
-        if p.stage == "train" and not t0:
-            t0.append(time.monotonic())
-        if p.stage == "eval":
-            curve.append((time.monotonic() - t0[0], float(p.payload.val_macro_f1)))
-            _note({"okng_epoch": p.payload.epoch, "t": round(curve[-1][0], 1), "val_macro_f1": round(curve[-1][1], 4)})
-
+    curve = EpochCurve("val_macro_f1")
     res = run_session(TrainSpec(str(trainval), {"task": "classes", "budget_s": budget_s, "num_threads": 1,
-                                                "test_fraction": 0.0}), progress)
-    card = res.card
+                                                "test_fraction": 0.0}), curve)
     loaded = load_model(Project.open(trainval, readonly=True), res.model_id, "cpu")
     n = len(loaded.class_names)
     items = _read_test(test)
@@ -203,11 +192,8 @@ def okng_arm(trainval: Path, test: Path, budget_s: float) -> dict:
     for imgs, _ in items:
         dec = loaded.predict_views(imgs, [f"cam{i}" for i in range(len(imgs))])
         pred.append(dec.defect_class if dec.verdict.name == "NG" else 0)
-    return {"val_best": round(max(a for _, a in curve), 4), "epochs": len(curve), "best_epoch": card.best_epoch,
-            "train_s": round(res.seconds, 1), "input": list(card.input_size), "freeze": card.freeze,
-            "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
-            "test_macro_f1": round(macro_f1(np.array([c for _, c in items]), np.array(pred), n), 4),
-            "curve": [[round(t, 1), round(a, 4)] for t, a in curve]}
+    return {**card_summary(res, curve),
+            "test_macro_f1": round(macro_f1(np.array([c for _, c in items]), np.array(pred), n), 4)}
 
 
 def prepare(args) -> tuple[Path, Path, dict]:

@@ -29,23 +29,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("/work/shared/data") if not (ROOT.parent / "shared" / "data").exists() else ROOT.parent / "shared" / "data"
 PLAIN_SIDE = 224  # torchvision's classification default: what a plain loop resizes to
+sys.path.insert(0, str(ROOT / "bench"))
+from _common import EpochCurve, balanced_accuracy, card_summary, note, score_test_project
 
 
 def split_rows(data: str, seed: int = 0) -> tuple[list[dict[str, str]], list[str]]:
-    sys.path.insert(0, str(ROOT / "bench"))
     from recipe_scratch import _group, read_rows, split_groups
     rows = read_rows(data)
     for r in rows:
         r["_group"] = _group(data, r)
     return rows, split_groups(rows, data, seed)
-
-
-def _note(obj: dict) -> None:
-    print(json.dumps(obj), file=sys.stderr, flush=True)
-
-
-def _bal(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
 
 
 def _csv(rows: list[dict[str, str]], data: str, path: Path) -> Path:
@@ -64,11 +57,11 @@ def _csv(rows: list[dict[str, str]], data: str, path: Path) -> Path:
     return path
 
 
-def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
+def make_projects(data: str, workdir: Path) -> tuple[Path, Path, dict[str, int], int, int]:
+    """(pool project of the train+val rows, test project, test part name -> 1 for NG, pool rows,
+    pool rows the importer dropped as duplicates) from the group split."""
     from labeling.formats import ImportLimits, import_into
     from labeling.store import Project
-    from training.inference import load_model
-    from training.session import TrainSpec, run_session
     rows, split = split_rows(data)
     pool = [r for r, s in zip(rows, split) if s != "test"]
     test = [r for r, s in zip(rows, split) if s == "test"]
@@ -81,46 +74,23 @@ def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
     assert not bad, bad[:3]
     tproj = Project.create(workdir / f"{data}-test.okng")
     import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks", limits=limits)
-    curve: list[tuple[float, float]] = []
-    t0: list[float] = []
-
-    def progress(p) -> None:
-        if p.stage == "train" and not t0:
-            t0.append(time.monotonic())
-        if p.stage == "eval":
-            curve.append((time.monotonic() - t0[0], float(p.payload.val_balanced_accuracy)))
-            _note({"okng_epoch": p.payload.epoch, "t": round(curve[-1][0], 1), "val": round(curve[-1][1], 3)})
-
-    # The bench holds its test rows out by group itself (both arms score the same images), so
-    # okng's own test split would only take training parts away.
-    res = run_session(TrainSpec(str(proj.path), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0}),
-                      progress)
-    card = res.card
-    loaded = load_model(proj.path, res.model_id, device="cpu")
-    label, seen = {}, {}  # part name -> the row's label
+    label, seen = {}, {}  # part name (as _csv names it) -> the row's label
     for r in test:
         k = seen.get(r["_group"], 0)
         seen[r["_group"]] = k + 1
         label[f"{r['_group']}/{k}"] = int(r["label"] == "NG")
-    y, s = [], []
-    tp = Project.open(tproj.path, readonly=True)
-    for p in tp.parts():
-        for k, v in enumerate(p.views):
-            batch, _ = loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])
-            s.append(float(loaded.ng_scores(batch)[0]))
-            y.append(label[p.name])
-    pred = (np.asarray(s) >= 0.5).astype(int)
-    y = np.asarray(y)
-    secs = [h.seconds for h in card.history]
-    return {"test_balanced_accuracy": round(_bal(y, pred), 4),
-            "test_ng_recall": round(float(np.mean(pred[y == 1])), 4),
-            "val_best": round(max(a for _, a in curve), 4), "curve": [[round(t, 1), round(a, 3)] for t, a in curve],
-            "epochs": len(card.history), "best_epoch": card.best_epoch,
-            "s_per_epoch": round(float(np.mean(secs)), 1) if secs else None,
-            "train_s": round(res.seconds, 1), "input_size": list(card.input_size), "freeze": card.freeze,
-            "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
-            "bf16": card.config.get("bf16"), "n_test": len(y), "n_pool": len(pool),
-            "pool_duplicates_dropped": len(rep.errors)}
+    return proj.path, tproj.path, label, len(pool), len(rep.errors)
+
+
+def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
+    from training.session import TrainSpec, run_session
+    pool, test, label, n_pool, dropped = make_projects(data, workdir)
+    curve = EpochCurve(digits=3)  # time_to compares at the plain curve's 3 decimals
+    # The bench holds its test rows out by group itself (both arms score the same images), so
+    # okng's own test split would only take training parts away.
+    res = run_session(TrainSpec(str(pool), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0}), curve)
+    return {**score_test_project(pool, res.model_id, test, label), **card_summary(res, curve),
+            "n_pool": n_pool, "pool_duplicates_dropped": dropped}
 
 
 def plain_arm(data: str, budget_s: float) -> dict:
@@ -171,14 +141,14 @@ def plain_arm(data: str, budget_s: float) -> dict:
             loss.backward()
             opt.step()
         secs.append(time.monotonic() - te0)
-        ba = _bal(y[va], predict(va))
+        ba = balanced_accuracy(y[va], predict(va))
         curve.append((time.monotonic() - t0, ba))
-        _note({"plain_epoch": len(curve), "t": round(curve[-1][0], 1), "val": round(ba, 3)})
+        note({"plain_epoch": len(curve), "t": round(curve[-1][0], 1), "val": round(ba, 3)})
         if ba > best:
             best, best_state = ba, copy.deepcopy(model.state_dict())
     model.load_state_dict(best_state)
     pred = predict(te)
-    return {"test_balanced_accuracy": round(_bal(y[te], pred), 4),
+    return {"test_balanced_accuracy": round(balanced_accuracy(y[te], pred), 4),
             "test_ng_recall": round(float(np.mean(pred[y[te] == 1] == 1)), 4), "val_best": round(best, 4),
             "curve": [[round(t, 1), round(a, 3)] for t, a in curve], "epochs": len(curve),
             "s_per_epoch": round(float(np.mean(secs)), 1), "n_test": len(te), "n_train": len(tr)}

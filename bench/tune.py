@@ -24,59 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-
-
-def _note(obj: dict) -> None:
-    print(json.dumps(obj), file=sys.stderr, flush=True)
-
-
-def _bal(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
-
-
-def projects(data: str, workdir: Path) -> tuple[Path, Path, dict[str, int], int]:
-    """(pool project, test project, test part name -> NG?, pool rows) from the group split."""
-    from train_real import DATA, _csv, split_rows
-
-    from labeling.formats import ImportLimits, import_into
-    from labeling.store import Project
-    rows, split = split_rows(data)
-    pool = [r for r, s in zip(rows, split) if s != "test"]
-    test = [r for r, s in zip(rows, split) if s == "test"]
-    assert (DATA / data).exists()
-    limits = ImportLimits(allow_outside=True)
-    proj = Project.create(workdir / f"{data}.okng")
-    import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks", limits=limits)
-    tproj = Project.create(workdir / f"{data}-test.okng")
-    import_into(tproj, _csv(test, data, workdir / "test.csv"), "masks", limits=limits)
-    label, seen = {}, {}
-    for r in test:
-        k = seen.get(r["_group"], 0)
-        seen[r["_group"]] = k + 1
-        label[f"{r['_group']}/{k}"] = int(r["label"] == "NG")
-    return proj.path, tproj.path, label, len(pool)
-
-
-def test_score(project: Path, model_id: str, test_project: Path, label: dict[str, int]) -> dict:
-    from labeling.store import Project
-    from training.inference import load_model
-    loaded = load_model(project, model_id, device="cpu")
-    tp = Project.open(test_project, readonly=True)
-    y, s = [], []
-    for p in tp.parts():
-        for k, v in enumerate(p.views):
-            batch, _ = loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])
-            s.append(float(loaded.ng_scores(batch)[0]))
-            y.append(label[p.name])
-    pred = (np.asarray(s) >= 0.5).astype(int)
-    yy = np.asarray(y)
-    return {"test_balanced_accuracy": round(_bal(yy, pred), 4),
-            "test_ng_recall": round(float(np.mean(pred[yy == 1])), 4), "n_test": len(yy)}
+from _common import note, score_test_project
+from train_real import make_projects
 
 
 def main() -> int:
@@ -101,24 +53,24 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="okng-bench-tune-") as tmp:
         work = Path(tmp)
         t0 = time.monotonic()
-        pool, test, label, n_pool = projects(args.data, work)
+        pool, test, label, n_pool, _ = make_projects(args.data, work)
         load_s = time.monotonic() - t0
 
-        def note(p) -> None:
+        def on_trial(p) -> None:
             if p.stage == "trial":
                 last = p.payload.trials[-1]
-                _note({"trial": last.number, "state": last.state, "value": last.value, "params": last.params,
+                note({"trial": last.number, "state": last.state, "value": last.value, "params": last.params,
                        "t": round(time.monotonic() - t1, 1)})
 
         t1 = time.monotonic()
         default = run_session(TrainSpec(str(pool), values))
         default_s = time.monotonic() - t1
-        d_score = test_score(pool, default.model_id, test, label)
-        _note({"default": d_score, "val": default.metrics["val"]["balanced_accuracy"]})
+        d_score = score_test_project(pool, default.model_id, test, label)
+        note({"default": d_score, "val": default.metrics["val"]["balanced_accuracy"]})
         t1 = time.monotonic()
-        res = tune(TuneSpec(str(pool), values, trials=args.trials, timeout_s=args.budget), note)
+        res = tune(TuneSpec(str(pool), values, trials=args.trials, timeout_s=args.budget), on_trial)
         tune_s = time.monotonic() - t1
-        t_score = test_score(pool, res.model_id, test, label) if res.model_id else {}
+        t_score = score_test_project(pool, res.model_id, test, label) if res.model_id else {}
     states = [t.state for t in res.trials]
     out = {"bench": "tune", "data": args.data, "load_avg_start": load0, "load_avg_end": list(os.getloadavg()), "trials": len(res.trials), "complete": states.count("COMPLETE"),
            "pruned": states.count("PRUNED"), "failed": states.count("FAIL"), "budget_s": args.budget,
