@@ -97,16 +97,35 @@ def white_level(image: np.ndarray) -> float:
     return float(2 ** bits - 1)
 
 
+def resize_content(crop: np.ndarray, cw: int, ch: int) -> np.ndarray:
+    """The one resize of a view's ROI to the model's content size, for training and inference
+    alike (a model sees at sort time the pixels it was trained on).
+
+    Shrinking averages the pixels each output pixel covers (area), so a thin defect is not
+    aliased away. OpenCV's INTER_AREA at a fractional scale is its slow general path (0.72 ms
+    per 291x564 live-sort ROI, 12x INTER_LINEAR; four views were most of the sort's
+    preprocessing), while an exact 2x area reduction is a fast path: a shrink by 2-4x is done
+    as a bilinear resize to twice the target (a scale of 0.5-1, where bilinear does not alias)
+    and then that 2x area step. On a real bsdata crop it differs from one INTER_AREA step by at
+    most 1 grey level (mean 0.13) at 3.6x the speed. Stronger shrinks keep plain INTER_AREA.
+    """
+    h, w = crop.shape[:2]
+    if (ch, cw) == (h, w):
+        return crop
+    if ch >= h or cw >= w:
+        return cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_LINEAR)
+    if 4 * cw >= w and 4 * ch >= h:
+        mid = cv2.resize(crop, (2 * cw, 2 * ch), interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(mid, (cw, ch), interpolation=cv2.INTER_AREA)
+    return cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA)
+
+
 def fit_content(image: np.ndarray, geom: ViewGeometry) -> np.ndarray:
     """Crop the ROI and resize it to the content size, keeping the native dtype."""
     r = geom.roi
     crop = image[r.y:r.y + r.h, r.x:r.x + r.w] if image.shape[:2] != (r.h, r.w) else image
     ch, cw = geom.content_size
-    if (ch, cw) == crop.shape[:2]:
-        return np.ascontiguousarray(crop)
-    # INTER_AREA when shrinking keeps small defects from aliasing away.
-    interp = cv2.INTER_AREA if ch < crop.shape[0] and cw < crop.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(crop), (cw, ch), interpolation=interp)
+    return np.ascontiguousarray(resize_content(np.ascontiguousarray(crop), cw, ch))
 
 
 def to_float_rgb(content: np.ndarray, white: float) -> np.ndarray:
@@ -164,11 +183,7 @@ def preprocess_into(image: np.ndarray, roi: ROI | None, out: np.ndarray, mean: S
     r = geom.roi
     crop = image[r.y:r.y + r.h, r.x:r.x + r.w]
     ch, cw = geom.content_size
-    if (ch, cw) == crop.shape[:2]:
-        content = crop
-    else:
-        interp = cv2.INTER_AREA if ch < crop.shape[0] and cw < crop.shape[1] else cv2.INTER_LINEAR
-        content = cv2.resize(crop, (cw, ch), interpolation=interp)
+    content = resize_content(crop, cw, ch)
     white = white_level(content if image.dtype != np.uint8 else image)
     top, left = geom.pad
     if (ch, cw) != tuple(out.shape[1:]):

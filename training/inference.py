@@ -52,7 +52,7 @@ _POOL_CPUS: tuple[int, ...] | None = None  # CPUs the pool's threads are pinned 
 
 def _pool() -> ThreadPoolExecutor:
     """Views of a part are preprocessed in parallel: cv2.resize and the numpy maths release the
-    GIL, and on the live-sort path four ROI crops + INTER_AREA resizes were ~40 % of the
+    GIL, and on the live-sort path four ROI crops + resizes were ~40 % of the
     non-forward latency when done one after another."""
     global _POOL
     if _POOL is None:
