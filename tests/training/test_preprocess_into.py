@@ -76,3 +76,19 @@ def test_resize_content_keeps_a_one_pixel_crack(phase):
     area = cv2.resize(img, (98, 70), interpolation=cv2.INTER_AREA).max(axis=0).max() - 40
     got = resize_content(img, 98, 70).max(axis=0).max() - 40
     assert got >= 0.8 * area > 0
+
+
+def test_views_are_shared_between_the_caller_and_the_pool_in_order():
+    import threading
+
+    from training.inference import _shared_map
+    seen = []
+    out = _shared_map(lambda i: (seen.append(threading.get_ident()), i * i)[1], 9)
+    assert out == [i * i for i in range(9)] and len(seen) == 9
+
+    def bad(i):
+        if i == 5:
+            raise ValueError("view 5 is neither gray nor RGB")
+        return i
+    with pytest.raises(ValueError, match="view 5"):
+        _shared_map(bad, 8)
