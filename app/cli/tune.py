@@ -43,6 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="held out from the search; the final model's headline figures")
     p.add_argument("--group-by", default=None, metavar="FIELD")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ssl-encoder", default=None,
+                   help="every trial and the final model start from this project's self-supervised encoder: "
+                        "latest or an id (okng pretrain)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     p.add_argument("--no-final", action="store_true",
                    help="only run trials (a helper machine of a shared study); the final model is left "
@@ -60,6 +63,8 @@ def spec_of(args: argparse.Namespace) -> Any:
                               "budget_s": args.trial_budget, "batch_size": args.batch_size,
                               "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
                               "group_by": args.group_by, "seed": args.seed}
+    if args.ssl_encoder:
+        values["encoder"] = args.ssl_encoder
     if args.threads:
         values["num_threads"] = args.threads
     return TuneSpec(str(args.project), values, trials=args.trials, timeout_s=args.timeout,

@@ -132,3 +132,21 @@ def test_space_file_json_and_yaml_override_the_defaults(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(TrainingError, match="not a readable search space"):
         read_space_file(tmp_path / "bad.json")
+
+
+def test_a_study_starts_from_the_projects_self_supervised_encoder(tmp_path):
+    from app.cli import build_parser
+    from app.cli.tune import spec_of
+    from training.pretrain import PretrainSpec, pretrain
+    path = make_toy_project(tmp_path / "ssl.okng", n_ok=6, n_ng=6)
+    spec = spec_of(build_parser().parse_args(["tune", str(path), "--ssl-encoder", "latest", "--epochs", "2"]))
+    assert spec.values["encoder"] == "latest"
+    spec = TuneSpec(spec.project_path, {**spec.values, **VALUES}, trials=1, space=SPACE)
+    with pytest.raises(TrainingError, match="okng pretrain"):  # none yet: said before any trial
+        tune(spec)
+    steps = iter(range(1000))
+    pretrain(PretrainSpec(project=str(path), budget_s=600, encoder_id="enc1", arch="resnet18", short=32, crop=24,
+                          batch_size=8), should_stop=lambda: next(steps) >= 2)
+    res = tune(spec)
+    card = _tuned_cards(path)[0]
+    assert card.id == res.model_id and card.pretrained_source.startswith("self-supervised on")
