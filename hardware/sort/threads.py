@@ -17,6 +17,8 @@ and a forward that asked for two intra-op threads waits for the one that was pre
   the process's CPUs: it runs ~2 ms per part, half of it on the service CPU where it preempts the
   writer (nice 10) at once; kept on the engine's core it would only serialise. OpenCV's own
   threads are set to 1 (the pool already parallelises across views).
+* The log thread (a part's Grad-CAM, the hand-off to the writer) runs at niceness 10 on the
+  service CPU, so the preprocessing helper and the heartbeat preempt it at once.
 * The GIL switch interval drops from 5 ms to 0.5 ms for the run: a thread coming back from a
   GIL-free forward or resize otherwise waits up to the whole interval for a Python-busy thread
   (the log thread, the heartbeat's Modbus framing) to give the GIL back, straight onto p99.
@@ -44,6 +46,10 @@ log = logging.getLogger(__name__)
 PIN_MODES = ("auto", "off")
 SWITCH_INTERVAL_S = 0.0005
 PREPROCESS_THREAD_PREFIX = "okng-pre"  # training.inference's pool: pinned by its own initializer
+# Threads that are never urgent: run below the rest of the process on the service CPU, so the
+# preprocessing helper and the heartbeat preempt them at once (a part's Grad-CAM and its hand-off
+# to the writer can wait milliseconds; the trigger-to-write path cannot).
+BACKGROUND_THREADS = {"okng-sort-log": 10}
 MAX_INTRA_OP = 4  # beyond this a batch of four small views gains nothing on a CPU forward
 
 
@@ -134,6 +140,7 @@ class Pinning:
         self._saved_affinity: dict[int, set[int]] = {}  # native thread id / pid -> its old set
         self._saved: dict[str, Any] = {}
         self.pinned_threads: list[str] = []
+        self.niced_threads: list[str] = []
         self.pinned_pids: list[int] = []
         self.errors: list[str] = []
 
@@ -176,9 +183,20 @@ class Pinning:
                 continue
             if self._set(tid, self.layout.service_cpus, f"thread {t.name}"):
                 self.pinned_threads.append(t.name)
+            if t.name in BACKGROUND_THREADS:
+                self._nice(tid, BACKGROUND_THREADS[t.name], t.name)
         for pid in pids:
             if pid and self._set(int(pid), self.layout.service_cpus, f"process {pid}"):
                 self.pinned_pids.append(int(pid))
+
+    def _nice(self, tid: int, nice: int, name: str) -> None:
+        """Raise a thread's niceness (Linux: per thread). Not undone: lowering it again needs
+        privileges, and these threads end with the run."""
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+            self.niced_threads.append(name)
+        except (AttributeError, OSError) as exc:
+            self.errors.append(f"nice {name}: {exc}")
 
     def restore(self) -> None:
         """Put back what apply_engine/pin_services changed (threads that ended are skipped)."""
@@ -204,6 +222,7 @@ class Pinning:
         out = self.layout.to_dict()
         out["pinned_threads"] = sorted(set(self.pinned_threads))
         out["pinned_pids"] = list(self.pinned_pids)
+        out["niced_threads"] = sorted(set(self.niced_threads))
         if runtime_threads is not None:
             out["ort_intra_op"] = runtime_threads
         if self.errors:

@@ -93,8 +93,9 @@ def test_the_engine_runs_on_its_cpu_and_the_layout_is_recorded_then_undone(tmp_p
         assert lay["pinned"] and all(s[1] == frozenset(lay["engine_cpus"]) for s in live)
         assert "plc-heartbeat" in lay["pinned_threads"] and "okng-sort-log" in lay["pinned_threads"]
         assert lay["pinned_pids"], "the writer process is pinned to the service CPUs"
+        assert lay["niced_threads"] == ["okng-sort-log"]  # below the preprocessing helper and the heartbeat
     else:  # a one-CPU machine (or an OS without affinity): nothing pinned, still recorded
-        assert not lay["pinned"] and lay["pinned_threads"] == []
+        assert not lay["pinned"] and lay["pinned_threads"] == [] and lay["niced_threads"] == []
     # undone: this (pytest's) thread, the interval and torch's threads are as they were
     assert sys.getswitchinterval() == switch_before and torch.get_num_threads() == torch_before
     if main_before is not None:
