@@ -370,7 +370,7 @@ def _copy_event(new: Project, ev: dict[str, Any], new_pid: int, rep: SalvageRepo
     rec = {k: v for k, v in ev.items() if k not in ("seq", "pid", "crc")}
     rec["part"] = new_pid
     try:
-        new._commit(rec)  # same package: the event keeps its user and time
+        new.commit_copied(rec)  # the event keeps its user and time
     except Exception as exc:  # noqa: BLE001 - a malformed event is one lost line, not a crash
         rep.lost.append(f"part {ev.get('part')}: {ev.get('op')} event {_why(exc)}")
         return
@@ -398,7 +398,7 @@ def _copy_pending_journal(path: Path, f: h5py.File, new: Project, remap: dict[in
         out = {k: v for k, v in rec.items() if k not in ("seq", "pid", "crc")}
         out["part"] = remap[old]
         try:
-            new._commit(out)
+            new.commit_copied(out)
             rep.journal_records += 1
         except Exception as exc:  # noqa: BLE001
             rep.lost.append(f"journal record {rec.get('seq')} ({rec.get('op')}): {_why(exc)}")

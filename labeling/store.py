@@ -474,6 +474,11 @@ class Project:
         if self.readonly:
             raise ProjectError(f"{self.path.name} is open read-only")
 
+    def commit_copied(self, record: dict[str, Any]) -> None:
+        """Journal and apply a change record copied from another project (salvage: an audit
+        event or an acknowledged journal record), keeping its user and time."""
+        self._commit(record)
+
     def _commit(self, record: dict[str, Any]) -> None:
         """Journal (fsync) then apply one change, inside one exclusive transaction."""
         self._writable()

@@ -66,7 +66,7 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
     """(snapshot, part labels (n,) or (n, K) multilabel, out-of-fold probabilities (n, outputs));
     None when stopped."""
     from .backbones import get_backbone
-    from .loop import _Cancelled, fit_split
+    from .loop import Cancelled, fit_split
     from .recipe import project_views, resolve
     from .session import make_config
     from .snapshot import load_snapshot, stratified_kfold
@@ -99,7 +99,7 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
             else:  # a verdict model: P(NG) per part
                 s = np.asarray(rep["_part_scores"], dtype=np.float64)
                 probs[va] = np.stack([1.0 - s, s], axis=1)
-    except _Cancelled:
+    except Cancelled:
         return None
     return snap, labels, probs
 

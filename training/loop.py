@@ -86,7 +86,7 @@ class TrainResult:
         return d
 
 
-class _Cancelled(Exception):
+class Cancelled(Exception):
     """A stop request seen mid-run; args[0] (when given) is the history finished so far."""
 
     @property
@@ -147,7 +147,7 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
     warm_cos = run.config.schedule == "warmup-cosine" and run.clock is not None
     for step, global_idx in enumerate(plan):
         if should_stop is not None and should_stop():
-            raise _Cancelled()
+            raise Cancelled()
         idx = run.sync.shard(global_idx)
         y = _targets(run, idx)
         scale = run.sync.step(run.clock, run.criterion, y)
@@ -204,7 +204,7 @@ def evaluate(run: _Run, part_positions: Sequence[int], threshold: float = 0.5,
     with torch.inference_mode():
         for k in range(run.sync.count(len(chunks))):
             if should_stop is not None and should_stop():
-                raise _Cancelled()
+                raise Cancelled()
             if k >= len(chunks):
                 continue
             idx = chunks[k]
@@ -276,7 +276,7 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None, limit: int | None =
     with torch.no_grad():
         for k in range(run.sync.count(len(chunks))):
             if should_stop is not None and should_stop():
-                raise _Cancelled()
+                raise Cancelled()
             if k < len(chunks):
                 run.forward(chunks[k], None, None, any_variant=True)
     run.sync.average_bn(bns, len(chunks))
@@ -322,7 +322,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
 
     The test parts take no part in choosing the epoch or the threshold: they are scored once, at
     the end. Reports keep the part scores and targets (keys "_part_scores", "_part_targets") for
-    the card; a cancel raises _Cancelled carrying the epochs finished.
+    the card; a cancel raises Cancelled carrying the epochs finished.
 
     ``sync``: the ranks of a data-parallel run (training.distributed; default: this process
     alone), where every rank calls fit_split with the same arguments and should_stop is the
@@ -439,8 +439,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             if progress is not None:
                 progress(Progress("test", 0, 1, f"{label}scoring the held-out test parts"))
             test_rep = evaluate(run, test_parts, threshold, should_stop, thresholds)
-    except _Cancelled as exc:
-        raise _Cancelled(history) from exc
+    except Cancelled as exc:
+        raise Cancelled(history) from exc
     return model.eval().to("cpu"), rep, history, best_epoch, test_rep
 
 
@@ -491,7 +491,7 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
             metrics["cv"] = cross_validate_snapshot(snap, config, init, progress, stop, outer, sync)
         model, rep, history, best_epoch, test_rep = fit_split(
             snap, split.train, split.val, config, init, progress, stop, test_parts=split.test, sync=sync, info=info)
-    except _Cancelled as exc:
+    except Cancelled as exc:
         return TrainResult(None, metrics, True, pretrained, exc.history, warnings=warnings,
                            seconds=time.monotonic() - t0)
     if stop is not None and stop():
@@ -542,7 +542,7 @@ def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[
                             positions: np.ndarray | None = None, sync: Local | None = None) -> dict[str, Any]:
     """k-fold by part (groups kept whole) over `positions` (default: every part; train() passes
     the parts outside the test split): per-fold validation reports and mean +- std (raises
-    _Cancelled)."""
+    Cancelled)."""
     pos = np.arange(len(snap.parts)) if positions is None else np.asarray(positions, dtype=np.int64)
     groups = snap.part_groups()
     folds = kfold(snap.part_targets()[pos], config.folds, config.seed,

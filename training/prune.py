@@ -163,7 +163,7 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None, should_stop: Stop
     from .checkpoint import build_model, from_bytes
     from .config import TrainConfig
     from .inference import resolve_model_id
-    from .loop import _Cancelled, fit_split, held_out, seed_everything
+    from .loop import Cancelled, fit_split, held_out, seed_everything
     from .registry import register_pruned
     from .snapshot import load_snapshot
 
@@ -263,7 +263,7 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None, should_stop: Stop
                 thr = threshold_for_recall(rep["_part_targets"], rep["_part_scores"], cfg.target_ng_recall)
                 rep = _score(model, snap, c_eval, splits["val"], thr)
             finish(model, 1, card, rep, hist_all, len(hist_all), {}, {"final_rate": final, "epoch_rates": rates})
-    except (_Stop, _Cancelled):
+    except (_Stop, Cancelled):
         result.cancelled = True
     result.seconds = time.monotonic() - t0
     return result

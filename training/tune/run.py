@@ -171,7 +171,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     import torch
 
     from ..backbones import get_backbone
-    from ..loop import _Cancelled, fit_split
+    from ..loop import Cancelled, fit_split
     from ..recipe import project_views, resolve
     from ..session import make_config
     from ..splits import split_parts
@@ -243,7 +243,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
         try:
             _, rep, _, best_epoch, _ = fit_split(snap, split.train, split.val, cfg, init, relay,
                                                  lambda: pruned[0] or stopped(), label=label)
-        except _Cancelled:
+        except Cancelled:
             if pruned[0]:
                 raise optuna.TrialPruned() from None
             raise _Stopped() from None
