@@ -125,7 +125,8 @@ def fit_content(image: np.ndarray, geom: ViewGeometry) -> np.ndarray:
     r = geom.roi
     crop = image[r.y:r.y + r.h, r.x:r.x + r.w] if image.shape[:2] != (r.h, r.w) else image
     ch, cw = geom.content_size
-    return np.ascontiguousarray(resize_content(np.ascontiguousarray(crop), cw, ch))
+    # contiguous in: cv2 refuses negative strides (a flipped view); its output is contiguous
+    return resize_content(np.ascontiguousarray(crop), cw, ch)
 
 
 def to_float_rgb(content: np.ndarray, white: float) -> np.ndarray:

@@ -80,8 +80,8 @@ def _shared_map(fn: Callable[[int], Any], n: int) -> list[Any]:
     def work() -> None:
         while (i := next(counter)) < n:
             out[i] = fn(i)
-    pool = _pool()
-    helpers = [pool.submit(work) for _ in range(min(_pool_workers(), n) - 1)]
+    n_helpers = min(_pool_workers(), n) - 1  # 0 (one view, or a pool of 1): inline, no pool made
+    helpers = [_pool().submit(work) for _ in range(n_helpers)]
     work()
     for h in helpers:
         h.result()
@@ -204,11 +204,7 @@ class LoadedModel:
 
         def one(i: int) -> ViewGeometry:
             return preprocess_into(images[i], self.rois.get(cameras[i]), rows[i], self.mean, self.std, self.fit)
-        if len(images) == 1 or _POOL_WORKERS == 1:
-            geoms = [one(i) for i in range(len(images))]
-        else:
-            geoms = _shared_map(one, len(images))
-        return batch, geoms
+        return batch, _shared_map(one, len(images))
 
 
 def decide(view_scores: Sequence[float], threshold: float = 0.5, geometries: list[ViewGeometry] | None = None,

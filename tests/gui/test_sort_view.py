@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
 from app.models.parts_model import PartsModel
 from app.views.sort_view import SortView
 from hardware.plc.client import PlcClient
 from hardware.plc.registers import PcStatus
 from hardware.plc.simulator import PlcSimulator
-from labeling.demo import make_demo_project
 from labeling.types import Role
 
 
 @pytest.fixture
-def ctx(tmp_path, qtbot):
-    project = make_demo_project(tmp_path / "sort.h5", "bolts", parts=8, size=(64, 48))
-    c = AppContext()
-    c.set_project(project)
-    yield c
-    c.shutdown()
+def ctx(demo_context):
+    return demo_context("sort.h5", 8)
 
 
 @pytest.fixture

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.context import AppContext
 from app.views.train_view import TrainView
-from labeling.demo import make_demo_project
 from training.tune import TrialRow
 
 
 @pytest.fixture
-def ctx(tmp_path, qtbot):
-    project = make_demo_project(tmp_path / "tune.h5", "bolts", parts=16, size=(64, 48))
-    c = AppContext()
-    c.set_project(project)
-    yield c
-    c.shutdown()
+def ctx(demo_context):
+    return demo_context("tune.h5", 16)
 
 
 def _small(view: TrainView, trials: int) -> None:
