@@ -2,15 +2,15 @@
 given the same minutes, on a real defect set read from its labels.csv (issue 11).
 
 Split 70/15/15 by group (kolektorsdd: `item`; bsdata: the capture), from bench/recipe_scratch
-(the same split every issue-11 bench uses). okng gets the train+val rows as a project (one part
-per group, so its own validation split is by group too) and keeps its best validation epoch;
-the plain loop trains on the train rows and keeps its best epoch on the val rows. Both are
-scored on the SAME test images (balanced accuracy per image, threshold 0.5). The two arms run
-side by side, one thread each, so the shared machine's load falls on both alike.
+(the same split every issue-11 bench uses). Both arms train on the SAME train rows, pick their
+best epoch on the SAME val rows (okng reads the split from the pool's "split" column:
+`okng train --split-field split`) and are scored on the SAME test images (balanced accuracy
+per image, threshold 0.5). The two arms run side by side, one thread each, so the shared
+machine's load falls on both alike.
 
 "Time to quality": seconds from its training start until an arm's validation balanced accuracy
-first reached the plain loop's final (best-epoch) validation balanced accuracy; each arm reads
-its own validation split (okng's is drawn from the same train+val rows).
+first reached the plain loop's final (best-epoch) validation balanced accuracy, both read on
+the same validation images.
 """
 from __future__ import annotations
 
@@ -41,19 +41,20 @@ def split_rows(data: str, seed: int = 0) -> tuple[list[dict[str, str]], list[str
     return rows, split_groups(rows, data, seed)
 
 
-def _csv(rows: list[dict[str, str]], data: str, path: Path) -> Path:
-    """A masks-format CSV of these rows (absolute paths), one part per image: every kolektorsdd
-    item holds an NG section, so parts by item would all be NG. okng's own validation split is
-    thus by image inside the train+val pool; the test rows stay apart by group."""
+def _csv(rows: list[dict[str, str]], data: str, path: Path, sets: list[str] | None = None) -> Path:
+    """A masks-format CSV of these rows (absolute paths), one part per image (every kolektorsdd
+    item holds an NG section, so parts by item would all be NG), with each row's set of the
+    group split in a "split" column when given."""
     seen: dict[str, int] = {}
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["image", "label", "mask", "part", "camera"])
-        for r in rows:
+        w.writerow(["image", "label", "mask", "part", "camera"] + (["split"] if sets is not None else []))
+        for i, r in enumerate(rows):
             k = seen.get(r["_group"], 0)
             seen[r["_group"]] = k + 1
             mask = str(DATA / data / r["mask"]) if r.get("mask") else ""
-            w.writerow([str(DATA / data / r["image"]), r["label"], mask, f"{r['_group']}/{k}", "v0"])
+            w.writerow([str(DATA / data / r["image"]), r["label"], mask, f"{r['_group']}/{k}", "v0"]
+                       + ([sets[i]] if sets is not None else []))
     return path
 
 
@@ -64,11 +65,12 @@ def make_projects(data: str, workdir: Path) -> tuple[Path, Path, dict[str, int],
     from labeling.store import Project
     rows, split = split_rows(data)
     pool = [r for r, s in zip(rows, split) if s != "test"]
+    pool_sets = [s for s in split if s != "test"]
     test = [r for r, s in zip(rows, split) if s == "test"]
     proj = Project.create(workdir / f"{data}.okng")
     # The CSVs sit in a temp folder and name the shared images by absolute path.
     limits = ImportLimits(allow_outside=True)
-    rep = import_into(proj, _csv(pool, data, workdir / "pool.csv"), "masks", limits=limits)
+    rep = import_into(proj, _csv(pool, data, workdir / "pool.csv", pool_sets), "masks", limits=limits)
     # KolektorSDD holds 16 pictures identical across items: the importer keeps the first only.
     bad = [e for e in rep.errors if "duplicate" not in e[1]]
     assert not bad, bad[:3]
@@ -87,8 +89,10 @@ def okng_arm(data: str, budget_s: float, workdir: Path) -> dict:
     pool, test, label, n_pool, dropped = make_projects(data, workdir)
     curve = EpochCurve(digits=3)  # time_to compares at the plain curve's 3 decimals
     # The bench holds its test rows out by group itself (both arms score the same images), so
-    # okng's own test split would only take training parts away.
-    res = run_session(TrainSpec(str(pool), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0}), curve)
+    # okng's own test split would only take training parts away; train and val are the plain
+    # loop's rows, read from the pool's "split" column.
+    res = run_session(TrainSpec(str(pool), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0,
+                                            "split_field": "split"}), curve)
     return {**score_test_project(pool, res.model_id, test, label), **card_summary(res, curve),
             "n_pool": n_pool, "pool_duplicates_dropped": dropped}
 

@@ -87,6 +87,7 @@ class TrainConfig:
     val_fraction: float = 0.15  # of the parts: picks the best epoch and the threshold
     test_fraction: float = 0.15  # held out from every choice: the headline figures (0 = none)
     group_by: str | None = None  # part field (e.g. "item"): parts sharing its value stay together
+    split_field: str | None = None  # part field naming each part's set (train / val / test): a fixed split
     target_ng_recall: float | None = None  # pick the threshold reaching this NG recall on validation
     device: str = "auto"
     warm_start: str | None = None  # model id of this project to start from
@@ -124,6 +125,8 @@ class TrainConfig:
             raise TrainingError(f"unknown recipe {self.recipe!r} (expected {', '.join(RECIPES)})")
         if self.sampler not in SAMPLERS:
             raise TrainingError(f"unknown sampler {self.sampler!r} (expected balanced or none)")
+        if self.split_field and self.warm_start:
+            raise TrainingError("a warm start keeps its parent's split: give a split field or a warm start, not both")
         if self.encoder and self.warm_start:
             raise TrainingError("start from an encoder or warm-start from a model, not both")
         if not self.lr > 0:

@@ -503,7 +503,8 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         held = {"val": held_out(rep, [ids[int(i)] for i in split.val])}
         if test_rep is not None:
             held["test"] = held_out(test_rep, [ids[int(i)] for i in split.test])
-        split_record = {**split.ids(ids), "group_by": config.group_by, "val_fraction": config.val_fraction,
+        split_record = {**split.ids(ids), "group_by": config.group_by, "split_field": config.split_field,
+                        "val_fraction": config.val_fraction,
                         "test_fraction": config.test_fraction, "seed": config.seed}
         if progress is not None:
             progress(Progress("save", 1, 1, "saving model"))
@@ -517,7 +518,8 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         metrics["split"] = {"train_parts": len(split.train), "val_parts": len(split.val),
                             "test_parts": len(split.test), "val_part_ids": held["val"].part_ids,
                             "test_part_ids": held["test"].part_ids if "test" in held else [],
-                            "group_by": config.group_by, "headline": "test" if "test" in held else "val"}
+                            "group_by": config.group_by, "split_field": config.split_field,
+                            "headline": "test" if "test" in held else "val"}
         return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
                            seconds, warnings, card)
     return on_main(sync, store)  # rank 0 alone writes the project

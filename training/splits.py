@@ -171,10 +171,44 @@ def inherit_split(parent: Mapping[str, Any], parent_id: str, part_ids: Sequence[
     return PartSplit(idx[pick == "train"], idx[pick == "val"], idx[pick == "test"])
 
 
+# What a split field may say (case and spaces ignored): the names in use in public datasets.
+SET_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+             "dev": "val", "test": "test", "testing": "test"}
+
+
+def field_split(project_path: Any, config: Any, part_ids: Sequence[int], targets: np.ndarray,
+                groups: Sequence[object] | None) -> PartSplit:
+    """A fixed split read from a part field (config.split_field, e.g. the "split" column of an
+    import): a lab's agreed validation and test parts, or a benchmark's published split, so two
+    runs or two tools are judged on the same parts. A part without a value is split afresh (as a
+    warm start places new parts); a value that names no set is an error, never a silent draw."""
+    from labeling.store import Project
+    field = str(config.split_field)
+    project = Project.open(project_path, readonly=True)
+    raw = {p.id: str(p.fields.get(field) or "").strip() for p in project.parts()}
+    values = [raw.get(int(pid), "") for pid in part_ids]
+    bad = sorted({v for v in values if v and v.lower() not in SET_NAMES})
+    if bad:
+        raise TrainingError(f"split field {field!r}: {', '.join(repr(b) for b in bad[:5])} name no set "
+                            f"(expected train, val or test)")
+    record: dict[str, Any] = {"train": [], "val": [], "test": [], "group_by": config.group_by}
+    for pid, v in zip(part_ids, values):
+        if v:
+            record[SET_NAMES[v.lower()]].append(int(pid))
+    if not any(record[k] for k in ("train", "val", "test")):
+        known = sorted({k for p in project.parts() for k in p.fields})
+        raise TrainingError(f"no labelled part has a field {field!r} to split by "
+                            f"(fields of the parts: {', '.join(known) or 'none'})")
+    return inherit_split(record, f"split field {field!r}", part_ids, targets, config.val_fraction,
+                         config.test_fraction, config.seed, groups, config.group_by)
+
+
 def draw_split(project_path: Any, config: Any, part_ids: Sequence[int], targets: np.ndarray,
                groups: Sequence[object] | None) -> PartSplit:
-    """The split a training run uses (config: a TrainConfig): its parent's for a warm start, else a
-    fresh stratified draw."""
+    """The split a training run uses (config: a TrainConfig): its parent's for a warm start, the
+    parts' own for a split field, else a fresh stratified draw."""
+    if getattr(config, "split_field", None):
+        return field_split(project_path, config, part_ids, targets, groups)
     if not config.warm_start:
         return split_parts(targets, config.val_fraction, config.test_fraction, config.seed, groups)
     from labeling.store import Project

@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=0, help="k-fold cross-validation by part (mean +- std)")
     p.add_argument("--input-size", type=int, default=None,
                    help="model input side in pixels (default: the backbone's with ImageNet weights, "
-                   "from the data from scratch: short side 128-384 px)")
+                   "from the data from scratch: views stretched to a square of 224 px, 128-224)")
     p.add_argument("--batch-size", type=int, default=32,
                    help="the global batch: with --nproc N (or under torchrun) each optimiser step takes "
                         "this many views split across the processes, so the result does not depend on N")
@@ -63,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--group-by", default=None, metavar="FIELD",
                    help="keep parts with the same value of this imported field (e.g. item) on one side "
                         "of every split")
+    p.add_argument("--split-field", default=None, metavar="FIELD",
+                   help="a fixed split: this imported field names each part's set (train, val or test; "
+                        "parts without a value are split by the fractions)")
     p.add_argument("--warm-start", default=None, help="continue from this model id of the project")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=5)
@@ -149,7 +152,7 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "lr": args.lr, "augment": args.augment, "target_ng_recall": args.target_ng_recall,
             "warm_start": args.warm_start, "seed": args.seed, "patience": args.patience, "device": args.device,
             "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
-            "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
+            "split_field": args.split_field, "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
             "amp": getattr(args, "amp", True),
             "head_dropout": args.head_dropout, "head_hidden": args.head_hidden}
 
@@ -220,7 +223,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"trained on the Ray cluster at {summary['remote']['address']}: node {node['host']}, "
               f"{node['gpu'] or 'CPU'}")
     print(f"parts: {split['train_parts']} train, {split['val_parts']} validation, {split.get('test_parts', 0)} test"
-          + (f" (grouped by {split['group_by']})" if split.get("group_by") else ""))
+          + (f" (grouped by {split['group_by']})" if split.get("group_by") else "")
+          + (f" (as the field {split['split_field']!r} says)" if split.get("split_field") else ""))
     if "test" in res.metrics:
         print(table(res.metrics["test"], "TEST (held-out parts, at the validation threshold)"))
     print(table(res.metrics["val"], "validation (chose the best epoch and the threshold: optimistic)"))

@@ -33,7 +33,7 @@ from training.tasks import TASKS
 SEGMENT = "segment"  # the segmentation task (training.session.TRAINERS), not a classifier TASKS entry
 SEGMENT_HELP = "a UNet/FPN learning the inspectors' masks: one sigmoid per defect class, verdict from the area rule"
 # rows only a classifier run reads (hidden for segment) and only a segment run reads
-CLASSIFIER_ROWS = ("arch", "freeze", "recipe", "encoder", "optimizer", "folds")
+CLASSIFIER_ROWS = ("arch", "freeze", "recipe", "encoder", "optimizer", "folds", "split_field")
 SEGMENT_ROWS = ("seg_encoder", "decoder")
 SEG_EPOCHS = 20  # a segment run's epochs when neither limit is set (SegConfig's default)
 
@@ -117,10 +117,10 @@ class TrainForm(QWidget):
         self.size = QSpinBox(minimum=0, maximum=1024, singleStep=16, value=0)
         self.size.setSuffix(" px")
         self.size.setSpecialValueText("auto")
-        self.size.setToolTip("Input size (square). auto: the backbone's with ImageNet weights; from the data "
-                             "from scratch (short side 128-384 px: the most detail for which one pass over "
-                             "the views stays within 45 M pixels; aspect kept, never upscaled). Thin "
-                             "defects on large views need a large size or ROI crops.")
+        self.size.setToolTip("Input size (square). auto: the backbone's with ImageNet weights; from scratch, "
+                             "views stretched to 224x224 (less for a project whose pass over the views would "
+                             "exceed 60 M pixels, never under 128; never upscaled): the short side keeps its "
+                             "detail. Thin defects on large views need a large size or ROI crops.")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
         self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
                               "(mean +- std reported) inside the parts outside the test split")
@@ -131,6 +131,10 @@ class TrainForm(QWidget):
         self.group_by = QComboBox()
         self.group_by.setToolTip("Keep parts with the same value of this imported field (e.g. item: "
                                  "crops of one scan) on one side of every split")
+        self.split_field = QComboBox()
+        self.split_field.setToolTip("A fixed split: this imported field names each part's set (train, val or "
+                                    "test), e.g. a lab's agreed test parts or a dataset's published split. "
+                                    "Parts without a value are split by the fractions")
         self.set_group_fields([])
         self.procs = ProcsSpin()  # data-parallel processes on this PC (not a TrainConfig field)
         self.task.currentTextChanged.connect(self.procs.set_task)
@@ -160,7 +164,7 @@ class TrainForm(QWidget):
                          ("Batch size", self.batch), ("Learning rate", self.lr),
                          ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
                          ("Test fraction", self.test_fraction), ("Group parts by", self.group_by),
-                         ("Seed", self.seed)):
+                         ("Split from field", self.split_field), ("Seed", self.seed)):
             form.addRow(label, w)
         self.aug: dict[str, QCheckBox] = {}
         box = QGroupBox("Augmentations")
@@ -204,15 +208,16 @@ class TrainForm(QWidget):
         self.changed.emit()
 
     def set_group_fields(self, names: list[str]) -> None:
-        """The part fields the project's parts were imported with (the group-by choices)."""
-        keep = self.group_by.currentData()
-        self.group_by.clear()
-        self.group_by.addItem("each part alone", None)
-        for name in names:
-            self.group_by.addItem(name, name)
-        self.group_by.setEnabled(bool(names))
-        if keep in names:
-            self.group_by.setCurrentIndex(names.index(keep) + 1)
+        """The part fields the project's parts were imported with (the group-by and split choices)."""
+        for combo, none in ((self.group_by, "each part alone"), (self.split_field, "drawn by the fractions")):
+            keep = combo.currentData()
+            combo.clear()
+            combo.addItem(none, None)
+            for name in names:
+                combo.addItem(name, name)
+            combo.setEnabled(bool(names))
+            if keep in names:
+                combo.setCurrentIndex(names.index(keep) + 1)
 
     def cluster(self) -> str | None:
         """The Ray cluster's address when the run goes there; None: this PC."""
@@ -263,7 +268,7 @@ class TrainForm(QWidget):
                 "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
                 "input_size": (s, s) if s else None, "augment": self.augmentations(), "folds": int(self.folds.value()),
                 "seed": int(self.seed.value()), "test_fraction": round(float(self.test_fraction.value()), 3),
-                "group_by": self.group_by.currentData()}
+                "group_by": self.group_by.currentData(), "split_field": self.split_field.currentData()}
 
     def set_values(self, v: dict[str, Any]) -> None:
         """Set controls from a dict like values() (unknown keys ignored)."""
@@ -297,10 +302,9 @@ class TrainForm(QWidget):
             self.size.setValue(int(size[0] if isinstance(size, (tuple, list)) else size))
         if "test_fraction" in v:
             self.test_fraction.setValue(float(v["test_fraction"]))
-        if v.get("group_by") is not None:
-            i = self.group_by.findData(v["group_by"])
-            if i >= 0:
-                self.group_by.setCurrentIndex(i)
+        for key, combo in (("group_by", self.group_by), ("split_field", self.split_field)):
+            if v.get(key) is not None and (i := combo.findData(v[key])) >= 0:
+                combo.setCurrentIndex(i)
         if "nproc" in v:
             self.procs.setValue(int(v["nproc"] or 1))
         if "augment" in v:

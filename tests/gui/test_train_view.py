@@ -55,9 +55,11 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     view = TrainView(ctx)
     qtbot.addWidget(view)
     assert not view.form.group_by.isEnabled()  # the demo's parts were imported with no fields
-    view.form.set_group_fields(["item"])
-    view.form.set_values({"group_by": "item", "test_fraction": 0.2})
-    assert view.form.values()["group_by"] == "item" and view.form.values()["test_fraction"] == 0.2
+    assert not view.form.split_field.isEnabled()
+    view.form.set_group_fields(["item", "split"])
+    view.form.set_values({"group_by": "item", "split_field": "split", "test_fraction": 0.2})
+    values = view.form.values()
+    assert values["group_by"] == "item" and values["split_field"] == "split" and values["test_fraction"] == 0.2
     view.form.set_group_fields([])
     view.extra_config = {"num_threads": 1}
     view.form.set_values(TINY)

@@ -151,6 +151,43 @@ def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
         train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, group_by="lot"))
 
 
+def test_a_split_field_fixes_each_parts_set_and_new_parts_are_drawn(tmp_path):
+    """`split_field`: the parts' own train/val/test values are the split (aliases and case
+    allowed); a part without one is placed by the fractions; a value naming no set is refused."""
+    torch.set_num_threads(1)
+    path = tmp_path / "s.okng"
+    proj = Project.create(path, Settings(name="s", cameras=["cam0"]))
+    rng = np.random.default_rng(2)
+    said = {}
+    names = ["train"] * 8 + ["Validation"] * 4 + ["TEST"] * 4 + [""] * 8
+    for i, name in enumerate(names):
+        ng = i % 2 == 1
+        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+        if ng:
+            img[10:20, 10:20] = 250
+        fields = {"split": name} if name else {}
+        pid = proj.add_part([img], meta={"fields": fields}, label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK))
+        said[pid] = {"train": "train", "validation": "val", "test": "test"}.get(name.lower())
+    res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=1, input_size=32, batch_size=8,
+                                  split_field="split", seed=3))
+    card = read_card(Project.open(path, readonly=True), res.model_id)
+    assert card.split["split_field"] == "split" and res.metrics["split"]["split_field"] == "split"
+    for pid, name in said.items():
+        placed = next(k for k in ("train", "val", "test") if pid in card.split[k])
+        assert name is None or placed == name
+    unsaid = [pid for pid, name in said.items() if name is None]
+    assert any(pid in card.split["train"] for pid in unsaid)  # drawn by the fractions, not dropped
+    assert sum(len(card.split[k]) for k in ("train", "val", "test")) == len(names)
+    with pytest.raises(TrainingError, match="no labelled part has a field 'fold'"):
+        train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, split_field="fold"))
+    proj = Project.open(path)
+    proj.add_part([img], meta={"fields": {"split": "holdout"}}, label=Label(Verdict.OK))
+    with pytest.raises(TrainingError, match="'holdout' name no set"):
+        train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, split_field="split"))
+    with pytest.raises(TrainingError, match="not both"):
+        TrainConfig(split_field="split", warm_start="m1").validate()
+
+
 def test_kfold_keeps_an_outer_test_set(tmp_path):
     torch.set_num_threads(1)
     path = make_toy_project(tmp_path / "k.okng", n_ok=10, n_ng=10, size=(32, 32), views=1)
