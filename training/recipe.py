@@ -21,18 +21,23 @@ from typing import Any
 
 from .config import AugmentConfig, TrainConfig
 
-# The input size is picked from the data (issue 11): the short side grows while one pass over the
-# project's views stays within EPOCH_PIXELS input pixels, between SHORT_MIN and SHORT_CAP, never
-# above the views' own size. Why a pixel budget: a 10-minute run needs enough passes to learn,
-# and a small set can afford more detail per view in the same time. bsdata (1,104 views of
-# 460x1130) lands on 128 px, where it reached 0.928 test bal. acc. in the 10-minute bench;
-# KolektorSDD (~340 views of 500x1260, cracks a few px wide) gets 224 px instead of 128. That
-# alone did not make it learn (0.625 against a plain loop's 0.882 at 224x224); the batch rule
-# below did (0.910 against 0.866: README, "Where it stands"). Tiles along the long axis were the other option; they keep every pixel but multiply
-# the cost of every view and change inference, Grad-CAM and sorting.
+# The input size is picked from the data (issue 11). Aspect-kept sizes from a pixel budget
+# (bsdata 128x288, KolektorSDD 544x224) were the first rule; with both arms of bench/train.py on
+# the same train/validation rows (`--split-field`), KolektorSDD at 544x224 never left validation
+# 0.45-0.57 in 10 minutes (test 0.49), nor at 320x128 (0.47-0.68 in 5 minutes), while the same
+# recipe on the view STRETCHED to 224x224 reached validation 0.82 in 54 s and 0.94 in 135 s, and
+# the plain torchvision loop (224x224 stretched) 0.99 test. Stretching keeps the short side's
+# detail (the width of a crack across a 500 px commutator) and squeezes the long axis, so the
+# defect fills more of the network's last feature map. So the scratch recipe trains on a SQUARE
+# of SQUARE_SIDE px with fit "resize" (the card's fit: inference, Grad-CAM and live sort stretch
+# the same way), less for a project so large that one pass would exceed EPOCH_PIXELS (never
+# under SHORT_MIN), never above the views' own short side (no upscaling). input_size_for (aspect
+# kept) stays for `okng pretrain` crops and the tuner's "input_short" search.
+SQUARE_SIDE = 224
 SHORT_MIN = 128
-SHORT_CAP = 384  # an epoch at 384x960 is ~9x a 128 px one: only a handful fit in 10 minutes
-EPOCH_PIXELS = 45e6
+SHORT_CAP = 384  # aspect-kept sizes (input_size_for): an epoch at 384x960 is ~9x a 128 px one
+EPOCH_PIXELS = 60e6  # bsdata's 1,104 views keep 224 px; 2,000 views would get 160
+ASPECT_EPOCH_PIXELS = 45e6  # input_size_for's budget (pretraining crops), as measured before
 STRIDE = 32  # every backbone's output stride: sides are multiples of it
 WARMUP, LR_FLOOR = 0.1, 0.02
 SCRATCH_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0.2, shift=0.06)
@@ -60,8 +65,8 @@ NO_BF16 = ("mobilenet",)  # measured 2x slower under bf16 autocast on this CPU
 
 def short_side_for(n_views: int, aspect: float) -> int:
     """The short side (px) a run can afford: one pass over n_views of this aspect (long/short)
-    within EPOCH_PIXELS, between SHORT_MIN and SHORT_CAP (the caller never upscales past the view)."""
-    s = math.sqrt(EPOCH_PIXELS / max(1, n_views) / max(1.0, aspect))
+    within ASPECT_EPOCH_PIXELS, between SHORT_MIN and SHORT_CAP (the caller never upscales past the view)."""
+    s = math.sqrt(ASPECT_EPOCH_PIXELS / max(1, n_views) / max(1.0, aspect))
     return int(min(SHORT_CAP, max(SHORT_MIN, s)))
 
 
@@ -84,6 +89,18 @@ def input_size_for(shapes: Iterable[Sequence[int]], short: int | None = None) ->
     # view gives 32, not 64).
     k = 1.0 if short >= min(h, w) else max(STRIDE, short // STRIDE * STRIDE) / min(h, w)
     return max(STRIDE, int(h * k) // STRIDE * STRIDE), max(STRIDE, int(w * k) // STRIDE * STRIDE)
+
+
+def square_size_for(shapes: Sequence[Sequence[int]]) -> tuple[int, int]:
+    """The scratch recipe's (side, side) input for views stretched into a square: SQUARE_SIDE,
+    less where one pass over the views would exceed EPOCH_PIXELS (never under SHORT_MIN), never
+    above the median view's short side; a multiple of the stride."""
+    shorts = sorted(min(int(s[0]), int(s[1])) for s in shapes)
+    if not shorts:
+        return (SQUARE_SIDE, SQUARE_SIDE)
+    side = min(SQUARE_SIDE, max(SHORT_MIN, int(math.sqrt(EPOCH_PIXELS / len(shorts)))), shorts[len(shorts) // 2])
+    side = max(STRIDE, side // STRIDE * STRIDE)
+    return (side, side)
 
 
 def batch_size_for(n_train_views: int, asked: int = BATCH_MAX) -> int:
@@ -185,9 +202,10 @@ def frozen_warning(values: dict[str, Any]) -> str:
 def input_size_why(shapes: Sequence[Sequence[int]], size: Sequence[int]) -> str:
     """The card's sentence on why this input size (issue 11's rule, with its numbers)."""
     n = len(shapes)
-    return (f"median view scaled to short side {min(size)} px, aspect kept, never upscaled: the most detail "
-            f"for which one pass over {n} views stays within {EPOCH_PIXELS / 1e6:.0f} M input pixels "
-            f"(short side {SHORT_MIN}-{SHORT_CAP} px), so a time-budgeted run still gets its epochs")
+    return (f"views stretched to {size[0]}x{size[1]} px (fit resize), never upscaled: the short side keeps its "
+            f"detail and the long axis is squeezed, so a small defect fills more of the last feature map "
+            f"(KolektorSDD learnt at 224x224, not at 544x224 aspect kept); {SQUARE_SIDE} px unless one pass over "
+            f"{n} views would exceed {EPOCH_PIXELS / 1e6:.0f} M input pixels (then down to {SHORT_MIN} px)")
 
 
 Views = Callable[[], tuple[list[tuple[int, int]], bool]]
@@ -264,7 +282,8 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
     if cfg.input_size is None or cfg.gray_stem is None:
         shapes, gray = read_views()
         if cfg.input_size is None:
-            cfg.input_size = input_size_for(shapes)
+            cfg.input_size = square_size_for(shapes)
+            cfg.fit = "resize"
             note["input_size_why"] = input_size_why(shapes, cfg.input_size)
         if cfg.gray_stem is None:
             cfg.gray_stem = gray

@@ -49,6 +49,18 @@ def test_input_size_rule_keeps_aspect_never_upscales_and_fits_the_stride():
     assert input_size_for([(640, 480)], short=256) == (320, 256)
 
 
+def test_scratch_input_is_a_square_from_the_data():
+    """The scratch recipe stretches views into a square: 224 px for the development sets, less for
+    a project whose epoch would exceed the pixel budget (never under 128), never upscaled."""
+    from training.recipe import square_size_for
+    assert square_size_for([(460, 1130)] * 1104) == (224, 224)  # bsdata
+    assert square_size_for([(1259, 500)] * 335) == (224, 224)  # KolektorSDD: the short side's 500 px
+    assert square_size_for([(460, 1130)] * 2000) == (160, 160)
+    assert square_size_for([(460, 1130)] * 100_000) == (128, 128)
+    assert square_size_for([(100, 150)] * 10) == (96, 96)  # small crops keep their short side
+    assert square_size_for([(20, 20)]) == (32, 32)
+
+
 def test_input_size_follows_the_number_of_views_within_its_bounds():
     # bsdata-like: 1,104 crops of 460x1130 -> the measured 128 px; KolektorSDD-like: 310 views of
     # 1259x500 can afford ~1.7x the side; a handful of views stop at the cap
@@ -76,7 +88,8 @@ def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
     cfg, note = resolve(TrainConfig(), False, lambda: ([(48, 64)] * 4, True), warnings)
     assert cfg.freeze == "none" and note["name"] == "scratch" and "every layer" in note["freeze_why"]
     assert (cfg.optimizer, cfg.schedule, cfg.sampler, cfg.class_weights) == ("adamw", "warmup-cosine", "balanced", None)
-    assert cfg.input_size == (32, 64) and cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
+    assert cfg.input_size == (32, 32) and cfg.fit == "resize"  # stretched to a square, never upscaled
+    assert cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
     assert "4 views" in note["input_size_why"] and "M input pixels" in note["input_size_why"]
     assert cfg.batch_size == 16 and "steps an epoch" in note["batch_why"]
     assert not warnings
@@ -138,7 +151,8 @@ def test_gray_views_train_a_one_channel_stem_that_inference_feeds_as_any_model(t
     res = train(path, TrainConfig(**TINY))
     card = res.card
     assert card.freeze == "none" and card.extra["recipe"]["name"] == "scratch"
-    assert card.input_size == (32, 64) and card.config["gray_stem"] is True  # from the data, not 224
+    assert card.input_size == (32, 32) and card.config["gray_stem"] is True  # from the data, not 224
+    assert card.fit == "resize"  # inference stretches as training did
     from training.checkpoint import from_bytes
     from training.inference import load_model
     loaded = load_model(path, res.model_id, device="cpu")
@@ -222,3 +236,4 @@ def test_a_gray_stem_is_no_pruned_structure_and_a_pruned_gray_model_loads():
     obj = from_bytes(to_bytes(model, "resnet18", 2, structure_of(model)))
     again = build_model(obj).eval()
     assert isinstance(again.conv1, GrayConv2d) and again(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
+
