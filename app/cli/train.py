@@ -165,6 +165,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         print("okng train: error: --nproc must be at least 1", file=sys.stderr)
         return 2
+    if args.task == "segment" and args.split_field:
+        print("okng train: error: --split-field covers verdict, classes and multilabel models; a segment "
+              "run splits by --test-fraction and --group-by", file=sys.stderr)
+        return 2
     rank, world, _ = env_world()
     if args.nproc > 1:
         if args.ray:  # the cluster decides its own processes; two launchers for one run would fight

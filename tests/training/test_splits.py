@@ -151,7 +151,7 @@ def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
         train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, group_by="lot"))
 
 
-def test_a_split_field_fixes_each_parts_set_and_new_parts_are_drawn(tmp_path):
+def test_a_split_field_fixes_each_parts_set_and_new_parts_are_drawn(tmp_path, capsys):
     """`split_field`: the parts' own train/val/test values are the split (aliases and case
     allowed); a part without one is placed by the fractions; a value naming no set is refused."""
     torch.set_num_threads(1)
@@ -180,6 +180,13 @@ def test_a_split_field_fixes_each_parts_set_and_new_parts_are_drawn(tmp_path):
     assert sum(len(card.split[k]) for k in ("train", "val", "test")) == len(names)
     with pytest.raises(TrainingError, match="no labelled part has a field 'fold'"):
         train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, split_field="fold"))
+    from app.cli import main as cli_main
+    assert cli_main(["train", str(path), "--split-field", "split", "--arch", "resnet18", "--epochs", "1",
+                     "--input-size", "32", "--batch-size", "8", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "as the field 'split' says" in out
+    assert cli_main(["train", str(path), "--task", "segment", "--split-field", "split"]) == 2
+    assert "--split-field covers verdict" in capsys.readouterr().err
     proj = Project.open(path)
     proj.add_part([img], meta={"fields": {"split": "holdout"}}, label=Label(Verdict.OK))
     with pytest.raises(TrainingError, match="'holdout' name no set"):
