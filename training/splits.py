@@ -184,8 +184,8 @@ def field_split(project_path: Any, config: Any, part_ids: Sequence[int], targets
     warm start places new parts); a value that names no set is an error, never a silent draw."""
     from labeling.store import Project
     field = str(config.split_field)
-    project = Project.open(project_path, readonly=True)
-    raw = {p.id: str(p.fields.get(field) or "").strip() for p in project.parts()}
+    parts = Project.open(project_path, readonly=True).parts()
+    raw = {p.id: str(p.fields.get(field) or "").strip() for p in parts}
     values = [raw.get(int(pid), "") for pid in part_ids]
     bad = sorted({v for v in values if v and v.lower() not in SET_NAMES})
     if bad:
@@ -196,7 +196,7 @@ def field_split(project_path: Any, config: Any, part_ids: Sequence[int], targets
         if v:
             record[SET_NAMES[v.lower()]].append(int(pid))
     if not any(record[k] for k in ("train", "val", "test")):
-        known = sorted({k for p in project.parts() for k in p.fields})
+        known = sorted({k for p in parts for k in p.fields})
         raise TrainingError(f"no labelled part has a field {field!r} to split by "
                             f"(fields of the parts: {', '.join(known) or 'none'})")
     return inherit_split(record, f"split field {field!r}", part_ids, targets, config.val_fraction,
@@ -207,7 +207,7 @@ def draw_split(project_path: Any, config: Any, part_ids: Sequence[int], targets:
                groups: Sequence[object] | None) -> PartSplit:
     """The split a training run uses (config: a TrainConfig): its parent's for a warm start, the
     parts' own for a split field, else a fresh stratified draw."""
-    if getattr(config, "split_field", None):
+    if config.split_field:
         return field_split(project_path, config, part_ids, targets, groups)
     if not config.warm_start:
         return split_parts(targets, config.val_fraction, config.test_fraction, config.seed, groups)

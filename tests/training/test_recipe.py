@@ -236,4 +236,3 @@ def test_a_gray_stem_is_no_pruned_structure_and_a_pruned_gray_model_loads():
     obj = from_bytes(to_bytes(model, "resnet18", 2, structure_of(model)))
     again = build_model(obj).eval()
     assert isinstance(again.conv1, GrayConv2d) and again(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
-
