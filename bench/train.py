@@ -228,6 +228,8 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
                     "vs a plain loop, same minutes, test split by group (bench/train_real.py)")
     ap.add_argument("--arm", default="both", choices=("both", "okng", "plain"))
+    ap.add_argument("--seeds", default="0", help="--real: comma list; each seed draws a new group split and "
+                    "both arms' initialisation, run one after the other (mean, spread and wins in one record)")
     ap.add_argument("--nproc", type=int, default=1,
                     help="N > 1: `okng train` alone vs `okng train --nproc N` (bench/train_ddp.py)")
     ap.add_argument("--ddp-epochs", type=int, default=4, help="--nproc: epochs of both runs")
@@ -246,8 +248,10 @@ def main() -> None:
             out = run(args)
             out["load_1min"] = os.getloadavg()[0]
         else:
-            from train_real import run_arm, run_both
-            out = run_both(args.real, args.budget) if args.arm == "both" else run_arm(args.real, args.arm, args.budget)
+            from train_real import run_arm, run_seeds
+            seeds = [int(t) for t in args.seeds.split(",") if t.strip()]
+            out = (run_seeds(args.real, args.budget, seeds) if args.arm == "both"
+                   else run_arm(args.real, args.arm, args.budget, seeds[0]))
         print(json.dumps(out), flush=True)
         return
     import torch

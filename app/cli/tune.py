@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15,
                    help="held out from the search; the final model's headline figures")
     p.add_argument("--group-by", default=None, metavar="FIELD")
+    p.add_argument("--split-field", default=None, metavar="FIELD",
+                   help="an imported field naming each part's set (train, val or test): every trial and the "
+                        "final model use that split, as `okng train --split-field` does")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ssl-encoder", default=None,
                    help="every trial and the final model start from this project's self-supervised encoder: "
@@ -62,7 +65,7 @@ def spec_of(args: argparse.Namespace) -> Any:
     values: dict[str, Any] = {"task": args.task, "arch": args.arch, "epochs": args.epochs,
                               "budget_s": args.trial_budget, "batch_size": args.batch_size,
                               "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
-                              "group_by": args.group_by, "seed": args.seed}
+                              "group_by": args.group_by, "split_field": args.split_field, "seed": args.seed}
     if args.ssl_encoder:
         values["encoder"] = args.ssl_encoder
     if args.threads:

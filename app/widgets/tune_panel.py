@@ -31,7 +31,7 @@ from training.tune import TrialRow, TuneResult, TuneSpec, TuneState, read_space_
 
 COLUMNS = ("#", "state", "value", "settings")
 # The Train form's values a study keeps fixed (the rest of the form is what a trial draws).
-FIXED = ("task", "arch", "batch_size", "seed", "test_fraction", "group_by", "encoder")
+FIXED = ("task", "arch", "batch_size", "seed", "test_fraction", "group_by", "split_field", "encoder")
 
 
 def tune_in_process(spec: TuneSpec, progress: ProgressFn | None = None,

@@ -63,3 +63,12 @@ def test_importances_wait_for_two_completed_trials(qtbot):
     assert sum(isinstance(i, pg.BarGraphItem) for i in panel.importance.getPlotItem().items) == 1
     xs, _ = panel.values_item.getData()
     assert list(xs) == [0, 1] and list(panel.best_item.getData()[1]) == [0.8, 0.9]
+
+
+def test_the_panel_passes_the_forms_split_field_to_the_study(qtbot, tmp_path):
+    from app.widgets.tune_panel import TunePanel
+    form = {"task": "verdict", "arch": "resnet18", "split_field": "split", "group_by": None}
+    panel = TunePanel(values=lambda: form, project=lambda: str(tmp_path / "p.okng"))
+    qtbot.addWidget(panel)
+    spec = panel.spec()
+    assert spec.values["split_field"] == "split" and "group_by" not in spec.values

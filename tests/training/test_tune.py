@@ -153,3 +153,34 @@ def test_a_study_starts_from_the_projects_self_supervised_encoder(tmp_path):
     res = tune(spec)
     card = _tuned_cards(path)[0]
     assert card.id == res.model_id and card.pretrained_source.startswith("self-supervised on")
+
+
+def test_trials_and_the_final_model_use_the_split_field(tmp_path):
+    """`--split-field`: every trial validates on the parts the field names (not a fraction draw),
+    and the final model's card records the field, as `okng train --split-field` does."""
+    import numpy as np
+
+    from app.cli import build_parser
+    from app.cli.tune import spec_of
+    from labeling.types import Label, Settings, Verdict
+    path = tmp_path / "field.okng"
+    proj = Project.create(path, Settings(name="field", cameras=["cam0"]))
+    rng = np.random.default_rng(4)
+    sets = ["train"] * 12 + ["val"] * 8 + ["test"] * 4  # a fraction draw (0.15/0.15) would give 4 val parts
+    val = []
+    for i, name in enumerate(sets):
+        ng = i % 2 == 1
+        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+        if ng:
+            img[10:20, 10:20] = 250
+        pid = proj.add_part([img], meta={"fields": {"split": name}},
+                            label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK))
+        val += [pid] if name == "val" else []
+    spec = spec_of(build_parser().parse_args(["tune", str(path), "--split-field", "split", "--epochs", "2"]))
+    assert spec.values["split_field"] == "split"
+    res = tune(TuneSpec(spec.project_path, {**spec.values, **VALUES}, trials=1, space=SPACE))
+    trial = _study(path, "field-verdict").get_trials(deepcopy=False)[0]
+    assert trial.user_attrs["split"] == {"train": 12, "val": 8, "test": 4, "split_field": "split"}
+    card = _tuned_cards(path)[0]
+    assert card.id == res.model_id and card.split["split_field"] == "split"
+    assert sorted(card.split["val"]) == sorted(val)

@@ -174,7 +174,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     from ..loop import Cancelled, fit_split
     from ..recipe import project_views, resolve
     from ..session import make_config
-    from ..splits import split_parts
+    from ..splits import draw_split
     from ..start import initializer as _initializer
     from ..start import task_outputs
 
@@ -228,7 +228,11 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     def run_trial(trial: Any) -> float:
         cfg = config_of(suggest(trial, space))
         snap = snaps.get(cfg.input_hw(backbone.input_size), progress, should_stop)
-        split = split_parts(snap.part_targets(), cfg.val_fraction, cfg.test_fraction, cfg.seed, snap.part_groups())
+        # The split `okng train` would use with these values (a split field, a warm start's parent):
+        # trials validated on other parts than the final model would rank settings on other data.
+        split = draw_split(path, cfg, [p.part_id for p in snap.parts], snap.part_targets(), snap.part_groups())
+        trial.set_user_attr("split", {"train": len(split.train), "val": len(split.val), "test": len(split.test),
+                                      "split_field": cfg.split_field})
         init, _, _ = _initializer(backbone, cfg, Path(path), [], n_out)
         pruned = [False]
         label = f"trial {trial.number} ({len(study.get_trials(deepcopy=False, states=finished)) + 1}/{spec.trials}): "
