@@ -52,7 +52,8 @@ _POOL_WORKERS: int | None = None  # None: min(4, CPUs); 1: views preprocessed in
 _POOL_CPUS: tuple[int, ...] | None = None  # CPUs the pool's threads are pinned to (None: any)
 
 
-def _pool_workers() -> int:
+def pool_workers() -> int:
+    """Threads a part's views are spread over (the caller included)."""
     return _POOL_WORKERS or min(4, os.cpu_count() or 1)
 
 
@@ -62,14 +63,14 @@ def _pool() -> ThreadPoolExecutor:
     non-forward latency when done one after another."""
     global _POOL
     if _POOL is None:
-        workers = _pool_workers()
+        workers = pool_workers()
         cpus = _POOL_CPUS
         init = (lambda: os.sched_setaffinity(0, set(cpus))) if cpus and hasattr(os, "sched_setaffinity") else None
         _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okng-pre", initializer=init)
     return _POOL
 
 
-def _shared_map(fn: Callable[[int], Any], n: int) -> list[Any]:
+def shared_map(fn: Callable[[int], Any], n: int) -> list[Any]:
     """[fn(0), ..., fn(n-1)], the calling thread taking part: it and the pool's helpers each take
     the next index from one counter. A helper whose CPU is busy (live sort's service CPU: the
     log writer, Grad-CAM) then holds up only the view it took, and the caller works instead of
@@ -80,12 +81,37 @@ def _shared_map(fn: Callable[[int], Any], n: int) -> list[Any]:
     def work() -> None:
         while (i := next(counter)) < n:
             out[i] = fn(i)
-    n_helpers = min(_pool_workers(), n) - 1  # 0 (one view, or a pool of 1): inline, no pool made
+    n_helpers = min(pool_workers(), n) - 1  # 0 (one view, or a pool of 1): inline, no pool made
     helpers = [_pool().submit(work) for _ in range(n_helpers)]
     work()
     for h in helpers:
         h.result()
     return out
+
+
+def batch_slices(n_views: int, intra_op: int | None) -> int:
+    """Into how many slices a part's batch of `n_views` is cut for its forward, each run by one
+    thread at once (the caller and the preprocessing pool's helpers: the same threads that just
+    cut the views).
+
+    Only where the forward runs ONE intra-op thread (live sort's thread layout): there each slice
+    runs on the thread that calls it, so a 4-view part uses every core with one hand-off per
+    slice, where an intra-op pool syncs once per operator (~140 in mobilenet_v3_small; on a busy
+    2-core line PC that made the live forward slower, not faster). A helper that is late holds up
+    only the slice it took. A forward with its own intra-op threads (prediction, tools)
+    parallelises inside each operator: one slice."""
+    if intra_op != 1 or n_views < 2:
+        return 1
+    return max(1, min(pool_workers(), n_views))
+
+
+def run_sliced(forward: Callable[[Any], Any], batch: Any, n: int) -> list[Any]:
+    """[forward(slice) for each of `n` slices of `batch` along its first axis], run at once by
+    shared_map (a slice of a contiguous batch is contiguous: no copy)."""
+    if n < 2:
+        return [forward(batch)]
+    edges = np.linspace(0, len(batch), n + 1).astype(int)
+    return shared_map(lambda i: forward(batch[edges[i]:edges[i + 1]]), n)
 
 
 def preprocess_pool_setting() -> tuple[int | None, tuple[int, ...] | None]:
@@ -151,8 +177,17 @@ class LoadedModel:
         return preprocess_view(image, roi, self.input_size, self.mean, self.std, self.fit)
 
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Raw logits of a preprocessed (N, 3, h, w) batch."""
-        with torch.inference_mode():
+        """Raw logits of a preprocessed (N, 3, h, w) batch (on a CPU with one intra-op thread,
+        its slices run at once: batch_slices)."""
+        n = self.chunks(len(batch))
+        return torch.cat(run_sliced(self._forward, batch, n)) if n > 1 else self._forward(batch)
+
+    def chunks(self, n_views: int) -> int:
+        """Slices of a batch of `n_views` run at once (batch_slices; a GPU takes it whole)."""
+        return batch_slices(n_views, torch.get_num_threads()) if self.device.type == "cpu" else 1
+
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():  # per call: grad mode is per thread, and slices run on helpers
             x = batch.to(self.device)
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -204,7 +239,7 @@ class LoadedModel:
 
         def one(i: int) -> ViewGeometry:
             return preprocess_into(images[i], self.rois.get(cameras[i]), rows[i], self.mean, self.std, self.fit)
-        return batch, _shared_map(one, len(images))
+        return batch, shared_map(one, len(images))
 
 
 def decide(view_scores: Sequence[float], threshold: float = 0.5, geometries: list[ViewGeometry] | None = None,

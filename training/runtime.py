@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .errors import TrainingError
-from .inference import LoadedModel
+from .inference import LoadedModel, batch_slices, run_sliced
 
 RUNTIMES = ("torch", "onnxruntime")
 CHECK_PARTS = 8  # stored parts compared before an ONNX file is trusted
@@ -65,7 +65,8 @@ class OrtModel:
         self.loaded = loaded
         self.session = session
         self.onnx_path = onnx_path
-        self.runs = 0  # session runs (tests prove the forward really went through ONNX Runtime)
+        self.runs = 0  # forwards (tests prove the forward really went through ONNX Runtime)
+        self.intra_op = _intra_op(session)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.loaded, name)
@@ -74,8 +75,18 @@ class OrtModel:
         # torch.Tensor.numpy() shares memory: the batch preprocessed into a tensor goes to ORT
         # without a copy (ascontiguousarray is a no-op on a contiguous batch).
         x = batch.numpy() if isinstance(batch, torch.Tensor) else np.asarray(batch, dtype=np.float32)
+        x = np.ascontiguousarray(x)
         self.runs += 1
-        return torch.from_numpy(self.session.run(["logits"], {"views": np.ascontiguousarray(x)})[0])
+        return torch.from_numpy(np.concatenate(run_sliced(self._run, x, self.chunks(len(x)))))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["logits"], {"views": x})[0]
+
+    def chunks(self, n_views: int) -> int:
+        """Slices of a part's batch run at once (training.inference.batch_slices: a session of one
+        intra-op thread, live sort's layout, runs them on the caller and the preprocessing
+        helpers, each call releasing the GIL)."""
+        return batch_slices(n_views, self.intra_op)
 
     def probabilities(self, batch: Any) -> np.ndarray:
         """(N, outputs) probabilities by the model's task, from ONNX Runtime's logits."""
@@ -89,6 +100,13 @@ class OrtModel:
             return self.loaded.predict_views(images, cameras)  # its own clear error
         batch, geoms = self.loaded.prepare_batch(images, cameras)
         return self.loaded.decide_probs(self.probabilities(batch), geoms)
+
+
+def _intra_op(session: Any) -> int | None:
+    try:
+        return int(session.get_session_options().intra_op_num_threads)
+    except (AttributeError, TypeError, ValueError):  # a session without options (a test double)
+        return None
 
 
 @dataclass

@@ -259,6 +259,10 @@ class SortEngine:
         writer = self._logger.writer_pid if self._logger is not None else None
         self._pinning.pin_services([writer] if writer else [])
         self._summary.threads = self._pinning.report(self._ort_threads())
+        chunks = getattr(self.classifier, "chunks", None)  # slices of a part's batch run at once
+        cams = (self._summary.source or {}).get("cameras")
+        if callable(chunks) and cams:
+            self._summary.threads["forward_slices"] = int(chunks(len(cams)))
         log.info("sort thread layout: %s", self._summary.threads)
 
     def _ort_threads(self) -> int | None:

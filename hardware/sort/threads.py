@@ -13,10 +13,17 @@ and a forward that asked for two intra-op threads waits for the one that was pre
   get the other CPUs ("service"). The forward's intra-op threads (torch.set_num_threads, ONNX
   Runtime's intra_op_num_threads) = the engine's CPU count, so on 2 cores the forward runs on the
   engine thread itself: no pool wake-ups, nothing to wait for.
-* The preprocessing pool (four ROI crops + resizes per part, cv2/numpy release the GIL) spans ALL
-  the process's CPUs: it runs ~2 ms per part, half of it on the service CPU where it preempts the
-  writer (nice 10) at once; kept on the engine's core it would only serialise. OpenCV's own
-  threads are set to 1 (the pool already parallelises across views).
+* The preprocessing pool (four ROI crops + resizes per part, cv2/numpy release the GIL) is the
+  engine thread plus helpers. With ONE engine CPU (a 2-core PC) the helper is pinned to the service
+  CPU, where it preempts the writer and the log thread (nice 10) at once: left free to run on any
+  CPU, the scheduler often woke it on the engine's busy core, where it only time-sliced with the
+  engine (bench/sort.py, 200 parts, ONNX Runtime: preprocessing p50 1.9 -> 1.6 ms, forward p50
+  7.1 -> 4.0 ms). With more engine CPUs the helpers span every CPU. OpenCV's own threads are set
+  to 1 (the pool already parallelises across views).
+* The forward, where it runs one intra-op thread, is cut into one slice of the part's views per
+  pool thread, run at once by the engine thread and the same helper
+  (training.inference.batch_slices): one hand-off per slice, each call releasing the GIL, where an
+  intra-op pool of two syncs once per operator and lost on the busy service CPU.
 * The log thread (a part's Grad-CAM, the hand-off to the writer) runs at niceness 10 on the
   service CPU, so the preprocessing helper and the heartbeat preempt it at once.
 * The GIL switch interval drops from 5 ms to 0.5 ms for the run: a thread coming back from a
@@ -63,7 +70,7 @@ class ThreadLayout:
     service_cpus: tuple[int, ...]
     intra_op: int  # torch / ONNX Runtime intra-op threads of the forward
     preprocess_workers: int  # 1: inline on the engine thread
-    preprocess_cpus: tuple[int, ...]
+    preprocess_cpus: tuple[int, ...]  # where the pool's helpers run (the engine thread is the first worker)
     switch_interval_ms: float
     pinned: bool  # affinities are set (False: the scheduler decides)
     why: str
@@ -129,7 +136,9 @@ def plan_layout(pin: str = "auto", threads: int | None = None, cpus: Iterable[in
     service = tuple(c for c in cpus if c not in engine) or engine
     intra = int(threads or min(len(engine), MAX_INTRA_OP))
     workers = min(4, len(cpus))
-    return ThreadLayout(mode, cpus, engine, service, intra, workers, cpus, SWITCH_INTERVAL_S * 1000, True, why)
+    # One engine CPU: the engine thread is the pool's first worker, its helpers belong beside it.
+    helpers = service if len(engine) == 1 else cpus
+    return ThreadLayout(mode, cpus, engine, service, intra, workers, helpers, SWITCH_INTERVAL_S * 1000, True, why)
 
 
 class Pinning:

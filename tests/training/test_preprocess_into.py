@@ -81,9 +81,9 @@ def test_resize_content_keeps_a_one_pixel_crack(phase):
 def test_views_are_shared_between_the_caller_and_the_pool_in_order():
     import threading
 
-    from training.inference import _shared_map
+    from training.inference import shared_map
     seen = []
-    out = _shared_map(lambda i: (seen.append(threading.get_ident()), i * i)[1], 9)
+    out = shared_map(lambda i: (seen.append(threading.get_ident()), i * i)[1], 9)
     assert out == [i * i for i in range(9)] and len(seen) == 9
 
     def bad(i):
@@ -91,4 +91,4 @@ def test_views_are_shared_between_the_caller_and_the_pool_in_order():
             raise ValueError("view 5 is neither gray nor RGB")
         return i
     with pytest.raises(ValueError, match="view 5"):
-        _shared_map(bad, 8)
+        shared_map(bad, 8)

@@ -94,3 +94,61 @@ def test_live_sorts_forward_runs_on_the_onnx_session(toy_project):
     dec = clf.predict_views(images, cams)
     assert ort_model.runs == before + 1 and len(dec.view_scores) == len(images)
     assert ort_model.predict_views(images, cams).verdict == dec.verdict
+
+
+def test_a_one_thread_session_splits_the_batch_across_the_preprocessing_threads(tmp_path):
+    """Live sort's layout (one intra-op thread): the part's views are cut into slices, one per
+    preprocessing thread, run at once on the real session; the logits equal the whole batch's.
+    A session with its own intra-op threads, or a pool of one, runs the batch whole."""
+    import threading
+
+    import torch
+
+    from training import inference
+    from training.backbones import get_backbone
+    from training.card import ModelCard
+    from training.inference import LoadedModel
+    from training.onnx_export import export_onnx
+    from training.runtime import ort_session
+    torch.manual_seed(0)
+    loaded = LoadedModel(get_backbone("mobilenet_v3_small").build(2).eval(),
+                         ModelCard("m", "mobilenet_v3_small", input_size=(32, 32)), torch.device("cpu"))
+    path = tmp_path / "m.onnx"
+    export_onnx(loaded, path)
+
+    class Recorder:  # the real session, with each call's batch size and thread noted
+        def __init__(self, session):
+            self.session, self.calls = session, []
+
+        def run(self, names, feed):
+            self.calls.append((len(feed["views"]), threading.get_ident()))
+            return self.session.run(names, feed)
+
+        def get_session_options(self):
+            return self.session.get_session_options()
+    batch = torch.randn(4, 3, 32, 32)
+    saved = inference.preprocess_pool_setting()
+    try:
+        inference.set_preprocess_pool(2)
+        one = Recorder(ort_session(path, threads=1))
+        split = OrtModel(loaded, one, path)
+        assert split.chunks(4) == 2 and split.chunks(1) == 1
+        got = split.logits(batch)
+        assert sorted(n for n, _ in one.calls) == [2, 2]
+        whole = OrtModel(loaded, Recorder(ort_session(path, threads=2)), path)
+        assert whole.chunks(4) == 1
+        np.testing.assert_allclose(got.numpy(), whole.logits(batch).numpy(), atol=1e-5)
+        np.testing.assert_allclose(got.numpy(), loaded.logits(batch).numpy(), atol=1e-4)
+        # the slices really ran at once on two threads (the caller and a pool helper), on most calls
+        threads_per_call = []
+        for _ in range(20):
+            one.calls.clear()
+            split.logits(batch)
+            threads_per_call.append(len({t for _, t in one.calls}))
+        assert max(threads_per_call) == 2
+        inference.set_preprocess_pool(1)
+        one.calls.clear()
+        split.logits(batch)
+        assert [n for n, _ in one.calls] == [4]
+    finally:
+        inference.set_preprocess_pool(*saved)

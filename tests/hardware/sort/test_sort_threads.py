@@ -20,7 +20,8 @@ def test_two_cpus_give_the_engine_the_last_one_and_the_rest_the_first():
     lay = plan_layout("auto", None, cpus=(0, 1), pinnable=True)
     assert lay.pinned and lay.engine_cpus == (1,) and lay.service_cpus == (0,)
     assert lay.intra_op == 1  # the forward runs on the engine thread itself
-    assert lay.preprocess_cpus == (0, 1) and lay.preprocess_workers == 2
+    # the engine thread preprocesses too; its one helper runs beside it, never on its core
+    assert lay.preprocess_cpus == (0,) and lay.preprocess_workers == 2
     assert lay.switch_interval_ms < 5.0
     d = lay.to_dict()
     assert d["engine_cpus"] == [1] and "engine on CPU 1" in d["why"]
@@ -35,6 +36,7 @@ def test_one_cpu_pins_nothing_and_preprocesses_inline():
 def test_more_cpus_the_os_refusing_off_explicit_and_bad_settings():
     four = plan_layout("auto", None, cpus=range(4), pinnable=True)
     assert four.engine_cpus == (1, 2, 3) and four.service_cpus == (0,) and four.intra_op == 3
+    assert four.preprocess_cpus == (0, 1, 2, 3)  # several engine CPUs: the helpers may use them all
     assert plan_layout("auto", 2, cpus=range(4), pinnable=True).intra_op == 2
     assert not plan_layout("auto", None, cpus=(0, 1), pinnable=False).pinned
     off = plan_layout("off", None, cpus=(0, 1), pinnable=True)
