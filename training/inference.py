@@ -52,7 +52,7 @@ _POOL_WORKERS: int | None = None  # None: min(4, CPUs); 1: views preprocessed in
 _POOL_CPUS: tuple[int, ...] | None = None  # CPUs the pool's threads are pinned to (None: any)
 
 
-def pool_workers() -> int:
+def _pool_workers() -> int:
     """Threads a part's views are spread over (the caller included)."""
     return _POOL_WORKERS or min(4, os.cpu_count() or 1)
 
@@ -63,7 +63,7 @@ def _pool() -> ThreadPoolExecutor:
     non-forward latency when done one after another."""
     global _POOL
     if _POOL is None:
-        workers = pool_workers()
+        workers = _pool_workers()
         cpus = _POOL_CPUS
         init = (lambda: os.sched_setaffinity(0, set(cpus))) if cpus and hasattr(os, "sched_setaffinity") else None
         _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="okng-pre", initializer=init)
@@ -81,7 +81,7 @@ def shared_map(fn: Callable[[int], Any], n: int) -> list[Any]:
     def work() -> None:
         while (i := next(counter)) < n:
             out[i] = fn(i)
-    n_helpers = min(pool_workers(), n) - 1  # 0 (one view, or a pool of 1): inline, no pool made
+    n_helpers = min(_pool_workers(), n) - 1  # 0 (one view, or a pool of 1): inline, no pool made
     helpers = [_pool().submit(work) for _ in range(n_helpers)]
     work()
     for h in helpers:
@@ -102,7 +102,7 @@ def batch_slices(n_views: int, intra_op: int | None) -> int:
     parallelises inside each operator: one slice."""
     if intra_op != 1 or n_views < 2:
         return 1
-    return max(1, min(pool_workers(), n_views))
+    return min(_pool_workers(), n_views)
 
 
 def run_sliced(forward: Callable[[Any], Any], batch: Any, n: int) -> list[Any]:

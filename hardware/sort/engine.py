@@ -266,12 +266,9 @@ class SortEngine:
         log.info("sort thread layout: %s", self._summary.threads)
 
     def _ort_threads(self) -> int | None:
-        """ONNX Runtime's intra-op threads as its session really has them (fixed at load time)."""
-        session = getattr(self.classifier, "session", None)
-        try:
-            return int(session.get_session_options().intra_op_num_threads) if session is not None else None
-        except Exception:  # noqa: BLE001 - descriptive only
-            return None
+        """ONNX Runtime's intra-op threads as its session really has them (read at load time by
+        training.runtime.OrtModel; None for a torch model)."""
+        return getattr(self.classifier, "intra_op", None)
 
     def _warm_up(self) -> None:
         """One forward on blank views before going live: the first torch call is many times
