@@ -78,23 +78,35 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
 
 
-def score_test_project(project: Any, model_id: str, test_project: Any, label: dict[str, int]) -> dict:
+def score_test_project(project: Any, model_id: str, test_project: Any, label: dict[str, int],
+                       states: Sequence[dict] = ()) -> dict:
     """A model of `project` on every view of `test_project` (threshold 0.5, per view; `label`:
-    part name -> 1 for NG): test balanced accuracy, NG recall, number of views."""
+    part name -> 1 for NG): test balanced accuracy, NG recall, number of views. With `states`
+    (state dicts of the same network, e.g. one per epoch), also each one's test balanced
+    accuracy ("states_test_balanced_accuracy"), the test views prepared once."""
     from labeling.store import Project
     from training.inference import load_model
     loaded = load_model(project, model_id, device="cpu")
     tp = Project.open(test_project, readonly=True)
-    y, s = [], []
+    y, batches = [], []
     for p in tp.parts():
         for k, v in enumerate(p.views):
-            batch, _ = loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])
-            s.append(float(loaded.ng_scores(batch)[0]))
+            batches.append(loaded.prepare_batch([tp.read_image(p.id, k)], [v.camera])[0])
             y.append(label[p.name])
-    pred = (np.asarray(s) >= 0.5).astype(int)
     yy = np.asarray(y)
-    return {"test_balanced_accuracy": round(balanced_accuracy(yy, pred), 4),
-            "test_ng_recall": round(float(np.mean(pred[yy == 1])), 4), "n_test": len(yy)}
+
+    def predict() -> np.ndarray:
+        return (np.asarray([float(loaded.ng_scores(b)[0]) for b in batches]) >= 0.5).astype(int)
+    pred = predict()
+    out = {"test_balanced_accuracy": round(balanced_accuracy(yy, pred), 4),
+           "test_ng_recall": round(float(np.mean(pred[yy == 1])), 4), "n_test": len(yy)}
+    if states:
+        per = []
+        for st in states:
+            loaded.model.load_state_dict(st)
+            per.append(round(balanced_accuracy(yy, predict()), 4))
+        out["states_test_balanced_accuracy"] = per
+    return out
 
 
 class EpochCurve:

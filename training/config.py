@@ -82,6 +82,9 @@ class TrainConfig:
     input_size: int | tuple[int, int] | None = None  # None = the backbone's default
     fit: str = "letterbox"
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # horizontal flips: cacheable
+    # A budgeted run whose first epoch shows it will make fewer optimiser steps than this in its
+    # budget keeps only the flips from epoch 2 (training.recipe sets it; 0: never).
+    short_run_steps: int = 0
     cache_features: bool = True  # cache frozen-stage outputs when the augmentations allow it
     folds: int = 0  # k-fold cross-validation (0/1 = a single stratified split)
     val_fraction: float = 0.15  # of the parts: picks the best epoch and the threshold

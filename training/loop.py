@@ -41,7 +41,7 @@ from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
-from .recipe import RunClock, lr_factor
+from .recipe import RunClock, flips_of, lr_factor, short_note, short_steps
 from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
 from .splits import check_split, draw_split, kfold
@@ -312,6 +312,21 @@ def _where(clock: RunClock, done_units: float, per_epoch: int, eta: _Clock) -> t
     return int(done_units), int(total), eta.eta(done_units)
 
 
+def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> None:
+    """After the first epoch of a budgeted run: too few steps ahead for the photometric and shift
+    augmentations to pay (training.recipe.SHORT_RUN_STEPS), so flips only from here. The clock
+    was just agreed across ranks (sync.tick), so every rank decides alike."""
+    clock, cfg = run.clock, run.config
+    if clock is None or cfg.augment.flips_only():
+        return
+    steps = short_steps(steps_done, clock.elapsed(), clock.budget_s, cfg.short_run_steps)
+    if steps is None:
+        return
+    run.config = dataclasses.replace(cfg, augment=flips_of(cfg.augment))
+    if info is not None:
+        info["augment_why"] = short_note(steps, cfg.short_run_steps, clock.elapsed())
+
+
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
               label: str = "", test_parts: np.ndarray | None = None, now: Callable[[], float] | None = None,
@@ -389,6 +404,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             sync.tick(clock)  # rank 0's time decides for every rank whether another epoch starts
             if not clock.more_epochs(epoch):
                 break
+            if epoch == 1:
+                _maybe_short(run, len(batches(train_views, batch_size, None)), info)
             epoch += 1
             base = (epoch - 1) * per_epoch
 
@@ -509,9 +526,11 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         if progress is not None:
             progress(Progress("save", 1, 1, "saving model"))
         seconds = time.monotonic() - t0
+        # A budgeted run that found itself short after epoch 1 says so where the recipe's choices are.
+        note = {**prep.note, "augment_why": info["augment_why"]} if "augment_why" in info else prep.note
         card, activated = register_model(project_path, model, get_backbone(config.arch), config, snap, held,
                                          metrics.get("cv"), len(split.train), history, best_epoch, pretrained,
-                                         source, seconds, warnings, split_record, {"recipe": prep.note, **(extra or {})},
+                                         source, seconds, warnings, split_record, {"recipe": note, **(extra or {})},
                                          world_size=sync.world_size, global_batch=int(info.get("global_batch", 0)))
         for name, m in held.items():
             metrics[name] = m.report

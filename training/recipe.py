@@ -49,6 +49,11 @@ RECIPE_BATCH = 32  # the batch size SCRATCH_VALUES' lr was measured with
 # budget) a run is "short": the model has not fit its data yet, so the photometric and shift
 # augmentations only slow it down (a 6-epoch run on 40 tiny parts kept two of four classes near
 # chance with them, 0.98 macro F1 without; tests/training/test_train_tasks.py).
+# Under a time budget the steps are unknown ahead: the run counts them after its first epoch
+# (short_steps). bsdata on this 2-core CPU (10 minutes, 224 px, batch 32) makes ~250 steps:
+# with flips only from epoch 2 its training loss fell to 0.12-0.14 (0.27 with the photometric
+# and shift augmentations), validation rose 0.90-0.94 -> 0.94-0.96 and test 0.907 -> 0.918 and
+# 0.908 -> 0.915 (bench/train.py --real bsdata, seeds 1 and 2). KolektorSDD (~400 steps) keeps them.
 SHORT_RUN_STEPS = 300
 SHORT_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5)
 # The batch is picked from the number of training views too: a from-scratch network learns from
@@ -160,6 +165,26 @@ class RunClock:
     def more_epochs(self, done: int) -> bool:
         """Another epoch starts: epochs left (when counted) and time left (when budgeted)."""
         return (self.epochs is None or done < self.epochs) and not self.out_of_time()
+
+
+def short_steps(steps_done: int, elapsed_s: float, budget_s: float | None, limit: int) -> int | None:
+    """The optimiser steps a budgeted run will make, projected from the steps and seconds of its
+    first epoch (validation included), when fewer than `limit` (a short run); None otherwise."""
+    if not limit or not budget_s or elapsed_s <= 0:
+        return None
+    steps = int(steps_done * budget_s / elapsed_s)
+    return steps if steps < limit else None
+
+
+def flips_of(augment: AugmentConfig) -> AugmentConfig:
+    """A short run's augmentation: the config's flips, nothing else."""
+    return AugmentConfig(hflip=augment.hflip, vflip=augment.vflip)
+
+
+def short_note(steps: int, limit: int, elapsed_s: float) -> str:
+    """The card's sentence when a budgeted run dropped to flips after its first epoch."""
+    return (f"short run: the first epoch took {elapsed_s:.0f} s, so about {steps} steps fit the budget "
+            f"(< {limit}): flips only from epoch 2, the model is still fitting")
 
 
 def use_scratch_recipe(config: TrainConfig, pretrained: bool) -> bool:
@@ -279,6 +304,8 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
     if steps is not None and steps < SHORT_RUN_STEPS:
         cfg.augment = SHORT_AUGMENT
         note["augment_why"] = f"short run ({steps} steps < {SHORT_RUN_STEPS}): flips only, the model is still fitting"
+    elif steps is None:
+        cfg.short_run_steps = SHORT_RUN_STEPS  # counted after the first epoch (training.loop)
     if cfg.input_size is None or cfg.gray_stem is None:
         shapes, gray = read_views()
         if cfg.input_size is None:

@@ -243,9 +243,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
               f"recipe {card.extra.get('recipe', {}).get('name', '')}, input "
               f"{'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
-        why = card.extra.get("recipe", {}).get("input_size_why")
-        if why:
-            print(f"input size: {why}")
+        note = card.extra.get("recipe", {})
+        for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation")):
+            if note.get(key):
+                print(f"{label}: {note[key]}")
     cv = res.metrics.get("cv")
     if cv:
         s = cv["summary"]

@@ -139,6 +139,9 @@ class MetricsPanel(QWidget):
             text += f"<br>validation (chose epoch and threshold): balanced accuracy {_num(card.val.get('balanced_accuracy'))}"
         elif card.metrics:
             text += "<br>⚠ a model from before the test split: these validation figures chose its epoch and threshold"
+        recipe = card.extra.get("recipe") or {}
+        if recipe.get("augment_why"):  # e.g. a budgeted scratch run that kept flips only
+            text += f"<br><b>augmentation</b> {recipe['augment_why']}"
         cv = card.cv or {}
         if isinstance(cv.get("summary"), dict) and cv["summary"]:
             text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(

@@ -2,6 +2,7 @@
 adds a model whose metrics the view shows; Make active goes to the store."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -82,6 +83,13 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     assert card.headline_split == "test" and card.headline is card.metrics["test"]
     assert curves.curve_points("ROC") == len(card.test.roc.x) and curves.curve_points("PR") == len(card.test.pr.x)
     assert "test (held out)" in metrics.title.text() and "validation (chose epoch" in metrics.summary.text()
+    # a budgeted scratch run that dropped to flips after epoch 1 (training.loop) says so under the figures
+    why = "short run: the first epoch took 60 s, so about 250 steps fit the budget (< 300): flips only from epoch 2"
+    short = dataclasses.replace(card, extra={**card.extra, "recipe": {"name": "scratch", "augment_why": why}})
+    metrics.show_model(short)
+    qtbot.waitUntil(lambda: f"<b>augmentation</b> {why}" in metrics.summary.text(), timeout=5000)
+    metrics.show_model(card)
+    qtbot.waitUntil(lambda: "augmentation" not in metrics.summary.text(), timeout=5000)
     assert not any(w.is_running() for w in view._side)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid

@@ -15,18 +15,20 @@ from labeling.progress import Progress
 from labeling.store import Project
 from training.backbones import GrayConv2d, first_conv_name, get_backbone
 from training.card import read_card
-from training.config import TrainConfig
+from training.config import AugmentConfig, TrainConfig
 from training.evaluate import evaluate_model
 from training.loop import fit_split, train
 from training.recipe import (
     SHORT_CAP,
     SHORT_MIN,
+    SHORT_RUN_STEPS,
     RunClock,
     batch_size_for,
     input_size_for,
     lr_factor,
     resolve,
     short_side_for,
+    short_steps,
 )
 from training.snapshot import load_snapshot, stratified_split
 
@@ -110,7 +112,59 @@ def test_short_runs_keep_flips_only_and_small_batches_scale_the_lr():
     cfg, note = resolve(TrainConfig(epochs=200), False, views, [])  # 200 x 3 steps: a long run
     assert "brightness" in cfg.augment.active() and cfg.lr == pytest.approx(2e-3) and "lr_why" not in note
     cfg, _ = resolve(TrainConfig(budget_s=60, batch_size=8), False, views, [])  # budgeted: steps unknown
-    assert "shift" in cfg.augment.active()
+    assert "shift" in cfg.augment.active() and cfg.short_run_steps == SHORT_RUN_STEPS  # counted after epoch 1
+    cfg, _ = resolve(TrainConfig(epochs=200), False, views, [])
+    assert cfg.short_run_steps == 0  # counted ahead: nothing left to decide
+
+
+def test_a_budgeted_run_too_short_for_its_augmentations_keeps_flips_from_epoch_two(tmp_path, monkeypatch):
+    """A fake clock moves 10 s per epoch: in a 25 s budget, 2 steps an epoch project 5 steps, under
+    the limit, so epochs 2 and 3 draw flips only; with a limit of 5 the run keeps everything."""
+    from training import features
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(32, 32))
+    snap = load_snapshot(path, (32, 32))
+    tr, va = stratified_split(snap.part_targets(), 0.25, 0)
+    now, epoch, drawn = [0.0], [1], {}
+    real = features.augment
+
+    def spy(x, cfg, rng, gray=False):  # the real augmentation, noting what each epoch drew
+        drawn.setdefault(epoch[0], set()).update(cfg.active())
+        return real(x, cfg, rng, gray)
+    monkeypatch.setattr(features, "augment", spy)
+
+    def progress(p: Progress) -> None:
+        if p.stage == "eval":
+            now[0] += 10.0
+            epoch[0] += 1
+    full = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0.2, shift=0.06)
+    cfg = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=None, budget_s=25.0, batch_size=8,
+                      augment=full, short_run_steps=SHORT_RUN_STEPS, patience=0)
+    spec = get_backbone(cfg.arch)
+    info: dict = {}
+    fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0], info=info)
+    assert drawn[1] == {"hflip", "vflip", "brightness", "contrast", "shift"}
+    assert drawn[2] == drawn[3] == {"hflip", "vflip"}
+    assert "about 5 steps" in info["augment_why"] and "flips only from epoch 2" in info["augment_why"]
+    assert cfg.augment == full  # the caller's config is left as it was
+    now[0], epoch[0], info = 0.0, 1, {}
+    drawn.clear()
+    cfg.short_run_steps = 5  # 5 projected steps are not fewer than 5
+    fit_split(snap, tr, va, cfg, lambda: spec.build(2), progress, None, now=lambda: now[0], info=info)
+    assert drawn[3] == drawn[1] and "augment_why" not in info
+    assert short_steps(30, 60.0, 600.0, 300) is None and short_steps(24, 57.0, 600.0, 300) == 252
+
+
+def test_a_short_budgeted_run_says_so_on_its_card(tmp_path, no_imagenet, capsys):
+    """A real 4 s budget on a toy project: its first epoch shows a handful of steps, far under the
+    recipe's limit, and the card and `okng train` say the run kept flips only."""
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(32, 32))
+    assert cli_main(["train", str(path), "--arch", "mobilenet_v3_small", "--budget", "4s", "--batch-size", "8"]) == 0
+    out = capsys.readouterr().out
+    proj = Project.open(path, readonly=True)
+    card = read_card(proj, proj.models()[-1]["id"])
+    why = card.extra["recipe"]["augment_why"]
+    assert why.startswith("short run: the first epoch took") and "flips only from epoch 2" in why
+    assert f"augmentation: {why}" in out and card.config["short_run_steps"] == SHORT_RUN_STEPS
 
 
 def test_balanced_sampler_gives_ok_half_and_each_defect_class_an_equal_share():
