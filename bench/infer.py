@@ -5,7 +5,10 @@ full `LoadedModel.predict_views` path on four 640x480 RGB views (crop/letterbox/
 one batched forward). This table picks the default live-sort model (the bolt study's line
 answers within 0.9 s per part).
 
-    .venv/bin/python bench/infer.py [--reps 5] [--arch resnet18 --arch vgg16 ...]
+    .venv/bin/python bench/infer.py [--reps 5] [--arch resnet18 --arch vgg16 ...] [--device cuda]
+
+On CUDA the figures include the host->device copy and the copy of the logits back (what live
+sort pays per part); the first forwards (cudnn autotuning) are left out by the warm-up.
 """
 from __future__ import annotations
 
@@ -48,8 +51,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--arch", action="append")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
+    device = torch.device(args.device)
     views = [np.random.default_rng(i).integers(0, 255, (480, 640, 3), dtype=np.uint8) for i in range(4)]
     table = {}
     for name in args.arch or list(BACKBONES):
@@ -57,9 +62,10 @@ def main() -> None:
         model = random_model(spec)
         size = spec.input_size
         card = ModelCard(f"bench-{name}", name, input_size=tuple(size), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        loaded = LoadedModel(model, card, torch.device("cpu"))
+        loaded = LoadedModel(model, card, device)
         x = torch.randn(4, 3, *size)
-        loaded.logits(x)  # warm-up
+        for _ in range(3 if device.type == "cuda" else 1):  # warm-up (cudnn picks its kernels)
+            loaded.logits(x)
         fwd, full = [], []
         for _ in range(args.reps):
             t = time.perf_counter()
@@ -76,7 +82,8 @@ def main() -> None:
                        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2)}
         print(f"{name}: {table[name]}", file=sys.stderr, flush=True)
     fastest = min(table, key=lambda k: table[k]["predict_views_min_ms"])
-    print(json.dumps({"bench": "infer", "batch": 4, "threads": torch.get_num_threads(), "device": "cpu",
+    print(json.dumps({"bench": "infer", "batch": 4, "threads": torch.get_num_threads(),
+                      "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
                       "load_1min": os.getloadavg()[0], "per_arch": table, "fastest": fastest}), flush=True)
 
 

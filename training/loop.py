@@ -115,6 +115,7 @@ class _Run:
     sync: Local = field(default_factory=Local)  # the ranks of a data-parallel run (training.distributed)
     aug_rng: np.random.Generator | None = None  # per rank (None: the plan's rng, a single run)
     amp: bool = False  # CUDA float16 autocast (its GradScaler: train_one_epoch's scaler)
+    step_marks: list[float] = field(default_factory=list)  # the clock after each step of epoch 1
 
 
 def _plan(run: _Run, rng: np.random.Generator) -> list[np.ndarray]:
@@ -171,8 +172,10 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
         else:
             step_loss.backward()
             optimizer.step()
-        total += float(loss.detach()) * len(idx)
+        total += float(loss.detach()) * len(idx)  # on CUDA also the wait for the step's kernels
         n += len(idx)
+        if run.epochs_done == 0 and run.clock is not None:
+            run.step_marks.append(run.clock.elapsed())  # the pace for _maybe_short
         on_step(step + 1, len(plan), total / max(n, 1))
     return run.sync.sum(total) / max(run.sync.sum(n), 1)
 
@@ -319,7 +322,8 @@ def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> Non
     clock, cfg = run.clock, run.config
     if clock is None or cfg.augment.flips_only():
         return
-    steps = short_steps(steps_done, clock.elapsed(), clock.budget_s, cfg.short_run_steps)
+    marks = run.sync.share(run.step_marks)  # rank 0's pace, so every rank decides alike
+    steps = short_steps(len(marks) or steps_done, clock.elapsed(), clock.budget_s, cfg.short_run_steps, marks)
     if steps is None:
         return
     run.config = dataclasses.replace(cfg, augment=flips_of(cfg.augment))

@@ -240,10 +240,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     secs = [h.seconds for h in res.history]
     if secs and res.card is not None:
         card = res.card
-        print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
-              f"recipe {card.extra.get('recipe', {}).get('name', '')}, input "
-              f"{'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
         note = card.extra.get("recipe", {})
+        recipe = f"recipe {note['name']}, " if note.get("name") else ""  # a segment model records none
+        print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
+              f"{recipe}input {'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
         for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation")):
             if note.get(key):
                 print(f"{label}: {note[key]}")

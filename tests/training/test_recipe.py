@@ -154,9 +154,32 @@ def test_a_budgeted_run_too_short_for_its_augmentations_keeps_flips_from_epoch_t
     assert short_steps(30, 60.0, 600.0, 300) is None and short_steps(24, 57.0, 600.0, 300) == 252
 
 
-def test_a_short_budgeted_run_says_so_on_its_card(tmp_path, no_imagenet, capsys):
-    """A real 4 s budget on a toy project: its first epoch shows a handful of steps, far under the
-    recipe's limit, and the card and `okng train` say the run kept flips only."""
+def test_the_short_run_projection_leaves_out_the_first_steps_one_off_costs():
+    """A GPU-like first epoch: 10 s until the first step is done (CUDA context, autotuning), then
+    0.2 s a step, 2.2 s of validation. From the epoch alone a 120 s budget looks like 176 steps;
+    at the steady pace it is ~470, not a short run. Even steps (this CPU) project as before."""
+    gpu = [10.0 + 0.2 * i for i in range(25)]
+    assert short_steps(25, 17.0, 120.0, 300) == 176
+    assert short_steps(25, 17.0, 120.0, 300, gpu) is None
+    assert short_steps(25, 17.0, 120.0, 600, gpu) == 25 + int(103 / (0.2 * 17.0 / 14.8))
+    cpu = [2.2 * (i + 1) for i in range(24)]  # 52.8 s of steps, 57 s with validation
+    assert short_steps(24, 57.0, 600.0, 300, cpu) == short_steps(24, 57.0, 600.0, 300) == 252
+
+
+def test_a_short_budgeted_run_says_so_on_its_card(tmp_path, no_imagenet, capsys, monkeypatch):
+    """A 4 s budget on a toy project: its first epoch shows a handful of steps, far under the
+    recipe's limit, and the card and `okng train` say the run kept flips only. The loop's clock
+    moves 0.05 s each time it is read, so the run is the same however busy the machine is (with
+    the wall clock, a loaded machine spent the whole budget on the first epoch: no decision)."""
+    import types
+
+    from training import loop
+    ticks = [0.0]
+
+    def monotonic() -> float:
+        ticks[0] += 0.05
+        return ticks[0]
+    monkeypatch.setattr(loop, "time", types.SimpleNamespace(monotonic=monotonic))
     path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(32, 32))
     assert cli_main(["train", str(path), "--arch", "mobilenet_v3_small", "--budget", "4s", "--batch-size", "8"]) == 0
     out = capsys.readouterr().out

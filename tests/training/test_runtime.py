@@ -3,6 +3,7 @@ stored parts, same verdicts as torch on every stored part, reported by live sort
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from labeling.store import Project
 from training.config import TrainConfig
@@ -56,6 +57,18 @@ def test_a_differing_export_falls_back_to_torch(toy_project):
     export_onnx(other, cache_path(toy_project, loaded.card))
     model, info = with_runtime(loaded, toy_project)
     assert model is loaded and info["runtime"] == "torch" and "differs from torch" in info["runtime_note"]
+
+
+def test_a_model_on_a_gpu_keeps_torch_and_says_why(toy_project):
+    """No GPU here: a CPU-built model stands in for one that LoadedModel put on CUDA (its device
+    field is all with_runtime reads before choosing). No ONNX file is written or checked."""
+    res = train(toy_project, TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, input_size=32))
+    set_runtime(toy_project, res.model_id, "onnxruntime")
+    loaded = load_model(toy_project, res.model_id)
+    loaded.device = torch.device("cuda")
+    model, info = with_runtime(loaded, toy_project)
+    assert model is loaded and info["runtime"] == "torch" and "runs on CUDA" in info["runtime_note"]
+    assert not cache_path(toy_project, loaded.card).exists()
 
 
 def test_prediction_without_heatmaps_runs_on_the_cards_runtime(toy_project):
