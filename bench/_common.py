@@ -142,5 +142,6 @@ def card_summary(res: Any, curve: EpochCurve) -> dict:
             "train_s": round(res.seconds, 1), "input_size": list(card.input_size), "freeze": card.freeze,
             "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
             "bf16": card.config.get("bf16"), "batch_size": card.config.get("batch_size"),
+            "augment_why": card.extra.get("recipe", {}).get("augment_why"),  # the short-run rule fired
             "train_loss": [round(h.loss, 3) for h in card.history],
             "parts": {k: len(card.split.get(k) or []) for k in ("train", "val", "test")}}

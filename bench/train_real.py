@@ -281,6 +281,7 @@ def run_seeds(data: str, budget_s: float, seeds: list[int]) -> dict:
                                             "plain_time_to_its_test_s", "test_time_ratio", "load_1min")}
                          | {"okng_ng_recall": r["okng"]["test_ng_recall"], "plain_ng_recall": r["plain"]["test_ng_recall"],
                             "okng_epochs": r["okng"]["epochs"], "plain_epochs": r["plain"]["epochs"],
+                            "okng_flips_only_from_epoch_2": bool(r["okng"].get("augment_why")),
                             "n_test": r["okng"]["n_test"]} for r in runs]}
 
 
