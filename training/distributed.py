@@ -113,17 +113,16 @@ class Ranks(Local):
         self.cuda = cuda
         self.owned = not dist.is_initialized()
         if cuda:
-            if local_rank >= torch.cuda.device_count():
-                raise TrainingError(f"{local_rank + 1} or more processes on this machine but "
-                                    f"{torch.cuda.device_count()} GPU(s): one process per GPU, or --device cpu")
-            torch.cuda.set_device(local_rank)  # before NCCL's first call: one GPU per rank
+            torch.cuda.set_device(local_rank)  # before NCCL's first call: one GPU per rank (ranks_on_cuda)
         if self.owned:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
         # Collectives of small control values: on the GPU for NCCL, which moves nothing else.
         self.ctl = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
 
     def device(self, requested: torch.device) -> torch.device:
-        return torch.device("cuda", self.local_rank) if self.cuda else requested
+        # Not on CUDA means the CPU for every rank, also where "auto" resolved to a GPU that the
+        # ranks could not have one each of (ranks_on_cuda).
+        return torch.device("cuda", self.local_rank) if self.cuda else torch.device("cpu")
 
     def batches(self, idx: Sequence[int], size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
         """The global batches of an epoch (same on every rank: same indices, same rng); a last
@@ -243,10 +242,26 @@ def join(device: str = "auto") -> Local:
     import torch.distributed as dist
     if not dist.is_available():
         raise TrainingError("this torch has no torch.distributed: train with one process")
-    cuda = device != "cpu" and torch.cuda.is_available()
-    if device.startswith("cuda") and not cuda:
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return Ranks(rank, world, local, ranks_on_cuda(device, local_world, gpus))
+
+
+def ranks_on_cuda(device: str, local_world: int, gpus: int) -> bool:
+    """Whether the ranks of this machine train on CUDA (one GPU each) or on the CPU (gloo).
+
+    Every rank of a machine decides from the same three values, so they all decide alike. NCCL
+    refuses two ranks on one GPU, so "auto" with fewer GPUs than ranks here trains on the CPU
+    (found on a one-GPU machine: `--nproc 2` stopped with an NCCL error); asking for "cuda"
+    explicitly in that case is an error that says what to change."""
+    if device == "cpu" or (device == "auto" and gpus < local_world):
+        return False
+    if gpus == 0:
         raise TrainingError("device 'cuda' asked for but no CUDA GPU is available")
-    return Ranks(rank, world, local, cuda)
+    if gpus < local_world:
+        raise TrainingError(f"{local_world} processes on this machine but {gpus} GPU(s): one process per GPU, "
+                            "or --device cpu (or auto, which trains on the CPU then)")
+    return True
 
 
 def threads_per_rank(cores: int) -> int:

@@ -26,14 +26,18 @@ from app.cli.launch import without_nproc
 from labeling.store import Project
 from training.card import read_card, read_cards
 from training.checkpoint import from_bytes
-from training.distributed import Ranks, loss_denominator
+from training.distributed import Ranks, loss_denominator, ranks_on_cuda
+from training.errors import TrainingError
 from training.features import batches
 from training.recipe import RunClock
 
 ROOT = Path(__file__).resolve().parents[2]
 # resnet18's head on a frozen trunk, SGD, no augmentation: deterministic, a few seconds a rank.
+# On the CPU everywhere: "equal to one process" to 1e-5 is a gloo/CPU statement (a one-GPU machine
+# runs two ranks on the CPU, its single process on CUDA with TF32: not comparable to 1e-5).
 ARGS = ["--arch", "resnet18", "--freeze", "head", "--recipe", "manual", "--optimizer", "sgd", "--lr", "0.05",
-        "--augment", "none", "--epochs", "3", "--input-size", "32", "--batch-size", "8", "--patience", "0"]
+        "--augment", "none", "--epochs", "3", "--input-size", "32", "--batch-size", "8", "--patience", "0",
+        "--device", "cpu"]
 
 
 def _okng(*args: str, **kw) -> subprocess.Popen:
@@ -168,3 +172,17 @@ def _processes_of(path: Path) -> list[int]:
 
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch without distributed")
+
+
+def test_ranks_share_no_gpu_under_auto_and_say_so_when_cuda_is_asked_for():
+    """NCCL refuses two ranks on one GPU (seen on a one-GPU H100 with --nproc 2): "auto" then
+    trains every rank on the CPU; an explicit "cuda" names the fix instead of an NCCL trace."""
+    assert ranks_on_cuda("auto", local_world=2, gpus=2) is True
+    assert ranks_on_cuda("auto", local_world=2, gpus=1) is False
+    assert ranks_on_cuda("auto", local_world=1, gpus=0) is False
+    assert ranks_on_cuda("cpu", local_world=1, gpus=4) is False
+    assert ranks_on_cuda("cuda", local_world=4, gpus=4) is True
+    with pytest.raises(TrainingError, match="2 processes on this machine but 1 GPU"):
+        ranks_on_cuda("cuda", local_world=2, gpus=1)
+    with pytest.raises(TrainingError, match="no CUDA GPU"):
+        ranks_on_cuda("cuda", local_world=1, gpus=0)

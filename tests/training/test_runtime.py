@@ -3,6 +3,7 @@ stored parts, same verdicts as torch on every stored part, reported by live sort
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from labeling.store import Project
@@ -11,6 +12,14 @@ from training.inference import load_model
 from training.loop import train
 from training.registry import activate, set_runtime
 from training.runtime import OrtModel, cache_path, with_runtime
+
+
+@pytest.fixture(autouse=True)
+def _on_the_cpu(monkeypatch):
+    """ONNX Runtime is okng's CPU path: on a GPU machine a model loads on CUDA and keeps torch
+    (test_a_model_on_a_gpu_keeps_torch_and_says_why), so these tests hide the GPU and check the
+    CPU path on every machine (found on an H100, where they failed by design)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
 
 def test_onnxruntime_verdicts_equal_torch_on_stored_parts(toy_project):
