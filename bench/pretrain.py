@@ -12,8 +12,10 @@ concurrently with one thread each (fair on a shared, noisy CPU).
     nice -n 15 .venv/bin/python bench/pretrain.py --total 600 [--frac 0.5] [-- RECIPE ARGS]
 
 Recipe arguments after `--` go to bench/recipe_scratch.py for both runs (default: its defaults
-with --gray --bf16 --channels-last and the short side okng train's size rule picks for the
-train+val views, the recommended recipe).
+with --bf16 --channels-last, --gray for a grayscale set, and views stretched into the square okng
+train's from-scratch rule picks for the train+val views, as `okng pretrain` and `okng train` do).
+SimCLR runs with okng pretrain's defaults (96 px crops, batch 64); the record says whether its
+loss fell below chance (training.pretrain.learning_check).
 """
 from __future__ import annotations
 
@@ -34,6 +36,17 @@ from bench import recipe_scratch as rs
 from training.pretrain import PretrainSpec, pretrain_images
 
 
+def _gray(data: str, rows: list[dict[str, str]]) -> bool:
+    """Whether the set's images are grayscale (one channel, or three equal ones): first 20 images."""
+    import cv2
+    for r in rows[:20]:
+        img = cv2.imread(str(rs.DATA / data / r["image"]), cv2.IMREAD_UNCHANGED)
+        if img.ndim == 3 and img.shape[2] >= 3 and not (np.array_equal(img[..., 0], img[..., 1])
+                                                        and np.array_equal(img[..., 1], img[..., 2])):
+            return False
+    return True
+
+
 def main() -> None:
     argv = sys.argv[1:]
     recipe = argv[argv.index("--") + 1:] if "--" in argv else None
@@ -42,17 +55,17 @@ def main() -> None:
     p.add_argument("--data", default="kolektorsdd")
     p.add_argument("--total", type=float, default=600.0, help="seconds per arm")
     p.add_argument("--frac", type=float, default=0.5, help="share of the total spent pretraining")
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--crop", type=int, default=PretrainSpec.crop)
+    p.add_argument("--batch-size", type=int, default=PretrainSpec.batch_size)
     p.add_argument("--skip-scratch", action="store_true")
     a = p.parse_args(argv)
     if recipe is None:
-        # okng train's own size rule over the rows it would train on (train+val): kolektorsdd -> 224 px
-        from training.recipe import input_size_for
+        # okng train's own size rule over the rows it would train on (train+val): 224x224 on both sets
+        from training.recipe import square_size_for
         rows0 = rs.read_rows(a.data)
         split0 = rs.split_groups(rows0, a.data, 0)
-        short = min(input_size_for([(int(r["height"]), int(r["width"])) for r, s in zip(rows0, split0) if s != "test"]))
-        recipe = ["--short", str(short), "--gray", "--bf16", "--channels-last"]
+        side = square_size_for([(int(r["height"]), int(r["width"])) for r, s in zip(rows0, split0) if s != "test"])[0]
+        recipe = ["--short", "0", "--square", str(side), "--bf16", "--channels-last", *(["--gray"] if _gray(a.data, rows0) else [])]
     base = ["--data", a.data, *recipe]
     # Both arms run at the same time, one thread each: on a shared CPU whose load changes by the
     # minute, only concurrent arms see the same machine, so equal wall time is equal compute.
@@ -85,7 +98,9 @@ def main() -> None:
     out = {"bench": "pretrain", "data": a.data, "total_s": a.total, "recipe": recipe, "hw": list(hw),
            "pretrain": {"s": round(pre_s, 1), "images": len(images), "steps": res.steps,
                         "loss_first": res.losses[0] if res.losses else None,
-                        "loss_last": float(np.mean(res.losses[-10:])) if res.losses else None},
+                        "loss_last": float(np.mean(res.losses[-10:])) if res.losses else None,
+                        "chance_loss": res.chance_loss, "learned": res.learned, "note": res.note,
+                        "crop": a.crop, "batch_size": a.batch_size},
            "simclr": {k: ssl[k] for k in keep},
            "scratch": {k: scratch[k] for k in keep} if scratch else None}
     if scratch:

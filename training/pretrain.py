@@ -24,7 +24,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from labeling.store import Project
 
 from .backbones import encoder_state, get_backbone, single_channel_stem
 from .errors import TrainingError
-from .recipe import input_size_for, project_views
+from .recipe import project_views, square_size_for
 
 ENCODER_KIND = "encoder"
 ENCODER_FORMAT = 1
@@ -47,14 +47,16 @@ ENCODER_FORMAT = 1
 
 @dataclass(frozen=True)
 class PretrainSpec:
-    """What to pretrain. ``short`` is the side each view is scaled to before cropping (never
-    upscaled), ``crop`` the square crop side the encoder sees; ``gray`` None = decide from the
+    """What to pretrain. ``short``: the side each view is scaled to before cropping, aspect kept
+    (never upscaled); None stretches every view into the square a from-scratch `okng train` uses
+    (training.recipe.square_size_for), so the encoder sees a crack at the width the classifier
+    will. ``crop`` is the square crop side the encoder sees; ``gray`` None = decide from the
     views (1-channel stem when every view is grayscale)."""
 
     project: str
     arch: str = "resnet18"
     budget_s: float = 1800.0
-    short: int | None = None  # None: the short side `okng train`'s recipe picks for this project
+    short: int | None = None  # None: stretched into okng train's from-scratch square
     crop: int = 96
     batch_size: int = 64
     lr: float = 2e-3
@@ -82,6 +84,10 @@ class PretrainResult:
     stopped: bool
     losses: list[float] = field(default_factory=list)
     source: str = ""
+    chance_loss: float | None = None  # NT-Xent when every pair is as alike as any other: ln(2N - 1)
+    learned: bool | None = None  # None: too few steps to tell
+    note: str = ""
+    input: str = ""  # how the views were sized before cropping
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +95,9 @@ class PretrainResult:
 
 # ---------------------------------------------------------------- images
 
-def _scaled(img: np.ndarray, short: int, gray: bool) -> np.ndarray:
-    """One view as uint8 (C, H, W), short side `short` (never upscaled)."""
+def _scaled(img: np.ndarray, short: int | None, gray: bool, fit: tuple[int, int] | None = None) -> np.ndarray:
+    """One view as uint8 (C, H, W): stretched to `fit` (h, w) when given (shrunk sides only),
+    else short side `short` (never upscaled)."""
     if img.dtype != np.uint8:  # 16-bit X-ray: stretch its own range into 8 bits
         lo, hi = np.percentile(img, (0.5, 99.5))
         img = np.clip((img.astype(np.float32) - lo) * (255.0 / max(1.0, hi - lo)), 0, 255).astype(np.uint8)
@@ -99,14 +106,19 @@ def _scaled(img: np.ndarray, short: int, gray: bool) -> np.ndarray:
     elif img.ndim == 2 and not gray:
         img = np.repeat(img[..., None], 3, axis=2)
     h, w = img.shape[:2]
-    s = min(1.0, short / min(h, w))
-    if s < 1.0:
+    if fit is not None:
+        th, tw = min(h, fit[0]), min(w, fit[1])
+        if (th, tw) != (h, w):
+            img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+    elif short is not None and short < min(h, w):
+        s = short / min(h, w)
         img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     return img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
 
 
-def project_images(project: Project, short: int, gray: bool | None = None,
-                   part_ids: tuple[int, ...] | None = None) -> tuple[list[np.ndarray], bool]:
+def project_images(project: Project, short: int | None, gray: bool | None = None,
+                   part_ids: tuple[int, ...] | None = None,
+                   fit: tuple[int, int] | None = None) -> tuple[list[np.ndarray], bool]:
     """Every view of the chosen parts (all by default) as uint8 (C, H, W), inside its camera's
     ROI when one is set; returns the images and whether they were taken as grayscale."""
     parts = project.parts() if part_ids is None else [project.part(i) for i in part_ids]
@@ -116,7 +128,7 @@ def project_images(project: Project, short: int, gray: bool | None = None,
     out = []
     for p in parts:
         for v in p.views:
-            out.append(_scaled(project.read_image(p.id, v.index, rois.get(v.camera)), short, gray))
+            out.append(_scaled(project.read_image(p.id, v.index, rois.get(v.camera)), short, gray, fit))
     return out, gray
 
 
@@ -203,6 +215,30 @@ def _lr_factor(frac: float, warmup: float = 0.1) -> float:
     return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t))
 
 
+# A contrastive loss that ends within 3 % of chance has not told the views apart: measured on
+# KolektorSDD (commutators that all look alike), SimCLR's loss stayed at 4.12-4.14 against
+# ln(63) = 4.14 over 150 steps whatever the temperature (0.1-0.5) or crop range; on bsdata it
+# fell to 3.9 in the same time.
+LEARNED_BELOW_CHANCE = 0.03
+
+
+def learning_check(losses: list[float], batch: int) -> tuple[float, bool | None, str]:
+    """(chance loss, learned?, a sentence for the user) from a run's losses at this batch size:
+    the mean of the last tenth of the steps against ln(2 * batch - 1), the NT-Xent of embeddings
+    that tell no pair apart. None when under 20 steps ran (too few to tell)."""
+    chance = math.log(2 * batch - 1)
+    if len(losses) < 20:
+        return chance, None, f"only {len(losses)} steps: too few to tell whether the encoder learned"
+    tail = losses[-max(5, len(losses) // 10):]
+    end = sum(tail) / len(tail)
+    below = 1.0 - end / chance
+    if below >= LEARNED_BELOW_CHANCE:
+        return chance, True, f"loss ended at {end:.3f}, {below:.0%} below chance ({chance:.3f}): the views were told apart"
+    return chance, False, (f"loss ended at {end:.3f}, at chance level ({chance:.3f}): the encoder did not learn to "
+                           "tell these views apart (views that all look alike, or too short a run); a model "
+                           "started from it starts about as from scratch")
+
+
 def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: ProgressFn = no_progress,
                     should_stop: StopFn = never_stop) -> tuple[dict[str, torch.Tensor], PretrainResult]:
     """SimCLR on in-memory uint8 (C, H, W) images for spec.budget_s seconds: the encoder state
@@ -250,8 +286,9 @@ def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: Prog
         progress(Progress("pretrain", done, int(spec.budget_s), f"step {len(losses)} loss {losses[-1]:.3f}",
                           {"step": len(losses), "loss": losses[-1]}))
     state = encoder_state(net.model, backbone)  # the head slot holds an Identity: nothing dropped but it
+    chance, learned, note = learning_check(losses, bs)
     result = PretrainResult(spec.arch, None, len(images), channels, len(losses),
-                            round(time.monotonic() - t0, 1), stopped, losses)
+                            round(time.monotonic() - t0, 1), stopped, losses, "", round(chance, 4), learned, note)
     return state, result
 
 
@@ -261,18 +298,34 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
     spec.save is False or nothing was learned) store it in the project."""
     project = Project.open(spec.project, readonly=not spec.save)
     progress(Progress("load", 0, None, "reading the project's views"))
-    # The encoder learns at the scale the classifier will train at (training.recipe's rule), so
-    # the features it finds (a crack's width in px) are the ones the supervised run sees.
+    # The encoder learns at the scale the classifier will train at (training.recipe's square
+    # rule for a from-scratch run), so the features it finds (a crack's width in px) are the ones
+    # the supervised run sees. The rule counts labelled views; a project with none uses them all.
+    fit = None
     if not spec.short:
-        spec = replace(spec, short=min(input_size_for(project_views(spec.project)()[0])))
-    images, gray = project_images(project, spec.short, spec.gray, spec.part_ids)
+        shapes = project_views(spec.project)()[0] or _all_view_shapes(project)
+        fit = square_size_for(shapes)
+    images, gray = project_images(project, spec.short, spec.gray, spec.part_ids, fit)
     progress(Progress("load", len(images), len(images), f"{len(images)} views ({'gray' if gray else 'RGB'})"))
     state, result = pretrain_images(images, spec, progress, should_stop)
     result.source = f"self-supervised on {result.n_images} images of this project"
+    result.input = f"{fit[0]}x{fit[1]} stretched" if fit else f"short side {spec.short} (aspect kept)"
     if spec.save and result.steps > 0:
         result.encoder_id = save_encoder(project, state, result, spec)
         progress(Progress("save", 1, 1, f"stored encoder {result.encoder_id}"))
     return result
+
+
+def _all_view_shapes(project: Project) -> list[tuple[int, int]]:
+    """(h, w) of every view after its camera's ROI, labelled or not."""
+    from .data import full_roi
+    rois = dict(project.settings.rois)
+    out = []
+    for p in project.parts():
+        for v in p.views:
+            r = full_roi(v.shape[:2], rois.get(v.camera))
+            out.append((r.h, r.w))
+    return out
 
 
 # ---------------------------------------------------------------- storage
@@ -293,7 +346,8 @@ def save_encoder(project: Project, state: dict[str, torch.Tensor], result: Pretr
             "channels": result.channels, "n_images": result.n_images, "steps": result.steps,
             "seconds": result.seconds, "stopped": result.stopped,
             "final_loss": result.losses[-1] if result.losses else None,
-            "source": result.source, "short": spec.short, "crop": spec.crop, "created": time.time()}
+            "source": result.source, "short": spec.short, "crop": spec.crop, "created": time.time(),
+            "input": result.input, "chance_loss": result.chance_loss, "learned": result.learned, "note": result.note}
     with transaction(project.path, "a") as f:
         group = f.require_group(ENCODERS_GROUP)
         if eid in group:

@@ -90,6 +90,9 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
         if meta.get("arch") != config.arch:
             raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
+        if meta.get("learned") is False:
+            warnings.append(f"encoder {meta['id']} did not learn in pretraining ({meta.get('note', '')}): "
+                            "expect no gain over training from scratch")
         return (lambda: build_from_encoder(config.arch, n_outputs, enc, head)), False, str(meta["source"])
     if config.freeze == "scratch":
         return (lambda: spec.build(n_outputs, head=head)), False, None

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", default="30m", type=parse_duration, help="wall-clock time (30m, 90s, 1h)")
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, ...)")
     p.add_argument("--short", type=int, default=None,
-                   help="short side views are scaled to (never upscaled); default: the one okng train picks")
+                   help="short side views are scaled to, aspect kept (never upscaled); default: views "
+                        "stretched into the square okng train uses from scratch (224 px on most projects)")
     p.add_argument("--crop", type=int, default=96, help="side of the square crops the encoder sees")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--id", default=None, help="encoder id (default encoder-ARCH-TIMESTAMP)")
@@ -52,5 +53,8 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     else:
         loss = f"{res.losses[-1]:.3f}" if res.losses else "-"
         print(f"encoder {res.encoder_id}: {res.arch}, {res.source}, {res.steps} steps in {res.seconds:.0f}s, "
-              f"final loss {loss}")
+              f"final loss {loss}; views {res.input}")
+        # Said plainly: an encoder that learned nothing is stored (it is what was asked for) but
+        # a model started from it is no better than one from scratch.
+        print(("warning: " if res.learned is False else "") + res.note)
     return 0

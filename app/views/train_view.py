@@ -236,11 +236,15 @@ class TrainView(QWidget):
             return
         self.bar.setValue(1000)
         draw_history(self.loss_plot, self.acc_plot, result.history)
-        note = "" if result.pretrained else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
+        if (result.pretrained_source or "").startswith("self-supervised"):
+            note = " — started from a self-supervised encoder, no ImageNet weights"
+        else:
+            note = "" if result.pretrained else " — TRAINED FROM SCRATCH (no ImageNet weights found)"
         test = result.metrics.get("test")
         score = (f" Test balanced accuracy {test['balanced_accuracy']:.3f} on {result.metrics['split']['test_parts']}"
                  " held-out parts." if test else "")
-        warns = [w for w in result.warnings if w.startswith("freeze policy")]
+        # The warnings that change what the model is worth (the rest are in the card and the log).
+        warns = [w for w in result.warnings if w.startswith(("freeze policy", "encoder "))]
         self._say(f"Model {result.model_id} saved{note}.{score} Select it and press Make active to sort with it."
                   + "".join(f"  ⚠ {w}" for w in warns))
         self._select_next = self._live_model = result.model_id

@@ -101,6 +101,34 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     view.shutdown()
 
 
+def test_a_run_from_an_encoder_that_learned_nothing_says_so(ctx, qtbot):
+    """okng pretrain stores an encoder whose loss stayed at chance (it was asked for), but the
+    model started from it is no better than scratch: the view says where it started and warns."""
+    import numpy as np
+
+    from training.pretrain import PretrainResult, PretrainSpec, learning_check, pretrain_images, save_encoder
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (3, 32, 32), dtype=np.uint8) for _ in range(4)]
+    state, _ = pretrain_images(images, PretrainSpec(project="", arch="mobilenet_v3_small", crop=24, batch_size=4),
+                               should_stop=iter([False, True]).__next__)
+    flat = [round(float(np.log(7)), 4)] * 150
+    res = PretrainResult("mobilenet_v3_small", None, 16, 3, 150, 60.0, False, flat, "self-supervised on 16 images "
+                         "of this project", *learning_check(flat, 4))
+    save_encoder(Project.open(ctx.project.path), state, res,
+                 PretrainSpec(project=str(ctx.project.path), arch="mobilenet_v3_small", encoder_id="flat"))
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.extra_config = {"num_threads": 1}
+    view.form.set_values({**TINY, "freeze": "none", "encoder": "flat"})
+    with qtbot.waitSignal(view.run_finished, timeout=120000) as sig:
+        view.start()
+    assert sig.args[0] == "done", view.last_error
+    text = view.state.text()
+    assert "started from a self-supervised encoder, no ImageNet weights" in text and "SCRATCH" not in text
+    assert "⚠ encoder flat did not learn in pretraining" in text
+    view.shutdown()
+
+
 def qtbot_button():
     from PyQt6.QtCore import Qt
     return Qt.MouseButton.LeftButton

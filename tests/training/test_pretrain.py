@@ -13,7 +13,18 @@ from labeling.progress import Progress
 from labeling.store import Project
 from training.backbones import build_from_encoder, encoder_state, get_backbone, load_encoder_state
 from training.errors import TrainingError
-from training.pretrain import PretrainSpec, encoders, load_encoder, nt_xent, pretrain, pretrain_images
+from training.pretrain import (
+    PretrainResult,
+    PretrainSpec,
+    encoders,
+    learning_check,
+    load_encoder,
+    nt_xent,
+    pretrain,
+    pretrain_images,
+    project_images,
+    save_encoder,
+)
 
 TINY = {"arch": "resnet18", "short": 32, "crop": 24, "batch_size": 8}
 
@@ -95,7 +106,7 @@ def test_cli_pretrain_json(gray_project, capsys):
     assert cli_main(["pretrain", str(gray_project), "--budget", "1s", "--short", "32", "--crop", "24",
                      "--batch-size", "8", "--id", "cli-enc", "--json"]) == 0
     out = capsys.readouterr().out
-    assert '"encoder_id":"cli-enc"' in out
+    assert '"encoder_id":"cli-enc"' in out and '"chance_loss":2.7081' in out
     assert encoders(gray_project)[0]["source"].startswith("self-supervised on 16 images")
 
 
@@ -103,3 +114,43 @@ def test_parse_duration():
     assert parse_duration("30m") == 1800 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
     with pytest.raises(ValueError):
         parse_duration("ten minutes")
+
+
+def test_learning_check_compares_the_end_of_the_run_with_chance():
+    """NT-Xent of embeddings that tell no pair apart is ln(2N - 1): a run ending there learned
+    nothing (KolektorSDD, measured), one well below it did, and a handful of steps says neither."""
+    chance = float(np.log(2 * 32 - 1))
+    at_chance = [chance + 0.02 * (-1) ** i for i in range(150)]
+    falling = list(np.linspace(chance, 0.8 * chance, 150))
+    assert learning_check(at_chance, 32)[:2] == (pytest.approx(chance), False)
+    assert "did not learn" in learning_check(at_chance, 32)[2]
+    assert learning_check(falling, 32)[1] is True
+    assert learning_check(falling[:10], 32)[1] is None
+
+
+def test_views_are_stretched_into_the_square_okng_train_uses(gray_project):
+    """Default sizing: the from-scratch training square (40x56 views -> 32x32), not the short
+    side with the aspect kept, so pretraining sees defects at the classifier's scale."""
+    res = pretrain(PretrainSpec(project=str(gray_project), budget_s=600, encoder_id="sq", arch="resnet18",
+                                crop=24, batch_size=8), should_stop=iter([False, True]).__next__)
+    assert res.input == "32x32 stretched" and res.steps == 1 and res.learned is None
+    meta = encoders(gray_project)[0]
+    assert (meta["input"], meta["learned"], meta["chance_loss"]) == ("32x32 stretched", None, round(np.log(15), 4))
+    images, gray = project_images(Project.open(gray_project, readonly=True), None, fit=(32, 32))
+    assert gray and {im.shape for im in images} == {(1, 32, 32)}
+    kept, _ = project_images(Project.open(gray_project, readonly=True), 32)
+    assert {im.shape for im in kept} == {(1, 32, 45)}  # --short: aspect kept (56 * 32 / 40)
+
+
+def test_training_from_an_encoder_that_learned_nothing_says_so(gray_project):
+    from training.config import TrainConfig
+    from training.loop import train
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (1, 32, 32), dtype=np.uint8) for _ in range(4)]
+    state, _ = pretrain_images(images, PretrainSpec(project="", **TINY), should_stop=iter([False, True]).__next__)
+    chance = round(float(np.log(15)), 4)
+    res = PretrainResult("resnet18", None, 16, 1, 150, 60.0, False, [chance] * 150, "self-supervised on 16 images",
+                         *learning_check([chance] * 150, 8), input="32x32 stretched")
+    eid = save_encoder(Project.open(gray_project), state, res, PretrainSpec(project=str(gray_project), encoder_id="flat"))
+    out = train(gray_project, TrainConfig(arch="resnet18", encoder=eid, epochs=1, input_size=32, batch_size=8))
+    assert any("encoder flat did not learn" in w and "at chance level" in w for w in out.warnings), out.warnings
