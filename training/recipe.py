@@ -34,7 +34,8 @@ from .config import AugmentConfig, TrainConfig
 # of SQUARE_SIDE px with fit "resize" (the card's fit: inference, Grad-CAM and live sort stretch
 # the same way), less for a project so large that one pass would exceed EPOCH_PIXELS (never
 # under SHORT_MIN), never above the views' own short side (no upscaling). input_size_for (aspect
-# kept) stays for `okng pretrain` crops and the tuner's "input_short" search.
+# kept) stays for `okng pretrain --short` and the tuner's "input_short" search with pretrained
+# features; from scratch the tuner searches "input_square" (training.tune.space).
 SQUARE_SIDE = 224
 SHORT_MIN = 128
 SHORT_CAP = 384  # aspect-kept sizes (input_size_for): an epoch at 384x960 is ~9x a 128 px one

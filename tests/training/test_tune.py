@@ -17,6 +17,7 @@ from labeling.store import Project
 from training.card import read_cards
 from training.errors import TrainingError
 from training.tune import TuneSpec, default_storage, parse_space, read_space_file, tune
+from training.tune.space import config_values
 
 ROOT = Path(__file__).resolve().parents[2]
 # Tiny and quick: 32 px inputs, 2 epochs a trial, one thread.
@@ -135,6 +136,25 @@ def test_space_file_json_and_yaml_override_the_defaults(tmp_path):
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(TrainingError, match="not a readable search space"):
         read_space_file(tmp_path / "bad.json")
+
+
+def test_from_scratch_the_input_searched_is_a_stretched_square_and_the_recipes_comes_first(tmp_path):
+    """From scratch the tuner searches squares stretched like okng train's recipe (an aspect-kept
+    size is what measured badly on KolektorSDD); never upscaled; a file naming input_short
+    replaces the search; with ImageNet weights input_short stays."""
+    scratch = parse_space({}, pretrained=False)
+    assert "input_short" not in scratch and scratch["input_square"].choices == (128, 160, 224)
+    assert "input_square" not in parse_space({}, pretrained=True)
+    shapes = [(200, 500)] * 3
+    assert config_values({"input_square": 160}, shapes) == {"input_size": (160, 160), "fit": "resize"}
+    assert config_values({"input_square": 224}, shapes)["input_size"] == (192, 192)  # short side 200
+    named = parse_space({"input_short": 64}, pretrained=False)
+    assert "input_square" not in named and named["input_short"].value == 64
+    path = make_toy_project(tmp_path / "sq.okng", n_ok=8, n_ng=8, size=(40, 56), views=1)
+    tune(TuneSpec(str(path), {**VALUES, "input_size": None}, trials=1, final=False))
+    (first,) = _study(path, "sq-verdict").get_trials(deepcopy=False)
+    assert first.user_attrs["okng_seed"] and first.params["input_square"] == 32  # the recipe's square
+    assert first.user_attrs["split"]
 
 
 def test_a_study_starts_from_the_projects_self_supervised_encoder(tmp_path):

@@ -121,22 +121,24 @@ def _final_value(task: str, rep: dict[str, Any]) -> float:
 
 
 class _Snapshots:
-    """Decoded snapshots by input size: trials drawing the same size reuse one (reading and
-    resizing every view costs more than a short trial)."""
+    """Decoded snapshots by input size and fit: trials drawing the same reuse one (reading and
+    resizing every view costs more than a short trial). The fit is the trial's: an input_square
+    draw stretches (resize) whatever the study's default fit."""
 
-    def __init__(self, path: str, fit: str, task: str, group_by: str | None) -> None:
-        self.path, self.fit, self.task, self.group_by = path, fit, task, group_by
-        self._kept: OrderedDict[tuple[int, int], Any] = OrderedDict()
+    def __init__(self, path: str, task: str, group_by: str | None) -> None:
+        self.path, self.task, self.group_by = path, task, group_by
+        self._kept: OrderedDict[tuple[tuple[int, int], str], Any] = OrderedDict()
 
-    def get(self, size: tuple[int, int], progress: ProgressFn | None, should_stop: StopFn | None) -> Any:
+    def get(self, size: tuple[int, int], fit: str, progress: ProgressFn | None, should_stop: StopFn | None) -> Any:
         from ..snapshot import load_snapshot
-        if size in self._kept:
-            self._kept.move_to_end(size)
-            return self._kept[size]
-        snap = load_snapshot(self.path, size, self.fit, progress, should_stop, task=self.task, group_by=self.group_by)
+        key = (size, fit)
+        if key in self._kept:
+            self._kept.move_to_end(key)
+            return self._kept[key]
+        snap = load_snapshot(self.path, size, fit, progress, should_stop, task=self.task, group_by=self.group_by)
         if snap is None:
             raise _Stopped()
-        self._kept[size] = snap
+        self._kept[key] = snap
         while len(self._kept) > SNAPSHOTS_KEPT:
             self._kept.popitem(last=False)
         return snap
@@ -147,12 +149,25 @@ def _settings(default: Any, space: dict[str, Param]) -> dict[str, Any]:
     return {"config": cfg, "space": {k: p.to_dict() for k, p in space.items()}}
 
 
+def with_recipe_square(space: dict[str, Param], default: Any) -> dict[str, Param]:
+    """The space with the recipe's own square among input_square's choices (a small project's
+    recipe picks a side under 128 px), so the seeded first trial can be exactly the recipe."""
+    sq = space.get("input_square")
+    size = default.input_size
+    if sq is None or sq.choices is None or default.fit != "resize" or not size or size[0] != size[1] \
+            or size[0] in sq.choices:
+        return space
+    return {**space, "input_square": dataclasses.replace(sq, choices=tuple(sorted({*sq.choices, size[0]})))}
+
+
 def _seed_trial(study: Any, default: Any, space: dict[str, Param]) -> None:
     """A new study's first trial is the recipe's own settings (those the space can express), so
     the search starts from what `okng train` would do and its best is never a step back on
     validation; the rest of that trial is drawn."""
     first = {"lr": default.lr, "weight_decay": default.weight_decay, "freeze": default.freeze,
              "head_dropout": 0.0, "head_hidden": 0}
+    if default.fit == "resize" and default.input_size and default.input_size[0] == default.input_size[1]:
+        first["input_square"] = default.input_size[0]  # the recipe's square (224 on most projects)
     keep = {}
     for k, v in first.items():
         p = space.get(k)
@@ -201,7 +216,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     resolved, _ = resolve(base, pretrained, views, [])
     default = dataclasses.replace(resolved, recipe="manual")
     shapes, _gray = views()
-    space = parse_space(spec.space, pretrained)
+    space = with_recipe_square(parse_space(spec.space, pretrained), default)
     url = spec.storage or default_storage(path)
     name = spec.study or default_study_name(path, task)
     storage = open_storage(url, spec.heartbeat_s, spec.grace_s)
@@ -211,7 +226,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
     metric = metric_name(task)
     result = TuneResult(name, storage.get_study_id_from_name(name), redact(url), metric, warnings=warnings,
                         default_values={k: v for k, v in default.to_dict().items() if k not in _LOCAL})
-    snaps = _Snapshots(path, default.fit, task, default.group_by)
+    snaps = _Snapshots(path, task, default.group_by)
     stopped = (lambda: bool(should_stop())) if should_stop is not None else (lambda: False)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
@@ -227,7 +242,7 @@ def tune(spec: TuneSpec, progress: ProgressFn | None = None, should_stop: StopFn
 
     def run_trial(trial: Any) -> float:
         cfg = config_of(suggest(trial, space))
-        snap = snaps.get(cfg.input_hw(backbone.input_size), progress, should_stop)
+        snap = snaps.get(cfg.input_hw(backbone.input_size), cfg.fit, progress, should_stop)
         # The split `okng train` would use with these values (a split field, a warm start's parent):
         # trials validated on other parts than the final model would rank settings on other data.
         split = draw_split(path, cfg, [p.part_id for p in snap.parts], snap.part_targets(), snap.part_groups())
