@@ -242,9 +242,8 @@ def join(device: str = "auto") -> Local:
     import torch.distributed as dist
     if not dist.is_available():
         raise TrainingError("this torch has no torch.distributed: train with one process")
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    return Ranks(rank, world, local, ranks_on_cuda(device, local_world, gpus))
+    return Ranks(rank, world, local, ranks_on_cuda(device, local_world_size(), gpus))
 
 
 def ranks_on_cuda(device: str, local_world: int, gpus: int) -> bool:
@@ -266,5 +265,10 @@ def ranks_on_cuda(device: str, local_world: int, gpus: int) -> bool:
 
 def threads_per_rank(cores: int) -> int:
     """torch threads of one rank: the machine's cores shared by the ranks on it."""
-    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
+    return max(1, cores // max(1, local_world_size()))
+
+
+def local_world_size() -> int:
+    """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 outside it)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
 

@@ -303,7 +303,7 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
     # the supervised run sees. The rule counts labelled views; a project with none uses them all.
     fit = None
     if not spec.short:
-        shapes = project_views(spec.project)()[0] or _all_view_shapes(project)
+        shapes = project_views(spec.project)()[0] or project_views(spec.project, labelled_only=False)()[0]
         fit = square_size_for(shapes)
     images, gray = project_images(project, spec.short, spec.gray, spec.part_ids, fit)
     progress(Progress("load", len(images), len(images), f"{len(images)} views ({'gray' if gray else 'RGB'})"))
@@ -314,18 +314,6 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
         result.encoder_id = save_encoder(project, state, result, spec)
         progress(Progress("save", 1, 1, f"stored encoder {result.encoder_id}"))
     return result
-
-
-def _all_view_shapes(project: Project) -> list[tuple[int, int]]:
-    """(h, w) of every view after its camera's ROI, labelled or not."""
-    from .data import full_roi
-    rois = dict(project.settings.rois)
-    out = []
-    for p in project.parts():
-        for v in p.views:
-            r = full_roi(v.shape[:2], rois.get(v.camera))
-            out.append((r.h, r.w))
-    return out
 
 
 # ---------------------------------------------------------------- storage

@@ -99,14 +99,20 @@ def input_size_for(shapes: Iterable[Sequence[int]], short: int | None = None) ->
     return max(STRIDE, int(h * k) // STRIDE * STRIDE), max(STRIDE, int(w * k) // STRIDE * STRIDE)
 
 
-def square_size_for(shapes: Sequence[Sequence[int]]) -> tuple[int, int]:
-    """The scratch recipe's (side, side) input for views stretched into a square: SQUARE_SIDE,
-    less where one pass over the views would exceed EPOCH_PIXELS (never under SHORT_MIN), never
-    above the median view's short side; a multiple of the stride."""
+def square_size_for(shapes: Sequence[Sequence[int]], side: int | None = None) -> tuple[int, int]:
+    """The (side, side) input for views stretched into a square: `side` when given (a tuner's
+    draw), else the scratch recipe's SQUARE_SIDE, less where one pass over the views would exceed
+    EPOCH_PIXELS (never under SHORT_MIN); never above the median view's short side; a multiple of
+    the stride."""
     shorts = sorted(min(int(s[0]), int(s[1])) for s in shapes)
     if not shorts:
-        return (SQUARE_SIDE, SQUARE_SIDE)
-    side = min(SQUARE_SIDE, max(SHORT_MIN, int(math.sqrt(EPOCH_PIXELS / len(shorts)))), shorts[len(shorts) // 2])
+        return _square(side or SQUARE_SIDE)
+    if side is None:
+        side = min(SQUARE_SIDE, max(SHORT_MIN, int(math.sqrt(EPOCH_PIXELS / len(shorts)))))
+    return _square(min(side, shorts[len(shorts) // 2]))
+
+
+def _square(side: int) -> tuple[int, int]:
     side = max(STRIDE, side // STRIDE * STRIDE)
     return (side, side)
 
@@ -250,9 +256,9 @@ def input_size_why(shapes: Sequence[Sequence[int]], size: Sequence[int]) -> str:
 Views = Callable[[], tuple[list[tuple[int, int]], bool]]
 
 
-def project_views(project_path: Any) -> Views:
-    """Lazily: the (h, w) of every labelled view after its camera's ROI, and whether every one
-    is grayscale (from the store's index: no pixel is decoded)."""
+def project_views(project_path: Any, labelled_only: bool = True) -> Views:
+    """Lazily: the (h, w) of every labelled view (every view: labelled_only False) after its
+    camera's ROI, and whether every one is grayscale (from the store's index: no pixel is decoded)."""
     def read() -> tuple[list[tuple[int, int]], bool]:
         from labeling.store import Project
         from labeling.types import Verdict
@@ -262,7 +268,7 @@ def project_views(project_path: Any) -> Views:
         rois = dict(project.settings.rois)
         shapes, gray = [], True
         for p in project.parts():
-            if p.verdict not in (Verdict.OK, Verdict.NG):
+            if labelled_only and p.verdict not in (Verdict.OK, Verdict.NG):
                 continue
             for v in p.views:
                 r = full_roi(v.shape[:2], rois.get(v.camera))

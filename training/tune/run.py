@@ -149,15 +149,19 @@ def _settings(default: Any, space: dict[str, Param]) -> dict[str, Any]:
     return {"config": cfg, "space": {k: p.to_dict() for k, p in space.items()}}
 
 
+def _recipe_square(default: Any) -> int | None:
+    """The side of the recipe's stretched square input, None when it is not one."""
+    size = default.input_size
+    return size[0] if default.fit == "resize" and size and size[0] == size[1] else None
+
+
 def with_recipe_square(space: dict[str, Param], default: Any) -> dict[str, Param]:
     """The space with the recipe's own square among input_square's choices (a small project's
     recipe picks a side under 128 px), so the seeded first trial can be exactly the recipe."""
-    sq = space.get("input_square")
-    size = default.input_size
-    if sq is None or sq.choices is None or default.fit != "resize" or not size or size[0] != size[1] \
-            or size[0] in sq.choices:
+    sq, side = space.get("input_square"), _recipe_square(default)
+    if sq is None or sq.choices is None or side is None or side in sq.choices:
         return space
-    return {**space, "input_square": dataclasses.replace(sq, choices=tuple(sorted({*sq.choices, size[0]})))}
+    return {**space, "input_square": dataclasses.replace(sq, choices=tuple(sorted({*sq.choices, side})))}
 
 
 def _seed_trial(study: Any, default: Any, space: dict[str, Param]) -> None:
@@ -166,8 +170,9 @@ def _seed_trial(study: Any, default: Any, space: dict[str, Param]) -> None:
     validation; the rest of that trial is drawn."""
     first = {"lr": default.lr, "weight_decay": default.weight_decay, "freeze": default.freeze,
              "head_dropout": 0.0, "head_hidden": 0}
-    if default.fit == "resize" and default.input_size and default.input_size[0] == default.input_size[1]:
-        first["input_square"] = default.input_size[0]  # the recipe's square (224 on most projects)
+    side = _recipe_square(default)
+    if side is not None:
+        first["input_square"] = side  # 224 on most projects
     keep = {}
     for k, v in first.items():
         p = space.get(k)

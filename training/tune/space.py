@@ -26,7 +26,7 @@ from typing import Any
 
 from ..config import AugmentConfig
 from ..errors import TrainingError
-from ..recipe import STRIDE, input_size_for
+from ..recipe import input_size_for, square_size_for
 
 # Strength 1: what an augmentation slider's far end means. Flips are always on (free for parts
 # that have no up or left); the rest scale with the strength.
@@ -116,11 +116,9 @@ def parse_space(raw: dict[str, Any], pretrained: bool) -> dict[str, Param]:
         raise TrainingError(f"search space: unknown settings {', '.join(sorted(unknown))} "
                             f"(known: {', '.join(PARAMS)})")
     space = default_space(pretrained)
-    for size in _SIZES:  # a file naming one input size rule replaces the default's other one
-        if size in raw:
-            for other in _SIZES:
-                if other not in raw:
-                    space.pop(other, None)
+    if any(size in raw for size in _SIZES):  # a file naming one input size rule replaces the other
+        for size in _SIZES:
+            space.pop(size, None)
     space.update({k: _param(k, v) for k, v in raw.items()})
     return space
 
@@ -170,8 +168,5 @@ def config_values(params: dict[str, Any], shapes: list[tuple[int, int]]) -> dict
     if params.get("input_short") is not None:
         out["input_size"] = input_size_for(shapes, int(params["input_short"]))
     if params.get("input_square") is not None:
-        shorts = sorted(min(int(h), int(w)) for h, w in shapes) or [int(params["input_square"])]
-        side = min(int(params["input_square"]), shorts[len(shorts) // 2])
-        side = max(STRIDE, side // STRIDE * STRIDE)
-        out["input_size"], out["fit"] = (side, side), "resize"
+        out["input_size"], out["fit"] = square_size_for(shapes, int(params["input_square"])), "resize"
     return out
