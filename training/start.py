@@ -91,7 +91,9 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         if meta.get("arch") != config.arch:
             raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
         if meta.get("learned") is False:
-            warnings.append(f"encoder {meta['id']} did not learn in pretraining ({meta.get('note', '')}): "
+            # Short: the Train view has three lines for the run's outcome; the encoder's meta
+            # (okng pretrain's output) holds the figures.
+            warnings.append(f"encoder {meta['id']} did not learn in pretraining (its loss stayed at chance level): "
                             "expect no gain over training from scratch")
         return (lambda: build_from_encoder(config.arch, n_outputs, enc, head)), False, str(meta["source"])
     if config.freeze == "scratch":

@@ -368,6 +368,7 @@ class TrainView(QWidget):
 
     def _say(self, text: str) -> None:
         self.state.setText(text)
+        self.state.setToolTip(text)  # the label has three fixed lines: the whole text on hover
         self.ctx.status.emit(text)
 
     _closed = False
