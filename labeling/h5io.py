@@ -157,9 +157,11 @@ def append_json(group: h5py.Group, name: str, records: list[dict[str, Any]]) -> 
 
 
 def read_json_rows(group: h5py.Group, name: str) -> list[dict[str, Any]]:
-    if name not in group:
-        return []
-    text = group[name][()].tobytes().decode("utf-8").strip()
+    return parse_json_rows(group[name][()].tobytes()) if name in group else []
+
+
+def parse_json_rows(blob: bytes) -> list[dict[str, Any]]:
+    text = blob.decode("utf-8").strip()
     return json.loads("[" + text.replace("\n", ",") + "]") if text else []
 
 

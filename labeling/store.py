@@ -15,7 +15,8 @@ Durability: see journal.py (small changes are journalled and fsync'd before they
 and h5io.py (every operation is one open-write-flush-close transaction, so nothing is lost when
 the process dies between operations, and other processes can read consistent snapshots).
 A new part's pixels are written before its index row, so an interrupted add_part leaves at most
-an unreferenced group, never a half part.
+an unreferenced group, never a half part. A log chunk torn by a writer killed mid-append is read
+as far as its checksum proves and repaired by the next writable open (logtail.py).
 """
 from __future__ import annotations
 
@@ -31,16 +32,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import journal, masktools
-from .h5io import (
-    ProjectDamaged,
-    ProjectError,
-    append_json,
-    damaged_message,
-    read_json_rows,
-    transaction,
-    write_array,
-)
+from . import journal, logtail, masktools
+from .h5io import ProjectDamaged, ProjectError, append_json, damaged_message, transaction, write_array
 from .types import (
     ROI,
     SYSTEM_USER,
@@ -159,8 +152,8 @@ class Project:
                 settings = Settings.from_dict(json.loads(f.attrs["settings"]))
                 active = str(f.attrs.get("active_model", "")) or None
                 project_id = str(f.attrs.get("project_id", ""))
-                rows = read_json_rows(f["index"], "parts")
-                events = read_json_rows(f["events"], "log")
+                rows, torn_index = logtail.read_log(f["index"], "parts", "part index")
+                events, torn_events = logtail.read_log(f["events"], "log", "audit trail")
                 metas = {k: dict(json.loads(g.attrs["meta"]), id=k) for k, g in f.get("models", {}).items()}
         except ProjectError:
             raise
@@ -171,6 +164,10 @@ class Project:
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
             raise ProjectDamaged(damaged_message(self.path, ValueError(
                 f"unreadable part index or audit trail: {type(exc).__name__} {exc}"))) from exc
+        for torn in (torn_index, torn_events):  # a writer killed mid-append; said once per handle
+            text = torn.message(self.path.name, logtail.UNREPAIRED) if torn else ""
+            if text and text not in self.warnings:
+                self._warn(text)
         self._parts, self._events, self._model_metas = fresh._parts, fresh._events, metas
         self.settings, self.active_model_id = fresh.settings, fresh.active_model_id
         self.project_id = project_id
@@ -497,7 +494,7 @@ class Project:
         self._notify(event)
 
     def _replay_journal(self) -> None:
-        for text in journal.replay(self.path):
+        for text in logtail.replay_repairing(self.path):
             self._warn(text)
 
     def _ensure_id(self, f: h5py.File) -> str:
