@@ -3,19 +3,19 @@
 On kolektorsdd (by-item 70/15/15 split of bench/recipe_scratch.py), two runs of the same
 recipe share one wall-clock total T:
   scratch   : T seconds of supervised training from random init;
-  simclr    : T*frac seconds of training.pretrain's SimCLR on the train+val images (labels unused;
-              the test images are held out of pretraining too), then T*(1-frac) seconds of the
-              same supervised recipe starting from that encoder.
+  ssl       : T*frac seconds of training.pretrain's --method (simclr or mim) on the train+val
+              images (labels unused; the test images are held out of pretraining too), then
+              T*(1-frac) seconds of the same supervised recipe starting from that encoder.
 Both pick their best epoch on validation and report TEST balanced accuracy. The arms run
 concurrently with one thread each (fair on a shared, noisy CPU).
 
-    nice -n 15 .venv/bin/python bench/pretrain.py --total 600 [--frac 0.5] [-- RECIPE ARGS]
+    nice -n 15 .venv/bin/python bench/pretrain.py --total 600 [--method mim] [--split-seed N] [--frac 0.5] [-- RECIPE ARGS]
 
 Recipe arguments after `--` go to bench/recipe_scratch.py for both runs (default: its defaults
 with --bf16 --channels-last, --gray for a grayscale set, and views stretched into the square okng
 train's from-scratch rule picks for the train+val views, as `okng pretrain` and `okng train` do).
-SimCLR runs with okng pretrain's defaults (96 px crops, batch 64); the record says whether its
-loss fell below chance (training.pretrain.learning_check).
+Pretraining runs with okng pretrain's defaults (96 px crops, batch 64); the record says whether
+its loss fell below the no-learning reference (training.pretrain.METHODS[...].check).
 """
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def main() -> None:
     p.add_argument("--data", default="kolektorsdd")
     p.add_argument("--total", type=float, default=600.0, help="seconds per arm")
     p.add_argument("--frac", type=float, default=0.5, help="share of the total spent pretraining")
+    p.add_argument("--method", default=PretrainSpec.method, help="training.pretrain.METHODS name")
+    p.add_argument("--split-seed", type=int, default=0, help="which by-item split (recipe_scratch's --split-seed)")
     p.add_argument("--crop", type=int, default=PretrainSpec.crop)
     p.add_argument("--batch-size", type=int, default=PretrainSpec.batch_size)
     p.add_argument("--skip-scratch", action="store_true")
@@ -63,10 +65,10 @@ def main() -> None:
         # okng train's own size rule over the rows it would train on (train+val): 224x224 on both sets
         from training.recipe import square_size_for
         rows0 = rs.read_rows(a.data)
-        split0 = rs.split_groups(rows0, a.data, 0)
+        split0 = rs.split_groups(rows0, a.data, a.split_seed)
         side = square_size_for([(int(r["height"]), int(r["width"])) for r, s in zip(rows0, split0) if s != "test"])[0]
         recipe = ["--short", "0", "--square", str(side), "--bf16", "--channels-last", *(["--gray"] if _gray(a.data, rows0) else [])]
-    base = ["--data", a.data, *recipe]
+    base = ["--data", a.data, "--split-seed", str(a.split_seed), *recipe]
     # Both arms run at the same time, one thread each: on a shared CPU whose load changes by the
     # minute, only concurrent arms see the same machine, so equal wall time is equal compute.
     torch.set_num_threads(1)
@@ -82,12 +84,12 @@ def main() -> None:
     x = rs.load_images(a.data, rows, hw, args.gray)
     images = [x[i] for i in np.flatnonzero(split != "test")]
     t0 = time.monotonic()
-    state, res = pretrain_images(images, PretrainSpec(project="", budget_s=a.total * a.frac, crop=a.crop,
-                                                      batch_size=a.batch_size))
+    state, res = pretrain_images(images, PretrainSpec(project="", method=a.method, budget_s=a.total * a.frac,
+                                                      crop=a.crop, batch_size=a.batch_size))
     pre_s = time.monotonic() - t0
     enc = Path("/tmp/okng_bench_encoder.pt")
     torch.save(state, enc)
-    ssl = rs.run(rs.parse([*base, "--budget", str(a.total - pre_s), "--init", str(enc), "--tag", "simclr",
+    ssl = rs.run(rs.parse([*base, "--budget", str(a.total - pre_s), "--init", str(enc), "--tag", a.method,
                            "--threads", "1"]))
     scratch = None
     if scratch_proc is not None:
@@ -95,13 +97,14 @@ def main() -> None:
         scratch = json.loads(out_text.strip().splitlines()[-1])
     keep = ("epochs", "s_per_epoch", "best_epoch", "val_bal_acc", "test_bal_acc", "test_recall_ok",
             "test_recall_ng", "val_history")
-    out = {"bench": "pretrain", "data": a.data, "total_s": a.total, "recipe": recipe, "hw": list(hw),
-           "pretrain": {"s": round(pre_s, 1), "images": len(images), "steps": res.steps,
+    out = {"bench": "pretrain", "data": a.data, "split_seed": a.split_seed, "total_s": a.total, "recipe": recipe,
+           "hw": list(hw),
+           "pretrain": {"method": a.method, "s": round(pre_s, 1), "images": len(images), "steps": res.steps,
                         "loss_first": res.losses[0] if res.losses else None,
                         "loss_last": float(np.mean(res.losses[-10:])) if res.losses else None,
                         "chance_loss": res.chance_loss, "learned": res.learned, "note": res.note,
                         "crop": a.crop, "batch_size": a.batch_size},
-           "simclr": {k: ssl[k] for k in keep},
+           "ssl": {k: ssl[k] for k in keep},
            "scratch": {k: scratch[k] for k in keep} if scratch else None}
     if scratch:
         out["test_bal_acc_gain"] = round(ssl["test_bal_acc"] - scratch["test_bal_acc"], 3)

@@ -93,7 +93,9 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
         if meta.get("learned") is False:
             # Short: the Train view has three lines for the run's outcome; the encoder's meta
             # (okng pretrain's output) holds the figures.
-            warnings.append(f"encoder {meta['id']} did not learn in pretraining (its loss stayed at chance level): "
+            why = ("its reconstruction was no better than the image mean" if meta.get("method") == "mim"
+                   else "its loss stayed at chance level")
+            warnings.append(f"encoder {meta['id']} did not learn in pretraining ({why}): "
                             "expect no gain over training from scratch")
         return (lambda: build_from_encoder(config.arch, n_outputs, enc, head)), False, str(meta["source"])
     if config.freeze == "scratch":

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("--budget", default="30m", type=parse_duration, help="wall-clock time (30m, 90s, 1h)")
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, ...)")
+    p.add_argument("--method", default="simclr", choices=("simclr", "mim"),
+                   help="simclr: contrastive (views told apart); mim: masked-image reconstruction, which also "
+                        "learns where every part looks alike")
     p.add_argument("--short", type=int, default=None,
                    help="short side views are scaled to, aspect kept (never upscaled); default: views "
                         "stretched into the square okng train uses from scratch (224 px on most projects)")
@@ -35,14 +38,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id", default=None, help="encoder id (default encoder-ARCH-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
+    p.add_argument("--list", action="store_true",
+                   help="list the project's encoders (id, backbone, method, whether it learned) and stop")
     p.set_defaults(func=cmd_pretrain)
+
+
+def _list(args: argparse.Namespace) -> int:
+    from training.pretrain import encoders
+    found = encoders(args.project)
+    if args.json:
+        print_json(found)
+        return 0
+    if not found:
+        print(f"no encoders in {args.project.name} (run `okng pretrain {args.project}`)")
+    verdict = {True: "learned", False: "DID NOT LEARN", None: "too short to tell"}
+    for m in found:
+        print(f"{m['id']}: {m.get('arch')} ({m.get('method', 'simclr')}), {m.get('n_images')} images, "
+              f"{m.get('steps')} steps in {m.get('seconds', 0):.0f}s, {verdict[m.get('learned')]}; "
+              f"views {m.get('input') or '-'}")
+    return 0
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
     import os
 
+    if args.list:
+        return _list(args)
     from training.pretrain import PretrainSpec, pretrain
-    spec = PretrainSpec(project=str(args.project), arch=args.arch, budget_s=args.budget, short=args.short,
+    spec = PretrainSpec(project=str(args.project), arch=args.arch, method=args.method, budget_s=args.budget,
+                        short=args.short,
                         crop=args.crop, batch_size=args.batch_size, encoder_id=args.id, seed=args.seed,
                         num_threads=max(1, os.cpu_count() or 1))
     bar = ProgressBar("pretrain", quiet=args.json)
@@ -52,7 +76,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         print_json(res.to_dict() | {"losses": res.losses[-20:]})
     else:
         loss = f"{res.losses[-1]:.3f}" if res.losses else "-"
-        print(f"encoder {res.encoder_id}: {res.arch}, {res.source}, {res.steps} steps in {res.seconds:.0f}s, "
+        print(f"encoder {res.encoder_id}: {res.arch} ({res.method}), {res.source}, {res.steps} steps in {res.seconds:.0f}s, "
               f"final loss {loss}; views {res.input}")
         # Said plainly: an encoder that learned nothing is stored (it is what was asked for) but
         # a model started from it is no better than one from scratch.
