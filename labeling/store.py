@@ -4,9 +4,11 @@ Layout (version 1)::
 
     /                      attrs: okng_format, okng_version, settings (JSON), journal_seq,
                                   active_model
-    /index/parts           vlen JSON, one row per part (id, name, created, source, views, meta)
-    /events/log            vlen JSON, append-only audit trail: label, review, mask, prediction,
-                           delete, settings events (old values are never overwritten)
+    /index/parts           JSON lines in a uint8 dataset, one row per part (id, name, created,
+                           source, views, meta)
+    /events/log            JSON lines in a uint8 dataset, append-only audit trail: label,
+                           review, mask, prediction, delete, settings events (old values are
+                           never overwritten)
     /parts/<id>/v<k>/image chunked, lzf-compressed pixels (uint8/uint16, gray or RGB)
     /parts/<id>/v<k>/mask  uint8 class index (0 = background), same H x W as the image
     /models/<id>           attrs meta (JSON); dataset checkpoint (uint8 bytes)
@@ -331,6 +333,11 @@ class Project:
             pid = nxt if part_id is None else int(part_id)
             if part_id is not None and (pid < 1 or str(pid) in f["parts"] or pid in self._parts):
                 raise ProjectError(f"part id {pid} is taken")
+            if part_id is None and str(pid) in f["parts"]:
+                # Left by an add_part killed before its index row (or before next_part_id was
+                # flushed): never shown, so dropped, not reused; its mask or extra views would
+                # otherwise surface as this new part's.
+                del f["parts"][str(pid)]
             g = f["parts"].require_group(str(pid))
             for i, img in enumerate(imgs):
                 vg = g.require_group(f"v{i}")

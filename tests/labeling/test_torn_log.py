@@ -173,3 +173,25 @@ def test_a_flipped_byte_in_an_old_row_of_the_last_chunk_stays_damaged(tmp_path):
     off, _, raw, _ = _last_chunk(path, "events/log")
     _flip(path, off + raw.index(b'"verdict":1') + len('"verdict":'))  # still JSON, another verdict
     _stays_damaged(path)
+
+
+def test_a_part_group_left_by_an_interrupted_add_part_is_not_reused(tmp_path):
+    """add_part writes pixels before the index row and next_part_id: killed between, it leaves
+    an unreferenced group at the next id. The next add_part gets that id; the leftover's mask
+    and extra views must not surface as the new part's."""
+    path = tmp_path / "p.h5"
+    p = _project(path, n=2)
+    with h5py.File(path, "a") as f:  # what the killed add_part left: 2 views, a mask on view 0
+        nxt = int(f.attrs["next_part_id"])
+        g = f["parts"].create_group(str(nxt))
+        for k in range(2):
+            g.create_group(f"v{k}").create_dataset("image", data=np.full((24, 32), 99, np.uint8))
+        g["v0"].create_dataset("mask", data=np.ones((24, 32), np.uint8))
+    p = Project.open(path)
+    pid = p.add_part([np.full((24, 32), 7, np.uint8)])
+    assert pid == nxt
+    again = Project.open(path, readonly=True)
+    assert again.read_mask(pid, 0) is None and not again.part(pid).views[0].has_mask
+    assert int(again.read_image(pid, 0).max()) == 7
+    with h5py.File(path, "r") as f:
+        assert list(f["parts"][str(pid)]) == ["v0"]
