@@ -27,9 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("--budget", default="30m", type=parse_duration, help="wall-clock time (30m, 90s, 1h)")
     p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, ...)")
-    p.add_argument("--method", default="simclr", choices=("simclr", "mim"),
-                   help="simclr: contrastive (views told apart); mim: masked-image reconstruction, which also "
-                        "learns where every part looks alike")
+    p.add_argument("--method", default="mim", choices=("mim", "simclr"),
+                   help="mim (default): masked-image reconstruction, which learns even where every part looks "
+                        "alike; simclr: contrastive (views of one image told from those of others)")
     p.add_argument("--short", type=int, default=None,
                    help="short side views are scaled to, aspect kept (never upscaled); default: views "
                         "stretched into the square okng train uses from scratch (224 px on most projects)")

@@ -109,13 +109,15 @@ def test_a_run_from_an_encoder_that_learned_nothing_says_so(ctx, qtbot):
     from training.pretrain import PretrainResult, PretrainSpec, learning_check, pretrain_images, save_encoder
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (3, 32, 32), dtype=np.uint8) for _ in range(4)]
-    state, _ = pretrain_images(images, PretrainSpec(project="", arch="mobilenet_v3_small", crop=24, batch_size=4),
+    state, _ = pretrain_images(images, PretrainSpec(project="", arch="mobilenet_v3_small", crop=24, batch_size=4,
+                                                    method="simclr"),
                                should_stop=iter([False, True]).__next__)
     flat = [round(float(np.log(7)), 4)] * 150
     res = PretrainResult("mobilenet_v3_small", None, 16, 3, 150, 60.0, False, flat, "self-supervised on 16 images "
                          "of this project", *learning_check(flat, 4))
     save_encoder(Project.open(ctx.project.path), state, res,
-                 PretrainSpec(project=str(ctx.project.path), arch="mobilenet_v3_small", encoder_id="flat"))
+                 PretrainSpec(project=str(ctx.project.path), arch="mobilenet_v3_small", encoder_id="flat",
+                              method="simclr"))
     view = TrainView(ctx)
     qtbot.addWidget(view)
     view.extra_config = {"num_threads": 1}

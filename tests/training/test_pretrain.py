@@ -26,7 +26,7 @@ from training.pretrain import (
     save_encoder,
 )
 
-TINY = {"arch": "resnet18", "short": 32, "crop": 24, "batch_size": 8}
+TINY = {"arch": "resnet18", "short": 32, "crop": 24, "batch_size": 8}  # method: the default (mim)
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_nt_xent_prefers_matching_pairs():
 
 def test_cli_pretrain_json(gray_project, capsys):
     assert cli_main(["pretrain", str(gray_project), "--budget", "1s", "--short", "32", "--crop", "24",
-                     "--batch-size", "8", "--id", "cli-enc", "--json"]) == 0
+                     "--batch-size", "8", "--id", "cli-enc", "--method", "simclr", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"encoder_id":"cli-enc"' in out and '"chance_loss":2.7081' in out
     assert encoders(gray_project)[0]["source"].startswith("self-supervised on 16 images")
@@ -132,7 +132,7 @@ def test_views_are_stretched_into_the_square_okng_train_uses(gray_project):
     """Default sizing: the from-scratch training square (40x56 views -> 32x32), not the short
     side with the aspect kept, so pretraining sees defects at the classifier's scale."""
     res = pretrain(PretrainSpec(project=str(gray_project), budget_s=600, encoder_id="sq", arch="resnet18",
-                                crop=24, batch_size=8), should_stop=iter([False, True]).__next__)
+                                crop=24, batch_size=8, method="simclr"), should_stop=iter([False, True]).__next__)
     assert res.input == "32x32 stretched" and res.steps == 1 and res.learned is None
     meta = encoders(gray_project)[0]
     assert (meta["input"], meta["learned"], meta["chance_loss"]) == ("32x32 stretched", None, round(np.log(15), 4))
@@ -151,7 +151,8 @@ def test_training_from_an_encoder_that_learned_nothing_says_so(gray_project):
     chance = round(float(np.log(15)), 4)
     res = PretrainResult("resnet18", None, 16, 1, 150, 60.0, False, [chance] * 150, "self-supervised on 16 images",
                          *learning_check([chance] * 150, 8), input="32x32 stretched")
-    eid = save_encoder(Project.open(gray_project), state, res, PretrainSpec(project=str(gray_project), encoder_id="flat"))
+    eid = save_encoder(Project.open(gray_project), state, res,
+                       PretrainSpec(project=str(gray_project), encoder_id="flat", method="simclr"))
     out = train(gray_project, TrainConfig(arch="resnet18", encoder=eid, epochs=1, input_size=32, batch_size=8))
     assert any("encoder flat did not learn" in w and "at chance level" in w for w in out.warnings), out.warnings
 
