@@ -102,8 +102,7 @@ def main() -> None:
     keep = ("epochs", "s_per_epoch", "best_epoch", "val_bal_acc", "test_bal_acc", "test_recall_ok",
             "test_recall_ng", "val_history")
     out = {"bench": "pretrain", "data": a.data, "split_seed": a.split_seed, "total_s": a.total,
-           "amortised": a.amortised, "recipe": recipe,
-           "hw": list(hw),
+           "amortised": a.amortised, "recipe": recipe, "hw": list(hw),
            "pretrain": {"method": a.method, "s": round(pre_s, 1), "images": len(images), "steps": res.steps,
                         "loss_first": res.losses[0] if res.losses else None,
                         "loss_last": float(np.mean(res.losses[-10:])) if res.losses else None,

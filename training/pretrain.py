@@ -171,17 +171,20 @@ class _Views:
         patch = (patch - mean) * r.uniform(0.6, 1.4) + mean + r.uniform(-0.2, 0.2)
         return np.ascontiguousarray(patch.transpose(2, 0, 1))
 
+    def _draw(self, n: int) -> np.ndarray:
+        return self.rng.choice(len(self.images), size=n, replace=len(self.images) < n)
+
+    def _stack(self, idx: np.ndarray) -> torch.Tensor:
+        return _norm(torch.from_numpy(np.stack([self.one(self.images[i]) for i in idx])))
+
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Two views of each of n images (SimCLR's pairs)."""
-        idx = self.rng.choice(len(self.images), size=n, replace=len(self.images) < n)
-        a = np.stack([self.one(self.images[i]) for i in idx])
-        b = np.stack([self.one(self.images[i]) for i in idx])
-        return _norm(torch.from_numpy(a)), _norm(torch.from_numpy(b))
+        idx = self._draw(n)
+        return self._stack(idx), self._stack(idx)
 
     def single(self, n: int) -> torch.Tensor:
         """One view of each of n images."""
-        idx = self.rng.choice(len(self.images), size=n, replace=len(self.images) < n)
-        return _norm(torch.from_numpy(np.stack([self.one(self.images[i]) for i in idx])))
+        return self._stack(self._draw(n))
 
 
 def _norm(x: torch.Tensor) -> torch.Tensor:
@@ -260,9 +263,12 @@ def learning_check(losses: list[float], batch: int) -> tuple[float, bool | None,
 @dataclass(frozen=True)
 class Method:
     """One self-supervised objective: how it wraps the classifier, the crop side it needs, one
-    step's loss with the no-learning reference of that batch, and its verdict on a run."""
+    step's loss with the no-learning reference of that batch, its verdict on a run, and how a
+    run that did not learn is named in okng train's warning (short: the Train view has three
+    lines for a run's outcome)."""
 
     label: str
+    flat: str
     build: Callable[[nn.Module, BackboneSpec, int, int], nn.Module]  # (model, backbone, channels, crop)
     crop: Callable[[int], int]
     step: Callable[[nn.Module, _Views, int, bool], tuple[torch.Tensor, float]]  # (net, views, batch, bf16)
@@ -285,10 +291,11 @@ def _mim_step(net: nn.Module, views: _Views, bs: int, bf16: bool) -> tuple[torch
 SIMCLR_TEMPERATURE = 0.2  # SimCLR's usual value; 0.1 and 0.5 left KolektorSDD at chance all the same
 
 METHODS: dict[str, Method] = {
-    "simclr": Method("SimCLR", lambda model, bb, ch, crop: _Encoder(model, bb.head), lambda c: c,
+    "simclr": Method("SimCLR", "its loss stayed at chance level",
+                     lambda model, bb, ch, crop: _Encoder(model, bb.head), lambda c: c,
                      _simclr_step, lambda losses, refs, bs: learning_check(losses, bs)),
-    "mim": Method("masked-image (SimMIM)", MaskedImage, mim_crop, _mim_step,
-                  lambda losses, refs, bs: mim_check(losses, refs)),
+    "mim": Method("masked-image (SimMIM)", "its reconstruction was no better than the image mean",
+                  MaskedImage, mim_crop, _mim_step, lambda losses, refs, bs: mim_check(losses, refs)),
 }
 
 
@@ -391,7 +398,7 @@ def save_encoder(project: Project, state: dict[str, torch.Tensor], result: Pretr
     eid = spec.encoder_id or f"encoder-{spec.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
     buf = io.BytesIO()
     torch.save(state, buf)
-    meta = {"kind": ENCODER_KIND, "format": ENCODER_FORMAT, "arch": spec.arch, "method": spec.method,
+    meta = {"kind": ENCODER_KIND, "format": ENCODER_FORMAT, "arch": spec.arch, "method": result.method,
             "channels": result.channels, "n_images": result.n_images, "steps": result.steps,
             "seconds": result.seconds, "stopped": result.stopped,
             "final_loss": result.losses[-1] if result.losses else None,

@@ -86,15 +86,15 @@ def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,
                 parent.pretrained, f"model:{config.warm_start}")
     if config.encoder:
         from .backbones import build_from_encoder
-        from .pretrain import load_encoder
+        from .pretrain import METHODS, load_encoder
         enc, meta = load_encoder(project_path, config.encoder, arch=config.arch)
         if meta.get("arch") != config.arch:
             raise TrainingError(f"encoder {config.encoder} is a {meta.get('arch')}: train with --arch {meta.get('arch')}")
         if meta.get("learned") is False:
-            # Short: the Train view has three lines for the run's outcome; the encoder's meta
-            # (okng pretrain's output) holds the figures.
-            why = ("its reconstruction was no better than the image mean" if meta.get("method") == "mim"
-                   else "its loss stayed at chance level")
+            # Short (the encoder's meta, okng pretrain's output, holds the figures). Encoders
+            # stored before methods had names are SimCLR's.
+            method = METHODS.get(str(meta.get("method", "simclr")))
+            why = method.flat if method else "its loss stayed at its no-learning level"
             warnings.append(f"encoder {meta['id']} did not learn in pretraining ({why}): "
                             "expect no gain over training from scratch")
         return (lambda: build_from_encoder(config.arch, n_outputs, enc, head)), False, str(meta["source"])
