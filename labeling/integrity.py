@@ -27,8 +27,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import journal
-from .h5io import ProjectDamaged, ProjectError, read_json_rows, transaction, truncation
+from . import journal, logtail
+from .h5io import ProjectDamaged, ProjectError, transaction, truncation
 from .progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from .store import FORMAT, Project
 from .types import PartSource, Settings
@@ -42,6 +42,9 @@ def _why(exc: BaseException) -> str:
         return "missing from the file"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"unreadable ({type(exc).__name__}: {text})"[:200]
+
+
+SALVAGED_TORN = "the kept rows are copied"
 
 
 @dataclass
@@ -136,11 +139,17 @@ def _view_names(g: h5py.Group) -> list[str]:
     return sorted((k for k in g if k.startswith("v") and k[1:].isdigit()), key=lambda k: int(k[1:]))
 
 
-def _read_rows(f: h5py.File, group: str, name: str, what: str, problems: list[str]) -> list[dict[str, Any]]:
+def _read_rows(f: h5py.File, group: str, name: str, what: str, problems: list[str],
+               torn_outcome: str) -> list[dict[str, Any]]:
+    """A log's rows; damage is a line in `problems`. A last chunk torn by a writer killed
+    mid-append is named as such (not as changed bytes), with its verified rows kept:
+    `torn_outcome` says what becomes of them."""
     try:
-        rows = read_json_rows(f[group], name)
+        rows, torn = logtail.read_log(f[group], name, what)
         if not all(isinstance(r, dict) for r in rows):
             raise ValueError("a row is not a record")
+        if torn is not None:
+            problems.append(torn.message(Path(f.filename).name, torn_outcome))
         return rows
     except Exception as exc:  # noqa: BLE001 - any damage is reported, not raised
         problems.append(f"{what}: {_why(exc)}")
@@ -189,9 +198,10 @@ def _check_file(f: h5py.File, path: Path, rep: CheckReport, progress: ProgressFn
     except Exception as exc:  # noqa: BLE001
         rep.problem(f"project settings: {_why(exc)}")
     project_id = str(f.attrs.get("project_id", ""))
-    rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", problems)
+    rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", problems, logtail.UNREPAIRED)
             if isinstance(r.get("id"), int)}
-    rep.events = len(_read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", problems))
+    rep.events = len(_read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", problems,
+                                logtail.UNREPAIRED))
     ids = _part_ids(f, rows)
     for k, pid in enumerate(ids):
         if should_stop():
@@ -282,9 +292,9 @@ def salvage_project(path: str | Path, dest: str | Path, progress: ProgressFn = n
             settings = Settings()
             rep.lost.append(f"project settings (defaults used): {_why(exc)}")
         new = Project.create(dest, settings)
-        rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", rep.lost)
+        rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", rep.lost, SALVAGED_TORN)
                 if isinstance(r.get("id"), int)}
-        events = _read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", rep.lost)
+        events = _read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", rep.lost, SALVAGED_TORN)
         by_part: dict[int, list[dict[str, Any]]] = {}
         for ev in events:
             if isinstance(ev.get("part"), int):

@@ -18,7 +18,7 @@ import pytest
 
 from labeling import journal
 from labeling.h5io import ProjectDamaged
-from labeling.integrity import check_project
+from labeling.integrity import check_project, salvage_project
 from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Settings, Verdict
 
@@ -136,6 +136,30 @@ def test_a_torn_part_index_tail_loses_only_the_unacknowledged_part(tmp_path, ext
     assert (again.read_image(new, 0) == 7).all()
 
 
+def test_check_names_a_torn_tail_and_salvage_keeps_its_verified_rows(tmp_path):
+    """`okng check` says what happened (a killed append, repaired by the next writable open),
+    not "the stored bytes were changed"; `okng salvage` copies the rows the checksum proves."""
+    path = tmp_path / "p.h5"
+    p = _project(path)
+    before = {pid: p.part(pid).label for pid in p.part_ids()}
+    _killed_mid_append(path, "events/log", lambda: p.set_label(2, Verdict.NG, 2, comment="torn"), "old")
+    digest = _digest(path)
+
+    rep = check_project(path)
+    assert not rep.ok and len(rep.problems) == 1, rep.problems
+    assert "audit trail" in rep.problems[0] and "tore its last chunk" in rep.problems[0]
+    assert "next opened for writing" in rep.problems[0] and "bytes were changed" not in rep.problems[0]
+    assert rep.parts == 4 and rep.events == len(Project.open(path, readonly=True).events())
+    assert _digest(path) == digest
+
+    out = salvage_project(path, tmp_path / "copy.h5")
+    assert out.parts == 4 and out.labels == 4, out.lost
+    assert len(out.lost) == 1 and "the kept rows are copied" in out.lost[0]
+    copy = Project.open(tmp_path / "copy.h5")
+    assert [copy.part(pid).label.comment for pid in copy.part_ids()] == [lab.comment for lab in before.values()]
+    assert _digest(path) == digest
+
+
 def _flip(path: Path, offset: int) -> None:
     with open(path, "r+b") as fh:
         fh.seek(offset)
@@ -150,7 +174,8 @@ def _stays_damaged(path: Path) -> None:
         with pytest.raises(ProjectDamaged, match="checksum"):
             Project.open(path, readonly=readonly)
     assert _digest(path) == digest  # nothing was "repaired" over real damage
-    assert not check_project(path).ok
+    rep = check_project(path)
+    assert not rep.ok and any("stored bytes were changed" in line for line in rep.problems), rep.problems
 
 
 def test_a_bad_chunk_before_the_last_stays_damaged(tmp_path):
