@@ -104,14 +104,21 @@ class TrainView(QWidget):
 
         self.state = QLabel("Idle.")
         self.state.setWordWrap(True)
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.scratch = QLabel("")
         self.scratch.setObjectName("pillWarn")
         self.scratch.setWordWrap(True)
         # Fixed room (three lines, two lines): text appearing at a run's end (the model saved,
         # the from-scratch warning) otherwise shrank the plots below, and resizing them re-laid
-        # out and repainted every axis (a 200-290 ms stall on a busy station).
+        # out and repainted every axis (a 200-290 ms stall on a busy station). The run's outcome
+        # scrolls inside its three lines: a warning after "Model N saved" was cut off at ~460 px.
         line = self.state.fontMetrics().lineSpacing()
-        self.state.setFixedHeight(3 * line + 4)
+        self.state_box = QScrollArea()
+        self.state_box.setWidget(self.state)
+        self.state_box.setWidgetResizable(True)
+        self.state_box.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.state_box.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.state_box.setFixedHeight(3 * line + 6)
         self.scratch.setFixedHeight(2 * line + 4)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
@@ -122,7 +129,7 @@ class TrainView(QWidget):
         mid = QWidget()
         ml = QVBoxLayout(mid)
         ml.addWidget(self.bar)
-        ml.addWidget(self.state)
+        ml.addWidget(self.state_box)
         ml.addWidget(self.scratch)
         ml.addWidget(self.loss_plot, 1)
         ml.addWidget(self.acc_plot, 1)
@@ -368,7 +375,8 @@ class TrainView(QWidget):
 
     def _say(self, text: str) -> None:
         self.state.setText(text)
-        self.state.setToolTip(text)  # the label has three fixed lines: the whole text on hover
+        self.state.setToolTip(text)
+        self.state_box.verticalScrollBar().setValue(0)  # a new outcome is read from its start
         self.ctx.status.emit(text)
 
     _closed = False

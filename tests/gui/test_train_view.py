@@ -131,6 +131,30 @@ def test_a_run_from_an_encoder_that_learned_nothing_says_so(ctx, qtbot):
     view.shutdown()
 
 
+def test_a_long_outcome_is_readable_in_full_in_its_fixed_room(ctx, qtbot):
+    """The run's outcome keeps three lines of room (the plots below never re-lay out), and a
+    warning after "Model N saved" scrolls inside them instead of being cut off."""
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.resize(900, 700)
+    view.show()
+    qtbot.waitExposed(view)
+    room = view.state_box.height()
+    long = ("Model 7 saved — TRAINED FROM SCRATCH (no ImageNet weights found). Test balanced accuracy 0.913 on "
+            "45 held-out parts. Select it and press Make active to sort with it."
+            + "  ⚠ freeze policy 'last-block' without ImageNet weights: layers 1-3 keep their random start" * 3)
+    view._say(long)
+    qtbot.waitUntil(lambda: view.state.height() >= view.state.heightForWidth(view.state.width()))
+    assert view.state.text() == long
+    assert view.state.heightForWidth(view.state.width()) > room  # more than its room holds...
+    assert view.state_box.height() == room  # ...and the room did not grow
+    bar = view.state_box.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0  # it scrolls, from the start
+    view._say("Idle.")
+    qtbot.waitUntil(lambda: bar.maximum() == 0)
+    view.shutdown()
+
+
 def qtbot_button():
     from PyQt6.QtCore import Qt
     return Qt.MouseButton.LeftButton
