@@ -9,6 +9,15 @@ from app.station import StationSettings, station_file
 from labeling.types import Role
 
 
+def _strings(obj) -> list[str]:
+    """Every string in a JSON document, keys included."""
+    if isinstance(obj, dict):
+        return [*obj, *(x for v in obj.values() for x in _strings(v))]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _strings(v)]
+    return [obj] if isinstance(obj, str) else []
+
+
 def test_default_pins_and_wrong_pin_refused(_okng_home):
     st = StationSettings.load()
     assert st.role == Role.INSPECTOR and not st.needs_pin(Role.INSPECTOR)
@@ -20,8 +29,13 @@ def test_default_pins_and_wrong_pin_refused(_okng_home):
     st.switch_role(Role.SUPERVISOR, "4321")
     st.set_pin(Role.SUPERVISOR, "98765")
     st.save()
-    text = station_file().read_text()
-    assert "98765" not in text and "4321" not in text  # hashed, not in clear
+    # Hashed, not in clear: no stored string holds a PIN. (A substring test over the whole file
+    # failed by chance: a salted SHA-256 hex digest contained "4321".)
+    doc = json.loads(station_file().read_text())
+    stored = _strings(doc)
+    assert "98765" not in stored and "4321" not in stored and "1234" not in stored
+    hashes = list(doc["pin_hashes"].values())
+    assert hashes and all(len(h) == 64 and int(h, 16) >= 0 for h in hashes)  # SHA-256 hex
     again = StationSettings.load()
     assert again.role == Role.INSPECTOR  # a restart never keeps a PIN-protected role
     assert again.check_pin(Role.SUPERVISOR, "98765") and not again.check_pin(Role.SUPERVISOR, "4321")
