@@ -139,7 +139,7 @@ def _view_names(g: h5py.Group) -> list[str]:
     return sorted((k for k in g if k.startswith("v") and k[1:].isdigit()), key=lambda k: int(k[1:]))
 
 
-def _read_rows(f: h5py.File, group: str, name: str, what: str, problems: list[str],
+def _read_rows(f: h5py.File, project: str, group: str, name: str, what: str, problems: list[str],
                torn_outcome: str) -> list[dict[str, Any]]:
     """A log's rows; damage is a line in `problems`. A last chunk torn by a writer killed
     mid-append is named as such (not as changed bytes), with its verified rows kept:
@@ -149,11 +149,22 @@ def _read_rows(f: h5py.File, group: str, name: str, what: str, problems: list[st
         if not all(isinstance(r, dict) for r in rows):
             raise ValueError("a row is not a record")
         if torn is not None:
-            problems.append(torn.message(Path(f.filename).name, torn_outcome))
+            problems.append(torn.message(project, torn_outcome))
         return rows
     except Exception as exc:  # noqa: BLE001 - any damage is reported, not raised
         problems.append(f"{what}: {_why(exc)}")
         return []
+
+
+def _read_logs(f: h5py.File, path: Path, problems: list[str],
+               torn_outcome: str) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """The part index by id and the audit trail, as check and salvage both read them. `path` is
+    the project's own (a truncated file is read through a padded copy of another name)."""
+    rows = {int(r["id"]): r for r in _read_rows(f, path.name, "index", "parts", "part index", problems,
+                                                 torn_outcome) if isinstance(r.get("id"), int)}
+    events = _read_rows(f, path.name, "events", "log", "audit trail of labels, reviews and masks", problems,
+                        torn_outcome)
+    return rows, events
 
 
 def _journal_state(path: Path, project_id: str) -> dict[str, Any]:
@@ -198,10 +209,8 @@ def _check_file(f: h5py.File, path: Path, rep: CheckReport, progress: ProgressFn
     except Exception as exc:  # noqa: BLE001
         rep.problem(f"project settings: {_why(exc)}")
     project_id = str(f.attrs.get("project_id", ""))
-    rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", problems, logtail.UNREPAIRED)
-            if isinstance(r.get("id"), int)}
-    rep.events = len(_read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", problems,
-                                logtail.UNREPAIRED))
+    rows, events = _read_logs(f, path, problems, logtail.UNREPAIRED)
+    rep.events = len(events)
     ids = _part_ids(f, rows)
     for k, pid in enumerate(ids):
         if should_stop():
@@ -292,9 +301,7 @@ def salvage_project(path: str | Path, dest: str | Path, progress: ProgressFn = n
             settings = Settings()
             rep.lost.append(f"project settings (defaults used): {_why(exc)}")
         new = Project.create(dest, settings)
-        rows = {int(r["id"]): r for r in _read_rows(f, "index", "parts", "part index", rep.lost, SALVAGED_TORN)
-                if isinstance(r.get("id"), int)}
-        events = _read_rows(f, "events", "log", "audit trail (labels, reviews, masks)", rep.lost, SALVAGED_TORN)
+        rows, events = _read_logs(f, path, rep.lost, SALVAGED_TORN)
         by_part: dict[int, list[dict[str, Any]]] = {}
         for ev in events:
             if isinstance(ev.get("part"), int):

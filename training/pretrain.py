@@ -264,8 +264,8 @@ def learning_check(losses: list[float], batch: int) -> tuple[float, bool | None,
 class Method:
     """One self-supervised objective: how it wraps the classifier, the crop side it needs, one
     step's loss with the no-learning reference of that batch, its verdict on a run, and how a
-    run that did not learn is named in okng train's warning (short: the Train view has three
-    lines for a run's outcome)."""
+    run that did not learn is named in okng train's warning (one clause: the warning is read
+    in a terminal line and in the Train view's outcome box beside the run's other figures)."""
 
     label: str
     flat: str
