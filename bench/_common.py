@@ -78,6 +78,29 @@ def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
     return float(np.mean([np.mean(pred[y == c] == c) for c in (0, 1)]))
 
 
+def cam_agreement(project: Any, model_id: str, test_project: Any) -> dict:
+    """Does the model look at the defect? Grad-CAM of `project`'s model on every NG view of
+    `test_project` with a mask (the explain view's figures): mean energy inside the mask, the
+    pointing-game hit rate and the IoU of the highlight, over those views."""
+    from labeling.store import Project
+    from training.explain.dataset import explain_loaded
+    from training.inference import load_model
+    t0 = time.monotonic()
+    try:
+        tp = Project.open(test_project, readonly=True)
+        ng = [p.id for p in tp.parts() if p.verdict.name == "NG" and any(v.has_mask for v in p.views)]
+        rep = explain_loaded(tp, load_model(project, model_id, device="cpu"), model_id, parts=ng)
+    except Exception as exc:  # noqa: BLE001 - a bench figure, not the run's outcome
+        return {"cam_error": f"{type(exc).__name__}: {exc}"[:300]}
+    rows = [r for r in rep.rows if r.energy is not None]
+    hits = [r.pointing for r in rows if r.pointing is not None]
+    return {"cam_views": len(rows),
+            "cam_energy_in_mask": round(float(np.mean([r.energy for r in rows])), 4) if rows else None,
+            "cam_pointing": round(sum(hits) / len(hits), 4) if hits else None,
+            "cam_iou": round(float(np.mean([r.iou for r in rows if r.iou is not None])), 4) if rows else None,
+            "cam_s": round(time.monotonic() - t0, 1)}
+
+
 def score_test_project(project: Any, model_id: str, test_project: Any, label: dict[str, int],
                        states: Sequence[dict] = ()) -> dict:
     """A model of `project` on every view of `test_project` (threshold 0.5, per view; `label`:
@@ -143,5 +166,6 @@ def card_summary(res: Any, curve: EpochCurve) -> dict:
             "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
             "bf16": card.config.get("bf16"), "batch_size": card.config.get("batch_size"),
             "augment_why": card.extra.get("recipe", {}).get("augment_why"),  # the short-run rule fired
+            "mask_guide": card.extra.get("recipe", {}).get("mask_guide"),
             "train_loss": [round(h.loss, 3) for h in card.history],
             "parts": {k: len(card.split.get(k) or []) for k in ("train", "val", "test")}}

@@ -228,6 +228,8 @@ def main() -> None:
     ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
                     "vs a plain loop, same minutes, test split by group (bench/train_real.py)")
     ap.add_argument("--arm", default="both", choices=("both", "okng", "plain"))
+    ap.add_argument("--okng-config", type=json.loads, default=None, metavar="JSON",
+                    help="--arm okng: TrainConfig values over okng's defaults, e.g. '{\"mask_weight\": 0}' (A/B runs)")
     ap.add_argument("--seeds", default="0", help="--real: comma list; each seed draws a new group split and "
                     "both arms' initialisation, run one after the other (mean, spread and wins in one record)")
     ap.add_argument("--nproc", type=int, default=1,
@@ -251,7 +253,7 @@ def main() -> None:
             from train_real import run_arm, run_seeds
             seeds = [int(t) for t in args.seeds.split(",") if t.strip()]
             out = (run_seeds(args.real, args.budget, seeds) if args.arm == "both"
-                   else run_arm(args.real, args.arm, args.budget, seeds[0]))
+                   else run_arm(args.real, args.arm, args.budget, seeds[0], args.okng_config))
         print(json.dumps(out), flush=True)
         return
     import torch

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("/work/shared/data") if not (ROOT.parent / "shared" / "data").exists() else ROOT.parent / "shared" / "data"
 PLAIN_SIDE = 224  # torchvision's classification default: what a plain loop resizes to
 sys.path.insert(0, str(ROOT / "bench"))
-from _common import EpochCurve, balanced_accuracy, card_summary, note, score_test_project
+from _common import EpochCurve, balanced_accuracy, cam_agreement, card_summary, note, score_test_project
 
 
 def split_rows(data: str, seed: int = 0) -> tuple[list[dict[str, str]], list[str]]:
@@ -95,7 +95,7 @@ def make_projects(data: str, workdir: Path, seed: int = 0) -> tuple[Path, Path, 
     return proj.path, tproj.path, label, len(pool), len(rep.errors)
 
 
-def okng_arm(data: str, budget_s: float, workdir: Path, seed: int = 0) -> dict:
+def okng_arm(data: str, budget_s: float, workdir: Path, seed: int = 0, overrides: dict | None = None) -> dict:
     from training.session import TrainSpec, run_session
     pool, test, label, n_pool, dropped = make_projects(data, workdir, seed)
     curve = EpochCurve(digits=3)  # time_to compares at the plain curve's 3 decimals
@@ -104,8 +104,9 @@ def okng_arm(data: str, budget_s: float, workdir: Path, seed: int = 0) -> dict:
     # loop's rows, read from the pool's "split" column.
     with epoch_states() as states:
         res = run_session(TrainSpec(str(pool), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0,
-                                                "split_field": "split", "seed": seed}), curve)
+                                                "split_field": "split", "seed": seed, **(overrides or {})}), curve)
     scored = score_test_project(pool, res.model_id, test, label, [st for st, _ in states])
+    scored.update(cam_agreement(pool, res.model_id, test))
     return {**scored, **card_summary(res, curve), "n_pool": n_pool, "pool_duplicates_dropped": dropped,
             "kept_test_curve": kept_test_curve(curve.rounded(), [k for _, k in states],
                                                scored.pop("states_test_balanced_accuracy"))}
@@ -285,10 +286,10 @@ def run_seeds(data: str, budget_s: float, seeds: list[int]) -> dict:
                             "n_test": r["okng"]["n_test"]} for r in runs]}
 
 
-def run_arm(data: str, arm: str, budget_s: float, seed: int = 0) -> dict:
+def run_arm(data: str, arm: str, budget_s: float, seed: int = 0, overrides: dict | None = None) -> dict:
     import torch
     torch.set_num_threads(1)
     if arm == "plain":
         return plain_arm(data, budget_s, seed)
     with tempfile.TemporaryDirectory(prefix="okng-bench-real-") as d:
-        return okng_arm(data, budget_s, Path(d), seed)
+        return {**okng_arm(data, budget_s, Path(d), seed, overrides), "overrides": overrides or {}}

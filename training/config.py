@@ -103,6 +103,9 @@ class TrainConfig:
     # The classifier head (training.backbones.Head): 0 / 0 is torchvision's one Linear, as before.
     head_dropout: float = 0.0
     head_hidden: int = 0
+    # Mask-guided training (training.mask_guide): the weight of the defect-mask loss beside the
+    # task's loss (None: its default wherever the project's masks allow; 0: off).
+    mask_weight: float | None = None
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
@@ -132,6 +135,8 @@ class TrainConfig:
             raise TrainingError("a warm start keeps its parent's split: give a split field or a warm start, not both")
         if self.encoder and self.warm_start:
             raise TrainingError("start from an encoder or warm-start from a model, not both")
+        if self.mask_weight is not None and not 0.0 <= self.mask_weight <= 100.0:
+            raise TrainingError(f"mask weight must be in [0, 100], got {self.mask_weight}")
         if not self.lr > 0:
             raise TrainingError(f"learning rate must be positive, got {self.lr}")
         if not 0.0 < self.val_fraction < 0.9:

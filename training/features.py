@@ -17,7 +17,7 @@ from .backbones import BackboneSpec, FrozenTrunk, tail_forward
 from .config import AugmentConfig
 from .data import to_float_rgb, to_tensor
 from .snapshot import Snapshot
-from .transforms import augment, flip_variant, flip_variants, sample_flip_variant
+from .transforms import augment, augment_with_mask, flip_variant, flip_variants, sample_flip_variant
 
 CACHE_BUDGET_BYTES = 6 * 1024 ** 3
 
@@ -33,6 +33,25 @@ def view_tensor(snap: Snapshot, i: int, mean: Sequence[float], std: Sequence[flo
     elif variant:
         x = flip_variant(x, variant)
     return to_tensor(x, v.geometry, mean, std)
+
+
+def view_tensor_and_mask(snap: Snapshot, i: int, mean: Sequence[float], std: Sequence[float],
+                         aug: AugmentConfig | None, rng: np.random.Generator | None) -> tuple[torch.Tensor, np.ndarray]:
+    """view_tensor() and the view's defect coverage (float32 over the whole input, 0 in the
+    letterbox padding), moved by the same augmentation."""
+    v = snap.views[i]
+    x = to_float_rgb(v.content, v.white)
+    m = np.zeros(x.shape[:2], np.float32) if v.mask is None else v.mask.astype(np.float32) * np.float32(1 / 255)
+    if aug is not None and rng is not None:
+        if v.mask is None:
+            x = augment(x, aug, rng, v.gray)  # the same draws; a blank mask stays blank
+        else:
+            x, m = augment_with_mask(x, m, aug, rng, v.gray)
+    g = v.geometry
+    (top, left), (ch, cw) = g.pad, g.content_size
+    full = np.zeros(g.input_size, np.float32)
+    full[top:top + ch, left:left + cw] = m[:ch, :cw]
+    return to_tensor(x, g, mean, std), full
 
 
 def batches(indices: Sequence[int], size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -141,3 +160,14 @@ class Forward:
         x = to_device([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx], self.device,
                       self.channels_last)
         return net(x)
+
+    def guided(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A training step on pixels with the views' masks: (logits, (n, 1, h, w) defect coverage,
+        (n,) whether each view's mask is known). Never over cached features (a mask guide needs
+        the whole network to learn where the defect is)."""
+        pairs = [view_tensor_and_mask(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx]
+        x = to_device([t for t, _ in pairs], self.device, self.channels_last)
+        masks = torch.from_numpy(np.stack([m for _, m in pairs])[:, None]).to(self.device)
+        known = torch.as_tensor([self.snap.views[int(i)].mask_known for i in idx], device=self.device)
+        return self.step_net(x), masks, known

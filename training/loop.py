@@ -23,7 +23,7 @@ from torch import nn
 
 from labeling.progress import Progress, ProgressFn, StopFn
 
-from . import accel
+from . import accel, mask_guide
 from .backbones import (
     BackboneSpec,
     FrozenTrunk,
@@ -39,6 +39,7 @@ from .distributed import Local, join, on_main
 from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
+from .mask_guide import MaskGuide
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
 from .recipe import RunClock, flips_of, lr_factor, short_note, short_steps
@@ -116,6 +117,7 @@ class _Run:
     aug_rng: np.random.Generator | None = None  # per rank (None: the plan's rng, a single run)
     amp: bool = False  # CUDA float16 autocast (its GradScaler: train_one_epoch's scaler)
     step_marks: list[float] = field(default_factory=list)  # the clock after each step of epoch 1
+    guide: MaskGuide | None = None  # the defect-mask loss beside the task's (training.mask_guide)
 
 
 def _plan(run: _Run, rng: np.random.Generator) -> list[np.ndarray]:
@@ -159,11 +161,18 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
             f = lr_factor(run.clock.fraction(run.epochs_done + step / len(plan)))
             for g in optimizer.param_groups:
                 g["lr"] = run.config.lr * f
+        guide_loss = None
         with _autocast(run):
-            logits = run.forward(idx, aug, aug_rng, train=True)
+            if run.guide is not None:
+                logits, masks, known = run.forward.guided(idx, aug, aug_rng)
+                guide_loss = run.guide.loss(masks, known)
+            else:
+                logits = run.forward(idx, aug, aug_rng, train=True)
             loss = run.criterion(logits.float(), y)
+        # The epoch's reported loss stays the task's; the guide's term only steers the step.
+        step_loss = loss if guide_loss is None else loss + guide_loss
         # DDP averages the ranks' gradients: scaled, that is the global batch's (sync.step).
-        step_loss = loss * scale if scale != 1.0 else loss
+        step_loss = step_loss * scale if scale != 1.0 else step_loss
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(step_loss).backward()
@@ -390,9 +399,14 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     aug_rng = np.random.default_rng([config.seed, sync.rank]) if sync.world_size > 1 else None
     run = _Run(model, spec, config, device, forward, train_views, val_parts, snap, criterion, batch_size,
                clock, bf16, sample_p, sync=sync, aug_rng=aug_rng, amp=amp)
+    run.guide, guide_why = mask_guide.build(model, spec, config, snap, train_views, cache is not None,
+                                            sync.world_size)
     if info is not None:
-        info.update(world_size=sync.world_size, global_batch=batch_size)
+        info.update(world_size=sync.world_size, global_batch=batch_size, mask_guide=guide_why)
     params = [p for p in model.parameters() if p.requires_grad]
+    if run.guide is not None:
+        run.guide.to(device)
+        params += list(run.guide.parameters())
     opt = make_optimizer(config, params)
     sched = make_scheduler(config, opt)
     scaler = accel.grad_scaler(device, amp)
@@ -462,6 +476,11 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             test_rep = evaluate(run, test_parts, threshold, should_stop, thresholds)
     except Cancelled as exc:
         raise Cancelled(history) from exc
+    finally:
+        if run.guide is not None:
+            run.guide.close()
+            if info is not None and run.guide.mean_loss() is not None:
+                info["mask_guide"] += f" (mean mask loss {run.guide.mean_loss():.3f})"
     return model.eval().to("cpu"), rep, history, best_epoch, test_rep
 
 
@@ -531,7 +550,7 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
             progress(Progress("save", 1, 1, "saving model"))
         seconds = time.monotonic() - t0
         # A budgeted run that found itself short after epoch 1 says so where the recipe's choices are.
-        note = {**prep.note, "augment_why": info["augment_why"]} if "augment_why" in info else prep.note
+        note = {**prep.note, **{k: info[k] for k in ("augment_why", "mask_guide") if k in info}}
         card, activated = register_model(project_path, model, get_backbone(config.arch), config, snap, held,
                                          metrics.get("cv"), len(split.train), history, best_epoch, pretrained,
                                          source, seconds, warnings, split_record, {"recipe": note, **(extra or {})},

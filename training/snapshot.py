@@ -44,6 +44,11 @@ class ViewItem:
     content: np.ndarray  # ROI fitted to the input, native dtype
     white: float
     geometry: ViewGeometry
+    # Where the inspector's mask says the defect is, fitted like `content` (uint8 coverage,
+    # 0..255); None with mask_known: no defect anywhere in the view (an OK part, or a view the
+    # part's masks leave clean); mask_known False: an NG view without a mask (where is unknown).
+    mask: np.ndarray | None = None
+    mask_known: bool = False
 
     @property
     def gray(self) -> bool:
@@ -178,6 +183,29 @@ def class_view_targets(project: Project, pid: int, n_views: int, label: Label, r
     return [whole] * n_views if empty else out
 
 
+def view_masks(project: Project, pid: int, ng: bool, geoms: Sequence[ViewGeometry]
+               ) -> list[tuple[np.ndarray | None, bool]]:
+    """(fitted defect coverage or None, known) per view, for mask-guided training
+    (training.mask_guide). An NG part's masks speak for all its views only when one of them
+    shows a defect inside its ROI (the rule of view_targets); otherwise where is unknown."""
+    if not ng:
+        return [(None, True)] * len(geoms)
+    part = project.part(pid)
+    out: list[tuple[np.ndarray | None, bool]] = []
+    for k, g in enumerate(geoms):
+        m = project.read_mask(pid, k) if k < len(part.views) and part.views[k].has_mask else None
+        r = g.roi
+        inside = None if m is None else m[r.y:r.y + r.h, r.x:r.x + r.w]
+        if inside is None or not inside.any():
+            out.append((None, True))
+            continue
+        # Area-fitted coverage: a defect thinner than an input pixel keeps a non-zero trace.
+        out.append((fit_content(np.where(inside > 0, 255, 0).astype(np.uint8), g), True))
+    if not any(m is not None for m, _ in out):
+        return [(None, False)] * len(geoms)
+    return out
+
+
 def _check_counts(name: str, task: str, items: list[PartItem], names: list[str]) -> None:
     if task == "verdict":
         n_ok = sum(p.verdict == Verdict.OK for p in items)
@@ -237,6 +265,7 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
             targets = view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
         else:
             targets = class_view_targets(project, p.id, len(p.views), label, [g.roi for g in geoms], task, n_classes)
+        masks = view_masks(project, p.id, p.verdict == Verdict.NG, geoms)
         for k, v in enumerate(p.views):
             g = geoms[k]
             img = project.read_image(p.id, k, roi=g.roi)
@@ -245,7 +274,7 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
             content = fit_content(img, g)
             white = white_level(img)
             item.views.append(len(views))
-            views.append(ViewItem(p.id, k, v.camera, targets[k], content, white, g))
+            views.append(ViewItem(p.id, k, v.camera, targets[k], content, white, g, *masks[k]))
         parts.append(item)
         if progress is not None:
             progress(Progress("load", i + 1, len(labelled), "reading parts"))

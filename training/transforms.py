@@ -108,6 +108,10 @@ _ENABLED: dict[str, Callable[[AugmentConfig], bool]] = {
 }
 
 
+# Those that move pixels: a defect mask must move with them (augment_with_mask).
+GEOMETRIC = frozenset({"hflip", "vflip", "rotate", "crop", "shift"})
+
+
 def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, gray: bool = False) -> np.ndarray:
     """One random augmentation of a float (h, w, 3) view in [0, 1]."""
     for name, fn in AUGMENTATIONS.items():
@@ -115,6 +119,23 @@ def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, gray: b
         if enabled:
             x = fn(x, cfg, rng, gray)
     return np.clip(np.ascontiguousarray(x, dtype=np.float32), 0.0, 1.0)
+
+
+def augment_with_mask(x: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator,
+                      gray: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """augment() of a view and its float (h, w) mask in [0, 1], drawing the same random numbers
+    (a run with masks sees the pixels a run without them would): geometric steps move the mask
+    as a fourth channel, photometric ones touch only the pixels."""
+    x4 = np.concatenate([x, mask[:, :, None].astype(np.float32)], axis=2)
+    for name, fn in AUGMENTATIONS.items():
+        if not _ENABLED.get(name, lambda c, n=name: bool(getattr(c, n)))(cfg):
+            continue
+        if name in GEOMETRIC:
+            x4 = fn(x4, cfg, rng, gray)
+        else:
+            x4 = np.concatenate([fn(np.ascontiguousarray(x4[:, :, :3]), cfg, rng, gray), x4[:, :, 3:]], axis=2)
+    x4 = np.clip(np.ascontiguousarray(x4, dtype=np.float32), 0.0, 1.0)
+    return np.ascontiguousarray(x4[:, :, :3]), np.ascontiguousarray(x4[:, :, 3])
 
 
 def flip_variant(x: np.ndarray, variant: int) -> np.ndarray:

@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dropout before the classifier head's Linear layer(s) (default 0: torchvision's head)")
     p.add_argument("--head-hidden", type=int, default=0,
                    help="units of a hidden dense layer in the classifier head (default 0: none)")
+    p.add_argument("--mask-weight", type=float, default=None, metavar="W",
+                   help="weight of the defect-mask loss beside the verdict or class loss where the project has "
+                        "masks (default: on where masks allow, see README 'Mask-guided training'; 0: off)")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
     p.add_argument("--val-fraction", type=float, default=0.15,
@@ -154,7 +157,7 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
             "split_field": args.split_field, "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
             "amp": getattr(args, "amp", True),
-            "head_dropout": args.head_dropout, "head_hidden": args.head_hidden}
+            "head_dropout": args.head_dropout, "head_hidden": args.head_hidden, "mask_weight": args.mask_weight}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -244,7 +247,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe = f"recipe {note['name']}, " if note.get("name") else ""  # a segment model records none
         print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
               f"{recipe}input {'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
-        for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation")):
+        for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation"),
+                           ("mask_guide", "mask guide")):
             if note.get(key):
                 print(f"{label}: {note[key]}")
     cv = res.metrics.get("cv")

@@ -33,7 +33,7 @@ from training.tasks import TASKS
 SEGMENT = "segment"  # the segmentation task (training.session.TRAINERS), not a classifier TASKS entry
 SEGMENT_HELP = "a UNet/FPN learning the inspectors' masks: one sigmoid per defect class, verdict from the area rule"
 # rows only a classifier run reads (hidden for segment) and only a segment run reads
-CLASSIFIER_ROWS = ("arch", "freeze", "recipe", "encoder", "optimizer", "folds", "split_field")
+CLASSIFIER_ROWS = ("arch", "freeze", "recipe", "encoder", "optimizer", "folds", "split_field", "use_masks")
 SEGMENT_ROWS = ("seg_encoder", "decoder")
 SEG_EPOCHS = 20  # a segment run's epochs when neither limit is set (SegConfig's default)
 
@@ -121,6 +121,12 @@ class TrainForm(QWidget):
                              "views stretched to 224x224 (less for a project whose pass over the views would "
                              "exceed 60 M pixels, never under 128; never upscaled): the short side keeps its "
                              "detail. Thin defects on large views need a large size or ROI crops.")
+        self.use_masks = QCheckBox("also learn where the defect is")
+        self.use_masks.setChecked(True)
+        self.use_masks.setToolTip("Where NG parts carry defect masks, the classifier also learns which cells of "
+                                  "its feature map the mask covers (a mask loss beside the verdict or class "
+                                  "loss): it is taught to look at the defect, not at the jig or the lighting. "
+                                  "The stored model is the plain classifier. Off: verdicts and classes only")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
         self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
                               "(mean +- std reported) inside the parts outside the test split")
@@ -162,7 +168,8 @@ class TrainForm(QWidget):
                          ("Recipe", self.recipe), ("Train for", self.minutes), ("Epochs", self.epochs),
                          ("Start from encoder", self.encoder),
                          ("Batch size", self.batch), ("Learning rate", self.lr),
-                         ("Optimizer", self.optimizer), ("Input size", self.size), ("Folds", self.folds),
+                         ("Optimizer", self.optimizer), ("Input size", self.size), ("Defect masks", self.use_masks),
+                         ("Folds", self.folds),
                          ("Test fraction", self.test_fraction), ("Group parts by", self.group_by),
                          ("Split from field", self.split_field), ("Seed", self.seed)):
             form.addRow(label, w)
@@ -184,6 +191,7 @@ class TrainForm(QWidget):
             w.currentTextChanged.connect(self.changed.emit)
         self.task.currentTextChanged.connect(self._task_changed)
         self.box = box
+        self.use_masks.toggled.connect(self.changed.emit)
         for s in (self.epochs, self.minutes, self.batch, self.size, self.folds, self.seed):
             s.valueChanged.connect(self.changed.emit)
         self._arch_changed(self.arch.currentText())
@@ -268,7 +276,8 @@ class TrainForm(QWidget):
                 "lr": float(self.lr.value()), "optimizer": self.optimizer.currentText(),
                 "input_size": (s, s) if s else None, "augment": self.augmentations(), "folds": int(self.folds.value()),
                 "seed": int(self.seed.value()), "test_fraction": round(float(self.test_fraction.value()), 3),
-                "group_by": self.group_by.currentData(), "split_field": self.split_field.currentData()}
+                "group_by": self.group_by.currentData(), "split_field": self.split_field.currentData(),
+                "mask_weight": None if self.use_masks.isChecked() else 0.0}
 
     def set_values(self, v: dict[str, Any]) -> None:
         """Set controls from a dict like values() (unknown keys ignored)."""
@@ -307,6 +316,8 @@ class TrainForm(QWidget):
                 combo.setCurrentIndex(i)
         if "nproc" in v:
             self.procs.setValue(int(v["nproc"] or 1))
+        if "mask_weight" in v:
+            self.use_masks.setChecked(v["mask_weight"] is None or float(v["mask_weight"]) > 0)
         if "augment" in v:
             for key, cb in self.aug.items():
                 cb.setChecked(key in v["augment"])

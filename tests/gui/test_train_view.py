@@ -85,11 +85,15 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     assert "test (held out)" in metrics.title.text() and "validation (chose epoch" in metrics.summary.text()
     # a budgeted scratch run that dropped to flips after epoch 1 (training.loop) says so under the figures
     why = "short run: the first epoch took 60 s, so about 250 steps fit the budget (< 300): flips only from epoch 2"
-    short = dataclasses.replace(card, extra={**card.extra, "recipe": {"name": "scratch", "augment_why": why}})
+    guide = "on: 33 NG training views with defect masks, weight 1 (mean mask loss 0.213)"
+    short = dataclasses.replace(card, extra={**card.extra, "recipe": {"name": "scratch", "augment_why": why,
+                                                                     "mask_guide": guide}})
     metrics.show_model(short)
     qtbot.waitUntil(lambda: f"<b>augmentation</b> {why}" in metrics.summary.text(), timeout=5000)
+    assert f"<b>mask guide</b> {guide}" in metrics.summary.text()
     metrics.show_model(card)
     qtbot.waitUntil(lambda: "augmentation" not in metrics.summary.text(), timeout=5000)
+    assert "mask guide" not in metrics.summary.text()  # this project has no masks: nothing to say
     assert not any(w.is_running() for w in view._side)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid
@@ -176,6 +180,14 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     form.set_values({"task": "classes"})
     assert form.values()["task"] == "classes"
     assert make_config(form.values()).task == "classes"
+    # Mask guidance: on by default (the loop's default weight), off -> weight 0, restored from values
+    assert form.use_masks.isChecked() and make_config(form.values()).mask_weight is None
+    form.use_masks.setChecked(False)
+    assert make_config(form.values()).mask_weight == 0.0
+    form.set_values({"mask_weight": None})
+    assert form.use_masks.isChecked()
+    form.set_values({"task": "segment"})  # a segment run learns the masks themselves: no such row
+    assert not form.form.isRowVisible(form.use_masks)
 
 
 def test_segment_model_shows_its_dice_curves(ctx, qtbot):
