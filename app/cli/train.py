@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="units of a hidden dense layer in the classifier head (default 0: none)")
     p.add_argument("--mask-weight", type=float, default=None, metavar="W",
                    help="weight of the defect-mask loss beside the verdict or class loss where the project has "
-                        "masks (default: on where masks allow, see README 'Mask-guided training'; 0: off)")
+                        "masks (default: on for OK/NG models where masks allow, see README 'Mask-guided training'; 0: off)")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
     p.add_argument("--val-fraction", type=float, default=0.15,

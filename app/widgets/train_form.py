@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
 
 from app.widgets.train_procs import ProcsSpin
 from training.backbones import BACKBONES
+from training.mask_guide import DEFAULT_TASKS, MASK_WEIGHT
 from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
 
@@ -125,8 +126,9 @@ class TrainForm(QWidget):
         self.use_masks.setChecked(True)
         self.use_masks.setToolTip("Where NG parts carry defect masks, the classifier also learns which cells of "
                                   "its feature map the mask covers (a mask loss beside the verdict or class "
-                                  "loss): it is taught to look at the defect, not at the jig or the lighting. "
-                                  "The stored model is the plain classifier. Off: verdicts and classes only")
+                                  "loss). The stored model is the plain classifier. On by default for OK/NG "
+                                  "models, where it was measured (README: Mask-guided training); a class "
+                                  "model gets it when ticked")
         self.folds = QSpinBox(minimum=1, maximum=20, value=1)
         self.folds.setToolTip("1 = one stratified train/validation split; K > 1 = K-fold cross-validation "
                               "(mean +- std reported) inside the parts outside the test split")
@@ -201,7 +203,8 @@ class TrainForm(QWidget):
     def segment(self) -> bool:
         return self.task.currentText() == SEGMENT
 
-    def _task_changed(self, _name: str) -> None:
+    def _task_changed(self, task: str) -> None:
+        self.use_masks.setChecked(task in DEFAULT_TASKS)  # each task's measured default
         seg = self.segment
         for name in CLASSIFIER_ROWS:
             self.form.setRowVisible(getattr(self, name), not seg)
@@ -277,7 +280,8 @@ class TrainForm(QWidget):
                 "input_size": (s, s) if s else None, "augment": self.augmentations(), "folds": int(self.folds.value()),
                 "seed": int(self.seed.value()), "test_fraction": round(float(self.test_fraction.value()), 3),
                 "group_by": self.group_by.currentData(), "split_field": self.split_field.currentData(),
-                "mask_weight": None if self.use_masks.isChecked() else 0.0}
+                "mask_weight": (None if task in DEFAULT_TASKS else MASK_WEIGHT) if self.use_masks.isChecked()
+                else 0.0}
 
     def set_values(self, v: dict[str, Any]) -> None:
         """Set controls from a dict like values() (unknown keys ignored)."""

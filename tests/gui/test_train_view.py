@@ -177,15 +177,17 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     form = TrainForm()
     qtbot.addWidget(form)
     assert [form.task.itemText(i) for i in range(form.task.count())] == [*TASKS, "segment"]
-    form.set_values({"task": "classes"})
-    assert form.values()["task"] == "classes"
-    assert make_config(form.values()).task == "classes"
-    # Mask guidance: on by default (the loop's default weight), off -> weight 0, restored from values
+    # Mask guidance: on by default for OK/NG (the loop's default weight), off -> weight 0
     assert form.use_masks.isChecked() and make_config(form.values()).mask_weight is None
     form.use_masks.setChecked(False)
     assert make_config(form.values()).mask_weight == 0.0
+    form.set_values({"task": "classes"})
+    assert form.values()["task"] == "classes"
+    assert make_config(form.values()).task == "classes"
+    # not measured on class models: unticked there, and ticked it asks for the weight explicitly
+    assert not form.use_masks.isChecked() and make_config(form.values()).mask_weight == 0.0
     form.set_values({"mask_weight": None})
-    assert form.use_masks.isChecked()
+    assert form.use_masks.isChecked() and make_config(form.values()).mask_weight == 1.0
     form.set_values({"task": "segment"})  # a segment run learns the masks themselves: no such row
     assert not form.form.isRowVisible(form.use_masks)
 

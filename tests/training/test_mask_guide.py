@@ -130,3 +130,17 @@ def test_a_run_with_masks_says_so_and_stores_the_plain_classifier(tmp_path, no_i
     assert none is not None
     assert none.extra["recipe"]["mask_guide"].startswith(f"off: 0 NG training view(s) with a defect mask, "
                                                           f"fewer than {MIN_MASKED_VIEWS}")
+
+
+def test_class_models_get_the_guide_when_asked(tmp_path, no_imagenet):
+    """On by default for OK/NG models only (where it was measured); a class model gets it with
+    an explicit weight."""
+    from toykit import make_class_project
+    path = make_class_project(tmp_path / "c.okng", per_class=3, n_ok=4, size=(128, 128), views=1)
+    cfg = {"task": "classes", "arch": "resnet18", "epochs": 1, "input_size": 128, "batch_size": 8}
+    default = train(path, TrainConfig(**cfg)).card
+    assert default is not None and default.extra["recipe"]["mask_guide"].startswith(
+        "off: measured on OK/NG models only so far (--mask-weight 1 turns it on for a classes model)")
+    asked = train(path, TrainConfig(**cfg, mask_weight=0.5)).card
+    assert asked is not None and asked.extra["recipe"]["mask_guide"].startswith("on: ")
+    assert "weight 0.5" in asked.extra["recipe"]["mask_guide"]
