@@ -27,8 +27,9 @@ from .recipe import STRIDE
 from .snapshot import Snapshot
 
 # The guide loss's weight when the config leaves it open (TrainConfig.mask_weight None), and the
-# tasks it is on for by default: measured on verdicts (KolektorSDD +0.125 test balanced accuracy
-# over three splits, bsdata level to +0.02; README), not yet on class models.
+# tasks it is on for by default: measured on verdicts (KolektorSDD +0.08 to +0.20 test balanced
+# accuracy on three splits that got 16-23 epochs, level on two that got 29-33; bsdata level;
+# README), not yet on class models.
 MASK_WEIGHT = 1.0
 DEFAULT_TASKS = ("verdict",)
 # Fewer masked NG training views than this: too few to say where defects are; no guide.
