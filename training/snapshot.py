@@ -135,25 +135,35 @@ class Snapshot:
                 "task": self.task, "parts": self._rows()}
 
 
-def view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[ROI]) -> list[int]:
+def part_masks(project: Project, pid: int, n_views: int) -> list[np.ndarray | None]:
+    """The inspector's mask of each view of a part (None where there is none), read once."""
+    part = project.part(pid)
+    return [project.read_mask(pid, k) if k < len(part.views) and part.views[k].has_mask else None
+            for k in range(n_views)]
+
+
+def view_targets(project: Project, pid: int, n_views: int, ng: bool, rois: list[ROI],
+                 masks: list[np.ndarray | None] | None = None) -> list[int]:
     """NG parts: views whose mask shows a defect inside the ROI are NG, the rest OK; without
-    any such mask every view of an NG part counts as NG (the inspector judged the part)."""
+    any such mask every view of an NG part counts as NG (the inspector judged the part).
+    `masks`: the part's masks when already read (part_masks)."""
     if not ng:
         return [0] * n_views
-    part = project.part(pid)
-    if not any(v.has_mask for v in part.views):
+    masks = part_masks(project, pid, n_views) if masks is None else masks
+    if not any(m is not None for m in masks):
         return [1] * n_views
     out = []
     for k in range(n_views):
-        m = project.read_mask(pid, k) if part.views[k].has_mask else None
+        m = masks[k]
         r = rois[k]
         out.append(int(m is not None and bool(m[r.y:r.y + r.h, r.x:r.x + r.w].any())))
     return out if any(out) else [1] * n_views
 
 
 def class_view_targets(project: Project, pid: int, n_views: int, label: Label, rois: list[ROI],
-                       task: str, n_classes: int) -> list[Any]:
-    """Per-view targets of a class task (see the module docstring); label is OK or NG with a class."""
+                       task: str, n_classes: int, masks: list[np.ndarray | None] | None = None) -> list[Any]:
+    """Per-view targets of a class task (see the module docstring); label is OK or NG with a class.
+    `masks`: the part's masks when already read (part_masks)."""
     multi = task == "multilabel"
 
     def hot(classes: Sequence[int]) -> np.ndarray:
@@ -163,12 +173,12 @@ def class_view_targets(project: Project, pid: int, n_views: int, label: Label, r
     whole: Any = hot(label.classes) if multi else label.defect_class
     if label.verdict != Verdict.NG:
         return [hot(()) if multi else 0 for _ in range(n_views)]
-    part = project.part(pid)
-    if not any(v.has_mask for v in part.views):
+    masks = part_masks(project, pid, n_views) if masks is None else masks
+    if not any(m is not None for m in masks):
         return [whole] * n_views
     out: list[Any] = []
     for k in range(n_views):
-        m = project.read_mask(pid, k) if part.views[k].has_mask else None
+        m = masks[k]
         r = rois[k]
         counts = np.bincount(m[r.y:r.y + r.h, r.x:r.x + r.w].ravel(), minlength=256) if m is not None \
             else np.zeros(256, np.int64)
@@ -183,17 +193,16 @@ def class_view_targets(project: Project, pid: int, n_views: int, label: Label, r
     return [whole] * n_views if empty else out
 
 
-def view_masks(project: Project, pid: int, ng: bool, geoms: Sequence[ViewGeometry]
+def view_masks(masks: list[np.ndarray | None] | None, geoms: Sequence[ViewGeometry]
                ) -> list[tuple[np.ndarray | None, bool]]:
     """(fitted defect coverage or None, known) per view, for mask-guided training
-    (training.mask_guide). An NG part's masks speak for all its views only when one of them
-    shows a defect inside its ROI (the rule of view_targets); otherwise where is unknown."""
-    if not ng:
+    (training.mask_guide); `masks` is an NG part's (part_masks), None for an OK part. An NG
+    part's masks speak for all its views only when one of them shows a defect inside its ROI
+    (the rule of view_targets); otherwise where is unknown."""
+    if masks is None:
         return [(None, True)] * len(geoms)
-    part = project.part(pid)
     out: list[tuple[np.ndarray | None, bool]] = []
-    for k, g in enumerate(geoms):
-        m = project.read_mask(pid, k) if k < len(part.views) and part.views[k].has_mask else None
+    for g, m in zip(geoms, masks):
         r = g.roi
         inside = None if m is None else m[r.y:r.y + r.h, r.x:r.x + r.w]
         if inside is None or not inside.any():
@@ -261,11 +270,14 @@ def load_snapshot(project_path: str | Path, input_size: tuple[int, int], fit: st
         item = PartItem(p.id, p.verdict, label.defect_class, [], label.classes,
                         None if task == "verdict" else t.target(label, n_classes), group=group or None)
         geoms = [fit_geometry(v.shape[:2], rois.get(v.camera), input_size, fit) for v in p.views]
+        ng = p.verdict == Verdict.NG
+        drawn = part_masks(project, p.id, len(p.views)) if ng else None  # read once: targets and guide
         if task == "verdict":
-            targets = view_targets(project, p.id, len(p.views), p.verdict == Verdict.NG, [g.roi for g in geoms])
+            targets = view_targets(project, p.id, len(p.views), ng, [g.roi for g in geoms], drawn)
         else:
-            targets = class_view_targets(project, p.id, len(p.views), label, [g.roi for g in geoms], task, n_classes)
-        masks = view_masks(project, p.id, p.verdict == Verdict.NG, geoms)
+            targets = class_view_targets(project, p.id, len(p.views), label, [g.roi for g in geoms], task,
+                                         n_classes, drawn)
+        masks = view_masks(drawn, geoms)
         for k, v in enumerate(p.views):
             g = geoms[k]
             img = project.read_image(p.id, k, roi=g.roi)

@@ -112,11 +112,14 @@ _ENABLED: dict[str, Callable[[AugmentConfig], bool]] = {
 GEOMETRIC = frozenset({"hflip", "vflip", "rotate", "crop", "shift"})
 
 
+def _enabled(name: str, cfg: AugmentConfig) -> bool:
+    return _ENABLED.get(name, lambda c: bool(getattr(c, name)))(cfg)
+
+
 def augment(x: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator, gray: bool = False) -> np.ndarray:
     """One random augmentation of a float (h, w, 3) view in [0, 1]."""
     for name, fn in AUGMENTATIONS.items():
-        enabled = _ENABLED.get(name, lambda c, n=name: bool(getattr(c, n)))(cfg)
-        if enabled:
+        if _enabled(name, cfg):
             x = fn(x, cfg, rng, gray)
     return np.clip(np.ascontiguousarray(x, dtype=np.float32), 0.0, 1.0)
 
@@ -128,7 +131,7 @@ def augment_with_mask(x: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, rng: 
     as a fourth channel, photometric ones touch only the pixels."""
     x4 = np.concatenate([x, mask[:, :, None].astype(np.float32)], axis=2)
     for name, fn in AUGMENTATIONS.items():
-        if not _ENABLED.get(name, lambda c, n=name: bool(getattr(c, n)))(cfg):
+        if not _enabled(name, cfg):
             continue
         if name in GEOMETRIC:
             x4 = fn(x4, cfg, rng, gray)
