@@ -43,6 +43,7 @@ from .mask_guide import MaskGuide
 from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
 from .recipe import RunClock, flips_of, lr_factor, short_note, short_steps
+from .run_progress import EtaClock, epoch_suffix, progress_position
 from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
 from .splits import check_split, draw_split, kfold
@@ -296,34 +297,6 @@ def refresh_batchnorm(run: _Run, should_stop: StopFn | None, limit: int | None =
         m.momentum = mom
 
 
-class _Clock:
-    """ETA from measured seconds per unit of work (cache rows and train/eval views)."""
-
-    def __init__(self, total_units: float) -> None:
-        self.total, self.done, self.t0 = max(total_units, 1.0), 0.0, time.monotonic()
-
-    def eta(self, done: float) -> float:
-        self.done = done
-        el = time.monotonic() - self.t0
-        return el / self.done * (self.total - self.done) if self.done > 0 else 0.0
-
-
-def _of(epochs: int | None, clock: RunClock) -> str:
-    if clock.budget_s:
-        left = max(0, int(clock.budget_s - clock.elapsed()))
-        return f" ({left // 60}:{left % 60:02d} left)"
-    return f"/{epochs}"
-
-
-def _where(clock: RunClock, done_units: float, per_epoch: int, eta: _Clock) -> tuple[int, int, float]:
-    """(done, total, ETA s) for a Progress: seconds of the budget, or views of the epochs."""
-    if clock.budget_s:
-        el = clock.elapsed()
-        return int(min(el, clock.budget_s)), int(clock.budget_s), max(0.0, clock.budget_s - el)
-    total = (clock.epochs or 1) * per_epoch
-    return int(done_units), int(total), eta.eta(done_units)
-
-
 def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> None:
     """After the first epoch of a budgeted run: too few steps ahead for the photometric and shift
     augmentations to pay (training.recipe.SHORT_RUN_STEPS), so flips only from here. The clock
@@ -414,7 +387,7 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
     per_epoch = len(train_views) + n_val_views
-    eta = _Clock((epochs or 1) * per_epoch)
+    eta = EtaClock((epochs or 1) * per_epoch)
     clock.start()
     epoch = 0
     try:
@@ -429,9 +402,9 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
 
             def on_step(step: int, steps: int, loss: float, epoch: int = epoch, base: int = base) -> None:
                 if progress is not None:
-                    done, total, left = _where(clock, base + min(step * batch_size, len(train_views)),
+                    done, total, left = progress_position(clock, base + min(step * batch_size, len(train_views)),
                                                per_epoch, eta)
-                    progress(Progress("train", done, total, f"{label}epoch {epoch}{_of(epochs, clock)}",
+                    progress(Progress("train", done, total, f"{label}epoch {epoch}{epoch_suffix(epochs, clock)}",
                                       TrainStep(epoch, epochs or 0, step, steps, loss, left)))
             t0 = time.monotonic()
             loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
@@ -454,8 +427,8 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
             else:
                 stale += 1
             if progress is not None:
-                done, total, _ = _where(clock, epoch * per_epoch, per_epoch, eta)
-                progress(Progress("eval", done, total, f"{label}epoch {epoch}{_of(epochs, clock)} done", row))
+                done, total, _ = progress_position(clock, epoch * per_epoch, per_epoch, eta)
+                progress(Progress("eval", done, total, f"{label}epoch {epoch}{epoch_suffix(epochs, clock)} done", row))
             if config.patience and stale >= config.patience:
                 break
         assert best_state is not None
