@@ -311,6 +311,7 @@ def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> Non
     run.config = dataclasses.replace(cfg, augment=flips_of(cfg.augment))
     if info is not None:
         info["augment_why"] = short_note(steps, cfg.short_run_steps, clock.elapsed())
+        info["augment"] = run.config.augment  # what the card records as the run's augmentation
 
 
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
@@ -524,7 +525,10 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         seconds = time.monotonic() - t0
         # A budgeted run that found itself short after epoch 1 says so where the recipe's choices are.
         note = {**prep.note, **{k: info[k] for k in ("augment_why", "mask_guide") if k in info}}
-        card, activated = register_model(project_path, model, get_backbone(config.arch), config, snap, held,
+        # The card's config is what trained the stored model: a short run's flips, from epoch 2 on
+        # (augment_why says so), not the full set that the recipe resolved before the first epoch.
+        ran = dataclasses.replace(config, augment=info["augment"]) if "augment" in info else config
+        card, activated = register_model(project_path, model, get_backbone(config.arch), ran, snap, held,
                                          metrics.get("cv"), len(split.train), history, best_epoch, pretrained,
                                          source, seconds, warnings, split_record, {"recipe": note, **(extra or {})},
                                          world_size=sync.world_size, global_batch=int(info.get("global_batch", 0)))

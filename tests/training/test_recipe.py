@@ -145,6 +145,7 @@ def test_a_budgeted_run_too_short_for_its_augmentations_keeps_flips_from_epoch_t
     assert drawn[1] == {"hflip", "vflip", "brightness", "contrast", "shift"}
     assert drawn[2] == drawn[3] == {"hflip", "vflip"}
     assert "about 5 steps" in info["augment_why"] and "flips only from epoch 2" in info["augment_why"]
+    assert info["augment"].active() == ["hflip", "vflip"]
     assert cfg.augment == full  # the caller's config is left as it was
     now[0], epoch[0], info = 0.0, 1, {}
     drawn.clear()
@@ -188,6 +189,8 @@ def test_a_short_budgeted_run_says_so_on_its_card(tmp_path, no_imagenet, capsys,
     why = card.extra["recipe"]["augment_why"]
     assert why.startswith("short run: the first epoch took") and "flips only from epoch 2" in why
     assert f"augmentation: {why}" in out and card.config["short_run_steps"] == SHORT_RUN_STEPS
+    # the card's config records the flips that trained from epoch 2, not the full set resolved before
+    assert TrainConfig.from_dict(card.config).augment.active() == ["hflip", "vflip"]
 
 
 def test_balanced_sampler_gives_ok_half_and_each_defect_class_an_equal_share():
