@@ -263,11 +263,6 @@ def ranks_on_cuda(device: str, local_world: int, gpus: int) -> bool:
     return True
 
 
-def threads_per_rank(cores: int) -> int:
-    """torch threads of one rank: the machine's cores shared by the ranks on it."""
-    return max(1, cores // max(1, local_world_size()))
-
-
 def local_world_size() -> int:
     """Processes of this run on this machine (torchrun's LOCAL_WORLD_SIZE; 1 outside it)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)

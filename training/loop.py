@@ -23,7 +23,7 @@ from torch import nn
 
 from labeling.progress import Progress, ProgressFn, StopFn
 
-from . import accel, mask_guide
+from . import accel, core_share, mask_guide
 from .backbones import (
     BackboneSpec,
     FrozenTrunk,
@@ -152,6 +152,7 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
     for step, global_idx in enumerate(plan):
         if should_stop is not None and should_stop():
             raise Cancelled()
+        core_share.rebalance()  # a run started or ended beside this one: take the fair share again
         idx = run.sync.shard(global_idx)
         y = _targets(run, idx)
         scale = run.sync.step(run.clock, run.criterion, y)
@@ -328,7 +329,19 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
 
     ``sync``: the ranks of a data-parallel run (training.distributed; default: this process
     alone), where every rank calls fit_split with the same arguments and should_stop is the
-    ranks' collective stop. ``info``, when given, receives the run's world size and global batch."""
+    ranks' collective stop. ``info``, when given, receives the run's world size and global batch.
+
+    The run takes its fair share of this machine's cores while it trains (training.core_share)."""
+    with core_share.session(config.num_threads):
+        return _fit_split(snap, train_parts, val_parts, config, init, progress, should_stop, label, test_parts,
+                          now, sync, info)
+
+
+def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
+               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
+               label: str, test_parts: np.ndarray | None, now: Callable[[], float] | None,
+               sync: Local | None, info: dict[str, Any] | None,
+               ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
     sync = sync or Local()
     spec = get_backbone(config.arch)
     device = sync.device(resolve_device(config.device))
@@ -471,7 +484,9 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
         torch.set_num_threads(config.num_threads)
     sync = join(config.device)
     try:
-        return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0, extra)
+        # registered from the first read of the project to the stored model, not only while fitting
+        with core_share.session(config.num_threads):
+            return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0, extra)
     finally:
         sync.close()
 

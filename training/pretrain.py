@@ -40,6 +40,7 @@ from labeling.h5io import transaction
 from labeling.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from labeling.store import Project
 
+from . import core_share
 from .backbones import BackboneSpec, encoder_state, get_backbone, single_channel_stem
 from .errors import TrainingError
 from .pretrain_mim import MaskedImage, mean_fill_error, mim_check, mim_crop, random_mask, standardise
@@ -70,7 +71,7 @@ class PretrainSpec:
     weight_decay: float = 1e-4
     gray: bool | None = None
     seed: int = 0
-    num_threads: int = 0  # 0: leave torch's default
+    num_threads: int = 0  # 0: the fair share of the cores (training.core_share)
     bf16: bool | None = None  # None: bf16 autocast where the CPU has native bf16 (avx512_bf16/amx)
     save: bool = True
     encoder_id: str | None = None  # None: "encoder-<arch>-<timestamp>"
@@ -328,19 +329,32 @@ def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: Prog
     opt = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     views = _Views(images, crop, spec.seed)
     bs = max(2, min(spec.batch_size, len(images)))
-    losses: list[float] = []
-    refs: list[float] = []
-    stopped = False
     t0 = time.monotonic()
     progress(Progress("pretrain", 0, int(spec.budget_s), f"{method.label} on {len(images)} images"))
     net.train()
+    with core_share.session(spec.num_threads):
+        losses, refs, stopped = _steps(method, net, views, opt, spec, bs, bf16, t0, progress, should_stop)
+    state = encoder_state(model, backbone)  # without the head (SimCLR's slot holds an Identity)
+    chance, learned, note = method.check(losses, refs, bs)
+    result = PretrainResult(spec.arch, None, len(images), channels, len(losses),
+                            round(time.monotonic() - t0, 1), stopped, losses, "", round(chance, 4), learned, note,
+                            method=spec.method)
+    return state, result
+
+
+def _steps(method: Method, net: nn.Module, views: _Views, opt: torch.optim.Optimizer, spec: PretrainSpec,
+           bs: int, bf16: bool, t0: float, progress: ProgressFn, should_stop: StopFn,
+           ) -> tuple[list[float], list[float], bool]:
+    """Optimiser steps until the budget is spent or a stop is asked: (losses, references, stopped)."""
+    losses: list[float] = []
+    refs: list[float] = []
     while True:
         elapsed = time.monotonic() - t0
         if elapsed >= spec.budget_s:
-            break
+            return losses, refs, False
         if should_stop():
-            stopped = True
-            break
+            return losses, refs, True
+        core_share.rebalance()  # another run started or ended on this machine: take the fair share
         for g in opt.param_groups:
             g["lr"] = spec.lr * _lr_factor(elapsed / spec.budget_s)
         loss, ref = method.step(net, views, bs, bf16)
@@ -352,12 +366,6 @@ def pretrain_images(images: list[np.ndarray], spec: PretrainSpec, progress: Prog
         done = min(int(spec.budget_s), int(time.monotonic() - t0))
         progress(Progress("pretrain", done, int(spec.budget_s), f"step {len(losses)} loss {losses[-1]:.3f}",
                           {"step": len(losses), "loss": losses[-1]}))
-    state = encoder_state(model, backbone)  # without the head (SimCLR's slot holds an Identity)
-    chance, learned, note = method.check(losses, refs, bs)
-    result = PretrainResult(spec.arch, None, len(images), channels, len(losses),
-                            round(time.monotonic() - t0, 1), stopped, losses, "", round(chance, 4), learned, note,
-                            method=spec.method)
-    return state, result
 
 
 def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,

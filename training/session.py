@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +37,6 @@ OPTIMIZER_LR = {"adam": 1e-3, "adamw": 2e-3, "sgd": 1e-2}
 QUICK = {"arch": "mobilenet_v3_small", "freeze": "none", "epochs": 3, "batch_size": 16, "input_size": 128,
          "patience": 0, "seed": 0, "num_threads": 1,
          "recipe": "manual"}  # the demo's few-seconds model (live sort --demo)
-
-
-def default_threads() -> int:
-    """All cores: a run owns its (child) process; under torchrun, the cores shared by the ranks
-    on this machine (more threads than cores slow every rank down)."""
-    from .distributed import threads_per_rank
-    return threads_per_rank(max(1, os.cpu_count() or 1))
 
 
 def augment_from(value: Any) -> AugmentConfig:
@@ -74,7 +66,6 @@ def make_config(values: dict[str, Any]) -> TrainConfig:
         kw["folds"] = 0  # one stratified split
     if isinstance(kw.get("input_size"), list):
         kw["input_size"] = tuple(kw["input_size"])
-    kw.setdefault("num_threads", default_threads())
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(kw) - names
     if unknown:

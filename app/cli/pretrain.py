@@ -60,14 +60,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    import os
-
     if args.list:
         return _list(args)
     from training.pretrain import PretrainSpec, pretrain
     spec = PretrainSpec(project=str(args.project), arch=args.arch, method=args.method, budget_s=args.budget,
                         short=args.short, crop=args.crop, batch_size=args.batch_size, encoder_id=args.id,
-                        seed=args.seed, num_threads=max(1, os.cpu_count() or 1))
+                        seed=args.seed)  # threads: the cores' fair share (training.core_share)
     bar = ProgressBar("pretrain", quiet=args.json)
     res = pretrain(spec, lambda p: bar.update(p.done, p.total, p.message))
     bar.close()
