@@ -20,6 +20,7 @@ from labeling.images import thumbnail
 from labeling.progress import ProgressFn
 from labeling.store import Project
 
+from . import core_share
 from .explain.heatmaps import HEAT_PX, model_geometry, read_heatmaps
 
 
@@ -49,9 +50,16 @@ def run_session(spec: PredictSpec, progress: ProgressFn | None = None,
         from .segment.propose import propose_parts
         return propose_parts(spec.project_path, mid, spec.parts, spec.device, progress, should_stop)
     from .predict import predict_parts  # loads torch: not when the view only reads parts
-    return predict_parts(Path(spec.project_path), spec.model_id, spec.parts, spec.redo, spec.heatmaps,
-                         spec.heat_px, spec.device, progress=progress, should_stop=should_stop,
-                         camera_map=dict(spec.camera_map))
+
+    def relay(p: Any) -> None:  # after each part: a training started or ended beside it
+        core_share.rebalance()
+        if progress is not None:
+            progress(p)
+    # Pre-labeling a large project beside a training is two runs on one CPU: it takes its share.
+    with core_share.session():
+        return predict_parts(Path(spec.project_path), spec.model_id, spec.parts, spec.redo, spec.heatmaps,
+                             spec.heat_px, spec.device, progress=relay, should_stop=should_stop,
+                             camera_map=dict(spec.camera_map))
 
 
 def load_part(project: Project, part_id: int, thumb_px: int = 160, progress: Any = None,

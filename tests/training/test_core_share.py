@@ -103,3 +103,26 @@ def test_training_takes_its_share_while_another_run_trains(tmp_path, monkeypatch
         proc.wait()
     assert seen and set(seen) == {max(1, cpus // 2)}
     assert [p.name for p in folder.iterdir()] == [f"{proc.pid}.run"]  # this run unregistered itself
+
+
+def test_pre_labeling_takes_its_share_beside_a_training(tmp_path, monkeypatch, threads):
+    """The Label view's pre-labeling (training.predict_session) beside another run: half the cores."""
+    from training.loop import train
+    from training.predict_session import PredictSpec, run_session
+    folder = tmp_path / "runs"
+    monkeypatch.setenv(core_share.ENV_DIR, str(folder))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    path = make_toy_project(tmp_path / "toy.okng", n_ok=4, n_ng=4, size=(32, 32))
+    cfg = TrainConfig(arch="mobilenet_v3_small", freeze="none", epochs=1, batch_size=4, patience=0, num_threads=1)
+    res = train(path, cfg)
+    torch.set_num_threads(cpus)
+    seen: list[int] = []
+    folder.mkdir(exist_ok=True)
+    proc = other_run(folder)
+    try:
+        out = run_session(PredictSpec(str(path), model_id=res.model_id, heatmaps=False),
+                          progress=lambda p: seen.append(torch.get_num_threads()))
+    finally:
+        proc.kill()
+        proc.wait()
+    assert out["predicted"] == 8 and seen and set(seen) == {max(1, cpus // 2)}
