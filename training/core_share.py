@@ -5,8 +5,9 @@ label check, two `okng train` runs, a pretraining beside a training) each start 
 threads as there are cores, and the threads of one wait on the threads of the other: on this
 2-core CPU a resnet18 step (batch 16, 224 px, bf16) took 0.43 s alone with 2 threads, 1.41 s
 for each of two runs with 2 threads each, and 0.61-0.68 s for each of two runs with 1 thread
-each (bench/oversub in the issue-11 note; OMP_WAIT_POLICY=PASSIVE made it worse, 5.3 s). Two
-`okng train` processes of earlier stops slowed each other about 8x. So a run registers itself
+each (OMP_WAIT_POLICY=PASSIVE made it worse, 5.3 s). Two whole `okng train` runs at once took
+7x their time alone (bench/train_concurrent.py: 209-212 s against 30 s; 39-41 s with the share).
+So a run registers itself
 in a per-user folder and, every few seconds between optimiser steps, sets its torch threads to
 its share: the cores divided by the runs alive, at least 1. A run that ended, even killed with
 no chance to clean up, stops counting: its file names a process that no longer exists (its
