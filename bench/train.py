@@ -224,6 +224,8 @@ def main() -> None:
                     help="classes: a class model on neu_det or the bolt demo (bench/train_classes.py)")
     ap.add_argument("--data", choices=("neu_det", "bolts"), default="neu_det", help="--task classes: data set")
     ap.add_argument("--per-class", type=int, default=100, help="--task classes on neu_det: images per class")
+    ap.add_argument("--box-masks", action="store_true",
+                    help="--task classes on neu_det: each part's annotated boxes as its defect mask (mask guide A/B)")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--real", default=None, help="bsdata or kolektorsdd: okng's default `okng train --budget` "
                     "vs a plain loop, same minutes, test split by group (bench/train_real.py)")

@@ -45,18 +45,33 @@ ARCH, SIZE, BATCH, LR = "resnet18", 128, 32, 1e-3
 TRAINABLE = ("layer4", "fc")
 
 
-def neu_parts(per_class: int, seed: int) -> tuple[list[str], list[tuple[np.ndarray, int]]]:
-    """(class names, [(gray image, 1-based class)]): per_class images of each class."""
+def neu_parts(per_class: int, seed: int, boxes: bool = False) -> tuple[list[str], list[tuple]]:
+    """(class names, [(gray image, 1-based class)]): per_class images of each class; with
+    `boxes`, [(gray image, class, mask)] where the mask fills the image's annotated boxes (neu_det
+    has boxes, not masks: what an inspector's rectangle tool would draw)."""
     import cv2
     with open(NEU / "labels.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    box_rows: dict[str, list[dict[str, str]]] = {}
+    with open(NEU / "boxes.csv", newline="") as f:
+        for b in csv.DictReader(f):
+            box_rows.setdefault(b["image"], []).append(b)
     names = sorted({r["defect_class"] for r in rows})
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[tuple] = []
     for k, name in enumerate(names, start=1):
         mine = [r for r in rows if r["defect_class"] == name]
         for r in rng.permutation(len(mine))[:per_class]:
-            out.append((cv2.imread(str(NEU / mine[int(r)]["image"]), cv2.IMREAD_GRAYSCALE), k))
+            row = mine[int(r)]
+            img = cv2.imread(str(NEU / row["image"]), cv2.IMREAD_GRAYSCALE)
+            if not boxes:
+                out.append((img, k))
+                continue
+            mask = np.zeros(img.shape, np.uint8)
+            for b in box_rows.get(row["image"], []):
+                # painted with the part's class (a mask's value is its class: training.snapshot)
+                mask[int(b["ymin"]):int(b["ymax"]) + 1, int(b["xmin"]):int(b["xmax"]) + 1] = k
+            out.append((img, k, mask))
     return names, out
 
 
@@ -84,10 +99,10 @@ def make_project(path: Path, names: list[str], items: list, ok_name: str = "OK")
     cams = [f"cam{i}" for i in range(len(views))]
     proj = Project.create(path, Settings(name=path.stem, cameras=cams,
                                          classes=[DefectClass(n, "#ff0000", str(i + 1)) for i, n in enumerate(names)]))
-    for img, cls in items:
+    for img, cls, *mask in items:
         imgs = img if isinstance(img, list) else [img]
         label = Label(Verdict.NG, cls) if cls else Label(Verdict.OK)
-        proj.add_part(imgs, cameras=cams, source=PartSource.IMPORT, label=label)
+        proj.add_part(imgs, cameras=cams, source=PartSource.IMPORT, label=label, masks=mask or None)
     return path
 
 
@@ -101,6 +116,12 @@ def _read_test(path: Path) -> list[tuple[list[np.ndarray], int]]:
     from labeling.store import Project
     proj = Project.open(path, readonly=True)
     return [(proj.read_views(p.id), p.label.defect_class if p.label else 0) for p in proj.parts()]
+
+
+def _names(args) -> tuple[str, str]:
+    """The work folder's project names: box-masked neu_det projects apart from the plain ones."""
+    tag = f"{args.data}-boxes" if getattr(args, "box_masks", False) else args.data
+    return f"{tag}-trainval.okng", f"{tag}-test.okng"
 
 
 def plain_arm(trainval: Path, test: Path, budget_s: float, seed: int = 0) -> dict:
@@ -177,14 +198,15 @@ def plain_arm(trainval: Path, test: Path, budget_s: float, seed: int = 0) -> dic
             "curve": [[round(t, 1), round(a, 4)] for t, a in curve]}
 
 
-def okng_arm(trainval: Path, test: Path, budget_s: float) -> dict:
-    """okng's default `okng train --task classes --budget B` (the session the CLI runs)."""
+def okng_arm(trainval: Path, test: Path, budget_s: float, overrides: dict | None = None) -> dict:
+    """okng's default `okng train --task classes --budget B` (the session the CLI runs), with
+    TrainConfig values over the defaults when given (A/B runs: --okng-config)."""
     from labeling.store import Project
     from training.inference import load_model
     from training.session import TrainSpec, run_session
     curve = EpochCurve("val_macro_f1")
     res = run_session(TrainSpec(str(trainval), {"task": "classes", "budget_s": budget_s, "num_threads": 1,
-                                                "test_fraction": 0.0}), curve)
+                                                "test_fraction": 0.0, **(overrides or {})}), curve)
     loaded = load_model(Project.open(trainval, readonly=True), res.model_id, "cpu")
     n = len(loaded.class_names)
     items = _read_test(test)
@@ -200,12 +222,12 @@ def prepare(args) -> tuple[Path, Path, dict]:
     """The train+val pool and the test parts as two projects in the work folder (built once)."""
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    trainval, test = work / f"{args.data}-trainval.okng", work / f"{args.data}-test.okng"
+    trainval, test = (work / n for n in _names(args))
     if args.data == "neu_det":
-        names, items = neu_parts(args.per_class, 0)
+        names, items = neu_parts(args.per_class, 0, getattr(args, "box_masks", False))
     else:
         names, items = bolt_parts(args.parts, 0, work)
-    classes = np.array([c for _, c in items])
+    classes = np.array([it[1] for it in items])
     rest, held = split_test(classes, 0.2, 0)
     make_project(trainval, names, [items[int(i)] for i in rest])
     make_project(test, names, [items[int(i)] for i in held])
@@ -215,11 +237,15 @@ def prepare(args) -> tuple[Path, Path, dict]:
 
 def run(args) -> dict:
     work = Path(args.workdir)
-    trainval, test = work / f"{args.data}-trainval.okng", work / f"{args.data}-test.okng"
+    trainval, test = (work / n for n in _names(args))
     if args.arm != "both":
         import torch
         torch.set_num_threads(1)
-        return (okng_arm if args.arm == "okng" else plain_arm)(trainval, test, args.budget)
+        if args.arm == "okng":
+            if not trainval.exists():  # an A/B run started alone: build the projects first
+                trainval, test, _ = prepare(args)
+            return okng_arm(trainval, test, args.budget, args.okng_config)
+        return plain_arm(trainval, test, args.budget)
     trainval, test, info = prepare(args)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     cmd = [sys.executable, str(ROOT / "bench" / "train.py"), "--task", "classes", "--data", args.data,

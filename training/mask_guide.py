@@ -29,7 +29,7 @@ from .snapshot import Snapshot
 # The guide loss's weight when the config leaves it open (TrainConfig.mask_weight None), and the
 # tasks it is on for by default: measured on verdicts (KolektorSDD +0.08 to +0.20 test balanced
 # accuracy on three splits that got 16-23 epochs, level on two that got 29-33; bsdata level;
-# README), not yet on class models.
+# README). On class models (neu_det, its boxes as masks) it was level: macro F1 0.899 / 0.898.
 MASK_WEIGHT = 1.0
 DEFAULT_TASKS = ("verdict",)
 # Fewer masked NG training views than this: too few to say where defects are; no guide.
