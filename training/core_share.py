@@ -122,6 +122,9 @@ def session(fixed: int | None = None, cpus: int | None = None, folder: Path | No
     if _current:
         yield _current[-1]
         return
+    if os.name != "posix":  # os.kill(pid, 0) terminates the process on Windows: no liveness check
+        yield None
+        return
     folder = folder or runs_dir()
     share = Share(folder, cpus or _cpus(), fixed=bool(fixed))
     try:
