@@ -93,6 +93,7 @@ class Share:
         self.folder, self.cpus, self.fixed = folder, max(1, cpus), fixed
         self.file = folder / f"{os.getpid()}.run"
         self._next = 0.0
+        self.before: int | None = None  # torch's threads before the first change (restored at the end)
 
     def threads(self) -> int:
         return max(1, self.cpus // max(1, live_runs(self.folder)))
@@ -106,8 +107,16 @@ class Share:
         import torch
         n = self.threads()
         if n != torch.get_num_threads():
+            if self.before is None:
+                self.before = torch.get_num_threads()
             torch.set_num_threads(n)
         return n
+
+    def restore(self) -> None:
+        """torch's threads as they were before the run (a process may go on: a test, a notebook)."""
+        if self.before is not None:
+            import torch
+            torch.set_num_threads(self.before)
 
 
 _current: list[Share] = []  # the registration of the run this process is in (none, or one)
@@ -139,6 +148,7 @@ def session(fixed: int | None = None, cpus: int | None = None, folder: Path | No
         yield share
     finally:
         _current.pop()
+        share.restore()
         with contextlib.suppress(OSError):
             share.file.unlink()
 

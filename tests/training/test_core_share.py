@@ -40,6 +40,7 @@ def other_run(folder: Path) -> subprocess.Popen:
 
 
 def test_runs_divide_the_cores_and_a_killed_run_stops_counting(tmp_path, threads):
+    torch.set_num_threads(3)
     with core_share.session(cpus=4, folder=tmp_path) as share:
         assert share is not None and share.file.exists() and share.threads() == 4
         proc = other_run(tmp_path)
@@ -56,6 +57,7 @@ def test_runs_divide_the_cores_and_a_killed_run_stops_counting(tmp_path, threads
             assert inner is share
         assert share.file.exists()
     assert not share.file.exists() and core_share.live_runs(tmp_path) == 0
+    assert torch.get_num_threads() == 3  # as before the run
 
 
 def test_a_reused_process_id_or_a_dead_one_is_not_a_run(tmp_path):
