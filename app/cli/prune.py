@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="l1: hard rounds; asfp: soft pruning with a growing rate, filters removed at the end")
     p.add_argument("--fine-tune-epochs", type=int, default=2)
     p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the model's / 10)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the fair share of the cores among the runs on this PC)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_prune)
 

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ssl-encoder", default=None,
                    help="every trial and the final model start from this project's self-supervised encoder: "
                         "latest or an id (okng pretrain)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: the fair share of the cores among the runs on this PC)")
     p.add_argument("--no-final", action="store_true",
                    help="only run trials (a helper machine of a shared study); the final model is left "
                         "to the machine that runs without it")
