@@ -32,7 +32,7 @@ from .backbones import (
     set_train_mode,
     single_channel_stem,
 )
-from .card import EpochMetrics, ModelCard, SplitMetrics
+from .card import EpochMetrics, ModelCard
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .distributed import Local, join, on_main
@@ -40,7 +40,7 @@ from .errors import TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .mask_guide import MaskGuide
-from .metrics import binary_report, curve_points, mean_std, threshold_for_recall
+from .metrics import binary_report, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
 from .recipe import RunClock, flips_of, lr_factor, short_note, short_steps
 from .run_progress import EtaClock, epoch_suffix, progress_position
@@ -48,7 +48,7 @@ from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
 from .splits import check_split, draw_split, kfold
 from .start import Start, prepare
-from .task_metrics import class_curves
+from .task_metrics import held_out
 from .tasks import get_task
 from .transforms import flip_variants
 
@@ -557,20 +557,6 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         return TrainResult(card.id, metrics, False, pretrained, history, card.threshold, source, activated,
                            seconds, warnings, card)
     return on_main(sync, store)  # rank 0 alone writes the project
-
-
-def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
-    """A split's figures for the card: the report, and the part scores with their ROC/PR curves
-    (kept so that nothing is scored again to draw them)."""
-    scores = [float(v) for v in rep.pop("_part_scores")]
-    targets = [int(v) for v in rep.pop("_part_targets")]
-    ng = rep.pop("_part_ng", None)
-    probs, labels = rep.pop("_part_probs", None), rep.pop("_part_labels", None)
-    rep.pop("_part_class_max", None)
-    # Curves of the verdict (P(NG) against OK/NG), for class models too: what a threshold moves.
-    roc, pr = curve_points(np.asarray(targets if ng is None else ng), np.asarray(scores))
-    classes = {} if probs is None or labels is None else class_curves(labels, probs, rep.get("names") or [])
-    return SplitMetrics(rep, part_ids, targets, scores, roc, pr, classes)
 
 
 def cross_validate_snapshot(snap: Snapshot, config: TrainConfig, init: Callable[[], nn.Module],

@@ -163,9 +163,10 @@ def prune(spec: PruneSpec, progress: ProgressFn | None = None, should_stop: Stop
     from .checkpoint import build_model, from_bytes
     from .config import TrainConfig
     from .inference import resolve_model_id
-    from .loop import Cancelled, fit_split, held_out, seed_everything
+    from .loop import Cancelled, fit_split, seed_everything
     from .registry import register_pruned
     from .snapshot import load_snapshot
+    from .task_metrics import held_out
 
     t0 = time.monotonic()
     spec.validate()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .card import Curve
+from .card import Curve, SplitMetrics
 from .metrics import (
     accuracy,
     balanced_accuracy,
@@ -166,3 +166,17 @@ def table(report: dict[str, Any], title: str = "") -> str:
     lines.append(f"exact match {report['exact_match']:.3f}  hamming loss {report['hamming_loss']:.3f}  "
                  f"macro F1 {report['macro_f1']:.3f}  weighted F1 {report['weighted_f1']:.3f}")
     return "\n".join(lines + tail)
+
+
+def held_out(rep: dict[str, Any], part_ids: list[int]) -> SplitMetrics:
+    """A split's figures for the card: the report, and the part scores with their ROC/PR curves
+    (kept so that nothing is scored again to draw them)."""
+    scores = [float(v) for v in rep.pop("_part_scores")]
+    targets = [int(v) for v in rep.pop("_part_targets")]
+    ng = rep.pop("_part_ng", None)
+    probs, labels = rep.pop("_part_probs", None), rep.pop("_part_labels", None)
+    rep.pop("_part_class_max", None)
+    # Curves of the verdict (P(NG) against OK/NG), for class models too: what a threshold moves.
+    roc, pr = curve_points(np.asarray(targets if ng is None else ng), np.asarray(scores))
+    classes = {} if probs is None or labels is None else class_curves(labels, probs, rep.get("names") or [])
+    return SplitMetrics(rep, part_ids, targets, scores, roc, pr, classes)

@@ -16,9 +16,10 @@ from ..checkpoint import from_bytes, sha256, to_bytes
 from ..data import IMAGENET_MEAN, IMAGENET_STD
 from ..errors import TrainingError
 from ..inference import resolve_device
-from ..loop import TrainResult, held_out, seed_everything
+from ..loop import TrainResult, seed_everything
 from ..registry import new_model_id
 from ..splits import PartSplit, check_split, split_parts
+from ..task_metrics import held_out
 from . import models
 from .config import SegConfig
 from .data import load_seg_snapshot
