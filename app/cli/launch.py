@@ -6,7 +6,9 @@ train ...``, in a child process: ``python -m app.cli.launch``) with the same arg
 (training.distributed); rank 0 prints the progress lines and the --json summary, which reach
 this process's stderr/stdout as they are. torchrun runs in a session of its own, so a Ctrl+C
 here (or SIGTERM) is forwarded once, as SIGTERM, and torchrun passes it on to the ranks, which
-stop together at the next step (`stop_on_signals`) and store nothing.
+stop together at the next step (`stop_on_signals`) and store nothing. A launcher killed outright
+(SIGKILL, the OOM killer: no handler, no ``finally``) takes torchrun with it too: on Linux torchrun
+asks the kernel for a SIGTERM when its parent dies (`die_with_launcher`), the same cancel.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from pathlib import Path
 from types import FrameType
 
 GRACE_S = 60.0  # after a cancel, how long the ranks get to stop before they are killed
+LAUNCHER_ENV = "OKNG_LAUNCHER_PID"  # torchrun's parent, as the launcher started it
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def without_nproc(argv: Sequence[str]) -> list[str]:
@@ -51,7 +55,30 @@ def ranks_env(nproc: int) -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    env[LAUNCHER_ENV] = str(os.getpid())
     return env
+
+
+def die_with_launcher() -> None:
+    """Linux: have the kernel send this process (torchrun) SIGTERM when the launcher dies.
+
+    Without it a launcher killed with SIGKILL left torchrun and its ranks training on, orphaned,
+    holding the cores and the project's lock until they finished (they would even store a model
+    nobody asked for any more). SIGTERM is the cancel torchrun passes to the ranks. The death
+    signal fires when the thread that started this process ends: `launch` waits on it from that
+    same thread, so that is the launcher's end. Elsewhere (macOS, Windows) nothing is set."""
+    parent = os.environ.pop(LAUNCHER_ENV, "")
+    if not sys.platform.startswith("linux") or not parent.isdigit():
+        return
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != int(parent):  # the launcher died before the request was in place
+        sys.exit(128 + int(signal.SIGTERM))
 
 
 def torchrun(argv: Sequence[str]) -> int:
@@ -139,4 +166,5 @@ def stop_on_signals() -> Callable[[], bool]:
 
 
 if __name__ == "__main__":
+    die_with_launcher()
     sys.exit(torchrun(sys.argv[1:]))

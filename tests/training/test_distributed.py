@@ -157,6 +157,31 @@ def test_cancel_stops_every_rank_and_stores_nothing(tmp_path):
     assert _processes_of(path) == []
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_launcher_killed_outright_takes_torchrun_and_the_ranks_with_it(tmp_path):
+    """SIGKILL runs no handler and no finally: torchrun's parent-death signal is what stops the ranks."""
+    path = make_toy_project(tmp_path / "orphan.okng", n_ok=12, n_ng=12, size=(32, 32), views=1)
+    proc = _okng("train", str(path), "--arch", "resnet18", "--freeze", "none", "--epochs", "500",
+                 "--input-size", "32", "--batch-size", "8", "--nproc", "2")
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "epoch 1/500 done" in line:
+            break
+    assert any("epoch 1/500 done" in line for line in lines), "".join(lines)
+    assert len(_processes_of(path)) >= 4  # the launcher, torchrun, two ranks
+    proc.kill()  # the launcher alone, not its session: torchrun runs in a session of its own
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 90
+    while _processes_of(path) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = _processes_of(path)
+    for pid in left:  # never leave them training in the suite
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+    assert read_cards(Project.open(path, readonly=True)) == []  # cancelled: nothing stored
+
+
 def _processes_of(path: Path) -> list[int]:
     """Processes whose command line names the project (torchrun and its ranks)."""
     found = []
