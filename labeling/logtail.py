@@ -149,6 +149,25 @@ def repair(f: h5py.File) -> list[TornLog]:
     return torn
 
 
+def repair_and_replay(f: h5py.File, project_path: Path) -> list[str]:
+    """Inside the caller's exclusive transaction: repair a torn log, then replay the journal;
+    the messages. Every writing transaction runs it first, not only the writable open: a window
+    that kept the project open while another process was killed mid-append would otherwise fail
+    every later write with "damaged project" (the append reads the torn chunk) and send the user
+    to `okng salvage` for a file the next open repairs in a second. Cheap when nothing is torn:
+    only each log's last chunk is read."""
+    fixed = repair(f)
+    start = int(f.attrs.get("journal_seq", 0))
+    warnings = journal.replay_pending(f, project_path)
+    if not fixed:
+        return warnings
+    end = int(f.attrs.get("journal_seq", 0))
+    span = f"record {end}" if end == start + 1 else f"records {start + 1}-{end}"
+    done = (f"the file was repaired and the journal replayed ({span})" if end > start
+            else "the file was repaired; the journal had nothing to replay")
+    return [t.message(project_path.name, done) for t in fixed] + warnings
+
+
 def replay_repairing(project_path: Path) -> list[str]:
     """journal.replay for a writable open, with a torn log repaired first in the same exclusive
     transaction (replay appends to the audit trail, which fails on a torn chunk)."""
@@ -157,12 +176,6 @@ def replay_repairing(project_path: Path) -> list[str]:
     if not torn:
         return journal.replay(project_path)
     with transaction(project_path, "a") as f:
-        fixed = repair(f)
-        start = int(f.attrs.get("journal_seq", 0))
-        warnings = journal.replay_pending(f, project_path)
-        end = int(f.attrs.get("journal_seq", 0))
+        messages = repair_and_replay(f, project_path)
         journal.checkpoint(f, project_path)
-    span = f"record {end}" if end == start + 1 else f"records {start + 1}-{end}"
-    done = (f"the file was repaired and the journal replayed ({span})" if end > start
-            else "the file was repaired; the journal had nothing to replay")
-    return [t.message(project_path.name, done) for t in fixed] + warnings
+    return messages

@@ -329,6 +329,8 @@ class Project:
                 mlist[i] = self._check_mask(m, imgs[i].shape[:2], f"view {i}")
         source = PartSource(source)
         with transaction(self.path, "a") as f:
+            for text in logtail.repair_and_replay(f, self.path):  # another writer's torn append
+                self._warn(text)
             nxt = int(f.attrs.get("next_part_id", 1))
             pid = nxt if part_id is None else int(part_id)
             if part_id is not None and (pid < 1 or str(pid) in f["parts"] or pid in self._parts):
@@ -488,7 +490,7 @@ class Project:
         self._writable()
         record.setdefault("time", time.time())
         with transaction(self.path, "a") as f:
-            for text in journal.replay_pending(f, self.path):
+            for text in logtail.repair_and_replay(f, self.path):
                 self._warn(text)
             seq = int(f.attrs.get("journal_seq", 0)) + 1
             record["seq"] = seq

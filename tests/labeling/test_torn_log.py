@@ -136,6 +136,28 @@ def test_a_torn_part_index_tail_loses_only_the_unacknowledged_part(tmp_path, ext
     assert (again.read_image(new, 0) == 7).all()
 
 
+def test_a_project_kept_open_across_another_writers_killed_append_repairs_on_its_next_write(tmp_path):
+    """The window keeps its Project open while a CLI import or a second window is killed mid-append:
+    its next label or part repairs the torn logs and replays the journal, instead of failing every
+    write with "damaged project" until the file is reopened."""
+    path = tmp_path / "p.h5"
+    window = _project(path)
+    other = Project.open(path)
+    event = _killed_mid_append(path, "events/log", lambda: other.set_label(2, Verdict.NG, 2, comment="acked"), "old")
+    journal.append(path, event, other.project_id)  # the killed writer's fsync'd record (see above)
+    window.set_label(3, Verdict.NG, 1, comment="window")
+    assert window.part(3).label.comment == "window"
+    assert len(window.warnings) == 1 and "repaired and the journal replayed (record " in window.warnings[0]
+
+    _killed_mid_append(path, "index/parts", lambda: other.add_part([np.full((24, 32), 9, np.uint8)]), "new")
+    new = window.add_part([np.full((24, 32), 7, np.uint8)])
+    assert len(window.warnings) == 2 and "part index (/index/parts)" in window.warnings[1]
+    again = _reopens_clean(path)
+    assert [lab.comment for lab in again.label_history(2)] == ["first 2", "acked"]
+    assert again.part(3).label.comment == "window"
+    assert sorted(again.part_ids()) == [1, 2, 3, 4, new] and (again.read_image(new, 0) == 7).all()
+
+
 def test_check_names_a_torn_tail_and_salvage_keeps_its_verified_rows(tmp_path):
     """`okng check` says what happened (a killed append, repaired by the next writable open),
     not "the stored bytes were changed"; `okng salvage` copies the rows the checksum proves."""
