@@ -381,13 +381,16 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
     if not spec.short:
         shapes = project_views(spec.project)()[0] or project_views(spec.project, labelled_only=False)()[0]
         fit = square_size_for(shapes)
-    images, gray = project_images(project, spec.short, spec.gray, spec.part_ids, fit)
+    # The parts whose views the encoder sees, kept with it: a model trained from it later says
+    # how many of its test parts were among them (encoder_test_overlap).
+    seen = spec.part_ids if spec.part_ids is not None else tuple(p.id for p in project.parts())
+    images, gray = project_images(project, spec.short, spec.gray, seen, fit)
     progress(Progress("load", len(images), len(images), f"{len(images)} views ({'gray' if gray else 'RGB'})"))
     state, result = pretrain_images(images, spec, progress, should_stop)
     result.source = f"self-supervised on {result.n_images} images of this project"
     result.input = f"{fit[0]}x{fit[1]} stretched" if fit else f"short side {spec.short} (aspect kept)"
     if spec.save and result.steps > 0:
-        result.encoder_id = save_encoder(project, state, result, spec)
+        result.encoder_id = save_encoder(project, state, result, spec, seen)
         progress(Progress("save", 1, 1, f"stored encoder {result.encoder_id}"))
     return result
 
@@ -401,8 +404,9 @@ ENCODERS_GROUP = "encoders"
 
 
 def save_encoder(project: Project, state: dict[str, torch.Tensor], result: PretrainResult,
-                 spec: PretrainSpec) -> str:
-    """Store an encoder in the project's /encoders group; returns its id."""
+                 spec: PretrainSpec, part_ids: tuple[int, ...] | None = None) -> str:
+    """Store an encoder in the project's /encoders group, with the ids of the parts it saw
+    (a dataset: an attribute's 64 KiB would cap it near 10,000 parts); returns its id."""
     eid = spec.encoder_id or f"encoder-{spec.arch}-{time.strftime('%Y%m%d-%H%M%S')}"
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -418,6 +422,8 @@ def save_encoder(project: Project, state: dict[str, torch.Tensor], result: Pretr
             del group[eid]
         g = group.create_group(eid)
         g.create_dataset("state", data=np.frombuffer(buf.getvalue(), dtype=np.uint8))
+        if part_ids is not None:
+            g.create_dataset("parts", data=np.asarray(part_ids, dtype=np.int64))
         g.attrs["meta"] = json.dumps(meta)
     return eid
 
@@ -433,16 +439,38 @@ def encoders(project: Project | str | Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda m: m.get("created", 0.0))
 
 
+def resolve_encoder_id(project: Project | str | Path, encoder_id: str, arch: str | None = None) -> str:
+    """The id "latest" (of `arch`, when given) stands for now, so a run and its card name the
+    encoder it started from even when a newer one is stored meanwhile; an id as it is."""
+    if encoder_id != "latest":
+        return encoder_id
+    found = [m for m in encoders(project) if arch is None or m.get("arch") == arch]
+    if not found:
+        raise TrainingError(f"no self-supervised encoder{' for ' + arch if arch else ''} in "
+                            f"{_path(project).name} (run `okng pretrain`)")
+    return str(found[-1]["id"])
+
+
+def encoder_test_overlap(project: Project | str | Path, encoder_id: str, test_ids: list[int]) -> str | None:
+    """A warning when the encoder saw views of test parts in pretraining (labels unused): the
+    test figures of a model trained from it may then read a little high. None when it saw none,
+    or for an encoder stored before the parts were kept (nothing to tell)."""
+    with transaction(_path(project), "r") as f:
+        g = f.get(ENCODERS_GROUP, {}).get(encoder_id)
+        seen = None if g is None or "parts" not in g else set(g["parts"][()].tolist())
+    n = len(seen.intersection(test_ids)) if seen else 0
+    if not n:
+        return None
+    return (f"encoder {encoder_id} saw the views of {n} of the {len(test_ids)} test parts in pretraining "
+            "(labels unused): the test figures may read a little high; validation and parts captured "
+            "after the pretraining are unaffected")
+
+
 def load_encoder(project: Project | str | Path, encoder_id: str = "latest",
                  arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """An encoder's state and meta; "latest" = the newest (of `arch`, when given)."""
     path = _path(project)
-    if encoder_id == "latest":
-        found = [m for m in encoders(path) if arch is None or m.get("arch") == arch]
-        if not found:
-            raise TrainingError(f"no self-supervised encoder{' for ' + arch if arch else ''} in "
-                                f"{path.name} (run `okng pretrain`)")
-        encoder_id = found[-1]["id"]
+    encoder_id = resolve_encoder_id(path, encoder_id, arch)
     with transaction(path, "r") as f:
         g = f.get(ENCODERS_GROUP, {}).get(encoder_id)
         if g is None:

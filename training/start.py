@@ -8,6 +8,7 @@ receive its ``Start`` (plain data) and never open the project.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ def prepare(project_path: Path, config: TrainConfig, progress: ProgressFn | None
     # The task's output count comes from the project's classes (what the snapshot will name):
     # the initializer runs first, as the recipe needs to know whether weights were found.
     n_outputs = task_outputs(project_path, config.task)
+    if config.encoder:  # the card names the encoder that trained, not "latest"
+        from .pretrain import resolve_encoder_id
+        config = dataclasses.replace(config, encoder=resolve_encoder_id(project_path, config.encoder, config.arch))
     init, pretrained, source = initializer(spec, config, project_path, warnings, n_outputs)
     config, note = resolve(config, pretrained, project_views(project_path), warnings)
     # The card's "pretrained": the network did not start from random init (ImageNet, a parent

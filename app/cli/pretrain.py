@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "stretched into the square okng train uses from scratch (224 px on most projects)")
     p.add_argument("--crop", type=int, default=96, help="side of the square crops the encoder sees")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hold-out", default=None, metavar="MODEL",
+                   help="leave out the views of this model's test parts (its card's split), so a model "
+                        "trained from the encoder with the same split settings has test figures the "
+                        "encoder never saw; without it a training from the encoder warns when it did")
     p.add_argument("--id", default=None, help="encoder id (default encoder-ARCH-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON summary on stdout")
@@ -63,9 +67,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     if args.list:
         return _list(args)
     from training.pretrain import PretrainSpec, pretrain
+    parts = None
+    if args.hold_out:
+        parts = _without_test_of(args.project, args.hold_out)
+        if parts is None:
+            return 2
     spec = PretrainSpec(project=str(args.project), arch=args.arch, method=args.method, budget_s=args.budget,
                         short=args.short, crop=args.crop, batch_size=args.batch_size, encoder_id=args.id,
-                        seed=args.seed)  # threads: the cores' fair share (training.core_share)
+                        seed=args.seed, part_ids=parts)  # threads: the cores' fair share (training.core_share)
     bar = ProgressBar("pretrain", quiet=args.json)
     res = pretrain(spec, lambda p: bar.update(p.done, p.total, p.message))
     bar.close()
@@ -79,3 +88,25 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         # a model started from it is no better than one from scratch.
         print(("warning: " if res.learned is False else "") + res.note)
     return 0
+
+
+def _without_test_of(project: Path, model_id: str) -> tuple[int, ...] | None:
+    """Every part but the model's test parts; None (said on stderr) when there is no such model
+    or it has no test split to hold out."""
+    import sys
+
+    from labeling.store import Project, ProjectError
+    from training.card import read_card
+    proj = Project.open(project, readonly=True)
+    try:
+        test = set(read_card(proj, model_id).split.get("test") or [])
+    except ProjectError as exc:
+        print(f"okng pretrain: error: --hold-out: {exc} (`okng models` lists them)", file=sys.stderr)
+        return None
+    if not test:
+        print(f"okng pretrain: error: --hold-out: model {model_id} has no test split (trained with "
+              "--test-fraction 0): nothing to hold out", file=sys.stderr)
+        return None
+    keep = tuple(p.id for p in proj.parts() if p.id not in test)
+    print(f"pretrain: holding out the {len(test)} test parts of {model_id}: {len(keep)} parts left", file=sys.stderr)
+    return keep

@@ -157,6 +157,30 @@ def test_training_from_an_encoder_that_learned_nothing_says_so(gray_project):
     assert any("encoder flat did not learn" in w and "at chance level" in w for w in out.warnings), out.warnings
 
 
+def test_a_model_says_when_its_encoder_saw_its_test_parts_and_names_the_encoder(gray_project):
+    from training.card import read_card
+    from training.config import TrainConfig
+    from training.loop import train
+    pretrain(PretrainSpec(project=str(gray_project), budget_s=600, encoder_id="all", **TINY),
+             should_stop=iter([False, True]).__next__)
+    cfg = TrainConfig(arch="resnet18", encoder="latest", epochs=1, input_size=32, batch_size=8, test_fraction=0.25)
+    out = train(gray_project, cfg)
+    card = read_card(Project.open(gray_project, readonly=True), out.model_id)
+    test = card.split["test"]
+    assert card.config["encoder"] == "all" and len(test) == 2  # the id "latest" stood for
+    assert any("encoder all saw the views of 2 of the 2 test parts" in w for w in out.warnings), out.warnings
+    assert any("saw the views" in w for w in card.warnings)
+
+    rest = tuple(p.id for p in Project.open(gray_project, readonly=True).parts() if p.id not in test)
+    res = pretrain(PretrainSpec(project=str(gray_project), budget_s=600, encoder_id="held", part_ids=rest, **TINY),
+                   should_stop=iter([False, True]).__next__)
+    assert res.n_images == 2 * len(rest)
+    again = train(gray_project, cfg)  # the same seed: the same test parts, none of them seen
+    assert read_card(Project.open(gray_project, readonly=True), again.model_id).split["test"] == test
+    assert read_card(Project.open(gray_project, readonly=True), again.model_id).config["encoder"] == "held"
+    assert not any("saw the views" in w for w in again.warnings), again.warnings
+
+
 # ---------------------------------------------------------------- masked-image (SimMIM)
 
 def test_random_mask_hides_whole_patches_at_the_ratio():
@@ -250,3 +274,25 @@ def test_cli_pretrain_list_of_a_project_without_encoders(gray_project, capsys):
     assert cli_main(["pretrain", str(gray_project), "--list"]) == 0
     assert "no encoders in toy.okng" in capsys.readouterr().out
     assert encoders(gray_project) == []  # listing pretrains nothing
+
+
+def test_cli_pretrain_holds_out_a_models_test_parts(gray_project, capsys):
+    from training.card import read_card
+    from training.config import TrainConfig
+    from training.loop import train
+    base = {"arch": "resnet18", "epochs": 1, "input_size": 32, "batch_size": 8}
+    model = train(gray_project, TrainConfig(**base, test_fraction=0.25)).model_id
+    no_test = train(gray_project, TrainConfig(**base, test_fraction=0.0)).model_id
+    test = read_card(Project.open(gray_project, readonly=True), model).split["test"]
+    tiny = ["--budget", "1s", "--short", "32", "--crop", "24", "--batch-size", "8"]
+    assert cli_main(["pretrain", str(gray_project), *tiny, "--hold-out", "nope"]) == 2
+    assert "no model 'nope'" in capsys.readouterr().err
+    assert cli_main(["pretrain", str(gray_project), *tiny, "--hold-out", no_test]) == 2
+    assert "has no test split" in capsys.readouterr().err
+    assert encoders(gray_project) == []  # refused before any work
+    assert cli_main(["pretrain", str(gray_project), *tiny, "--hold-out", model, "--id", "held"]) == 0
+    assert f"holding out the 2 test parts of {model}: 6 parts left" in capsys.readouterr().err
+    assert encoders(gray_project)[0]["n_images"] == 12  # two views of each of the six
+    out = train(gray_project, TrainConfig(**base, test_fraction=0.25, encoder="held"))
+    assert read_card(Project.open(gray_project, readonly=True), out.model_id).split["test"] == test
+    assert not any("saw the views" in w for w in out.warnings), out.warnings

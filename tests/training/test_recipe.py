@@ -292,7 +292,7 @@ def test_encoder_start_is_recorded_on_the_card(tmp_path, no_imagenet):
     res = train(path, TrainConfig(arch="resnet18", encoder="latest", epochs=1, batch_size=8, input_size=32))
     card = res.card
     assert card.pretrained and card.pretrained_source == enc.source == "self-supervised on 16 images of this project"
-    assert card.origin == enc.source and card.freeze == "none" and card.config["encoder"] == "latest"
+    assert card.origin == enc.source and card.freeze == "none" and card.config["encoder"] == enc.encoder_id  # not "latest"
     assert card.extra["recipe"]["name"] == "scratch" and card.config["gray_stem"] is True
 
 
