@@ -52,6 +52,7 @@ class ProjectActions:
         self.ctx, self.window = ctx, window
         self.worker: Any = None
         self.opener: Worker | None = None  # the Worker opening or creating a project
+        self.open_notice: QMessageBox | None = None  # what the last open repaired or replayed
         self.recent_menu = QMenu("Open recent", window)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
 
@@ -97,12 +98,26 @@ class ProjectActions:
     def _start(self, fn: Callable[..., Project], *args: Any, on_done: Callable[[Project], None] | None) -> None:
         def opened(proj: Project) -> None:
             self.ctx.set_project(proj)
+            if proj.warnings:
+                self._opened_with_warnings(proj)
             if on_done is not None:
                 on_done(proj)
         self.opener = Worker(fn, *args)
         self.opener.finished.connect(opened)
         self.opener.failed.connect(self._error)
         self.opener.start()
+
+    def _opened_with_warnings(self, proj: Project) -> None:
+        """What the open found and did (a torn log repaired, journal records replayed or skipped),
+        said where the inspector looks, not only in the log: it can mean a part or a label that
+        another process was writing when it died is not there. Not modal: the project is usable."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "okng: project opened with notes",
+                          f"{proj.path.name} opened; the file needed attention:\n\n" + "\n\n".join(proj.warnings)
+                          + f"\n\nokng check {proj.path} verifies the whole file.", QMessageBox.StandardButton.Ok,
+                          self.window)
+        box.setModal(False)
+        box.show()
+        self.open_notice = box  # kept: a box without a reference would be collected at once
 
     def open_dialog(self) -> None:
         p, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(okng_home()), "okng project (*.h5)")

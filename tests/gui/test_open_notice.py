@@ -1,0 +1,40 @@
+"""Opening a project that needed attention (a journal record it could not replay) says so in the
+window, not only in the log: real HDF5 file, real journal, real QApplication offscreen."""
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtWidgets import QWidget
+
+from app.actions import ProjectActions
+from app.context import AppContext
+from labeling import journal
+from labeling.store import Project
+from labeling.types import BOLT_CLASSES, Settings
+
+
+def test_open_shows_what_the_open_found_and_a_clean_open_shows_nothing(tmp_path, qtbot):
+    path = tmp_path / "p.h5"
+    p = Project.create(path, Settings(classes=list(BOLT_CLASSES), cameras=["cam0"]))
+    p.add_part([np.zeros((24, 32), np.uint8)])
+    # A writer that died after journalling a label for a part whose add never landed.
+    journal.append(path, {"op": "label", "part": 99, "seq": 1, "time": 0.0,
+                          "label": {"verdict": "NG", "defect_class": 1}}, p.project_id)
+    window = QWidget()
+    qtbot.addWidget(window)
+    ctx = AppContext()
+    try:
+        acts = ProjectActions(ctx, window)
+        assert acts.open_path(path)
+        qtbot.waitUntil(lambda: ctx.project is not None, timeout=20000)
+        box = acts.open_notice
+        assert box is not None and box.isVisible() and not box.isModal()
+        assert "journal record 1 (label) skipped: part 99 is not in the file" in box.text()
+        assert "okng check" in box.text() and len(ctx.project) == 1
+
+        box.close()
+        acts.open_notice, first = None, ctx.project
+        assert acts.open_path(path)  # the journal was dealt with: nothing to say now
+        qtbot.waitUntil(lambda: ctx.project is not first, timeout=20000)
+        assert ctx.project.warnings == [] and acts.open_notice is None
+    finally:
+        ctx.shutdown()
