@@ -529,13 +529,15 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
     def store() -> TrainResult:
         from .registry import register_model
         ids = [p.part_id for p in snap.parts]
+        test_ids = [ids[int(i)] for i in split.test]
         held = {"val": held_out(rep, [ids[int(i)] for i in split.val])}
         if test_rep is not None:
-            held["test"] = held_out(test_rep, [ids[int(i)] for i in split.test])
-        if config.encoder and len(split.test):  # pretraining saw these views, unlabelled
+            held["test"] = held_out(test_rep, test_ids)
+        if config.encoder and test_ids:  # pretraining saw these views, unlabelled
             from .pretrain import encoder_test_overlap
-            seen = encoder_test_overlap(project_path, config.encoder, [ids[int(i)] for i in split.test])
-            warnings.extend([seen] if seen else [])
+            seen = encoder_test_overlap(project_path, config.encoder, test_ids)
+            if seen:
+                warnings.append(seen)
         split_record = {**split.ids(ids), "group_by": config.group_by, "split_field": config.split_field,
                         "val_fraction": config.val_fraction,
                         "test_fraction": config.test_fraction, "seed": config.seed}

@@ -136,8 +136,9 @@ def test_two_processes_register_one_model_equal_to_one_process(tmp_path, capsys)
     assert np.allclose([h["loss"] for h in one["history"]], [h["loss"] for h in two["history"]], atol=1e-5)
 
 
-def test_cancel_stops_every_rank_and_stores_nothing(tmp_path):
-    path = make_toy_project(tmp_path / "stop.okng", n_ok=12, n_ng=12, size=(32, 32), views=1)
+def _long_run_past_epoch_1(path: Path) -> subprocess.Popen:
+    """`okng train --nproc 2` of 500 epochs on a toy project, once rank 0 reported epoch 1."""
+    make_toy_project(path, n_ok=12, n_ng=12, size=(32, 32), views=1)
     proc = _okng("train", str(path), "--arch", "resnet18", "--freeze", "none", "--epochs", "500",
                  "--input-size", "32", "--batch-size", "8", "--nproc", "2")
     lines = []
@@ -146,6 +147,12 @@ def test_cancel_stops_every_rank_and_stores_nothing(tmp_path):
         if "epoch 1/500 done" in line:
             break
     assert any("epoch 1/500 done" in line for line in lines), "".join(lines)
+    return proc
+
+
+def test_cancel_stops_every_rank_and_stores_nothing(tmp_path):
+    path = tmp_path / "stop.okng"
+    proc = _long_run_past_epoch_1(path)
     proc.send_signal(signal.SIGINT)  # Ctrl+C at the launcher
     _, err = proc.communicate(timeout=180)
     assert proc.returncode == 1, err
@@ -160,15 +167,8 @@ def test_cancel_stops_every_rank_and_stores_nothing(tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_launcher_killed_outright_takes_torchrun_and_the_ranks_with_it(tmp_path):
     """SIGKILL runs no handler and no finally: torchrun's parent-death signal is what stops the ranks."""
-    path = make_toy_project(tmp_path / "orphan.okng", n_ok=12, n_ng=12, size=(32, 32), views=1)
-    proc = _okng("train", str(path), "--arch", "resnet18", "--freeze", "none", "--epochs", "500",
-                 "--input-size", "32", "--batch-size", "8", "--nproc", "2")
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "epoch 1/500 done" in line:
-            break
-    assert any("epoch 1/500 done" in line for line in lines), "".join(lines)
+    path = tmp_path / "orphan.okng"
+    proc = _long_run_past_epoch_1(path)
     assert len(_processes_of(path)) >= 4  # the launcher, torchrun, two ranks
     proc.kill()  # the launcher alone, not its session: torchrun runs in a session of its own
     proc.wait(timeout=10)
