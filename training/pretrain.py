@@ -38,10 +38,11 @@ from torch import nn
 
 from labeling.h5io import transaction
 from labeling.progress import Progress, ProgressFn, StopFn, never_stop, no_progress
-from labeling.store import Project
+from labeling.store import Project, ProjectError
 
 from . import core_share
 from .backbones import BackboneSpec, encoder_state, get_backbone, single_channel_stem
+from .card import read_card
 from .errors import TrainingError
 from .pretrain_mim import MaskedImage, mean_fill_error, mim_check, mim_crop, random_mask, standardise
 from .recipe import project_views, square_size_for
@@ -76,6 +77,9 @@ class PretrainSpec:
     save: bool = True
     encoder_id: str | None = None  # None: "encoder-<arch>-<timestamp>"
     part_ids: tuple[int, ...] | None = None  # None: every part (labelled or not)
+    # A run stopped through should_stop before its budget stores what it learned (a caller that
+    # wants the encoder so far); False: a stop stores nothing, as the window's Cancel promises.
+    keep_stopped: bool = True
 
 
 @dataclass
@@ -389,7 +393,7 @@ def pretrain(spec: PretrainSpec, progress: ProgressFn = no_progress,
     state, result = pretrain_images(images, spec, progress, should_stop)
     result.source = f"self-supervised on {result.n_images} images of this project"
     result.input = f"{fit[0]}x{fit[1]} stretched" if fit else f"short side {spec.short} (aspect kept)"
-    if spec.save and result.steps > 0:
+    if spec.save and result.steps > 0 and (spec.keep_stopped or not result.stopped):
         result.encoder_id = save_encoder(project, state, result, spec, seen)
         progress(Progress("save", 1, 1, f"stored encoder {result.encoder_id}"))
     return result
@@ -449,6 +453,22 @@ def resolve_encoder_id(project: Project | str | Path, encoder_id: str, arch: str
         raise TrainingError(f"no self-supervised encoder{' for ' + arch if arch else ''} in "
                             f"{_path(project).name} (run `okng pretrain`)")
     return str(found[-1]["id"])
+
+
+def parts_without_test_of(project: Project | str | Path, model_id: str) -> tuple[tuple[int, ...], int]:
+    """(every part but the test parts of model `model_id` (its card's split), how many were held
+    out): what `okng pretrain --hold-out MODEL` and the Pretrain panel pretrain on, so a model
+    trained from the encoder with the same split settings has test figures it never saw.
+    TrainingError when there is no such model or it has no test split to hold out."""
+    proj = project if isinstance(project, Project) else Project.open(project, readonly=True)
+    try:
+        test = set(read_card(proj, model_id).split.get("test") or [])
+    except ProjectError as exc:
+        raise TrainingError(f"{exc} (`okng models` lists them)") from exc
+    if not test:
+        raise TrainingError(f"model {model_id} has no test split (trained with --test-fraction 0): "
+                            "nothing to hold out")
+    return tuple(p.id for p in proj.parts() if p.id not in test), len(test)
 
 
 def encoder_test_overlap(project: Project | str | Path, encoder_id: str, test_ids: list[int]) -> str | None:

@@ -95,18 +95,12 @@ def _without_test_of(project: Path, model_id: str) -> tuple[int, ...] | None:
     or it has no test split to hold out."""
     import sys
 
-    from labeling.store import Project, ProjectError
-    from training.card import read_card
-    proj = Project.open(project, readonly=True)
+    from training.errors import TrainingError
+    from training.pretrain import parts_without_test_of
     try:
-        test = set(read_card(proj, model_id).split.get("test") or [])
-    except ProjectError as exc:
-        print(f"okng pretrain: error: --hold-out: {exc} (`okng models` lists them)", file=sys.stderr)
+        keep, n_test = parts_without_test_of(project, model_id)
+    except TrainingError as exc:
+        print(f"okng pretrain: error: --hold-out: {exc}", file=sys.stderr)
         return None
-    if not test:
-        print(f"okng pretrain: error: --hold-out: model {model_id} has no test split (trained with "
-              "--test-fraction 0): nothing to hold out", file=sys.stderr)
-        return None
-    keep = tuple(p.id for p in proj.parts() if p.id not in test)
-    print(f"pretrain: holding out the {len(test)} test parts of {model_id}: {len(keep)} parts left", file=sys.stderr)
+    print(f"pretrain: holding out the {n_test} test parts of {model_id}: {len(keep)} parts left", file=sys.stderr)
     return keep

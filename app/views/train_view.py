@@ -28,6 +28,7 @@ from PyQt6.QtWidgets import (
 from app.child import start_child_server
 from app.cli.train_ranks import run_spec, run_train, train_in_process
 from app.widgets.plot_curves import CurvePlot
+from app.widgets.pretrain_panel import PretrainPanel
 from app.widgets.prune_panel import PrunePanel
 from app.widgets.train_form import TrainForm
 from app.widgets.train_preview import PREVIEW_N, AugmentPreview
@@ -87,6 +88,13 @@ class TrainView(QWidget):
         buttons.addWidget(self.cancel_btn, 1)
         ll.addLayout(buttons)
         ll.addWidget(self.preview)
+        # okng pretrain: an encoder learned from the project's own views, which Start training
+        # then starts from (the form's Encoder field): before a run, so above Prune and Tune
+        self.pretrain = PretrainPanel(lambda: self.form.arch.currentText(),
+                                      lambda: str(self.ctx.project.path) if self.ctx.project else None)
+        self.pretrain.encoders_listed.connect(self.form.set_encoders)
+        self.pretrain.encoder_stored.connect(self.form.encoder.setCurrentText)
+        ll.addWidget(self.pretrain)
         self.prune = PrunePanel()  # prunes the selected model; its lineage table; activate on a runtime
         self.prune.activate.connect(self.make_active)
         self.prune.run_finished.connect(lambda how: how != "failed" and self.ctx.models_changed.emit())
@@ -154,9 +162,11 @@ class TrainView(QWidget):
         lay.addWidget(split)
         ctx.project_changed.connect(lambda _p: self.refresh_models())
         ctx.project_changed.connect(lambda _p: self._group_fields())
+        ctx.project_changed.connect(lambda _p: self.pretrain.refresh())
         ctx.models_changed.connect(self.refresh_models)
         self.refresh_models()
         self._group_fields()
+        self.pretrain.refresh()
 
     def _group_fields(self) -> None:
         """Offer the imported part fields (item, ...) to group the split by (the Project's
@@ -308,6 +318,7 @@ class TrainView(QWidget):
         if self._closed or n != self._shown_list:
             return  # closing, or a newer list replaced this one (it selects for itself)
         self.cards = cards  # set once the list is shown and its model selected (tests wait on it)
+        self.pretrain.set_models(cards)
         if target:
             self.results.models.select(target)  # its curves and metrics follow (selected signal)
             card = next((c for c in cards if c.id == target), None)
@@ -386,6 +397,7 @@ class TrainView(QWidget):
         self._closed = True
         self.prune.shutdown()
         self.tune.shutdown()
+        self.pretrain.shutdown()
         if self.worker is not None and self.worker.is_running():
             self.worker.cancel()
             self.worker.wait(10000)

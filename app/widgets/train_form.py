@@ -230,6 +230,14 @@ class TrainForm(QWidget):
             if keep in names:
                 combo.setCurrentIndex(names.index(keep) + 1)
 
+    def set_encoders(self, ids: list[str]) -> None:
+        """The project's self-supervised encoders (newest last) as Encoder choices; the text typed
+        or chosen stays."""
+        keep = self.encoder.currentText()
+        self.encoder.clear()
+        self.encoder.addItems(["", "latest", *reversed(ids)])
+        self.encoder.setCurrentText(keep)
+
     def cluster(self) -> str | None:
         """The Ray cluster's address when the run goes there; None: this PC."""
         return (self.ray_address.text().strip() or None) if self.run_on.currentIndex() == 1 else None
