@@ -52,7 +52,11 @@ class ProjectActions:
         self.ctx, self.window = ctx, window
         self.worker: Any = None
         self.opener: Worker | None = None  # the Worker opening or creating a project
-        self.open_notice: QMessageBox | None = None  # what the last open repaired or replayed
+        self.open_notice: QMessageBox | None = None  # what the last open (or write) repaired or replayed
+        # How many of the current project's warnings were shown: a write repairing another
+        # writer's torn append or replaying its journal adds one while the window has it open.
+        self._said: tuple[int, int] = (0, 0)  # (id of the Project, warnings shown)
+        ctx.writer.written.connect(self._written)
         self.recent_menu = QMenu("Open recent", window)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
 
@@ -98,6 +102,7 @@ class ProjectActions:
     def _start(self, fn: Callable[..., Project], *args: Any, on_done: Callable[[Project], None] | None) -> None:
         def opened(proj: Project) -> None:
             self.ctx.set_project(proj)
+            self._said = (id(proj), len(proj.warnings))
             if proj.warnings:
                 self._opened_with_warnings(proj)
             if on_done is not None:
@@ -111,8 +116,24 @@ class ProjectActions:
         """What the open found and did (a torn log repaired, journal records replayed or skipped),
         said where the inspector looks, not only in the log: it can mean a part or a label that
         another process was writing when it died is not there. Not modal: the project is usable."""
-        box = QMessageBox(QMessageBox.Icon.Warning, "okng: project opened with notes",
-                          f"{proj.path.name} opened; the file needed attention:\n\n" + "\n\n".join(proj.warnings)
+        self._notice(proj, f"{proj.path.name} opened; the file needed attention:", proj.warnings)
+
+    def _written(self, name: str) -> None:
+        """After a write: what its transaction repaired or replayed first (another process killed
+        while appending to the file this window keeps open), said as an open's notes are."""
+        proj = self.ctx.project
+        if proj is None:
+            return
+        pid, shown = self._said
+        new = proj.warnings[shown if pid == id(proj) else 0:]
+        self._said = (id(proj), len(proj.warnings))
+        if new:
+            self._notice(proj, f"Before saving ({name}), {proj.path.name} needed attention: another process "
+                         "writing to it was stopped mid-write.", new)
+
+    def _notice(self, proj: Project, head: str, warnings: list[str]) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "okng: project file notes",
+                          head + "\n\n" + "\n\n".join(warnings)
                           + f"\n\nokng check {proj.path} verifies the whole file.", QMessageBox.StandardButton.Ok,
                           self.window)
         box.setModal(False)
