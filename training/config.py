@@ -106,10 +106,6 @@ class TrainConfig:
     # Mask-guided training (training.mask_guide): the weight of the defect-mask loss beside the
     # task's loss (None: its default wherever the project's masks allow; 0: off).
     mask_weight: float | None = None
-    # Progressive resizing (training.recipe.progressive_size): over the first `progressive`
-    # fraction of a run the training views are scaled down, from PROGRESSIVE_MIN of the input
-    # size up to all of it; validation and the stored model use the full size. 0: off.
-    progressive: float = 0.0
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
@@ -139,8 +135,6 @@ class TrainConfig:
             raise TrainingError("a warm start keeps its parent's split: give a split field or a warm start, not both")
         if self.encoder and self.warm_start:
             raise TrainingError("start from an encoder or warm-start from a model, not both")
-        if not 0.0 <= self.progressive < 1.0:
-            raise TrainingError(f"progressive must be a fraction of the run in [0, 1), got {self.progressive}")
         if self.mask_weight is not None and not 0.0 <= self.mask_weight <= 100.0:
             raise TrainingError(f"mask weight must be in [0, 100], got {self.mask_weight}")
         if not self.lr > 0:

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from .accel import to_device
 from .backbones import BackboneSpec, FrozenTrunk, tail_forward
@@ -151,16 +150,6 @@ class Forward:
         self.channels_last = device.type == "cuda"  # also on a bf16 CPU run (training.loop)
         self.net: nn.Module = Net(model, spec, start_group if cache is not None else 0)
         self.step_net: nn.Module = self.net
-        # A progressive run's training input (h, w) for the current step (None: full size);
-        # evaluation never scales (training.recipe.progressive_size)
-        self.train_size: tuple[int, int] | None = None
-
-    def _scaled(self, x: torch.Tensor) -> torch.Tensor:
-        if self.train_size is None or tuple(x.shape[-2:]) == self.train_size:
-            return x
-        # antialias: a plain bilinear shrink aliases fine texture (the defects) into noise
-        x = F.interpolate(x, size=self.train_size, mode="bilinear", align_corners=False, antialias=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __call__(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
                  any_variant: bool = False, train: bool = False) -> torch.Tensor:
@@ -170,7 +159,7 @@ class Forward:
             return net(f)
         x = to_device([view_tensor(self.snap, int(i), self.mean, self.std, aug, rng) for i in idx], self.device,
                       self.channels_last)
-        return net(self._scaled(x) if train else x)
+        return net(x)
 
     def guided(self, idx: np.ndarray, aug: AugmentConfig | None, rng: np.random.Generator | None,
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -181,5 +170,4 @@ class Forward:
         x = to_device([t for t, _ in pairs], self.device, self.channels_last)
         masks = torch.from_numpy(np.stack([m for _, m in pairs])[:, None]).to(self.device)
         known = torch.as_tensor([self.snap.views[int(i)].mask_known for i in idx], device=self.device)
-        # The masks stay at full size: the guide max-pools them onto the feature map's cells
-        return self.step_net(self._scaled(x)), masks, known
+        return self.step_net(x), masks, known

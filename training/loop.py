@@ -42,7 +42,7 @@ from .inference import aggregate, resolve_device
 from .mask_guide import MaskGuide
 from .metrics import binary_report, mean_std, threshold_for_recall
 from .optim import class_weights, make_optimizer, make_scheduler
-from .recipe import RunClock, flips_of, lr_factor, progressive_size, short_note, short_steps
+from .recipe import RunClock, flips_of, lr_factor, short_note, short_steps
 from .run_progress import EtaClock, epoch_suffix, progress_position
 from .sampling import balanced_p
 from .snapshot import CLASS_NAMES, Snapshot
@@ -163,9 +163,6 @@ def train_one_epoch(run: _Run, optimizer: torch.optim.Optimizer, rng: np.random.
             f = lr_factor(run.clock.fraction(run.epochs_done + step / len(plan)))
             for g in optimizer.param_groups:
                 g["lr"] = run.config.lr * f
-        if run.config.progressive and run.clock is not None:
-            run.forward.train_size = progressive_size(run.clock.fraction(run.epochs_done + step / len(plan)),
-                                                      run.snap.input_size, run.config.progressive)
         guide_loss = None
         with _autocast(run):
             if run.guide is not None:

@@ -124,22 +124,6 @@ def batch_size_for(n_train_views: int, asked: int = BATCH_MAX) -> int:
     return int(min(asked, BATCH_MAX, max(BATCH_MIN, n_train_views // STEPS_PER_EPOCH)))
 
 
-PROGRESSIVE_MIN = 0.5  # the first steps of a progressive run see views at half the side
-
-
-def progressive_size(frac: float, size: tuple[int, int], ramp: float) -> tuple[int, int] | None:
-    """The training input (h, w) at fraction `frac` of a run that ramps over its first `ramp`:
-    PROGRESSIVE_MIN of `size` at the start, growing linearly to `size` at `ramp`, sides rounded
-    to the nearest stride multiple (never under one stride, never over the side); None at full size (nothing to scale). A smaller
-    input costs quadratically less per step, so the early steps, which learn coarse features,
-    come cheap (fast.ai's and FFCV's progressive resizing)."""
-    if ramp <= 0 or frac >= ramp:
-        return None
-    k = PROGRESSIVE_MIN + (1.0 - PROGRESSIVE_MIN) * max(0.0, frac) / ramp
-    h, w = (max(STRIDE, min(s, int(s * k / STRIDE + 0.5) * STRIDE)) for s in size)
-    return None if (h, w) == tuple(size) else (h, w)
-
-
 def lr_factor(frac: float, warmup: float = WARMUP, floor: float = LR_FLOOR) -> float:
     """LR multiplier at a fraction of the run: linear warm-up from 10 %, then cosine down to `floor`."""
     if frac < warmup:

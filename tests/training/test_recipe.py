@@ -16,7 +16,6 @@ from labeling.store import Project
 from training.backbones import GrayConv2d, first_conv_name, get_backbone
 from training.card import read_card
 from training.config import AugmentConfig, TrainConfig
-from training.errors import TrainingError
 from training.evaluate import evaluate_model
 from training.loop import fit_split, train
 from training.recipe import (
@@ -317,41 +316,3 @@ def test_a_gray_stem_is_no_pruned_structure_and_a_pruned_gray_model_loads():
     obj = from_bytes(to_bytes(model, "resnet18", 2, structure_of(model)))
     again = build_model(obj).eval()
     assert isinstance(again.conv1, GrayConv2d) and again(torch.zeros(1, 3, 32, 32)).shape == (1, 2)
-
-
-def test_progressive_size_grows_from_half_to_full_over_its_ramp():
-    from training.recipe import progressive_size
-    assert progressive_size(0.0, (224, 224), 0.5) == (128, 128)  # half the side, to the nearest stride
-    assert progressive_size(0.25, (224, 224), 0.5) == (160, 160)  # 168 -> 160
-    assert progressive_size(0.4, (224, 224), 0.5) == (192, 192)
-    assert progressive_size(0.5, (224, 224), 0.5) is None and progressive_size(0.9, (224, 224), 0.5) is None
-    assert progressive_size(0.0, (224, 224), 0.0) is None  # off
-    assert progressive_size(0.0, (544, 224), 0.5) == (288, 128)  # each side scaled: the aspect near kept
-    assert progressive_size(0.0, (32, 32), 0.5) is None  # one stride: nothing to scale
-    assert progressive_size(0.0, (64, 64), 0.5) == (32, 32)
-
-
-def test_a_progressive_run_trains_small_first_and_validates_at_full_size(tmp_path):
-    """Over the first half of a 4-epoch run the network sees the training views scaled down
-    (half the side at the start); the second half, every validation and the stored model's
-    inference see the full 64 px."""
-    path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(64, 64))
-    snap = load_snapshot(path, (64, 64))
-    tr, va = stratified_split(snap.part_targets(), 0.25, 0)
-    seen: list[tuple[bool, int]] = []
-    cfg = TrainConfig(arch="resnet18", freeze="none", epochs=4, batch_size=8, progressive=0.5, patience=0,
-                      cache_features=False)
-    spec = get_backbone(cfg.arch)
-
-    def init() -> torch.nn.Module:
-        m = spec.build(2)
-        m.conv1.register_forward_pre_hook(lambda mod, a: seen.append((mod.training, a[0].shape[-1])))
-        return m
-    fit_split(snap, tr, va, cfg, init, None, None)
-    train_sides = [s for t, s in seen if t]
-    eval_sides = {s for t, s in seen if not t}
-    assert train_sides[0] == 32 and train_sides[-1] == 64  # half the side first, all of it at the end
-    assert train_sides == sorted(train_sides)  # it only grows
-    assert eval_sides == {64}
-    with pytest.raises(TrainingError, match="progressive"):
-        TrainConfig(progressive=1.0).validate()
