@@ -179,7 +179,7 @@ class PretrainPanel(JobPanel):
             return "Pretraining cancelled: nothing was stored." if how == "cancelled" else "Pretraining stopped: nothing was stored."
         warn = "⚠ " if result.learned is False else ""
         return (f"Encoder {result.encoder_id} stored: {result.source}, {result.steps} steps in "
-                f"{result.seconds / 60:.1f} min. {warn}{result.note} The Train form's Encoder is set to it: "
+                f"{result.seconds / 60:.1f} min. {warn}{result.note.rstrip('.')}. The Train form's Encoder is set to it: "
                 "Start training starts from it.")
 
     def shutdown(self) -> None:
