@@ -92,13 +92,13 @@ def split_test(classes: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray,
 
 def make_project(path: Path, names: list[str], items: list, ok_name: str = "OK") -> Path:
     from labeling.store import Project
-    from labeling.types import DefectClass, Label, PartSource, Settings, Verdict
+    from labeling.types import DefectClass, Label, PartSource, Settings, Verdict, class_color
     if path.exists():
         path.unlink()
     views = items[0][0] if isinstance(items[0][0], list) else [items[0][0]]
     cams = [f"cam{i}" for i in range(len(views))]
     proj = Project.create(path, Settings(name=path.stem, cameras=cams,
-                                         classes=[DefectClass(n, "#ff0000", str(i + 1)) for i, n in enumerate(names)]))
+                                         classes=[DefectClass(n, class_color(i), str(i + 1)) for i, n in enumerate(names)]))
     for img, cls, *mask in items:
         imgs = img if isinstance(img, list) else [img]
         label = Label(Verdict.NG, cls) if cls else Label(Verdict.OK)

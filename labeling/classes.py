@@ -19,11 +19,9 @@ import numpy as np
 
 from .progress import Progress, ProgressFn, StopFn, never_stop, no_progress
 from .store import Project, ProjectError
-from .types import SYSTEM_USER, DefectClass, Settings, User
+from .types import SYSTEM_USER, DefectClass, Settings, User, class_color
 
 MAX_CLASSES = 255  # masks are uint8 class indices
-PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-           "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#800000", "#aaffc3")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
@@ -114,7 +112,7 @@ def add_class(project: Project, name: str, color: str = "", hotkey: str | None =
     if len(s.classes) >= MAX_CLASSES:
         raise ProjectError(f"a project holds at most {MAX_CLASSES} defect classes (uint8 masks)")
     name = _check_name(s, name)
-    color = _check_color(color) if color else PALETTE[len(s.classes) % len(PALETTE)]
+    color = _check_color(color) if color else class_color(len(s.classes))
     if hotkey is None:
         taken = {c.hotkey for c in s.classes if not c.retired}
         hotkey = next((k for k in "123456789" if k not in taken), "")

@@ -70,6 +70,18 @@ class User:
 SYSTEM_USER = User("okng", Role.SUPERVISOR)
 
 
+# Distinct colours for defect classes (Sasha Trubetskoy's list): the n-th class of a project
+# gets CLASS_PALETTE[n % 14] wherever its colour is not given (added in the window, learnt by an
+# importer, named in a sidecar without colours), so masks and per-class curves stay apart.
+CLASS_PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+                 "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3")
+
+
+def class_color(n: int) -> str:
+    """The default colour of a project's class at 0-based position n."""
+    return CLASS_PALETTE[n % len(CLASS_PALETTE)]
+
+
 @dataclass(frozen=True)
 class DefectClass:
     """A defect class; its 1-based position in Settings.classes is its mask value.

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..progress import Progress, ProgressFn
 from ..store import Project
-from ..types import ROI, DefectClass, Part, ProjectKind, Verdict
+from ..types import ROI, DefectClass, Part, ProjectKind, Verdict, class_color
 from .imagecheck import decode
 from .safety import FormatError, check_path, describe, limits, read_text
 
@@ -410,8 +410,9 @@ def read_sidecar(folder: Path) -> Sidecar:
         return Sidecar()
     data = load_json(path)
     try:
-        classes = [DefectClass(str(c["name"]), str(c.get("color", "#ff0000")), str(c.get("hotkey", "")))
-                   for c in data["classes"]]  # type: ignore[index]
+        # A sidecar without colours gets the palette's, not one red for every class
+        classes = [DefectClass(str(c["name"]), str(c.get("color") or class_color(n)), str(c.get("hotkey", "")))
+                   for n, c in enumerate(data["classes"])]  # type: ignore[index,arg-type]
         cameras = [str(c) for c in data.get("cameras") or []]  # type: ignore[union-attr]
         rois = {str(k): ROI(*(int(x) for x in v)) for k, v in (data.get("rois") or {}).items()}  # type: ignore[union-attr]
         kind = ProjectKind(data["kind"]) if data.get("kind") else None  # type: ignore[union-attr,index]

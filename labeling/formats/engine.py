@@ -30,7 +30,7 @@ from .base import (
     read_sidecar,
     view_name,
 )
-from .learn import PALETTE, Learner
+from .learn import Learner
 from .report import ExportReport, ImportReport
 from .safety import ImportLimits, check_path, describe, importing, one_line, path_key, printable
 
@@ -41,7 +41,7 @@ _BAD_INPUT = (Exception, RecursionError, MemoryError)
 CLASS_ON_OK = "defect class on an OK/unlabeled row: imported as it says, the value kept as field 'defect_class'"
 RESIZED = "mask resized to its image (--resize-masks)"
 
-__all__ = ["PALETTE", "DestinationNotEmpty", "ExportReport", "ImportReport", "export_project", "import_into"]
+__all__ = ["DestinationNotEmpty", "ExportReport", "ImportReport", "export_project", "import_into"]
 
 
 class DestinationNotEmpty(FileExistsError, ValueError):

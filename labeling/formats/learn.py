@@ -10,11 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Project
-from ..types import DefectClass, Settings, User
+from ..types import DefectClass, Settings, User, class_color
 from .base import ClassRef, FormatError, Sidecar
-
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
 
 
 class Learner:
@@ -75,7 +72,7 @@ class Learner:
         if len(self.classes) >= 255:
             raise FormatError("a project holds at most 255 defect classes")
         n = len(self.classes)
-        self.classes.append(DefectClass(name, PALETTE[n % len(PALETTE)], str(n + 1) if n < 9 else ""))
+        self.classes.append(DefectClass(name, class_color(n), str(n + 1) if n < 9 else ""))
         self.dirty = True
 
     # ------------------------------------------------------------- cameras

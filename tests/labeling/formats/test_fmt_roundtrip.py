@@ -9,7 +9,7 @@ from fmt_helpers import assert_same, rich_project
 
 from labeling.formats import FORMATS, export_project, get_format, import_into
 from labeling.store import Project
-from labeling.types import PartSource, Verdict
+from labeling.types import PartSource, Verdict, class_color
 
 
 def _roundtrip(tmp_path, src: Project, fmt: str):
@@ -115,3 +115,22 @@ def test_registry():
         get_format("voc")
     for f in FORMATS.values():
         assert f.description and callable(f.read) and callable(f.write)
+
+
+def test_a_sidecar_without_colours_gives_each_class_its_own(tmp_path):
+    """A hand-written okng_classes.json that names the classes but not their colours: each class
+    gets the palette's colour for its position, not one red for all (masks and per-class curves
+    of different classes would look alike)."""
+    src = rich_project(tmp_path / "src.h5")
+    export_project(src, tmp_path / "out", "coco")
+    side = tmp_path / "out" / "okng_classes.json"
+    data = json.loads(side.read_text())
+    for c in data["classes"]:
+        c.pop("color")
+    side.write_text(json.dumps(data))
+    dst = Project.create(tmp_path / "dst.h5")
+    import_into(dst, tmp_path / "out" / "annotations.json", "coco")
+    assert_same(src, dst, colours=False)
+    colours = [c.color for c in dst.settings.classes]
+    assert len(colours) >= 2 and len(set(colours)) == len(colours)
+    assert colours == [class_color(i) for i in range(len(colours))]
