@@ -194,6 +194,7 @@ class RocPrPlot(QWidget):
         self._note: dict[str, pg.TextItem] = {}
         self._classes: dict[tuple[str, str], pg.PlotDataItem] = {}  # (plot, class) -> its curve
         self._legend: dict[str, pg.LegendItem] = {}
+        self._missing = {"ROC": False, "PR": False}  # the OK/NG curve has no points
         for name, p, (xl, yl) in (("ROC", self.roc, ("false positive rate", "true positive rate")),
                                   ("PR", self.pr, ("recall", "precision"))):
             p.setLabel("bottom", xl)
@@ -216,6 +217,7 @@ class RocPrPlot(QWidget):
         for name, plot in (("ROC", self.roc), ("PR", self.pr)):
             self._curve[name].setData([], [])
             self._note[name].setVisible(False)
+            self._missing[name] = False
             plot.setTitle("ROC" if name == "ROC" else "Precision-recall")
 
     def show_curves(self, roc: tuple[Sequence[float], Sequence[float]] | None,
@@ -226,8 +228,15 @@ class RocPrPlot(QWidget):
                                                (self.pr, pr, pr_auc, "PR", "Precision-recall")):
             missing = points is None or len(points[0]) == 0
             self._curve[name].setData([] if missing else list(points[0]), [] if missing else list(points[1]))
-            self._note[name].setVisible(missing)
+            self._missing[name] = missing
+            self._show_note(name)
             plot.setTitle(f"{title}  (AUC {auc:.3f})" if auc is not None and not missing else title)
+
+    def _show_note(self, name: str) -> None:
+        """'not available' only on an empty plot: a class model's per-class curves may be there
+        without the OK/NG one (a test split with no OK part), and the note sat over them."""
+        drawn = any(w == name for w, _ in self._classes)
+        self._note[name].setVisible(self._missing[name] and not drawn)
 
     def curve_points(self, name: str) -> int:
         """How many points the ROC or PR curve shows (tests)."""
@@ -259,6 +268,8 @@ class RocPrPlot(QWidget):
                 item = plot.plot(list(points[0]), list(points[1]), pen=pg.mkPen(colour, width=2))
                 self._classes[(which, name)] = item
                 legend.addItem(item, f"{name} {auc:.2f}" if auc is not None else name)
+        for which in ("ROC", "PR"):
+            self._show_note(which)
 
     def class_names(self, which: str = "ROC") -> list[str]:
         """The classes with a curve on the ROC or PR plot (tests)."""

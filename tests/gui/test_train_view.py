@@ -302,3 +302,22 @@ def test_segment_task_in_the_form_trains_and_its_rule_is_editable(ctx, qtbot):
     saved = read_card(Project.open(ctx.project.path, readonly=True), mid).extra["segment"]["rules"][0]
     assert saved["min_area"] == 123 and saved["max_area"] is None
     view.shutdown()
+
+
+def test_not_available_shows_only_on_an_empty_plot(qtbot):
+    """A class model whose test split has no OK part has per-class curves but no OK/NG one: the
+    'not available' note sat over the curves. It shows only when the plot has nothing."""
+    from app.widgets.plot_curves import RocPrPlot
+    plot = RocPrPlot()
+    qtbot.addWidget(plot)
+    plot.show_curves(None, None)
+    assert plot._note["ROC"].isVisible() and plot._note["PR"].isVisible()
+    curve = ([0.0, 0.5, 1.0], [0.0, 0.8, 1.0])
+    plot.show_class_curves([("crazing", "#e6194b", curve, curve, 0.8, 0.7)])
+    assert not plot._note["ROC"].isVisible() and not plot._note["PR"].isVisible()
+    plot.show_curves(None, None)  # the OK/NG curve drawn after the class curves: still hidden
+    assert not plot._note["ROC"].isVisible()
+    plot.show_class_curves([])  # a verdict model with no curve: the plot is empty again
+    assert plot._note["ROC"].isVisible()
+    plot.show_curves(curve, curve, 0.8, 0.7)
+    assert not plot._note["ROC"].isVisible() and plot.curve_points("ROC") == 3
