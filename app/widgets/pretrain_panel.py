@@ -100,7 +100,7 @@ class PretrainPanel(JobPanel):
         lay.addWidget(self.state)
         lay.addWidget(self.table)
         self.rows: list[dict[str, Any]] = []
-        self._reader: Worker | None = None
+        self._readers: list[Worker] = []  # kept until they end (a Worker dropped mid-run would take its thread)
 
     # ------------------------------------------------------------------ models and encoders
     def set_models(self, cards: list[ModelCard]) -> None:
@@ -126,7 +126,7 @@ class PretrainPanel(JobPanel):
         w = Worker(list_encoders, path)
         w.finished.connect(self.show_encoders)
         w.failed.connect(lambda m: self.state.setText(f"Could not read the encoders: {m}"))
-        self._reader = w
+        self._readers = [r for r in self._readers if r.is_running()] + [w]
         w.start()
 
     def show_encoders(self, rows: list[dict[str, Any]]) -> None:
@@ -184,5 +184,5 @@ class PretrainPanel(JobPanel):
 
     def shutdown(self) -> None:
         super().shutdown()
-        if self._reader is not None:
-            self._reader.wait(10000)
+        for r in self._readers:
+            r.wait(10000)
