@@ -12,20 +12,34 @@ from labeling.store import Project
 from labeling.types import BOLT_CLASSES, Settings, Verdict
 
 
-def test_open_shows_what_the_open_found_and_a_clean_open_shows_nothing(tmp_path, qtbot):
-    path = tmp_path / "p.h5"
+def _project(path) -> tuple[Project, int]:
     p = Project.create(path, Settings(classes=list(BOLT_CLASSES), cameras=["cam0"]))
-    p.add_part([np.zeros((24, 32), np.uint8)])
-    # A writer that died after journalling a label for a part whose add never landed.
-    journal.append(path, {"op": "label", "part": 99, "seq": 1, "time": 0.0,
-                          "label": {"verdict": "NG", "defect_class": 1}}, p.project_id)
+    return p, p.add_part([np.zeros((24, 32), np.uint8)])
+
+
+def _lost_label(path, part: int, project_id: str) -> None:
+    """A writer that died after journalling a label for a part whose add never landed."""
+    journal.append(path, {"op": "label", "part": part, "seq": 1, "time": 0.0,
+                          "label": {"verdict": "NG", "defect_class": 1}}, project_id)
+
+
+def _open(path, ctx: AppContext, qtbot) -> ProjectActions:
+    """The window's File actions with `path` opened through them."""
     window = QWidget()
     qtbot.addWidget(window)
+    acts = ProjectActions(ctx, window)
+    assert acts.open_path(path)
+    qtbot.waitUntil(lambda: ctx.project is not None, timeout=20000)
+    return acts
+
+
+def test_open_shows_what_the_open_found_and_a_clean_open_shows_nothing(tmp_path, qtbot):
+    path = tmp_path / "p.h5"
+    p, _ = _project(path)
+    _lost_label(path, 99, p.project_id)
     ctx = AppContext()
     try:
-        acts = ProjectActions(ctx, window)
-        assert acts.open_path(path)
-        qtbot.waitUntil(lambda: ctx.project is not None, timeout=20000)
+        acts = _open(path, ctx, qtbot)
         box = acts.open_notice
         assert box is not None and box.isVisible() and not box.isModal()
         assert "journal record 1 (label) skipped: part 99 is not in the file" in box.text()
@@ -45,18 +59,12 @@ def test_a_write_that_replays_another_writers_journal_says_so_in_the_window(tmp_
     it lands (here: for a part whose add never landed); the window's next save replays the journal
     first, and what it skipped is shown, once."""
     path = tmp_path / "p.h5"
-    p = Project.create(path, Settings(classes=list(BOLT_CLASSES), cameras=["cam0"]))
-    pid = p.add_part([np.zeros((24, 32), np.uint8)])
-    window = QWidget()
-    qtbot.addWidget(window)
+    p, pid = _project(path)
     ctx = AppContext()
     try:
-        acts = ProjectActions(ctx, window)
-        assert acts.open_path(path)
-        qtbot.waitUntil(lambda: ctx.project is not None, timeout=20000)
+        acts = _open(path, ctx, qtbot)
         assert acts.open_notice is None  # a clean open: nothing to say
-        journal.append(path, {"op": "label", "part": 77, "seq": 1, "time": 0.0,
-                              "label": {"verdict": "NG", "defect_class": 1}}, p.project_id)
+        _lost_label(path, 77, p.project_id)
         with qtbot.waitSignal(ctx.writer.written, timeout=20000):
             ctx.writer.submit("label", ctx.project.set_label, pid, Verdict.OK)
         box = acts.open_notice
