@@ -37,7 +37,7 @@ from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-import recipe_scratch as rs  # noqa: E402  (the bench directory is on the path only now)
+import recipe_scratch as rs
 
 
 def load_masks(data: str, rows: list[dict[str, str]], hw: tuple[int, int]) -> np.ndarray:

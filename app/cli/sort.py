@@ -127,6 +127,9 @@ def _sort(args: argparse.Namespace) -> int:
         note = model_info.get("note")
         if note:
             print(f"okng sort: {note}", file=sys.stderr)
+        capacity = (result.get("capacity") or {}).get("text")
+        if capacity:
+            print(f"okng sort: {capacity}", file=sys.stderr)
     print_json(result)
     return 0
 

@@ -47,6 +47,7 @@ from labeling.types import Role
 from training.cameras import parse_camera_map
 
 POLL_MS = 200
+CAPACITY_COLOURS = {"tight": "#ffb347", "over": "#ff4d4d"}  # "ok"/"unknown": the theme's text colour
 
 
 def engine_threads() -> int:
@@ -113,6 +114,12 @@ class SortView(QWidget):
         self.mode.setStyleSheet("font-size:14pt; font-weight:bold;")
         self.model_label = QLabel("")
         self.model_label.setWordWrap(True)
+        # Can the model keep up with the line (hardware.sort.capacity)? Said in shadow mode, kept
+        # after the run: that is when a supervisor decides to hand it the gate.
+        self.capacity_label = QLabel("")
+        self.capacity_label.setWordWrap(True)
+        self.capacity_label.setToolTip("Time per part against the line's trigger rate. A part that triggers while "
+                                       "two are still being decided is missed and rejected (fail-safe).")
         self.plc_label = QLabel("PLC: —")
         self.plc_label.setWordWrap(True)
         self.log_label = QLabel("")
@@ -128,6 +135,7 @@ class SortView(QWidget):
         row.addWidget(self.stop_btn, 1)
         cl.addLayout(row)
         cl.addWidget(self.model_label)
+        cl.addWidget(self.capacity_label)
         plc_box = QGroupBox("PLC")
         pl = QVBoxLayout(plc_box)
         pl.addWidget(self.plc_label)
@@ -220,6 +228,7 @@ class SortView(QWidget):
         self._part = None
         self.rate_plot.reset()
         self.lat_plot.reset()
+        self._show_capacity({"text": "Speed: timing the model's forward…", "level": "unknown"})
         info = run["info"]
         trained = info.get("trained", True)
         self.model_label.setText(f"Model: {info.get('model_id')} ({info.get('arch', '')})" +
@@ -276,6 +285,7 @@ class SortView(QWidget):
             v = summary.get("verdicts", {})
             self.mode.setText(f"Sorting is off. {summary.get('triggers', 0)} parts: OK {v.get('OK', 0)}, "
                               f"NG {v.get('NG', 0)}, ERROR {v.get('ERROR', 0)}; logged to the project.")
+            self._show_capacity(summary.get("capacity") or {}, "Last run: ")
         self.ctx.reload_project()  # the sorted parts (also those logged before an error)
         self.ctx.status.emit("Live sort off")
         self.stopped.emit(summary)
@@ -309,6 +319,7 @@ class SortView(QWidget):
             self.stagger.add("rate", self.rate_plot.flush)
             self.stagger.add("latency", self.lat_plot.flush)
             self.stagger.add("plc", lambda: self._show_plc(snap.get("plc") or {}, snap))
+            self.stagger.add("capacity", lambda: self._show_capacity(snap.get("capacity") or {}))
 
     def _show_part(self, payload: dict[str, Any], shadow: bool) -> None:
         rec = payload["part"]
@@ -321,6 +332,14 @@ class SortView(QWidget):
                   + (" · not actuated (shadow)" if shadow else "")
                   + (f" · {rec['error']}" if rec.get("error") else ""))
         self.indicator.show_part(rec, list(payload["views"]), list(payload["cameras"]), detail)
+
+    def _show_capacity(self, capacity: dict[str, Any], prefix: str = "") -> None:
+        if not capacity.get("text"):
+            return
+        colour = CAPACITY_COLOURS.get(str(capacity.get("level")), "")
+        self.capacity_label.setText(prefix + str(capacity["text"]))
+        self.capacity_label.setStyleSheet(f"color:{colour}; font-weight:bold;" if colour else "")
+        self.capacity_label.setProperty("level", capacity.get("level"))
 
     def _show_plc(self, plc: dict[str, Any], snap: dict[str, Any]) -> None:
         host = f"{plc.get('host', '?')}:{plc.get('port', '?')}"

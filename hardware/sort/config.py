@@ -44,6 +44,9 @@ class SortConfig:
     plc_watchdog: float = 0.5  # s of unchanged PLC_HEARTBEAT before READY is cleared
     backoff_max: float = 2.0  # s, cap of the reconnect backoff (contract)
     model_id: str = ""
+    # Parts/s the line is planned to trigger (the built-in simulator's conveyor): the capacity
+    # check's rate until triggers show the real one. None: known only once triggers come.
+    line_rate: float | None = None
     # torch/OpenCV threads for the run (None: leave the process setting). On a small, shared
     # CPU one intra-op thread is both faster and far steadier than two (no wake-up stalls).
     threads: int | None = None

@@ -22,6 +22,7 @@ from typing import Any
 
 from hardware.errors import HardwareError
 from hardware.plc.registers import PcStatus, PlcVerdict
+from hardware.sort.capacity import Capacity, assess
 from hardware.sort.classifier import Classifier
 from hardware.sort.config import SortConfig
 from hardware.sort.link import PlcLink
@@ -54,6 +55,7 @@ def _freeze_heap() -> None:
 # Sources whose first capture pays a one-off cost, and how to pay it before going live.
 SOURCE_WARMERS: dict[str, Callable[[Any], None]] = {"sim": _warm_sim}
 
+WARM_TIMED = 3  # timed warm-up forwards (median): ~0.5 s for a 150 ms model, once per run
 VERDICT_NAMES = {PlcVerdict.OK: "OK", PlcVerdict.NG: "NG", PlcVerdict.ERROR: "ERROR"}
 
 
@@ -173,6 +175,9 @@ class SortEngine:
         snap["parts_per_s"] = self.stats.rate()
         snap["latency_ms"] = self.stats.latency_ms()
         snap["healthy"] = self.healthy()
+        snap["forward_ms"] = self._summary.forward_ms
+        snap["trigger_rate"] = self.stats.trigger_rate()
+        snap["capacity"] = self._capacity(snap["latency_ms"], snap["trigger_rate"]).to_dict()
         snap["plc"] = self._link.info() if self._link is not None else {}
         # both connections' exception responses (the summary's modbus_exceptions), for the tiles
         snap["modbus_exceptions"] = int(snap["plc"].get("modbus_exceptions", 0))
@@ -199,7 +204,12 @@ class SortEngine:
             s.log = self._logger.counters()
         if s.duration_s > 0:
             s.parts_per_s = round(s.triggers / s.duration_s, 3)
+        # Over the whole run: first to last trigger, not the last seconds' rate.
+        s.capacity = self._capacity(s.latency_ms, self.stats.trigger_rate(None)).to_dict()
         return s
+
+    def _capacity(self, latency_ms: dict[str, float], trigger_rate: float) -> Capacity:
+        return assess(self._summary.forward_ms, latency_ms, trigger_rate, self.config.line_rate)
 
     # ------------------------------------------------------------------ setup / teardown
     def _setup(self) -> None:
@@ -271,8 +281,9 @@ class SortEngine:
         return getattr(self.classifier, "intra_op", None)
 
     def _warm_up(self) -> None:
-        """One forward on blank views before going live: the first torch call is many times
-        slower than the next ones and would land on the first part's latency."""
+        """Forwards on blank views before going live: the first torch call is many times slower
+        than the next ones and would land on the first part's latency; the next ones are timed
+        (summary.forward_ms), so the capacity check speaks before the first trigger."""
         try:
             import numpy as np
             info = self.source.info()
@@ -285,8 +296,13 @@ class SortEngine:
             elif info.name in SOURCE_WARMERS:
                 SOURCE_WARMERS[info.name](self.source)
             blank = [np.zeros((h, w, 3), np.uint8) for _ in info.cameras]
-            for _ in range(2):
+            times = []
+            for _ in range(1 + WARM_TIMED):  # the first one pays the one-off costs: not timed
+                t0 = time.perf_counter()
                 self.classifier.predict_views(blank, list(info.cameras))
+                times.append(time.perf_counter() - t0)
+            # What one part costs at least, known before any trigger: the capacity check's basis.
+            self._summary.forward_ms = round(float(np.median(times[1:])) * 1000.0, 1)
         except Exception as exc:  # noqa: BLE001 - a failing model shows up on the first part
             log.warning("warm-up forward failed: %s", exc)
 
@@ -319,6 +335,7 @@ class SortEngine:
         if not triggers:
             time.sleep(self.config.poll_period)
             return False
+        self.stats.seen(len(triggers))
         fresh = [t for t in triggers if not t.skipped]
         # The newest part is at the station now: capture it before paying for older answers.
         for trig in fresh:

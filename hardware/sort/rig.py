@@ -59,6 +59,8 @@ def run_on_simulator(project: Any, classifier: Any, source: Any, parts: int, rat
     try:
         cfg = config or SortConfig()
         cfg.plc_host, cfg.plc_port = "127.0.0.1", sim.port
+        if cfg.line_rate is None:
+            cfg.line_rate = rate  # the capacity check speaks before the first trigger
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()  # stopped once the belt is empty: stopping earlier condemns parts in flight
         wait_until(lambda: engine.snapshot()["plc"].get("resyncs", 0) >= 1 or not engine.running, 30,

@@ -159,7 +159,8 @@ def run_session(spec: SessionSpec, progress: ProgressFn | None = None, should_st
         # Before the engine starts: a model whose cameras the source does not have stops here.
         bind_cameras(classifier, list(source.info().cameras), dict(spec.camera_map))
         cfg = SortConfig(plc_host=plc[0], plc_port=plc[1], shadow=spec.shadow, log_parts=True,
-                         model_id=str(info.get("model_id", "")), threads=spec.threads, pin=spec.pin)
+                         model_id=str(info.get("model_id", "")), threads=spec.threads, pin=spec.pin,
+                         line_rate=spec.sim_rate if sim is not None else None)
         engine = SortEngine(project, classifier, source, cfg)
         engine.start()
         report(Progress("started", payload=SortStarted(info, list(plc), spec.shadow, os.getpid())))

@@ -27,6 +27,7 @@ class LatencyStats:
         self._lock = threading.Lock()
         self._stages: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self._done: deque[float] = deque(maxlen=window)  # monotonic time of each finished part
+        self._seen: deque[float] = deque(maxlen=window)  # ... of each trigger, missed ones too
 
     def add(self, timings: dict[str, float]) -> None:
         with self._lock:
@@ -34,6 +35,12 @@ class LatencyStats:
                 if name in self._stages:
                     self._stages[name].append(float(value))
             self._done.append(time.monotonic())
+
+    def seen(self, n: int = 1) -> None:
+        """n triggers arrived now (decided or missed): the line's rate, not the PC's."""
+        now = time.monotonic()
+        with self._lock:
+            self._seen.extend([now] * n)
 
     def latency_ms(self) -> dict[str, float]:
         """Trigger-to-write p50/p95/p99 (+ max, mean) in milliseconds."""
@@ -53,10 +60,23 @@ class LatencyStats:
         return {k: percentiles(v, (50, 99)) for k, v in items.items()}
 
     def rate(self, window_s: float = 5.0) -> float:
-        """Parts per second over the last window_s seconds."""
+        """Parts decided per second over the last window_s seconds."""
+        return self._rate(self._done, window_s)
+
+    def trigger_rate(self, window_s: float | None = 5.0) -> float:
+        """Triggers per second over the last window_s seconds, missed ones included: when the
+        PC falls behind, this is the line's rate while `rate` is the PC's. window_s None: from
+        the first trigger to the last (a whole run's rate, pauses before and after left out)."""
+        if window_s is None:
+            with self._lock:
+                n, first, last = len(self._seen), (self._seen[0] if self._seen else 0.0), (self._seen[-1] if self._seen else 0.0)
+            return round((n - 1) / (last - first), 3) if n >= 2 and last > first else 0.0
+        return self._rate(self._seen, window_s)
+
+    def _rate(self, times: deque[float], window_s: float) -> float:
         now = time.monotonic()
         with self._lock:
-            recent = [t for t in self._done if now - t <= window_s]
+            recent = [t for t in times if now - t <= window_s]
         if len(recent) < 2:
             return 0.0
         span = max(now - recent[0], 1e-6)

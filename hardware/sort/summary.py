@@ -58,6 +58,8 @@ class SortSummary:
     threads: dict[str, Any] = field(default_factory=dict)  # the thread layout (hardware.sort.threads)
     source: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
+    forward_ms: float = 0.0  # the warm-up's timed forward on blank views (before any trigger)
+    capacity: dict[str, Any] = field(default_factory=dict)  # hardware.sort.capacity: can it keep up
     # agreement with the source's ground truth: verdicts (agree/disagree) and, for NG parts
     # called NG, the defect class written as DEFECT_CLASS (class_agree/class_disagree)
     truth: dict[str, int] = field(default_factory=dict)

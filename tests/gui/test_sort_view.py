@@ -72,6 +72,9 @@ def test_supervisor_sorts_live_and_stop_clears_status(ctx, plc, qtbot):
     qtbot.waitUntil(lambda: listed.rowCount() == len(ctx.project), timeout=5000)  # and in the part list
     assert not view.is_on() and view.start_btn.isEnabled()
     _panel_shows_one_part(view, ctx.project)
+    # the run's own capacity figures stay on the panel: what a supervisor reads before going live
+    assert summary["forward_ms"] > 0 and summary["capacity"]["text"]
+    assert view.capacity_label.text() == "Last run: " + summary["capacity"]["text"]
 
 
 def _panel_shows_one_part(view: SortView, project) -> None:
@@ -142,3 +145,18 @@ def test_the_tiles_show_outage_misses_and_modbus_exceptions(ctx, qtbot):
     view.tiles.show_snapshot({**snap, "missed_in_outages": 0, "modbus_exceptions": 0})
     assert view.tiles.value("missed in outages") == "0"
     assert view.tiles.values["missed in outages"].property("warn") is False
+
+
+def test_a_model_too_slow_for_the_line_is_shown_in_red(ctx, qtbot):
+    """The snapshot's capacity (hardware.sort.capacity) reaches its label with its level's colour,
+    drawn by the view's poll."""
+    from hardware.sort.capacity import Capacity
+    view = SortView(ctx)
+    qtbot.addWidget(view)
+    over = Capacity(260.0, 5.0, "measured p50").to_dict()
+    view.run = {"shadow": True}
+    view.last_snapshot = {"triggers": 5, "verdicts": {"OK": 5}, "capacity": over, "plc": {}}
+    view.poll()
+    qtbot.waitUntil(lambda: view.capacity_label.text() == over["text"], timeout=5000)
+    assert view.capacity_label.text().startswith("⚠ Cannot keep up")
+    assert view.capacity_label.property("level") == "over" and "#ff4d4d" in view.capacity_label.styleSheet()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,16 @@ def test_sort_demo_runs_end_to_end_and_prints_a_json_summary(tmp_path: Path, cap
     assert sim["passed"] == out["verdicts"]["OK"]
     assert out["model"]["trained"] is False and "UNTRAINED" in out["model"]["note"]
     assert set(out["latency_ms"]) >= {"p50", "p95", "p99"}
+    # can it keep up: the warm-up's forward, then the parts' own p50 against the triggers' rate
+    assert out["forward_ms"] > 0 and out["capacity"]["basis"] == "measured p50"
+    assert out["capacity"]["line_rate"] == pytest.approx(5.0, rel=0.2) and out["capacity"]["level"] == "ok"
     project = Project.open(path)
     assert len([p for p in project.parts() if p.source == PartSource.SORT]) == 6
+    # without --json the same sentence goes to stderr for the person at the terminal
+    assert main(["sort", str(path), "--demo", "--parts", "3", "--rate", "5", "--no-log"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"okng sort: \d+ ms a part \(measured p50\): at most [\d.]+ parts/s on this PC; the line "
+                     r"triggers [\d.]+ parts/s \(load \d+%\)\.", err), err
 
 
 def test_sort_demo_runs_with_a_segmentation_model(tmp_path: Path, capsys):

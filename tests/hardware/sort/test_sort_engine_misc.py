@@ -9,8 +9,11 @@ from sortkit import brightness_classifier, wait_for, write_folder
 
 from hardware.plc.registers import PlcVerdict
 from hardware.sort import SortConfig, SortEngine, parse_host_port
+from hardware.sort.engine import WARM_TIMED
 from hardware.sources import make_source
 from labeling.types import PartSource
+
+WARM_CALLS = 1 + WARM_TIMED  # one untimed warm-up forward, then the timed ones
 
 
 class FlakyClassifier:
@@ -22,7 +25,7 @@ class FlakyClassifier:
 
     def predict_views(self, images, cameras):
         self.calls += 1
-        if self.calls == 2 + 2:  # two warm-up calls first
+        if self.calls == WARM_CALLS + 2:  # the warm-up's calls first
             raise RuntimeError("simulated inference failure")
         return self.inner.predict_views(images, cameras)
 

@@ -8,6 +8,7 @@ from sortkit import brightness_classifier, wait_for, write_folder
 
 from hardware.plc.registers import PcStatus, PlcVerdict
 from hardware.sort import SortConfig, SortEngine
+from hardware.sort.engine import WARM_TIMED
 from hardware.sources import make_source
 
 
@@ -33,7 +34,7 @@ def test_a_stalled_pipeline_stops_the_heartbeat_until_it_recovers(tmp_path: Path
     folder = write_folder(tmp_path / "run", 2, {})
     source = make_source(f"folder:{folder}")
     source.open()
-    clf = StallingClassifier(stall=1.5, on_call=3)  # calls 1-2 are the warm-up
+    clf = StallingClassifier(stall=1.5, on_call=2 + WARM_TIMED)  # the warm-up's calls come first
     engine = SortEngine(project, clf, source, SortConfig(plc_port=peer.port, poll_period=0.002, log_parts=False))
     engine.start(parts=2)
     _ready(engine, peer)
