@@ -277,7 +277,14 @@ class RocPrPlot(QWidget):
 
 
 class ConfusionMatrix(QTableWidget):
-    """Rows: true class, columns: predicted class; cells shaded by their share of the row."""
+    """Rows: true class, columns: predicted class; cells shaded by their share of the row.
+
+    Up to WORDS classes the columns are named ("pred OK"); beyond, a column is headed by its class's
+    number, which the row names carry ("3 scratches"), since seven names across two fifths of the
+    Train view were cut to "pred cr…". Every header and cell says its full meaning as a tooltip.
+    """
+
+    WORDS = 3  # most classes whose names fit as column headers
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -290,17 +297,24 @@ class ConfusionMatrix(QTableWidget):
         m = np.asarray(matrix if matrix is not None else np.zeros((0, 0)), dtype=float)
         n = m.shape[0] if m.ndim == 2 else 0
         names = list(classes)[:n] + [str(i) for i in range(len(classes), n)]
+        numbered = n > self.WORDS
         self.clear()
         self.setRowCount(n)
         self.setColumnCount(n)
-        self.setHorizontalHeaderLabels([f"pred {c}" for c in names])
-        self.setVerticalHeaderLabels([f"true {c}" for c in names])
+        self.setHorizontalHeaderLabels([str(i + 1) if numbered else f"pred {c}" for i, c in enumerate(names)])
+        self.setVerticalHeaderLabels([f"{i + 1} {c}" if numbered else f"true {c}" for i, c in enumerate(names)])
+        self.setToolTip("Rows: the true class; columns: the predicted class" +
+                        (" (numbered as the rows)." if numbered else "."))
+        for i, name in enumerate(names):
+            self.horizontalHeaderItem(i).setToolTip(f"predicted {name}")
+            self.verticalHeaderItem(i).setToolTip(f"true {name}")
         for r in range(n):
             total = max(m[r].sum(), 1.0)
             for c in range(n):
                 item = QTableWidgetItem(f"{int(m[r, c])}")
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 share = m[r, c] / total
+                item.setToolTip(f"true {names[r]}, predicted {names[c]}: {int(m[r, c])} ({share:.0%} of the row)")
                 good = r == c
                 base = QColor(46, 204, 113) if good else QColor(255, 77, 77)
                 base.setAlphaF(0.15 + 0.7 * share if m[r, c] else 0.0)

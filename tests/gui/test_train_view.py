@@ -233,6 +233,13 @@ def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtb
     qtbot.waitUntil(lambda: curves.class_names("PR") == names, timeout=20000)
     assert curves.class_names("ROC") == names
     assert metrics.table.rowCount() == len(names) and metrics.confusion.rowCount() == len(names)
+    # more classes than fit as column names: columns numbered as the rows, names in tooltips
+    conf = metrics.confusion
+    assert len(names) > conf.WORDS
+    assert [conf.horizontalHeaderItem(i).text() for i in range(len(names))] == [str(i + 1) for i in range(len(names))]
+    assert conf.verticalHeaderItem(1).text() == f"2 {names[1]}"
+    assert conf.horizontalHeaderItem(1).toolTip() == f"predicted {names[1]}"
+    assert conf.item(1, 0).toolTip().startswith(f"true {names[1]}, predicted OK: {conf.item(1, 0).text()} (")
     first = ctx.project.settings.classes[0]
     pen = curves._classes[("ROC", first.name)].opts["pen"]
     assert pen.color().name() == first.color.lower()
