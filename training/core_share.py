@@ -14,7 +14,10 @@ no chance to clean up, stops counting: its file names a process that no longer e
 start time is checked too, so a reused process id is not mistaken for it).
 
 A run given a thread count (TrainConfig.num_threads, `--threads`) keeps it: the user has chosen;
-it still counts, so the runs beside it leave it its share. No torch import at module level.
+it still counts, so the runs beside it leave it its share. A live sort on the same PC reserves the
+cores of its forward (`reserve`): the runs divide only the rest, at least one thread each, so a
+training started on the line PC does not slow the verdicts the reject gate waits for. No torch
+import at module level.
 """
 from __future__ import annotations
 
@@ -62,28 +65,66 @@ def _alive(pid: int, started: str) -> bool:
     return not started or _start_time(pid) in ("", started)
 
 
-def live_runs(folder: Path | None = None) -> int:
-    """How many registered runs are alive (files of dead ones are removed)."""
-    folder = folder or runs_dir()
-    n = 0
+def _live(folder: Path, suffix: str) -> list[str]:
+    """The contents past the start time of the live registrations ending in suffix (files of
+    dead processes are removed)."""
+    out: list[str] = []
     try:
         entries = list(folder.iterdir())
     except OSError:
-        return 0
+        return out
     for f in entries:
-        if not f.name.endswith(".run"):
+        if not f.name.endswith(suffix):
             continue
         try:
             pid = int(f.stem)
-            started = f.read_text().strip()
+            started, _, rest = f.read_text().strip().partition(" ")
         except (ValueError, OSError):
             continue
         if _alive(pid, started):
-            n += 1
+            out.append(rest)
         else:
             with contextlib.suppress(OSError):
                 f.unlink()
-    return n
+    return out
+
+
+def live_runs(folder: Path | None = None) -> int:
+    """How many registered runs are alive (files of dead ones are removed)."""
+    return len(_live(folder or runs_dir(), ".run"))
+
+
+def reserved_cpus(folder: Path | None = None) -> int:
+    """The cores live sorts hold (hardware.sort: the engine's forward threads)."""
+    total = 0
+    for rest in _live(folder or runs_dir(), ".sort"):
+        with contextlib.suppress(ValueError):
+            total += max(0, int(rest))
+    return total
+
+
+@contextlib.contextmanager
+def reserve(cpus: int, folder: Path | None = None) -> Iterator[Path | None]:
+    """Hold `cpus` cores for a live sort while the block runs: training runs on this machine
+    divide only the others among themselves (at least one thread each), so an inspector's
+    training never takes the CPU the reject gate's verdicts come from. The sort is not a run
+    and takes no share: its thread layout is its own (hardware.sort.threads)."""
+    if os.name != "posix":
+        yield None
+        return
+    folder = folder or runs_dir()
+    file = folder / f"{os.getpid()}.sort"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        file.write_text(f"{_start_time(os.getpid())} {int(cpus)}")
+    except OSError:  # an unwritable temp folder: sort anyway, the runs just do not know
+        yield None
+        return
+    try:
+        yield file
+    finally:
+        with contextlib.suppress(OSError):
+            file.unlink()
 
 
 class Share:
@@ -96,7 +137,8 @@ class Share:
         self.before: int | None = None  # torch's threads before the first change (restored at the end)
 
     def threads(self) -> int:
-        return max(1, self.cpus // max(1, live_runs(self.folder)))
+        free = self.cpus - reserved_cpus(self.folder)
+        return max(1, free // max(1, live_runs(self.folder)))
 
     def rebalance(self, now: float | None = None) -> int | None:
         """Set torch's threads to the share, at most every RECHECK_S; the count set, or None."""

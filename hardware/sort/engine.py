@@ -14,6 +14,7 @@ stale TRIG_SEQ is never answered); stopping clears SORT_MODE_ON and READY first.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -30,6 +31,7 @@ from hardware.sort.partlog import PartLogger, PartRecord
 from hardware.sort.stats import LatencyStats
 from hardware.sort.summary import SortSummary, SortTick
 from labeling.progress import Progress, ProgressFn
+from training import core_share
 
 __all__ = ["SOURCE_WARMERS", "SortEngine", "SortSummary", "SortTick"]
 
@@ -85,6 +87,7 @@ class SortEngine:
         self._error: BaseException | None = None
         self._t0 = 0.0
         self._pinning: Any = None  # hardware.sort.threads.Pinning while running
+        self._reservation: contextlib.ExitStack | None = None  # training.core_share.reserve while running
 
     # ------------------------------------------------------------------ public API
     def run(self, parts: int | None = None, duration: float | None = None,
@@ -96,7 +99,11 @@ class SortEngine:
         if duration is not None and duration <= 0:
             raise ValueError("duration must be positive")
         self._stop.clear()
-        self._setup()
+        try:
+            self._setup()
+        except BaseException:
+            self._teardown()  # what setup started (log writer, reservation, pinning) ends here too
+            raise
         reason = "stopped"
         try:
             deadline = None if duration is None else time.monotonic() + duration
@@ -221,6 +228,9 @@ class SortEngine:
         except Exception:  # noqa: BLE001 - info is descriptive only
             self._summary.source = {}
         layout = self._plan_threads()  # a bad setting stops here, before anything is started
+        # The forward's cores are held while sorting: a training on this PC divides the others.
+        self._reservation = contextlib.ExitStack()
+        self._reservation.enter_context(core_share.reserve(max(1, int(layout.intra_op))))
         if cfg.log_parts and self.project is not None:
             self._logger = PartLogger(self.project.path, self.model_id, cfg.log_queue,
                                       self._explainer() if cfg.gradcam_ng else None)
@@ -237,7 +247,8 @@ class SortEngine:
     def _teardown(self) -> None:
         import gc
         gc.unfreeze()  # frozen objects are never freed, not even at exit (extensions then report leaks)
-        self._summary.duration_s = round(time.monotonic() - self._t0, 3)
+        if self._t0:  # 0: setup did not get as far as sorting
+            self._summary.duration_s = round(time.monotonic() - self._t0, 3)
         try:
             if self._link is not None:
                 self._link.close()  # clears SORT_MODE_ON and READY first, then stops the heartbeat
@@ -246,6 +257,9 @@ class SortEngine:
         finally:
             if self._pinning is not None:
                 self._pinning.restore()  # the process's other sorts and tests get their CPUs back
+            if self._reservation is not None:
+                self._reservation.close()
+                self._reservation = None
 
     def _plan_threads(self) -> Any:
         from hardware.sort.threads import plan_layout

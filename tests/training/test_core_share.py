@@ -128,3 +128,30 @@ def test_pre_labeling_takes_its_share_beside_a_training(tmp_path, monkeypatch, t
         proc.kill()
         proc.wait()
     assert out["predicted"] == 8 and seen and set(seen) == {max(1, cpus // 2)}
+
+
+def test_a_live_sort_holds_its_cores_and_the_runs_divide_the_rest(tmp_path, threads):
+    with core_share.session(cpus=4, folder=tmp_path) as share:
+        assert share is not None and share.threads() == 4
+        with core_share.reserve(1, folder=tmp_path) as held:
+            assert held is not None and held.exists() and core_share.reserved_cpus(tmp_path) == 1
+            assert share.threads() == 3 and core_share.live_runs(tmp_path) == 1  # a sort is not a run
+            proc = other_run(tmp_path)
+            try:
+                assert share.threads() == 1  # (4 - 1) // 2
+            finally:
+                proc.kill()
+                proc.wait()
+        assert not held.exists() and share.threads() == 4
+    # every core held: a run still gets one thread, never none
+    with core_share.session(cpus=2, folder=tmp_path) as share, core_share.reserve(2, folder=tmp_path):
+        assert share.threads() == 1
+
+
+def test_a_dead_sorts_reservation_is_not_counted(tmp_path):
+    if not Path(f"/proc/{os.getpid()}/stat").exists():
+        pytest.skip("process start times come from /proc")
+    (tmp_path / "4194000.sort").write_text(" 1")  # above Linux's default pid_max: no such process
+    (tmp_path / f"{os.getpid()}.sort").write_text("1 1")  # this pid, but a process started at boot
+    assert core_share.reserved_cpus(tmp_path) == 0
+    assert list(tmp_path.iterdir()) == []

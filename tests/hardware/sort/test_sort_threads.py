@@ -120,3 +120,20 @@ def test_a_bad_pin_setting_stops_before_going_live(tmp_path, project, peer):
         engine.run(parts=1)
     assert peer.status() & 0x8 == 0  # SORT_MODE_ON never went out
     assert engine._logger is None  # nothing was started that would be left running
+
+
+def test_a_sort_holds_its_forward_cores_from_training_runs_while_it_runs(tmp_path, project, monkeypatch):
+    """training.core_share: while the engine sorts, the runs on this PC see its forward's cores as
+    held (a training started beside it takes the rest); after Stop they are free again."""
+    from hardware.sort.rig import run_on_simulator
+    from training import core_share
+    monkeypatch.setenv(core_share.ENV_DIR, str(tmp_path / "runs"))
+    seen: list[int] = []
+    source = make_source("sim", resolution=(128, 96))
+    source.open()
+    res = run_on_simulator(project, brightness_classifier(), source, parts=3, rate=10.0,
+                           config=SortConfig(poll_period=0.002, log_parts=False, threads=1),
+                           on_part=lambda k, sim, engine: seen.append(core_share.reserved_cpus()))
+    assert res.summary.answered == 3
+    assert seen == [res.summary.threads["intra_op"]] * 3 == [1] * 3
+    assert core_share.reserved_cpus() == 0 and list((tmp_path / "runs").iterdir()) == []
