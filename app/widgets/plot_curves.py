@@ -260,7 +260,8 @@ class RocPrPlot(QWidget):
             if legend is None:
                 legend = self._legend[which] = plot.addLegend(offset=(-8, 8) if which == "PR" else (-8, -8),
                                                              labelTextSize="8pt")
-            legend.addItem(self._curve[which], "OK/NG")
+            if not self._missing[which]:  # NEU-DET's test parts are all NG: no OK/NG curve to name
+                legend.addItem(self._curve[which], "OK/NG")
             for name, colour, roc, pr, roc_auc, pr_auc in curves:
                 points, auc = (roc, roc_auc) if which == "ROC" else (pr, pr_auc)
                 if points is None or not len(points[0]):

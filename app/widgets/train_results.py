@@ -124,11 +124,19 @@ class MetricsPanel(QWidget):
         self.origin.style().unpolish(self.origin)
         self.origin.style().polish(self.origin)
         rows = list((m.get("per_class") or {}).items())
+        predicted = _predicted_counts(m.get("confusion_matrix"), len(rows))
         self.table.setRowCount(len(rows))
         for r, (name, v) in enumerate(rows):
-            for c, val in enumerate([name, v.get("precision"), v.get("recall"), v.get("f1"), v.get("support")]):
+            # A class with no parts (NEU-DET has no OK part) has no recall or F1, and no precision
+            # when nothing was called it: "—", not a 0.000 that reads as a class never found.
+            absent, never = not v.get("support"), predicted is not None and predicted[r] == 0
+            cells = [name, None if absent and never else v.get("precision"), None if absent else v.get("recall"),
+                     None if absent else v.get("f1"), v.get("support")]
+            for c, val in enumerate(cells):
                 item = QTableWidgetItem(_num(val))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if absent and c in (1, 2, 3):
+                    item.setToolTip(f"no {card.headline_name} part is {name}" + (" and none was called it" if never else ""))
                 self.table.setItem(r, c, item)
         text = f"<b>{card.headline_name}</b>: " + "   ".join(
             f"<b>{label}</b> {_num(m.get(key))}" for key, label in SUMMARY_KEYS if key in m.report)
@@ -149,6 +157,17 @@ class MetricsPanel(QWidget):
             text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(
                 f"{label} {_num(cv['summary'].get(key))}" for key, label in SUMMARY_KEYS if key in cv["summary"])
         self.summary.setText(text)
+
+
+def _predicted_counts(matrix: Any, n: int) -> list[int] | None:
+    """Parts predicted as each class (the confusion matrix's column sums), None without one."""
+    try:
+        cm = [[int(x) for x in row] for row in matrix]
+    except (TypeError, ValueError):
+        return None
+    if len(cm) != n or any(len(row) != n for row in cm):
+        return None
+    return [sum(row[c] for row in cm) for c in range(n)]
 
 
 class ModelsTable(QWidget):

@@ -213,6 +213,7 @@ def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtb
     import numpy as np
 
     from training.card import ModelCard, SplitMetrics
+    from training.metrics import curve_points
     from training.task_metrics import class_curves, multiclass_report
     names = ["OK", *[c.name for c in ctx.project.settings.classes]]
     rng = np.random.default_rng(0)
@@ -221,7 +222,8 @@ def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtb
     logits[np.arange(y.size), y] += 2.0
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     rep = multiclass_report(y, probs, names)
-    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(),
+    roc, pr = curve_points((y != 0).astype(int), 1 - probs[:, 0])  # the derived verdict's curves, as a card has
+    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(), roc, pr,
                          classes=class_curves(y, probs, names))
     card = ModelCard("cls-1", "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
     Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
@@ -328,3 +330,37 @@ def test_not_available_shows_only_on_an_empty_plot(qtbot):
     assert plot._note["ROC"].isVisible()
     plot.show_curves(curve, curve, 0.8, 0.7)
     assert not plot._note["ROC"].isVisible() and plot.curve_points("ROC") == 3
+
+
+def test_a_class_without_parts_shows_no_figures_and_no_ok_ng_curve(ctx, qtbot):
+    """NEU-DET has no OK part: the OK row says "—" (not 0.000, which reads as a class never found)
+    and the ROC/PR legends name no OK/NG curve that cannot be drawn."""
+    import numpy as np
+
+    from training.card import ModelCard, SplitMetrics
+    from training.task_metrics import class_curves, multiclass_report
+    names = ["OK", *[c.name for c in ctx.project.settings.classes]]
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(1, len(names)), 6)  # every part NG
+    logits = rng.normal(0, 1, (y.size, len(names)))
+    logits[np.arange(y.size), y] += 2.0
+    logits[:, 0] = -9.0  # nothing is called OK
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    rep = multiclass_report(y, probs, names)
+    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(),
+                         classes=class_curves(y, probs, names))
+    card = ModelCard("neu-like", "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
+    Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+    view = TrainView(ctx)
+    qtbot.addWidget(view)
+    view.refresh_models(select="neu-like")
+    metrics = view.results.metrics
+    qtbot.waitUntil(lambda: metrics.curves.class_names("ROC") == names[1:], timeout=20000)
+    table = metrics.table
+    ok_row = [table.item(0, c).text() for c in range(5)]
+    assert ok_row == ["OK", "—", "—", "—", "0"]
+    assert "none was called it" in table.item(0, 2).toolTip()
+    assert table.item(1, 1).text() != "—"  # a class with parts keeps its figures
+    legend = [label.text for _, label in metrics.curves._legend["ROC"].items]
+    assert "OK/NG" not in legend and len(legend) == len(names) - 1
+    view.shutdown()
