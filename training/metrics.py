@@ -129,6 +129,21 @@ def binary_report(y_true: Sequence[int], score: Sequence[float], threshold: floa
     }
 
 
+def _one_class(report: dict[str, Any]) -> bool:
+    """True when a verdict report's parts were all OK or all NG (NEU-DET has no OK part)."""
+    cm = report.get("confusion_matrix")
+    return isinstance(cm, list) and len(cm) == 2 and any(not sum(row) for row in cm)
+
+
+def verdict_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with the figures that need OK and NG parts both set to None where it has one
+    class: its balanced accuracy is then one class's recall and its kappa 1.0 by convention,
+    which compare as perfect against models scored on both."""
+    if not _one_class(report):
+        return report
+    return {**report, "balanced_accuracy": None, "kappa": None, "roc_auc": None, "pr_auc": None}
+
+
 def curve_points(y_true: Sequence[int], score: Sequence[float]) -> tuple[Curve | None, Curve | None]:
     """ROC (FPR, TPR) and PR (recall, precision) points swept over every score as threshold;
     (None, None) when the scores cover one class only."""

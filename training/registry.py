@@ -23,7 +23,7 @@ from .checkpoint import sha256, to_bytes
 from .config import TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .errors import TrainingError
-from .metrics import column_width
+from .metrics import column_width, verdict_figures
 from .snapshot import Snapshot
 
 
@@ -100,13 +100,14 @@ def comparison_rows(cards: list[ModelCard], active: str | None) -> list[dict[str
 
     The verdict figures (accuracy, NG recall, AUC, ...) of a class or multilabel model are those
     of its derived OK/NG verdict, so any two models can be compared on them; macro F1 is the
-    task's own (classes: over OK + defect classes; multilabel: over the classes)."""
+    task's own (classes: over OK + defect classes; multilabel: over the classes). Where a split
+    has parts of one verdict only, the figures that need both are left out (None)."""
     rows = []
     for c in cards:
         val = c.headline  # the test split's figures; validation for a card from before the test split
-        v = val.report.get("verdict") or val.report  # a class model: its derived verdict
+        v = verdict_figures(val.report.get("verdict") or val.report)  # a class model: its derived verdict
         cv = (c.cv or {}).get("summary", {})
-        vv = c.val.report.get("verdict") or c.val.report
+        vv = verdict_figures(c.val.report.get("verdict") or c.val.report)
         rows.append({
             "id": c.id, "active": c.id == active, "task": c.task, "arch": c.arch, "freeze": c.freeze,
             "pretrained": c.pretrained, "imagenet": c.imagenet, "start": c.start, "split": c.headline_split,
@@ -154,6 +155,9 @@ def comparison_table(cards: list[ModelCard], active: str | None) -> str:
                          f"{_fmt(r['val_balanced_accuracy']):>9}{_fmt(r['dice']):>7}  {cvs}")
     lines.append("figures on the held-out TEST parts ('on' test); 'on' val: a model from before the "
                  "test split, scored on the validation parts that chose its epoch (optimistic)")
+    if any(r["balanced_accuracy"] is None and r["accuracy"] is not None for r in rows):
+        lines.append("'-' in bal/AUC/kappa: its parts were all NG (or all OK), so those verdict figures "
+                     "do not exist; compare such models by mF1")
     return "\n".join(lines)
 
 

@@ -27,6 +27,7 @@ from app.widgets.plot_curves import PALETTE, ConfusionMatrix, CurvePlot, RocPrPl
 from app.widgets.seg_rule_panel import SegRulePanel
 from app.widgets.stagger import Stagger
 from training.card import Curve, ModelCard
+from training.metrics import verdict_figures
 
 SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"),
                 ("roc_auc", "ROC-AUC"), ("pr_auc", "PR-AUC"), ("kappa", "Cohen's kappa"),
@@ -206,10 +207,12 @@ class ModelsTable(QWidget):
         self.table.setRowCount(len(cards))
         for r, card in enumerate(cards):
             m = card.headline
-            v = m.report.get("verdict") or m.report  # a class model: its derived verdict
+            # a class model: its derived verdict (figures that need OK and NG parts both: None
+            # where a split had one verdict only, as in `okng models`)
+            v = verdict_figures(m.report.get("verdict") or m.report)
             # a segment model's verdict names are its own (its classes are mask channels)
             ng = (v.get("per_class") or {}).get(_verdict_names(card)[-1] if card.task == "segment" else "NG", {})
-            vv = card.val.report.get("verdict") or card.val.report
+            vv = verdict_figures(card.val.report.get("verdict") or card.val.report)
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
             values = [card.id, card.task, card.arch, card.freeze, card.origin, card.headline_split, v.get("accuracy"),
                       v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"),

@@ -363,4 +363,10 @@ def test_a_class_without_parts_shows_no_figures_and_no_ok_ng_curve(ctx, qtbot):
     assert table.item(1, 1).text() != "—"  # a class with parts keeps its figures
     legend = [label.text for _, label in metrics.curves._legend["ROC"].items]
     assert "OK/NG" not in legend and len(legend) == len(names) - 1
+    # "Compare models": its verdict has one class, so no balanced accuracy to rank it by
+    models = view.results.models.table
+    cols = [models.horizontalHeaderItem(c).text() for c in range(models.columnCount())]
+    row = next(r for r in range(models.rowCount()) if models.item(r, 0).text() == "neu-like")
+    assert models.item(row, cols.index("balanced acc.")).text() == "—"
+    assert models.item(row, cols.index("accuracy")).text() != "—"
     view.shutdown()

@@ -98,3 +98,27 @@ def test_newer_schema_and_unknown_task_are_refused():
         ModelCard.from_meta({"schema": SCHEMA, "id": "m", "arch": "resnet18", "task": "teleport"})
     with pytest.raises(TrainingError, match="no architecture"):
         ModelCard.from_meta({"backbone": "resnet18"}, "m")  # the shape a GUI test once faked
+
+
+def test_a_split_of_one_verdict_shows_no_balanced_accuracy_or_kappa():
+    """NEU-DET has no OK part: its class models' derived verdict is NG for every part, so the
+    verdict's balanced accuracy (one class's recall) and kappa (1.0 by convention) are left out
+    rather than listed as perfect beside models scored on both verdicts."""
+    import numpy as np
+
+    from training.card import SplitMetrics
+    from training.metrics import binary_report
+    from training.task_metrics import multiclass_report
+    names = ["OK", "crazing", "scratches"]
+    y = np.array([1, 1, 2, 2, 2])
+    probs = np.array([[0.0, 0.9, 0.1], [0.0, 0.2, 0.8], [0.0, 0.1, 0.9], [0.0, 0.3, 0.7], [0.1, 0.1, 0.8]])
+    neu = ModelCard("neu", "resnet18", task="classes", classes=names,
+                    metrics={"val": SplitMetrics(multiclass_report(y, probs, names))})
+    both = ModelCard("both", "resnet18", metrics={"val": SplitMetrics(binary_report([0, 1, 1], [0.2, 0.7, 0.4]))})
+    rows = {r["id"]: r for r in comparison_rows([neu, both], None)}
+    assert rows["neu"]["balanced_accuracy"] is None and rows["neu"]["kappa"] is None
+    assert rows["neu"]["accuracy"] == 1.0 and rows["neu"]["macro_f1"] is not None
+    assert rows["both"]["balanced_accuracy"] == 0.75 and rows["both"]["kappa"] is not None
+    table = comparison_table([neu, both], None)
+    assert "do not exist; compare such models by mF1" in table
+    assert "do not exist" not in comparison_table([both], None)
