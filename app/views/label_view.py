@@ -224,7 +224,7 @@ class LabelView(QWidget):
     def _show_part_info(self) -> None:
         part = self.part()
         classes = self.project.settings.classes if self.project else []
-        self.panel.show_part(part, classes)
+        self.panel.show_part(part, classes, self.project.active_model_id if self.project else None)
         events = self.project.events(self.part_id) if part else []
         self.review.show_part(part, events, [c.name for c in classes])
 

@@ -163,7 +163,7 @@ class LabelPanel(QWidget):
             w.setValue(v)
             w.blockSignals(False)
 
-    def show_part(self, part: Part | None, classes: Sequence[DefectClass]) -> None:
+    def show_part(self, part: Part | None, classes: Sequence[DefectClass], active_model: str | None = None) -> None:
         v = part.verdict if part else Verdict.UNLABELED
         text, name = VERDICT_STYLE[v]
         held = part.label.classes if part and part.label else ()
@@ -183,8 +183,9 @@ class LabelPanel(QWidget):
             self.who.setText(part.name if part else "")
         pred = part.prediction if part else None
         if pred is None:
-            self.prediction.setText("No prediction yet: make a model active (Train), then press "
-                                    "'Predict parts' below.")
+            self.prediction.setText(
+                f"No prediction yet: press 'Predict parts' below (active model {active_model})." if active_model
+                else "No prediction yet: make a model active (Train), then press 'Predict parts' below.")
             self.accept_btn.setEnabled(False)
         else:
             scores = ", ".join(f"{s:.2f}" for s in pred.scores)

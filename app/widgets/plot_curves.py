@@ -280,9 +280,10 @@ class RocPrPlot(QWidget):
 class ConfusionMatrix(QTableWidget):
     """Rows: true class, columns: predicted class; cells shaded by their share of the row.
 
-    Up to WORDS classes the columns are named ("pred OK"); beyond, a column is headed by its class's
-    number, which the row names carry ("3 scratches"), since seven names across two fifths of the
-    Train view were cut to "pred cr…". Every header and cell says its full meaning as a tooltip.
+    Up to WORDS classes the headers are named ("pred OK", "true NG"); beyond, both are the class's
+    number, as the per-class table beside it numbers its rows ("3 inclusion"): seven names across
+    two fifths of the Train view were cut to "pred cr…", and seven named rows left room for three
+    of the seven columns. Every header and cell says its full meaning as a tooltip.
     """
 
     WORDS = 3  # most classes whose names fit as column headers
@@ -293,19 +294,21 @@ class ConfusionMatrix(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(120)
+        self.horizontalHeader().setMinimumSectionSize(24)  # 7 columns of up to 3 digits in ~200 px
+        self.numbered = False
 
     def show_matrix(self, matrix: Any, classes: Sequence[str]) -> None:
         m = np.asarray(matrix if matrix is not None else np.zeros((0, 0)), dtype=float)
         n = m.shape[0] if m.ndim == 2 else 0
         names = list(classes)[:n] + [str(i) for i in range(len(classes), n)]
-        numbered = n > self.WORDS
+        numbered = self.numbered = n > self.WORDS
         self.clear()
         self.setRowCount(n)
         self.setColumnCount(n)
         self.setHorizontalHeaderLabels([str(i + 1) if numbered else f"pred {c}" for i, c in enumerate(names)])
-        self.setVerticalHeaderLabels([f"{i + 1} {c}" if numbered else f"true {c}" for i, c in enumerate(names)])
-        self.setToolTip("Rows: the true class; columns: the predicted class" +
-                        (" (numbered as the rows)." if numbered else "."))
+        self.setVerticalHeaderLabels([str(i + 1) if numbered else f"true {c}" for i, c in enumerate(names)])
+        self.setToolTip("Rows: the true class; columns: the predicted class" + (
+            ": " + ", ".join(f"{i + 1} {c}" for i, c in enumerate(names)) if numbered else "."))
         for i, name in enumerate(names):
             self.horizontalHeaderItem(i).setToolTip(f"predicted {name}")
             self.verticalHeaderItem(i).setToolTip(f"true {name}")

@@ -12,10 +12,12 @@ from typing import Any
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -69,14 +71,26 @@ class MetricsPanel(QWidget):
         self.title.setWordWrap(True)
         self.origin = QLabel("")
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "support"])
+        self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "n"])
+        self.table.horizontalHeaderItem(4).setToolTip("support: the parts of this class")
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # "precision" stays whole
-        header.setStretchLastSection(True)
+        # The class column takes what is left (a long name is elided, whole in its tooltip): with
+        # seven classes every figure column stays in view, not behind a scroll bar.
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setVisible(False)  # the class column names the rows
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
+        self.summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # A class model's figures, recipe and guide notes run to 6-8 lines: they scroll rather
+        # than being cut off under the table (seen on NEU-DET at 1600x1000).
+        summary_box = QScrollArea()
+        summary_box.setWidget(self.summary)
+        summary_box.setWidgetResizable(True)
+        summary_box.setFrameShape(QFrame.Shape.NoFrame)
+        summary_box.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.confusion = ConfusionMatrix()
         self.curves = RocPrPlot()
         self.rule = SegRulePanel()  # a segmentation model's area rule (hidden for classifiers)
@@ -85,7 +99,7 @@ class MetricsPanel(QWidget):
         top = QHBoxLayout()
         left = QVBoxLayout()
         left.addWidget(self.table)
-        left.addWidget(self.summary)
+        left.addWidget(summary_box, 1)
         left.addWidget(self.rule)
         top.addLayout(left, 3)
         top.addWidget(self.confusion, 2)
@@ -126,16 +140,20 @@ class MetricsPanel(QWidget):
         self.origin.style().polish(self.origin)
         rows = list((m.get("per_class") or {}).items())
         predicted = _predicted_counts(m.get("confusion_matrix"), len(rows))
+        numbered = len(rows) > ConfusionMatrix.WORDS  # the matrix beside numbers its classes: so do the rows
         self.table.setRowCount(len(rows))
         for r, (name, v) in enumerate(rows):
             # A class with no parts (NEU-DET has no OK part) has no recall or F1, and no precision
             # when nothing was called it: "—", not a 0.000 that reads as a class never found.
             absent, never = not v.get("support"), predicted is not None and predicted[r] == 0
-            cells = [name, None if absent and never else v.get("precision"), None if absent else v.get("recall"),
+            cells = [f"{r + 1} {name}" if numbered else name, None if absent and never else v.get("precision"),
+                     None if absent else v.get("recall"),
                      None if absent else v.get("f1"), v.get("support")]
             for c, val in enumerate(cells):
                 item = QTableWidgetItem(_num(val))
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if c == 0:
+                    item.setToolTip(name)
                 if absent and c in (1, 2, 3):
                     item.setToolTip(f"no {card.headline_name} part is {name}" + (" and none was called it" if never else ""))
                 self.table.setItem(r, c, item)

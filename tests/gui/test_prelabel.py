@@ -40,7 +40,8 @@ def test_predict_button_prelabels_and_a_accepts(trained, qtbot):
     view.resize(1400, 800)
     view.show()
     qtbot.waitUntil(lambda: view.part_id is not None and view.canvas.image is not None, timeout=10000)
-    assert "No prediction yet" in view.panel.prediction.text()
+    # a model is active: the panel says which, not "make a model active"
+    assert view.panel.prediction.text() == f"No prediction yet: press 'Predict parts' below (active model {mid})."
     with qtbot.waitSignal(view.predicted, timeout=180000) as sig:
         qtbot.mouseClick(view.panel.predict_btn, Qt.MouseButton.LeftButton)
     out = sig.args[0]
@@ -49,7 +50,7 @@ def test_predict_button_prelabels_and_a_accepts(trained, qtbot):
     assert all(p.prediction is not None and p.prediction.model_id == mid for p in stored.parts())
     assert all(len(p.prediction.extra["heatmaps"]) == len(p.views) for p in stored.parts())
     # the view shows it: panel text, heatmap on the canvas, the list's model column
-    qtbot.waitUntil(lambda: mid in view.panel.prediction.text(), timeout=10000)
+    qtbot.waitUntil(lambda: f" · model {mid}" in view.panel.prediction.text(), timeout=10000)  # the prediction's line
     qtbot.waitUntil(lambda: view.canvas.heat_item is not None and view.canvas.heat_item.isVisible(), timeout=10000)
     part = view.part()
     assert view.panel.accept_btn.isEnabled()

@@ -239,7 +239,8 @@ def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtb
     conf = metrics.confusion
     assert len(names) > conf.WORDS
     assert [conf.horizontalHeaderItem(i).text() for i in range(len(names))] == [str(i + 1) for i in range(len(names))]
-    assert conf.verticalHeaderItem(1).text() == f"2 {names[1]}"
+    assert conf.verticalHeaderItem(1).text() == "2" and metrics.table.item(1, 0).text() == f"2 {names[1]}"
+    assert f"2 {names[1]}" in conf.toolTip()
     assert conf.horizontalHeaderItem(1).toolTip() == f"predicted {names[1]}"
     assert conf.item(1, 0).toolTip().startswith(f"true {names[1]}, predicted OK: {conf.item(1, 0).text()} (")
     first = ctx.project.settings.classes[0]
@@ -358,7 +359,7 @@ def test_a_class_without_parts_shows_no_figures_and_no_ok_ng_curve(ctx, qtbot):
     qtbot.waitUntil(lambda: metrics.curves.class_names("ROC") == names[1:], timeout=20000)
     table = metrics.table
     ok_row = [table.item(0, c).text() for c in range(5)]
-    assert ok_row == ["OK", "—", "—", "—", "0"]
+    assert ok_row == ["1 OK", "—", "—", "—", "0"]
     assert "none was called it" in table.item(0, 2).toolTip()
     assert table.item(1, 1).text() != "—"  # a class with parts keeps its figures
     legend = [label.text for _, label in metrics.curves._legend["ROC"].items]
