@@ -38,8 +38,15 @@ SUMMARY_KEYS = [("accuracy", "accuracy"), ("balanced_accuracy", "balanced accura
 # Verdict figures of a class model are its derived OK/NG's, so every row compares; macro F1 is
 # the task's own (sort by task to compare like with like).
 # dice: a segmentation model's pooled mask dice (mean over classes), on the same held-out parts.
-COMPARE_COLS = ["model", "task", "arch", "freeze", "from", "on", "accuracy", "balanced acc.", "ROC-AUC", "F1 (NG)",
-                "macro F1", "dice", "val bal. acc.", "created", "active"]
+# The figures come right after the model: on NEU-DET at 1600x1000 the long "from" text ("trained
+# from scratch: no ImageNet weights ...") pushed every figure out of view.
+# The active model is the one marked "●" (bold) in the model column: no column of its own.
+COMPARE_COLS = ["model", "task", "on", "bal. acc.", "macro F1", "accuracy", "F1 (NG)", "ROC-AUC",
+                "dice", "val bal. acc.", "arch", "freeze", "from", "created"]
+COMPARE_TIPS = {"bal. acc.": "balanced accuracy of the OK/NG verdict ('—': the parts were all NG or all OK)",
+                "macro F1": "the task's own: mean F1 over OK and the defect classes (classes), over the classes "
+                            "(multilabel), over OK and NG (verdict)",
+                "on": "test: the held-out parts; val: a model from before the test split (optimistic)"}
 
 
 def _num(v: Any) -> str:
@@ -199,6 +206,8 @@ class ModelsTable(QWidget):
         super().__init__(parent)
         self.table = QTableWidget(0, len(COMPARE_COLS))
         self.table.setHorizontalHeaderLabels(COMPARE_COLS)
+        for c, tip in COMPARE_TIPS.items():
+            self.table.horizontalHeaderItem(COMPARE_COLS.index(c)).setToolTip(tip)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -232,15 +241,24 @@ class ModelsTable(QWidget):
             ng = (v.get("per_class") or {}).get(_verdict_names(card)[-1] if card.task == "segment" else "NG", {})
             vv = verdict_figures(card.val.report.get("verdict") or card.val.report)
             when = _dt.datetime.fromtimestamp(card.created).strftime("%Y-%m-%d %H:%M") if card.created else ""
-            values = [card.id, card.task, card.arch, card.freeze, card.origin, card.headline_split, v.get("accuracy"),
-                      v.get("balanced_accuracy"), v.get("roc_auc"), ng.get("f1"), m.get("macro_f1"),
-                      m.get("dice"), vv.get("balanced_accuracy"), when, "●" if card.id == active else ""]
+            by_col = {"model": f"● {card.id}" if card.id == active else card.id, "task": card.task,
+                      "on": card.headline_split, "accuracy": v.get("accuracy"),
+                      "bal. acc.": v.get("balanced_accuracy"), "macro F1": m.get("macro_f1"),
+                      "F1 (NG)": ng.get("f1"), "ROC-AUC": v.get("roc_auc"), "dice": m.get("dice"),
+                      "val bal. acc.": vv.get("balanced_accuracy"), "arch": card.arch, "freeze": card.freeze,
+                      "from": card.origin, "created": when}
+            values = [by_col[c] for c in COMPARE_COLS]
             for c, v in enumerate(values):
                 item = QTableWidgetItem(_num(v))
                 num = _scalar(v)
                 if num is not None:
                     item.setData(Qt.ItemDataRole.DisplayRole, round(num, 3))
                 item.setData(Qt.ItemDataRole.UserRole, card.id)
+                if c == 0 and card.id == active:
+                    font = item.font()
+                    font.setBold(True)
+                    item.setFont(font)
+                    item.setToolTip("the active model: live sort and pre-labeling use it")
                 self.table.setItem(r, c, item)
         self.table.setSortingEnabled(True)
 

@@ -102,6 +102,8 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     qtbot.mouseClick(table.make_active, qtbot_button())
     assert ctx.writer.flush(10)
     assert Project.open(ctx.project.path, readonly=True).active_model_id == mid
+    qtbot.waitUntil(lambda: table.table.item(0, 0).text() == f"● {mid}", timeout=10000)  # marked, bold
+    assert table.table.item(0, 0).font().bold() and table.current_id() == mid
     view.shutdown()
 
 
@@ -368,6 +370,6 @@ def test_a_class_without_parts_shows_no_figures_and_no_ok_ng_curve(ctx, qtbot):
     models = view.results.models.table
     cols = [models.horizontalHeaderItem(c).text() for c in range(models.columnCount())]
     row = next(r for r in range(models.rowCount()) if models.item(r, 0).text() == "neu-like")
-    assert models.item(row, cols.index("balanced acc.")).text() == "—"
+    assert models.item(row, cols.index("bal. acc.")).text() == "—"
     assert models.item(row, cols.index("accuracy")).text() != "—"
     view.shutdown()
