@@ -26,6 +26,7 @@ from .widgets.project_dialogs import (
     report_text,
 )
 from .widgets.role_dialog import PinDialog, RoleDialog
+from .widgets.station_dialog import StationDialog
 from .worker import Worker
 
 DEMO_KINDS = {ProjectKind.MULTI_CAMERA: "bolts", ProjectKind.LINE_SCAN: "xray"}
@@ -76,6 +77,7 @@ class ProjectActions:
         s = bar.addMenu("&Station")
         self._add(s, "Switch user / role…", self.switch_role, "Ctrl+U")
         self._add(s, "Role PINs…", self.edit_pins)
+        self._add(s, "Cameras and PLC…", self.edit_station)
 
     def _add(self, menu: QMenu, text: str, fn: Callable[[], Any], key: Any = None) -> QAction:
         a = QAction(text, self.window)
@@ -206,6 +208,21 @@ class ProjectActions:
     def edit_pins(self) -> None:
         if self.ctx.require_role(Role.SUPERVISOR):
             PinDialog(self.ctx, self.window).exec()
+
+    def edit_station(self) -> StationDialog | None:
+        """The cameras and PLC the window captures and sorts with (supervisor only): tested, then
+        saved; the rig restarts with them while no live sort holds them."""
+        if not self.ctx.require_role(Role.SUPERVISOR):
+            return None
+        dialog = StationDialog(self.ctx, self.window, on_saved=self._restart_rig)
+        dialog.open()  # not exec(): the rig and a live sort keep running meanwhile
+        return dialog
+
+    def _restart_rig(self) -> None:
+        if self.ctx.rig is None:
+            return  # the window runs without a rig (okng gui --no-rig): nothing to restart
+        from app.main import sync_rig
+        sync_rig(self.ctx, force=True)
 
 
 def open_project_file(path: Path, progress: Any = None, should_stop: Any = None) -> Project:

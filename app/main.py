@@ -14,13 +14,14 @@ from typing import Any
 from labeling.types import ProjectKind
 
 
-def sync_rig(ctx: Any, enabled: bool = True) -> None:
-    """Run the rig that fits the open project (cameras or X-ray); restart it when the kind changes."""
+def sync_rig(ctx: Any, enabled: bool = True, force: bool = False) -> None:
+    """Run the rig that fits the open project (cameras or X-ray); restart it when the kind changes,
+    or always with `force` (the station's cameras or PLC were changed)."""
     from .rig import Rig
     if not enabled:
         return
     kind = ctx.project.settings.kind.value if ctx.project is not None else ProjectKind.MULTI_CAMERA.value
-    if ctx.rig is not None and ctx.rig.kind == kind:
+    if ctx.rig is not None and ctx.rig.kind == kind and not force:
         return
     rig = Rig(kind=kind, source=ctx.station.source, plc=ctx.station.plc)
     rig.changed.connect(ctx.rig_changed.emit)

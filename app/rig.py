@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from PyQt6.QtCore import QObject, pyqtSignal
 
+from hardware import station_check
+
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,9 @@ class Rig(QObject):
                  line_rate: float = 1250.0, seed: int = 0) -> None:
         super().__init__()
         self.kind, self.source_spec, self.plc_spec = kind, source, plc
-        self.source_options = dict(source_options or {"resolution": (640, 480), "seed": seed})
+        # A real source refuses the simulators' size option: a station set to folder:/genicam:
+        # showed "no source" (folder: unknown option(s) ['resolution']) before.
+        self.source_options = dict(source_options) if source_options is not None else station_check.source_options(source, seed)
         self.fps, self.line_rate, self.seed = fps, line_rate, seed
         self.ring = LineRing()
         self.latest: Any = None  # newest Capture (or product image for line scan)
@@ -170,6 +174,7 @@ class Rig(QObject):
         self.plc_sim: Any = None
         self.plc_error: str | None = None
         self._workers: list[Worker] = []
+        self._preview: Worker | None = None  # the cameras' preview loop (paused while live sort has them)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -177,8 +182,25 @@ class Rig(QObject):
         if self.kind == "line-scan":
             self._run(linescan_loop, self.ring, self.seed, self.line_rate)
         elif self.source_spec:
-            self._run(preview_loop, self.source_spec, dict(self.source_options), self.fps)
+            self._preview = self._run(preview_loop, self.source_spec, dict(self.source_options), self.fps)
         self._start_plc()
+
+    def pause_preview(self) -> bool:
+        """Close the cameras' preview (live sort opens the same cameras in its own process: a
+        GenICam camera or a webcam serves one process at a time). True if one was running."""
+        w, self._preview = self._preview, None
+        if w is None:
+            return False
+        w.cancel()
+        w.wait(5000)
+        if w in self._workers:
+            self._workers.remove(w)
+        return True
+
+    def resume_preview(self) -> None:
+        """Reopen the preview closed by pause_preview."""
+        if self._preview is None and self.kind != "line-scan" and self.source_spec:
+            self._preview = self._run(preview_loop, self.source_spec, dict(self.source_options), self.fps)
 
     def _start_plc(self) -> None:
         host, port = "127.0.0.1", 0
@@ -205,13 +227,14 @@ class Rig(QObject):
         self.plc["endpoint"] = f"{host}:{port}"
         self._run(plc_monitor_loop, host, port)
 
-    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+    def _run(self, fn: Callable[..., Any], *args: Any) -> Worker:
         w = Worker(fn, *args)
         w.min_progress_interval_s = 0.0  # frames are already paced by the loops
         w.progress.connect(self._on_progress)
         w.failed.connect(lambda msg, name=fn.__name__: self._on_failed(name, msg))
         self._workers.append(w)
         w.start()
+        return w
 
     def stop(self) -> None:
         for w in self._workers:
@@ -219,6 +242,7 @@ class Rig(QObject):
         for w in self._workers:
             w.wait(3000)
         self._workers.clear()
+        self._preview = None
         if self.plc_sim is not None:
             try:
                 self.plc_sim.stop()

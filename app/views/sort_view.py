@@ -85,7 +85,10 @@ class SortView(QWidget):
         self.ctx = ctx
         self.run: dict[str, Any] | None = None
         self.plc_override: tuple[str, int] | None = None  # tests / a configured PLC
-        self.source_spec = "sim:640x480"
+        # The cameras to sort from: None takes the station's source (Station settings, the one the
+        # Capture view shows); a spec here overrides it (tests, a look at one folder).
+        self.source_spec: str | None = None
+        self._paused_preview = False  # the rig's preview was closed for this run (same cameras)
         self.sim_rate = 4.0  # parts/s of the built-in simulator's conveyor
         self.last_summary: dict[str, Any] | None = None
         self.last_snapshot: dict[str, Any] = {}
@@ -198,7 +201,8 @@ class SortView(QWidget):
         except ValueError as exc:
             self.mode.setText(str(exc).replace("--map-cameras", "Camera map"))
             return False
-        spec = SessionSpec(str(proj.path), plc, self.source_spec, self.shadow.isChecked(), self.sim_rate,
+        source = self.sort_source()
+        spec = SessionSpec(str(proj.path), plc, source, self.shadow.isChecked(), self.sim_rate,
                            threads=engine_threads(), parent_pid=os.getpid(), camera_map=mapping)
         self._busy = Worker(sort_in_process, spec)
         self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
@@ -208,9 +212,21 @@ class SortView(QWidget):
         self._busy.cancelled.connect(self._on_cancelled)
         self.start_btn.setEnabled(False)
         self.shadow.setEnabled(False)
-        self.mode.setText("Starting: loading the model, connecting to the PLC…")
+        self.mode.setText(f"Starting: loading the model, opening {source}, connecting to the PLC…")
+        if not source.startswith("sim") and rig is not None and hasattr(rig, "pause_preview"):
+            # the sort process opens these cameras itself: the preview lets go of them first
+            self._paused_preview = rig.pause_preview()
         self._busy.start()
         return True
+
+    def sort_source(self) -> str:
+        """The source spec this view sorts from: its override, else the station's source (its
+        simulated cameras at the rig's 640x480 for "sim"). Before this, the window sorted the
+        simulator's images whatever cameras the station had."""
+        if self.source_spec:
+            return self.source_spec
+        station = str(getattr(self.ctx.station, "source", "sim") or "sim")
+        return "sim:640x480" if station == "sim" else station
 
     def _on_report(self, p: Progress) -> None:
         if isinstance(p.payload, SortTick):
@@ -249,7 +265,14 @@ class SortView(QWidget):
         else:
             self._on_stopped({"error": msg})
 
+    def _resume_preview(self) -> None:
+        rig = getattr(self.ctx, "rig", None)
+        if self._paused_preview and rig is not None:
+            rig.resume_preview()
+        self._paused_preview = False
+
     def _on_start_failed(self, msg: str) -> None:
+        self._resume_preview()
         self.start_btn.setEnabled(True)
         self.shadow.setEnabled(True)
         self.mode.setText(f"Could not start: {msg}")
@@ -274,6 +297,7 @@ class SortView(QWidget):
     def _on_stopped(self, summary: dict[str, Any]) -> None:
         self.run = None
         self.timer.stop()
+        self._resume_preview()
         self.last_summary = summary
         self.stop_btn.setEnabled(False)
         self.start_btn.setEnabled(True)
