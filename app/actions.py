@@ -214,9 +214,15 @@ class ProjectActions:
         saved; the rig restarts with them while no live sort holds them."""
         if not self.ctx.require_role(Role.SUPERVISOR):
             return None
-        dialog = StationDialog(self.ctx, self.window, on_saved=self._restart_rig)
+        dialog = StationDialog(self.ctx, self.window, on_saved=self._restart_rig, busy=self._sorting)
         dialog.open()  # not exec(): the rig and a live sort keep running meanwhile
         return dialog
+
+    def _sorting(self) -> str | None:
+        sort = getattr(self.window, "views", {}).get("Live sort")
+        if sort is not None and getattr(sort, "is_on", lambda: False)():
+            return "Live sort is on: stop it before changing the cameras or the PLC."
+        return None
 
     def _restart_rig(self) -> None:
         if self.ctx.rig is None:

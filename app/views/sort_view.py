@@ -43,10 +43,11 @@ from hardware.sort.config import parse_host_port
 from hardware.sort.session import SessionSpec, run_session
 from hardware.sort.summary import SortStarted, SortTick
 from labeling.progress import Progress, ProgressFn, StopFn
-from labeling.types import Role
+from labeling.types import ProjectKind, Role
 from training.cameras import parse_camera_map
 
 POLL_MS = 200
+XRAY_SIM_RATE = 1.0  # parts/s of the simulated conveyor under the simulated X-ray detector
 CAPACITY_COLOURS = {"tight": "#ffb347", "over": "#ff4d4d"}  # "ok"/"unknown": the theme's text colour
 
 
@@ -202,7 +203,10 @@ class SortView(QWidget):
             self.mode.setText(str(exc).replace("--map-cameras", "Camera map"))
             return False
         source = self.sort_source()
-        spec = SessionSpec(str(proj.path), plc, source, self.shadow.isChecked(), self.sim_rate,
+        # X-ray products come at the detector's pace (a product takes ~0.5 s to scan here): the
+        # simulated conveyor is not set to trigger faster than the line can deliver them.
+        rate = min(self.sim_rate, XRAY_SIM_RATE) if source.startswith("xray") else self.sim_rate
+        spec = SessionSpec(str(proj.path), plc, source, self.shadow.isChecked(), rate,
                            threads=engine_threads(), parent_pid=os.getpid(), camera_map=mapping)
         self._busy = Worker(sort_in_process, spec)
         self._busy.min_progress_interval_s = 0.0  # the run paces its reports (5 per second)
@@ -225,6 +229,9 @@ class SortView(QWidget):
         simulator's images whatever cameras the station had."""
         if self.source_spec:
             return self.source_spec
+        proj = self.ctx.project
+        if proj is not None and proj.settings.kind == ProjectKind.LINE_SCAN:
+            return "xray"  # the X-ray detector (simulated: the one the Capture view's waterfall shows)
         station = str(getattr(self.ctx.station, "source", "sim") or "sim")
         return "sim:640x480" if station == "sim" else station
 

@@ -33,10 +33,12 @@ PLC_HELP = "sim (the built-in PLC simulator) or HOST:PORT of the PLC's Modbus TC
 class StationDialog(QDialog):
     """Camera source and PLC address with a Test button each; Save applies them."""
 
-    def __init__(self, ctx: Any, parent: Any = None, on_saved: Callable[[], None] | None = None) -> None:
+    def __init__(self, ctx: Any, parent: Any = None, on_saved: Callable[[], None] | None = None,
+                 busy: Callable[[], str | None] | None = None) -> None:
         super().__init__(parent)
         self.ctx = ctx
         self.on_saved = on_saved
+        self.busy = busy  # why saving must wait now (a live sort holds the cameras), else None
         self.setWindowTitle("Cameras and PLC")
         self.setMinimumWidth(640)
         self.source = QLineEdit(str(ctx.station.source or "sim"))
@@ -47,7 +49,9 @@ class StationDialog(QDialog):
         self.test_plc_btn = QPushButton("Test PLC")
         self.source_result = QLabel("")
         self.plc_result = QLabel("")
-        for label in (self.source_result, self.plc_result):
+        self.message = QLabel("")
+        self.message.setObjectName("pillBad")
+        for label in (self.source_result, self.plc_result, self.message):
             label.setWordWrap(True)
         grid = QGridLayout()
         grid.addWidget(QLabel("Cameras"), 0, 0)
@@ -67,6 +71,7 @@ class StationDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addLayout(grid)
         lay.addWidget(hint)
+        lay.addWidget(self.message)
         lay.addWidget(buttons)
         self.test_source_btn.clicked.connect(lambda: self._test(check_source, self.source, self.source_result,
                                                                 self.test_source_btn))
@@ -98,6 +103,10 @@ class StationDialog(QDialog):
         """Store both settings and restart the rig with them (supervisor only)."""
         from labeling.types import Role
         if not self.ctx.require_role(Role.SUPERVISOR):
+            return
+        why = self.busy() if self.busy is not None else None
+        if why:  # the sort process holds the cameras and talks to the PLC: nothing changes under it
+            self.message.setText(why)
             return
         source, plc = self.source.text().strip() or "sim", self.plc.text().strip() or "sim"
         changed = (source, plc) != (self.ctx.station.source, self.ctx.station.plc)

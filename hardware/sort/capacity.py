@@ -30,6 +30,13 @@ class Capacity:
     part_ms: float  # ms per part (0: not measured yet)
     line_rate: float | None  # parts/s the line triggers (None: not known yet)
     basis: str  # "warm-up forward" (before parts) or "measured p50" (parts flowing)
+    capture_ms: float | None = None  # p50 of the capture stage, once parts flow
+
+    @property
+    def capture_bound(self) -> bool:
+        """Most of a part's time is the capture (an X-ray product still being scanned, a slow
+        camera): a lighter model would not help."""
+        return self.capture_ms is not None and self.part_ms > 0 and self.capture_ms >= 0.5 * self.part_ms
 
     @property
     def max_rate(self) -> float | None:
@@ -53,14 +60,17 @@ class Capacity:
         """One sentence for the Live-sort panel and `okng sort`."""
         if self.max_rate is None:
             return "Speed: not measured yet."
-        head = f"{self.part_ms:.0f} ms a part ({self.basis}): at most {self.max_rate:.1f} parts/s on this PC"
+        of = f", capture {self.capture_ms:.0f} ms of it" if self.capture_bound else ""
+        head = f"{self.part_ms:.0f} ms a part ({self.basis}{of}): at most {self.max_rate:.1f} parts/s on this PC"
         if self.line_rate is None or self.line_rate <= 0:
             return head + "; the line's rate shows once triggers come."
         head += f"; the line triggers {self.line_rate:.1f} parts/s"
         level = self.level
         if level == "over":
-            return ("⚠ Cannot keep up: " + head + ". Parts will be missed and rejected (fail-safe). Use a "
-                    "lighter or pruned model, ONNX Runtime, a smaller input, or slow the line before going live.")
+            fix = ("Most of it is the capture: a faster source (exposure, transfer, scan length) or a slower "
+                   "line fixes it, not a lighter model." if self.capture_bound else
+                   "Use a lighter or pruned model, ONNX Runtime, a smaller input, or slow the line before going live.")
+            return "⚠ Cannot keep up: " + head + ". Parts will be missed and rejected (fail-safe). " + fix
         if level == "tight":
             return ("⚠ Little headroom: " + head + f" (load {self.load:.0%}). A slow forward will miss a part; "
                     "watch the missed count in shadow mode before going live.")
@@ -70,18 +80,23 @@ class Capacity:
         load = self.load
         return {"part_ms": round(self.part_ms, 1), "max_rate": None if self.max_rate is None else round(self.max_rate, 2),
                 "line_rate": self.line_rate, "load": None if load is None else round(load, 3),
-                "basis": self.basis, "level": self.level, "text": self.text()}
+                "basis": self.basis, "capture_ms": self.capture_ms, "capture_bound": self.capture_bound,
+                "level": self.level, "text": self.text()}
 
 
 def assess(forward_ms: float, latency_ms: dict[str, float] | None, trigger_rate: float,
-           planned_rate: float | None = None) -> Capacity:
+           planned_rate: float | None = None, capture_p50_ms: float | None = None) -> Capacity:
     """The capacity from what the engine knows now: its warm-up forward, the parts' latency so
-    far (p50, once there are a few) and the rate triggers came at; a planned rate (the built-in
-    simulator's conveyor) stands for the line until triggers show the real one."""
+    far (p50, once there are a few; with the capture stage's share) and the rate triggers came
+    at; a planned rate (the built-in simulator's conveyor) stands for the line until triggers
+    show the real one."""
     lat = latency_ms or {}
+    capture = None
     if lat.get("p50") and lat.get("n", 0) >= 3:
         part_ms, basis = float(lat["p50"]), "measured p50"
+        capture = capture_p50_ms
     else:
         part_ms, basis = float(forward_ms or 0.0), "warm-up forward"
     rate = trigger_rate if trigger_rate and trigger_rate > 0 else planned_rate
-    return Capacity(part_ms, round(float(rate), 2) if rate else None, basis)
+    return Capacity(part_ms, round(float(rate), 2) if rate else None, basis,
+                    None if capture is None else round(float(capture), 1))

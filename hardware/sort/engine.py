@@ -216,7 +216,8 @@ class SortEngine:
         return s
 
     def _capacity(self, latency_ms: dict[str, float], trigger_rate: float) -> Capacity:
-        return assess(self._summary.forward_ms, latency_ms, trigger_rate, self.config.line_rate)
+        return assess(self._summary.forward_ms, latency_ms, trigger_rate, self.config.line_rate,
+                      self.stats.p50_ms("capture"))
 
     # ------------------------------------------------------------------ setup / teardown
     def _setup(self) -> None:

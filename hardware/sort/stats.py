@@ -53,6 +53,13 @@ class LatencyStats:
             out["n"] = len(total)
         return out
 
+    def p50_ms(self, stage: str) -> float | None:
+        """One stage's p50 in milliseconds (None before it was measured): one deque copied, not
+        all of them, since the reporting thread asks five times a second beside the engine."""
+        with self._lock:
+            values = list(self._stages[stage])
+        return percentiles(values, (50,)).get("p50")
+
     def stages_ms(self) -> dict[str, dict[str, float]]:
         """p50/p99 per stage in milliseconds (stages that were measured)."""
         with self._lock:

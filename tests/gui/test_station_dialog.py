@@ -115,3 +115,40 @@ def test_live_sort_sorts_the_stations_cameras_borrowed_from_the_preview(ctx, plc
     assert summary["source"]["name"] == f"folder:{folder}" and summary["triggers"] >= 1
     frames = rig.frames
     qtbot.waitUntil(lambda: rig._preview is not None and rig.frames > frames, timeout=20000)  # preview back
+
+
+def test_an_xray_project_sorts_from_the_xray_detector(qtbot, tmp_path):
+    """A line-scan project's Live sort takes the X-ray detector, not the station's camera
+    simulator (which sorted bolt images for an X-ray model before)."""
+    from app.context import AppContext
+    from labeling.demo import make_demo_project
+    ctx = AppContext()
+    ctx.set_project(make_demo_project(tmp_path / "xray.h5", "xray", parts=2, seed=0))
+    try:
+        view = SortView(ctx)
+        qtbot.addWidget(view)
+        assert view.sort_source() == "xray"
+        view.source_spec = "folder:/somewhere"  # an explicit choice still wins
+        assert view.sort_source() == "folder:/somewhere"
+    finally:
+        ctx.shutdown()
+
+
+def test_the_cameras_cannot_change_under_a_running_live_sort(ctx, qtbot, tmp_path):
+    """A sort process holds the cameras and talks to the PLC: Save waits until it is stopped."""
+    ctx.switch_role(Role.SUPERVISOR, "4321")
+    window = QWidget()
+    qtbot.addWidget(window)
+    sort = SortView(ctx)
+    qtbot.addWidget(sort)
+    window.views = {"Live sort": sort}  # as MainWindow keeps its views
+    sort.run = {"shadow": True}  # a run is on (what SortView._on_started sets)
+    dialog = ProjectActions(ctx, window).edit_station()
+    qtbot.addWidget(dialog)
+    dialog.source.setText(f"folder:{tmp_path}")
+    dialog.save()
+    assert dialog.message.text() == "Live sort is on: stop it before changing the cameras or the PLC."
+    assert StationSettings.load().source == "sim" and ctx.station.source == "sim"
+    sort.run = None  # stopped: now it saves
+    dialog.save()
+    assert StationSettings.load().source == f"folder:{tmp_path}"

@@ -102,3 +102,15 @@ def test_a_model_too_slow_for_the_line_is_called_out_and_misses_parts(project):
     assert s.missed > 0, "the line outran the model: some parts must have been missed"
     assert s.capacity["level"] == "over", s.capacity
     assert s.capacity["text"].startswith("⚠ Cannot keep up") and s.capacity["max_rate"] < s.capacity["line_rate"]
+
+
+def test_a_capture_bound_line_is_told_a_lighter_model_will_not_help():
+    """An X-ray product still being scanned (or a slow camera) takes most of a part's time: the
+    advice is about the source and the line, not the model."""
+    cap = assess(60.0, {"p50": 631.0, "n": 20}, 3.9, capture_p50_ms=560.0)
+    assert cap.capture_bound and cap.level == "over"
+    assert cap.text().startswith("⚠ Cannot keep up: 631 ms a part (measured p50, capture 560 ms of it)")
+    assert "not a lighter model" in cap.text() and "pruned" not in cap.text()
+    model_bound = assess(60.0, {"p50": 631.0, "n": 20}, 3.9, capture_p50_ms=20.0)
+    assert not model_bound.capture_bound and "pruned model" in model_bound.text()
+    assert "capture" not in model_bound.text()
