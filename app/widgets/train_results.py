@@ -87,6 +87,8 @@ class MetricsPanel(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setVisible(False)  # the class column names the rows
+        # Seven classes (NEU-DET: OK + six) fit without scrolling at 1600x1000: rows of one text line.
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 6)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
