@@ -26,6 +26,7 @@ from hardware import station_check
 from .worker import Worker
 
 log = logging.getLogger(__name__)
+LINE_SCAN_PARTS_PER_S = 1.0  # the simulated PLC's trigger rate under the simulated X-ray detector
 Progress = Callable[[Any], None]
 Stop = Callable[[], bool]
 
@@ -207,7 +208,10 @@ class Rig(QObject):
         if self.plc_spec == "sim":
             try:
                 from hardware.plc.simulator import PlcSimulator
-                self.plc_sim = PlcSimulator(port=0)
+                # Simulated X-ray products come at the detector's pace (one is scanned in ~0.6 s
+                # here): a conveyor triggering faster makes every other live-sort part an ERROR.
+                rate = LINE_SCAN_PARTS_PER_S if self.kind == "line-scan" else 5.0
+                self.plc_sim = PlcSimulator(port=0, rate=rate)
                 self.plc_sim.start()
                 port = self.plc_sim.port
             except Exception as exc:  # noqa: BLE001 - missing module or port: shown, not raised

@@ -35,6 +35,7 @@ from PyQt6.QtWidgets import (
 )
 
 from app.child import in_child, start_child_server
+from app.rig import LINE_SCAN_PARTS_PER_S
 from app.widgets.plot_curves import CurvePlot
 from app.widgets.sort_indicator import CounterTiles, VerdictIndicator
 from app.widgets.stagger import Stagger
@@ -47,7 +48,6 @@ from labeling.types import ProjectKind, Role
 from training.cameras import parse_camera_map
 
 POLL_MS = 200
-XRAY_SIM_RATE = 1.0  # parts/s of the simulated conveyor under the simulated X-ray detector
 CAPACITY_COLOURS = {"tight": "#ffb347", "over": "#ff4d4d"}  # "ok"/"unknown": the theme's text colour
 
 
@@ -205,7 +205,7 @@ class SortView(QWidget):
         source = self.sort_source()
         # X-ray products come at the detector's pace (a product takes ~0.5 s to scan here): the
         # simulated conveyor is not set to trigger faster than the line can deliver them.
-        rate = min(self.sim_rate, XRAY_SIM_RATE) if source.startswith("xray") else self.sim_rate
+        rate = min(self.sim_rate, LINE_SCAN_PARTS_PER_S) if source.startswith("xray") else self.sim_rate
         spec = SessionSpec(str(proj.path), plc, source, self.shadow.isChecked(), rate,
                            threads=engine_threads(), parent_pid=os.getpid(), camera_map=mapping)
         self._busy = Worker(sort_in_process, spec)

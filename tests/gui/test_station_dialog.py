@@ -152,3 +152,16 @@ def test_the_cameras_cannot_change_under_a_running_live_sort(ctx, qtbot, tmp_pat
     sort.run = None  # stopped: now it saves
     dialog.save()
     assert StationSettings.load().source == f"folder:{tmp_path}"
+
+
+def test_the_simulated_plc_triggers_at_the_pace_of_the_rigs_line(qtbot):
+    """Under the simulated X-ray detector the simulated PLC triggers 1 part/s (the products' pace);
+    under the simulated cameras 5 parts/s."""
+    from app.rig import LINE_SCAN_PARTS_PER_S
+    for kind, rate in (("line-scan", LINE_SCAN_PARTS_PER_S), ("multi-camera", 5.0)):
+        rig = Rig(kind=kind, source="", plc="sim")
+        rig._start_plc()  # the PLC half of start(): no detector or cameras needed for this
+        try:
+            assert rig.plc_sim is not None and rig.plc_sim.rate == rate
+        finally:
+            rig.stop()
