@@ -61,16 +61,12 @@ class CaptureView(QWidget):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.counter)
-        self.tiles = {cam: CameraTile(cam) for cam in CAMERAS}
+        self.tiles: dict[str, CameraTile] = {}
         self.stagger = Stagger(self, gap_ms=25)
         grid_w = QWidget()
-        grid = QGridLayout(grid_w)
-        grid.setContentsMargins(0, 0, 0, 0)
-        for i, t in enumerate(self.tiles.values()):
-            grid.addWidget(t, i // 2, i % 2)
-            t.roi_changed.connect(self._save_roi)
-            t.settings_changed.connect(self._save_camera_settings)
-            t.set_settings(ctx.station.cameras.get(t.camera, {}))
+        self.grid = QGridLayout(grid_w)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.set_cameras(CAMERAS)
         self.waterfall = Waterfall()
         self.stack = QStackedWidget()
         self.stack.addWidget(grid_w)
@@ -123,9 +119,30 @@ class CaptureView(QWidget):
             for t in self.tiles.values():
                 t.show_frame(None)
 
+    def set_cameras(self, cameras: list[str]) -> None:
+        """One tile per camera of the source, in its order (two columns up to four, then three).
+        A station's real cameras are named by their source (GenICam: "Viky-0", a folder: its
+        sub-folders): fixed cam0-cam3 tiles showed "no source" under a running 3-camera rig."""
+        if list(cameras) == list(self.tiles):
+            return
+        self.stagger.clear()  # frames queued for the old tiles must not reach deleted widgets
+        for t in self.tiles.values():
+            self.grid.removeWidget(t)
+            t.deleteLater()
+        self.tiles = {cam: CameraTile(cam) for cam in cameras}
+        cols = 2 if len(cameras) <= 4 else 3
+        for i, t in enumerate(self.tiles.values()):
+            self.grid.addWidget(t, i // cols, i % cols)
+            t.roi_changed.connect(self._save_roi)
+            t.settings_changed.connect(self._save_camera_settings)
+            t.set_settings(self.ctx.station.cameras.get(t.camera, {}))
+        self._show_rois()
+
     # ------------------------------------------------------------------ live
     def show_capture(self, cap: Any) -> None:
         """Show the newest frames (called for each preview Capture; cheap: setImage per tile)."""
+        if list(cap.cameras) != list(self.tiles):
+            self.set_cameras(list(cap.cameras))  # the station's source names its cameras
         if not self.isVisible():
             return
         # One tile per event-loop pass (Stagger): four tiles painted in one pass took ~20 ms at

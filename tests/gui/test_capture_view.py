@@ -79,3 +79,36 @@ def test_line_ring_keeps_order_across_the_wrap():
     assert ring.snapshot()[:, 0].tolist() == [2, 3, 4, 5, 6] and ring.total == 7
     ring.push(np.arange(24, dtype=np.float32).reshape(8, 3))  # more than capacity at once
     assert ring.snapshot()[:, 0].tolist() == [9, 12, 15, 18, 21]
+
+
+def test_the_tiles_follow_the_stations_cameras_and_capture_stores_them(qtbot, tmp_path):
+    """A real station names its cameras (GenICam "Viky-0", a folder's sub-folders): the tiles are
+    the source's cameras, each shows its frames, and a capture stores the part under those names."""
+    import cv2
+    import numpy as np
+    folder = tmp_path / "line"
+    for cam, level in (("left", 60), ("right", 120), ("top", 180)):
+        (folder / cam).mkdir(parents=True)
+        for k in range(3):
+            cv2.imwrite(str(folder / cam / f"p{k}.png"), np.full((30, 40), level, np.uint8))
+    Project.create(tmp_path / "cap.h5", Settings(name="cap", classes=list(BOLT_CLASSES)))
+    ctx = AppContext()
+    ctx.open_project(tmp_path / "cap.h5")
+    view = CaptureView(ctx)
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    assert list(view.tiles) == ["cam0", "cam1", "cam2", "cam3"]  # before any source
+    rig = Rig(source=f"folder:{folder}", plc="", fps=10)
+    ctx.set_rig(rig)
+    rig.start()
+    try:
+        qtbot.waitUntil(lambda: list(view.tiles) == ["left", "right", "top"], timeout=20000)
+        qtbot.waitUntil(lambda: all(t.shape == (30, 40) for t in view.tiles.values()), timeout=20000)
+        assert view.capture()
+        assert ctx.writer.flush(10)
+        part = Project.open(tmp_path / "cap.h5").parts()[-1]
+        assert [v.camera for v in part.views] == ["left", "right", "top"]
+    finally:
+        rig.stop()
+        ctx.shutdown()
