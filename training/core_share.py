@@ -104,27 +104,36 @@ def reserved_cpus(folder: Path | None = None) -> int:
 
 
 @contextlib.contextmanager
+def _registered(file: Path, extra: str = "") -> Iterator[bool]:
+    """This process named in `file` (its start time, then `extra`) for the block; False where the
+    folder cannot be written, or off POSIX (os.kill(pid, 0) terminates a process on Windows: no
+    liveness check). Runs (.run) and sorts (.sort) register alike."""
+    if os.name != "posix":
+        yield False
+        return
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(f"{_start_time(os.getpid())} {extra}".rstrip())
+    except OSError:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            file.unlink()
+
+
+@contextlib.contextmanager
 def reserve(cpus: int, folder: Path | None = None) -> Iterator[Path | None]:
     """Hold `cpus` cores for a live sort while the block runs: training runs on this machine
     divide only the others among themselves (at least one thread each), so an inspector's
     training never takes the CPU the reject gate's verdicts come from. The sort is not a run
-    and takes no share: its thread layout is its own (hardware.sort.threads)."""
-    if os.name != "posix":
-        yield None
-        return
-    folder = folder or runs_dir()
-    file = folder / f"{os.getpid()}.sort"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        file.write_text(f"{_start_time(os.getpid())} {int(cpus)}")
-    except OSError:  # an unwritable temp folder: sort anyway, the runs just do not know
-        yield None
-        return
-    try:
-        yield file
-    finally:
-        with contextlib.suppress(OSError):
-            file.unlink()
+    and takes no share: its thread layout is its own (hardware.sort.threads). None where it
+    cannot register (an unwritable temp folder: sort anyway, the runs just do not know)."""
+    file = (folder or runs_dir()) / f"{os.getpid()}.sort"
+    with _registered(file, str(int(cpus))) as ok:
+        yield file if ok else None
 
 
 class Share:
@@ -173,26 +182,19 @@ def session(fixed: int | None = None, cpus: int | None = None, folder: Path | No
     if _current:
         yield _current[-1]
         return
-    if os.name != "posix":  # os.kill(pid, 0) terminates the process on Windows: no liveness check
-        yield None
-        return
     folder = folder or runs_dir()
     share = Share(folder, cpus or _cpus(), fixed=bool(fixed))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        share.file.write_text(_start_time(os.getpid()))
-    except OSError:  # an unwritable temp folder: train alone rather than not at all
-        yield None
-        return
-    _current.append(share)
-    try:
-        share.rebalance()
-        yield share
-    finally:
-        _current.pop()
-        share.restore()
-        with contextlib.suppress(OSError):
-            share.file.unlink()
+    with _registered(share.file) as ok:
+        if not ok:  # an unwritable temp folder: train alone rather than not at all
+            yield None
+            return
+        _current.append(share)
+        try:
+            share.rebalance()
+            yield share
+        finally:
+            _current.pop()
+            share.restore()
 
 
 def rebalance() -> int | None:
