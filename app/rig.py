@@ -182,8 +182,8 @@ class Rig(QObject):
         """Start the camera/line loop and the PLC (simulator + monitor); errors become state."""
         if self.kind == "line-scan":
             self._run(linescan_loop, self.ring, self.seed, self.line_rate)
-        elif self.source_spec:
-            self._preview = self._run(preview_loop, self.source_spec, dict(self.source_options), self.fps)
+        else:
+            self.resume_preview()
         self._start_plc()
 
     def pause_preview(self) -> bool:
@@ -199,7 +199,7 @@ class Rig(QObject):
         return True
 
     def resume_preview(self) -> None:
-        """Reopen the preview closed by pause_preview."""
+        """Open the cameras' preview (at start, or again after pause_preview) unless it runs."""
         if self._preview is None and self.kind != "line-scan" and self.source_spec:
             self._preview = self._run(preview_loop, self.source_spec, dict(self.source_options), self.fps)
 

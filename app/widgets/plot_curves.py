@@ -295,13 +295,12 @@ class ConfusionMatrix(QTableWidget):
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.setMinimumHeight(120)
         self.horizontalHeader().setMinimumSectionSize(24)  # 7 columns of up to 3 digits in ~200 px
-        self.numbered = False
 
     def show_matrix(self, matrix: Any, classes: Sequence[str]) -> None:
         m = np.asarray(matrix if matrix is not None else np.zeros((0, 0)), dtype=float)
         n = m.shape[0] if m.ndim == 2 else 0
         names = list(classes)[:n] + [str(i) for i in range(len(classes), n)]
-        numbered = self.numbered = n > self.WORDS
+        numbered = n > self.WORDS
         self.clear()
         self.setRowCount(n)
         self.setColumnCount(n)

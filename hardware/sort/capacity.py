@@ -20,8 +20,6 @@ from typing import Any
 TIGHT = 0.6  # load from which the period's slack is within one part's jitter
 OVER = 0.9  # load from which triggers come faster than parts are decided, on average
 
-LEVELS = ("unknown", "ok", "tight", "over")
-
 
 @dataclass(frozen=True)
 class Capacity:
