@@ -1,4 +1,4 @@
-"""Fixtures the model views' tests share (Train, Prune, Explain)."""
+"""Fixtures the views' tests share (Train, Prune, Explain; Live sort and the Station dialog: `plc`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -44,3 +44,13 @@ def demo_context(tmp_path: Path, qtbot) -> Iterator[Callable[..., AppContext]]:
     yield make
     for c in made:
         c.shutdown()
+
+
+@pytest.fixture
+def plc():
+    """The built-in PLC/conveyor simulator on a free loopback port, 6 parts/s."""
+    from hardware.plc.simulator import PlcSimulator
+    sim = PlcSimulator(host="127.0.0.1", port=0, rate=6.0)
+    sim.start()
+    yield sim
+    sim.stop()

@@ -12,7 +12,7 @@ from labeling.types import BOLT_CLASSES, ROI, XRAY_CLASSES, ProjectKind, Role, S
 pytest.importorskip("hardware.sources.sim")
 
 
-def _view(qtbot, tmp_path, kind):
+def _view(qtbot, tmp_path, kind, source="sim", source_options=None):
     s = Settings(name="cap", kind=kind, classes=list(XRAY_CLASSES if kind == ProjectKind.LINE_SCAN else BOLT_CLASSES),
                  cameras=["xray"] if kind == ProjectKind.LINE_SCAN else ["cam0", "cam1", "cam2", "cam3"])
     Project.create(tmp_path / "cap.h5", s)
@@ -22,7 +22,10 @@ def _view(qtbot, tmp_path, kind):
     qtbot.addWidget(view)
     view.resize(1200, 800)
     view.show()
-    rig = Rig(kind=kind.value, source="sim", plc="", source_options={"resolution": (160, 120)}, fps=10)
+    # the rig's frames reach the view through the event loop: none before the test waits
+    assert list(view.tiles) == ["cam0", "cam1", "cam2", "cam3"]  # before any source
+    options = {"resolution": (160, 120)} if source == "sim" and source_options is None else source_options
+    rig = Rig(kind=kind.value, source=source, plc="", source_options=options, fps=10)
     rig.changed.connect(ctx.rig_changed.emit)
     ctx.set_rig(rig)
     rig.start()
@@ -91,17 +94,8 @@ def test_the_tiles_follow_the_stations_cameras_and_capture_stores_them(qtbot, tm
         (folder / cam).mkdir(parents=True)
         for k in range(3):
             cv2.imwrite(str(folder / cam / f"p{k}.png"), np.full((30, 40), level, np.uint8))
-    Project.create(tmp_path / "cap.h5", Settings(name="cap", classes=list(BOLT_CLASSES)))
-    ctx = AppContext()
-    ctx.open_project(tmp_path / "cap.h5")
-    view = CaptureView(ctx)
-    qtbot.addWidget(view)
-    view.resize(1200, 800)
-    view.show()
-    assert list(view.tiles) == ["cam0", "cam1", "cam2", "cam3"]  # before any source
-    rig = Rig(source=f"folder:{folder}", plc="", fps=10)
-    ctx.set_rig(rig)
-    rig.start()
+    ctx, view = _view(qtbot, tmp_path, ProjectKind.MULTI_CAMERA, source=f"folder:{folder}")
+    rig = ctx.rig
     try:
         qtbot.waitUntil(lambda: list(view.tiles) == ["left", "right", "top"], timeout=20000)
         qtbot.waitUntil(lambda: all(t.shape == (30, 40) for t in view.tiles.values()), timeout=20000)

@@ -17,14 +17,6 @@ def ctx(demo_context):
     return demo_context("sort.h5", 8)
 
 
-@pytest.fixture
-def plc():
-    sim = PlcSimulator(host="127.0.0.1", port=0, rate=6.0)
-    sim.start()
-    yield sim
-    sim.stop()
-
-
 def _pc_status(sim: PlcSimulator) -> PcStatus:
     """PC_STATUS as a PLC reads it: one Modbus FC3 read over TCP."""
     with PlcClient("127.0.0.1", sim.port) as client:

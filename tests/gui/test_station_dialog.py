@@ -13,21 +13,12 @@ from app.actions import ProjectActions
 from app.rig import Rig
 from app.station import StationSettings
 from app.views.sort_view import SortView
-from hardware.plc.simulator import PlcSimulator
 from labeling.types import Role
 
 
 @pytest.fixture
 def ctx(demo_context):
     return demo_context("station.h5", 4)
-
-
-@pytest.fixture
-def plc():
-    sim = PlcSimulator(host="127.0.0.1", port=0, rate=6.0)
-    sim.start()
-    yield sim
-    sim.stop()
 
 
 def _line(root: Path, cams: list[str], parts: int = 40) -> Path:

@@ -209,26 +209,40 @@ def test_segment_model_shows_its_dice_curves(ctx, qtbot):
     qtbot.waitUntil(lambda: view.acc_plot.series("val dice")[1] == pytest.approx([0.2, 0.4, 0.6]), timeout=20000)
 
 
-def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtbot):
-    """A stored classes model: the N x N confusion matrix, the per-class table, and one one-vs-rest
-    ROC and PR curve per class (from the card, in the project's class colours)."""
+def _logits(y, n_classes: int, seed: int):
+    """Random logits with the true class 2 higher: a model that is mostly right."""
+    import numpy as np
+    logits = np.random.default_rng(seed).normal(0, 1, (len(y), n_classes))
+    logits[np.arange(len(y)), y] += 2.0
+    return logits
+
+
+def _store_class_model(ctx, model_id: str, names: list[str], y, logits, verdict_curves: bool) -> None:
+    """A classes model's card scored on parts y with these logits, stored in the project (no
+    weights: the views only read its card). verdict_curves: the derived OK/NG ROC/PR a card has
+    when its split holds OK and NG parts."""
     import numpy as np
 
     from training.card import ModelCard, SplitMetrics
     from training.metrics import curve_points
     from training.task_metrics import class_curves, multiclass_report
-    names = ["OK", *[c.name for c in ctx.project.settings.classes]]
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(len(names)), 6)
-    logits = rng.normal(0, 1, (y.size, len(names)))
-    logits[np.arange(y.size), y] += 2.0
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    rep = multiclass_report(y, probs, names)
-    roc, pr = curve_points((y != 0).astype(int), 1 - probs[:, 0])  # the derived verdict's curves, as a card has
-    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(), roc, pr,
-                         classes=class_curves(y, probs, names))
-    card = ModelCard("cls-1", "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
+    roc, pr = curve_points((y != 0).astype(int), 1 - probs[:, 0]) if verdict_curves else (None, None)
+    split = SplitMetrics(multiclass_report(y, probs, names), list(range(len(y))), list(map(int, y)),
+                         (1 - probs[:, 0]).tolist(), roc, pr, classes=class_curves(y, probs, names))
+    card = ModelCard(model_id, "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
     Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+
+
+def test_class_model_shows_one_roc_and_pr_curve_per_class_in_its_colour(ctx, qtbot):
+    """A stored classes model: the N x N confusion matrix, the per-class table, and one one-vs-rest
+    ROC and PR curve per class (from the card, in the project's class colours)."""
+    import numpy as np
+
+    from training.card import ModelCard
+    names = ["OK", *[c.name for c in ctx.project.settings.classes]]
+    y = np.repeat(np.arange(len(names)), 6)
+    _store_class_model(ctx, "cls-1", names, y, _logits(y, len(names), seed=0), verdict_curves=True)
     view = TrainView(ctx)
     qtbot.addWidget(view)
     view.refresh_models(select="cls-1")
@@ -339,21 +353,11 @@ def test_a_class_without_parts_shows_no_figures_and_no_ok_ng_curve(ctx, qtbot):
     """NEU-DET has no OK part: the OK row says "—" (not 0.000, which reads as a class never found)
     and the ROC/PR legends name no OK/NG curve that cannot be drawn."""
     import numpy as np
-
-    from training.card import ModelCard, SplitMetrics
-    from training.task_metrics import class_curves, multiclass_report
     names = ["OK", *[c.name for c in ctx.project.settings.classes]]
-    rng = np.random.default_rng(1)
     y = np.repeat(np.arange(1, len(names)), 6)  # every part NG
-    logits = rng.normal(0, 1, (y.size, len(names)))
-    logits[np.arange(y.size), y] += 2.0
+    logits = _logits(y, len(names), seed=1)
     logits[:, 0] = -9.0  # nothing is called OK
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
-    rep = multiclass_report(y, probs, names)
-    split = SplitMetrics(rep, list(range(y.size)), y.tolist(), (1 - probs[:, 0]).tolist(),
-                         classes=class_curves(y, probs, names))
-    card = ModelCard("neu-like", "resnet18", task="classes", classes=names, created=1.0, metrics={"val": split})
-    Project.open(ctx.project.path).save_model(card.id, card.to_meta(), b"not used here")
+    _store_class_model(ctx, "neu-like", names, y, logits, verdict_curves=False)
     view = TrainView(ctx)
     qtbot.addWidget(view)
     view.refresh_models(select="neu-like")
