@@ -87,15 +87,15 @@ class StationDialog(QDialog):
         w = Worker(fn, spec)
         key = "source" if fn is check_source else "plc"
 
-        def done(res: dict[str, Any]) -> None:
+        def show(res: dict[str, Any]) -> None:
             self.results[key] = res
             out.setText(res["text"])
             out.setStyleSheet("color:#2ecc71;" if res["ok"] else "color:#ff4d4d; font-weight:bold;")
             button.setEnabled(True)
             self.adjustSize()  # a two-line answer gets its room
 
-        w.finished.connect(done)
-        w.failed.connect(lambda msg: done({"ok": False, "text": msg}))
+        w.finished.connect(show)
+        w.failed.connect(lambda msg: show({"ok": False, "text": msg}))
         self._tests.append(w)
         w.start()
 
