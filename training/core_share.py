@@ -65,16 +65,19 @@ def _alive(pid: int, started: str) -> bool:
     return not started or _start_time(pid) in ("", started)
 
 
-def _live(folder: Path, suffix: str) -> list[str]:
-    """The contents past the start time of the live registrations ending in suffix (files of
-    dead processes are removed)."""
-    out: list[str] = []
+KINDS = (".run", ".sort")  # a training run's registration, a live sort's reservation
+
+
+def _live(folder: Path) -> dict[str, list[str]]:
+    """Per kind (KINDS), the contents past the start time of its live registrations, from one
+    pass over the folder (files of dead processes are removed)."""
+    out: dict[str, list[str]] = {k: [] for k in KINDS}
     try:
         entries = list(folder.iterdir())
     except OSError:
         return out
     for f in entries:
-        if not f.name.endswith(suffix):
+        if f.suffix not in out:
             continue
         try:
             pid = int(f.stem)
@@ -82,25 +85,29 @@ def _live(folder: Path, suffix: str) -> list[str]:
         except (ValueError, OSError):
             continue
         if _alive(pid, started):
-            out.append(rest)
+            out[f.suffix].append(rest)
         else:
             with contextlib.suppress(OSError):
                 f.unlink()
     return out
 
 
+def _reserved(live: dict[str, list[str]]) -> int:
+    total = 0
+    for rest in live[".sort"]:
+        with contextlib.suppress(ValueError):
+            total += max(0, int(rest))
+    return total
+
+
 def live_runs(folder: Path | None = None) -> int:
     """How many registered runs are alive (files of dead ones are removed)."""
-    return len(_live(folder or runs_dir(), ".run"))
+    return len(_live(folder or runs_dir())[".run"])
 
 
 def reserved_cpus(folder: Path | None = None) -> int:
     """The cores live sorts hold (hardware.sort: the engine's forward threads)."""
-    total = 0
-    for rest in _live(folder or runs_dir(), ".sort"):
-        with contextlib.suppress(ValueError):
-            total += max(0, int(rest))
-    return total
+    return _reserved(_live(folder or runs_dir()))
 
 
 @contextlib.contextmanager
@@ -146,8 +153,9 @@ class Share:
         self.before: int | None = None  # torch's threads before the first change (restored at the end)
 
     def threads(self) -> int:
-        free = self.cpus - reserved_cpus(self.folder)
-        return max(1, free // max(1, live_runs(self.folder)))
+        live = _live(self.folder)  # one pass: this runs every RECHECK_S between steps
+        free = self.cpus - _reserved(live)
+        return max(1, free // max(1, len(live[".run"])))
 
     def rebalance(self, now: float | None = None) -> int | None:
         """Set torch's threads to the share, at most every RECHECK_S; the count set, or None."""
