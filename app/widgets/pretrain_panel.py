@@ -11,6 +11,7 @@ encoder becomes the Train form's Encoder, so the next Start training starts from
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -28,7 +29,6 @@ from app.widgets.job_panel import JobPanel
 from app.worker import Worker
 from labeling.progress import Progress, ProgressFn, StopFn
 from training.card import ModelCard
-from training.errors import TrainingError
 from training.pretrain import METHODS, PretrainResult, PretrainSpec, encoders, parts_without_test_of, pretrain
 
 COLUMNS = ("encoder", "backbone", "method", "images", "minutes", "learned")
@@ -36,10 +36,34 @@ LEARNED = {True: "yes", False: "NO", None: "too short to tell"}
 EVERY_PART = "none: every part"
 
 
-def pretrain_in_process(spec: PretrainSpec, progress: ProgressFn | None = None,
+@dataclass(frozen=True)
+class PretrainRequest:
+    """What Start asks for: the run's fields and the model whose test parts to hold out (None:
+    every part). Resolved into a PretrainSpec in the Worker's thread: finding a model's test
+    parts opens the project, which the GUI thread must not wait on."""
+
+    project: str
+    held: str | None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def _resolve(req: PretrainRequest, progress: ProgressFn | None) -> PretrainSpec:
+    spec = hold_out_spec(req.project, req.held, **req.fields)
+    if progress is not None and spec.part_ids is not None:
+        progress(Progress("hold-out", message=f"{len(spec.part_ids)} parts (test of {req.held} held out)"))
+    return spec
+
+
+def pretrain_in_process(req: PretrainRequest, progress: ProgressFn | None = None,
                         should_stop: StopFn | None = None) -> PretrainResult:
     """training.pretrain.pretrain in a child process: it imports no Qt."""
-    return in_child(pretrain, spec, nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+    return in_child(pretrain, _resolve(req, progress), nice=TRAIN_NICE, progress=progress, should_stop=should_stop)
+
+
+def pretrain_in_thread(req: PretrainRequest, progress: ProgressFn | None = None,
+                       should_stop: StopFn | None = None) -> PretrainResult:
+    """The same job in the Worker's thread (tests: JobPanel.use_process off)."""
+    return pretrain(_resolve(req, progress), progress=progress, should_stop=should_stop)
 
 
 def list_encoders(path: str, progress: ProgressFn | None = None, should_stop: StopFn | None = None,
@@ -100,6 +124,7 @@ class PretrainPanel(JobPanel):
         lay.addWidget(self.state)
         lay.addWidget(self.table)
         self.rows: list[dict[str, Any]] = []
+        self.scope = ""  # the parts the last run pretrains on ("every part", or the count held out)
         self._readers: list[Worker] = []  # kept until they end (a Worker dropped mid-run would take its thread)
 
     # ------------------------------------------------------------------ models and encoders
@@ -153,17 +178,18 @@ class PretrainPanel(JobPanel):
         held = None if self.hold_out.currentIndex() <= 0 else self.hold_out.currentText()
         fields = {"arch": self.arch(), "method": self.method.currentText(),
                   "budget_s": 60.0 * self.minutes.value(), **self.fields}
-        try:
-            spec = hold_out_spec(path, held, **fields)
-        except TrainingError as exc:  # the model is gone, or has no test split: said, nothing run
-            self.state.setText(f"Hold out: {exc}")
-            return
         self.bar.setValue(0)
-        parts = "every part" if spec.part_ids is None else f"{len(spec.part_ids)} parts (test of {held} held out)"
-        self.run_job(pretrain_in_process, pretrain, spec,
-                     f"Pretraining {spec.arch} ({spec.method}) on {parts} for {spec.budget_s / 60:g} min…")
+        self.scope = "every part" if held is None else ""
+        # A model that is gone or has no test split fails the run with TrainingError's words
+        # ("Pretraining failed: …"); nothing is stored.
+        parts = "every part" if held is None else f"every part but the test parts of {held}"
+        self.run_job(pretrain_in_process, pretrain_in_thread, PretrainRequest(path, held, fields),
+                     f"Pretraining {fields['arch']} ({fields['method']}) on {parts} for "
+                     f"{fields['budget_s'] / 60:g} min…")
 
     def _on_progress(self, p: Progress) -> None:
+        if p.stage == "hold-out":  # the parts the run pretrains on, once the Worker has found them
+            self.scope = p.message
         if p.stage == "pretrain" and p.total:
             self.bar.setValue(int(1000 * p.done / p.total))
         super()._on_progress(p)

@@ -42,13 +42,15 @@ def test_pretrain_holding_out_a_models_test_parts_sets_the_train_forms_encoder(c
     panel.fields = {**TINY, "budget_s": 3.0, "encoder_id": "enc-held"}
     with qtbot.waitSignal(panel.run_finished, timeout=120000) as sig:
         panel.start_btn.click()
-        assert "test of " + model + " held out" in panel.state.text()
+        assert "every part but the test parts of " + model in panel.state.text()
     assert sig.args[0] == "done", panel.last_error
     proj = Project.open(ctx.project.path, readonly=True)
     test = set(read_card(proj, model).split["test"])
     kept = [p for p in proj.parts() if p.id not in test]
     (meta,) = encoders(proj)
     assert meta["id"] == "enc-held" and meta["n_images"] == sum(len(p.views) for p in kept)
+    # the test parts are found in the Worker's thread (an HDF5 read), then named
+    assert panel.scope == f"{len(kept)} parts (test of {model} held out)"
     assert "enc-held stored" in panel.state.text() and panel.bar.value() == 1000
     assert view.form.encoder.currentText() == "enc-held"  # Start training now starts from it
     qtbot.waitUntil(lambda: panel.table.rowCount() == 1, timeout=30000)
@@ -88,6 +90,9 @@ def test_a_model_without_a_test_split_is_not_offered_and_a_gone_one_is_refused(c
     gone.id = "removed-model"
     panel.set_models([gone])
     panel.hold_out.setCurrentText("removed-model")
-    panel.start_btn.click()
-    assert "no model 'removed-model'" in panel.state.text() and panel.worker is None
+    with qtbot.waitSignal(panel.run_finished, timeout=30000) as sig:
+        panel.start_btn.click()
+    assert sig.args[0] == "failed"
+    assert "Pretraining failed" in panel.state.text() and "no model 'removed-model'" in panel.state.text()
+    assert panel.start_btn.isEnabled()
     assert encoders(ctx.project.path) == []
