@@ -63,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-fraction", type=float, default=0.15,
                    help="share of the parts held out from every choice: the headline figures "
                         "(default 0.15; 0 = no test split). k-fold runs inside the rest")
-    p.add_argument("--group-by", default=None, metavar="FIELD",
+    p.add_argument("--group-by", default="auto", metavar="FIELD",
                    help="keep parts with the same value of this imported field (e.g. item) on one side "
-                        "of every split")
+                        "of every split; auto (default): the parts' item field (item, serial, sample, ...) "
+                        "where they have one, a warm start its parent's; none: each part alone")
     p.add_argument("--split-field", default=None, metavar="FIELD",
                    help="a fixed split: this imported field names each part's set (train, val or test; "
                         "parts without a value are split by the fractions)")
@@ -162,6 +163,7 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from training.distributed import env_world
+    from training.grouping import resolve as resolve_group_by
     from training.recipe import frozen_warning
     from training.session import TrainSpec, run_session
     from training.task_metrics import table
@@ -173,6 +175,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               "run splits by --test-fraction and --group-by", file=sys.stderr)
         return 2
     rank, world, _ = env_world()
+    # before the launch: every rank resolves it alike
+    args.group_by, group_note = resolve_group_by(args.group_by, args.project, args.warm_start)
+    if group_note and not rank and args.nproc <= 1:
+        print(f"okng train: {group_note}", file=sys.stderr)
     if args.nproc > 1:
         if args.ray:  # the cluster decides its own processes; two launchers for one run would fight
             print("okng train: error: --ray and --nproc exclude each other", file=sys.stderr)

@@ -5,6 +5,7 @@ torch and optuna are imported inside the command, so `okng --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--test-fraction", type=float, default=0.15,
                    help="held out from the search; the final model's headline figures")
-    p.add_argument("--group-by", default=None, metavar="FIELD")
+    p.add_argument("--group-by", default="auto", metavar="FIELD",
+                   help="as `okng train --group-by`: auto (default) groups by the parts' item field where "
+                        "they have one; none: each part alone")
     p.add_argument("--split-field", default=None, metavar="FIELD",
                    help="an imported field naming each part's set (train, val or test): every trial and the "
                         "final model use that split, as `okng train --split-field` does")
@@ -62,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def spec_of(args: argparse.Namespace) -> Any:
+    from training.grouping import resolve as resolve_group_by
     from training.tune import TuneSpec, read_space_file
+    args.group_by = resolve_group_by(args.group_by, args.project)[0]  # auto/none as okng train reads them
     values: dict[str, Any] = {"task": args.task, "arch": args.arch, "epochs": args.epochs,
                               "budget_s": args.trial_budget, "batch_size": args.batch_size,
                               "val_fraction": args.val_fraction, "test_fraction": args.test_fraction,
@@ -84,8 +89,12 @@ def _cell(v: Any) -> str:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     from labeling.store import Project
+    from training.grouping import resolve as resolve_group_by
     from training.tune import tune
     Project.open(args.project, readonly=True)  # a clear error for a wrong path before optuna & torch load
+    args.group_by, group_note = resolve_group_by(args.group_by, args.project)
+    if group_note:
+        print(f"okng tune: {group_note}", file=sys.stderr)
     bar = ProgressBar("tune", quiet=args.json)
     res = tune(spec_of(args), progress=bar.report)
     bar.close()

@@ -37,6 +37,7 @@ from app.widgets.tune_panel import TunePanel
 from app.worker import Worker
 from labeling.progress import Progress
 from training.card import EpochMetrics, ModelCard, project_cards
+from training.grouping import suggest
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
 from training.recipe import frozen_warning
 from training.segment.loop import SegEpoch
@@ -173,7 +174,7 @@ class TrainView(QWidget):
         in-memory part index: no HDF5 read here)."""
         proj = self.ctx.project
         names = sorted({k for p in proj.parts() for k in p.fields}) if proj is not None else []
-        self.form.set_group_fields(names)
+        self.form.set_group_fields(names, suggest(names))  # an item field groups by default
 
     # ------------------------------------------------------------------ training run
     def start(self) -> None:

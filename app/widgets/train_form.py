@@ -138,7 +138,9 @@ class TrainForm(QWidget):
                                       "figures shown first. 0 = no test split (validation figures only)")
         self.group_by = QComboBox()
         self.group_by.setToolTip("Keep parts with the same value of this imported field (e.g. item: "
-                                 "crops of one scan) on one side of every split")
+                                 "crops of one scan, photos of one commutator) on one side of every split, so "
+                                 "the test figures are not flattered by items seen in training. Chosen for you "
+                                 "when the parts have an item field (item, serial, sample, ...)")
         self.split_field = QComboBox()
         self.split_field.setToolTip("A fixed split: this imported field names each part's set (train, val or "
                                     "test), e.g. a lab's agreed test parts or a dataset's published split. "
@@ -218,10 +220,14 @@ class TrainForm(QWidget):
         # The size stays "auto" (or the user's): the run picks it (training.recipe).
         self.changed.emit()
 
-    def set_group_fields(self, names: list[str]) -> None:
-        """The part fields the project's parts were imported with (the group-by and split choices)."""
+    def set_group_fields(self, names: list[str], suggested: str | None = None) -> None:
+        """The part fields the project's parts were imported with (the group-by and split choices);
+        `suggested` (training.grouping.suggest: an item field) is chosen to group by unless the
+        user's choice is one of the fields."""
         for combo, none in ((self.group_by, "each part alone"), (self.split_field, "drawn by the fractions")):
             keep = combo.currentData()
+            if combo is self.group_by and keep not in names:
+                keep = suggested
             combo.clear()
             combo.addItem(none, None)
             for name in names:

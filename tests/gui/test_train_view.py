@@ -194,6 +194,23 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     assert not form.form.isRowVisible(form.use_masks)
 
 
+def test_group_by_starts_on_the_parts_item_field_and_keeps_the_users_choice(qtbot):
+    """An item field (training.grouping.suggest: by name, not the repeating height column) is the
+    Group-parts-by choice when the fields arrive; a field the user picked stays on a refill."""
+    from app.widgets.train_form import TrainForm
+    from training.grouping import suggest
+    form = TrainForm()
+    qtbot.addWidget(form)
+    fields = ["fold", "height", "item"]
+    form.set_group_fields(fields, suggest(fields))
+    assert form.values()["group_by"] == "item" and form.values()["split_field"] is None
+    form.group_by.setCurrentIndex(form.group_by.findData("fold"))
+    form.set_group_fields(fields, suggest(fields))
+    assert form.values()["group_by"] == "fold"
+    form.set_group_fields(["height"], suggest(["height"]))
+    assert form.values()["group_by"] is None
+
+
 def test_segment_model_shows_its_dice_curves(ctx, qtbot):
     """A stored segmentation model's card (task "segment") draws its validation dice per epoch."""
     from training.card import EpochMetrics, ModelCard

@@ -125,21 +125,28 @@ def test_training_reports_the_test_split_as_headline(tmp_path):
     assert " test " in table and "held-out TEST" in table
 
 
-def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
-    torch.set_num_threads(1)
-    path = tmp_path / "g.okng"
+def _item_project(path, item: str = "item") -> dict[int, str]:
+    """24 parts, two crops per scan (field `item`, same verdict), and a `height` field that
+    repeats across parts without naming an item; each part's item by id."""
     proj = Project.create(path, Settings(name="g", cameras=["cam0"]))
     rng = np.random.default_rng(1)
     item_of = {}
     for i in range(24):
-        item = f"scan{i // 2}"  # two crops per scan, same verdict
+        scan = f"scan{i // 2}"  # two crops per scan, same verdict
         ng = (i // 2) % 2 == 1
         img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
         if ng:
             img[10:20, 10:20] = 250
-        pid = proj.add_part([img], meta={"fields": {"item": item}},
+        pid = proj.add_part([img], meta={"fields": {item: scan, "height": str(1250 + i % 3)}},
                             label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK))
-        item_of[pid] = item
+        item_of[pid] = scan
+    return item_of
+
+
+def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
+    torch.set_num_threads(1)
+    path = tmp_path / "g.okng"
+    item_of = _item_project(path)
     res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=1, input_size=32, batch_size=8,
                                   group_by="item", seed=3))
     card = read_card(Project.open(path, readonly=True), res.model_id)
@@ -149,6 +156,39 @@ def test_group_by_item_keeps_an_items_parts_together_and_is_stored(tmp_path):
     assert len(card.split["test"]) >= 2
     with pytest.raises(TrainingError, match="no labelled part has a field 'lot'"):
         train(path, TrainConfig(arch="resnet18", epochs=1, input_size=32, group_by="lot"))
+
+
+def test_okng_train_groups_by_an_item_field_unless_told_and_a_warm_start_keeps_its_parents(tmp_path, capsys):
+    """`--group-by auto` (the default): an item-named field groups the split (matched by name:
+    the repeating `height` field is not taken), said on stderr; `none` splits part by part; a
+    warm start keeps its parent's grouping (an item field appearing later does not break it)."""
+    from app.cli import main as cli_main
+    from training.grouping import auto_group_by, suggest
+    assert suggest(["height", "Serial", "item"]) == "item" and suggest(["Serial", "fold"]) == "Serial"
+    assert suggest(["height", "fold", "width"]) is None
+    torch.set_num_threads(1)
+    path = tmp_path / "g.okng"
+    item_of = _item_project(path, item="Item")
+    tiny = ["--arch", "resnet18", "--epochs", "1", "--input-size", "32", "--batch-size", "8"]
+    assert cli_main(["train", str(path), *tiny]) == 0
+    err = capsys.readouterr().err
+    assert "split grouped by the parts' 'Item' field (24 parts, 12 values)" in err and "--group-by none" in err
+    proj = Project.open(path, readonly=True)
+    grouped = read_card(proj, proj.models()[-1]["id"])
+    assert grouped.split["group_by"] == "Item"
+    sides = [{item_of[i] for i in grouped.split[k]} for k in ("train", "val", "test")]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+
+    assert cli_main(["train", str(path), *tiny, "--group-by", "none"]) == 0
+    assert "split grouped" not in capsys.readouterr().err
+    proj = Project.open(path, readonly=True)
+    alone = read_card(proj, proj.models()[-1]["id"])
+    assert alone.split["group_by"] is None
+    assert auto_group_by(path, alone.id) == (None, "")  # its child inherits a part-by-part split
+    assert cli_main(["train", str(path), *tiny, "--warm-start", alone.id]) == 0
+    proj = Project.open(path, readonly=True)
+    child = read_card(proj, proj.models()[-1]["id"])
+    assert child.split["group_by"] is None and child.split["test"] == alone.split["test"]
 
 
 def test_a_split_field_fixes_each_parts_set_and_new_parts_are_drawn(tmp_path, capsys):
