@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", default=None,
                    help="highlight rule: fixed:T (default fixed:0.5), top:P (percent), otsu")
     p.add_argument("--normalise", choices=("minmax", "max"), default=None)
-    p.add_argument("--tolerance", type=float, default=0.0, help="pointing-game tolerance in px")
+    p.add_argument("--tolerance", type=_tolerance, default=None, metavar="cell|PX",
+                   help="pointing game: a hit is the map's peak inside the mask or within this of it; cell "
+                        "(default): half a cell of the layer's map, the finest place it can point at; "
+                        "PX: a radius in the view's pixels (0: strictly inside)")
     p.add_argument("--parts", default=None, help="part ids, e.g. 1,2,5-9 (default: all labelled)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -118,6 +121,19 @@ def _ms(d: dict[str, Any]) -> str:
     return "-" if d.get("mean") is None else f"{d['mean']:.3f} +- {d['std']:.3f}"
 
 
+def _tolerance(text: str) -> float | None:
+    """--tolerance: 'cell' (None: training.explain.agreement.cell_tolerance) or pixels >= 0."""
+    if text.strip().lower() == "cell":
+        return None
+    try:
+        px = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected cell or a number of pixels") from None
+    if not px >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a tolerance is 0 px or more")
+    return px
+
+
 def _xy(v: Any) -> str:
     return "-" if not v else f"({v[0]:.2f}, {v[1]:.2f})"
 
@@ -133,20 +149,29 @@ def format_report(report: Any) -> str:
              f"{report.totals.masked_views} with a mask"
              f"{'  (stopped early)' if report.stopped else ''}"), ""]
     w = column_width("all masked views", *report.summary)
-    lines += [(f"{'class':<{w}}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'pointing':>8}"
-             f"  {'centroid (x,y)':<15}{'spread':<14}")]
+    lines += [(f"{'class':<{w}}{'views':>6}{'masked':>7}  {'IoU':<16}{'energy in mask':<17}{'lift (x flat)':<16}"
+               f"{'pointing':>8}  {'centroid (x,y)':<15}{'spread':<14}")]
     for name, s in report.summary.items():
         pg = "-" if s["pointing"] is None else f"{s['pointing']:.2f}"
         lines.append(f"{name:<{w}}{s['views']:>6}{s['masked_views']:>7}  {_ms(s['iou']):<16}"
-                     f"{_ms(s['energy']):<17}{pg:>8}  {_xy(s['centroid']):<15}{_xy(s['spread']):<14}")
+                     f"{_ms(s['energy']):<17}{_ms(s.get('lift') or {}):<16}{pg:>8}  {_xy(s['centroid']):<15}"
+                     f"{_xy(s['spread']):<14}")
     t = report.totals
     pg = "-" if t.pointing is None else f"{t.pointing:.2f}"
-    lines.append(f"{'all masked views':<{w}}{t.views:>6}{t.masked_views:>7}  {_ms(t.iou):<16}{_ms(t.energy):<17}{pg:>8}")
+    lines.append(f"{'all masked views':<{w}}{t.views:>6}{t.masked_views:>7}  {_ms(t.iou):<16}{_ms(t.energy):<17}"
+                 f"{_ms(t.lift):<16}{pg:>8}")
+    lines.append("lift: energy in the mask over the mask's share of the view (1 = no more than a flat map); "
+                 "pointing: the map's peak in the mask" + (f" or within {report.tolerance:g} px of it"
+                                                           if report.tolerance else
+                                                           " (strictly)" if report.tolerance == 0 else
+                                                           " or within half a cell of the layer's map of it"))
     if report.looks_away:
         lines += ["", "looks away from the defect (worst first):"]
         for a in report.looks_away[:10]:
+            lift = "-" if a.get("lift") is None else f"{a['lift']:.1f}"
             lines.append(f"  part {a['part_id']} view {a['view']} ({a['camera']}, {a['cls']}): "
-                         f"IoU {a['iou']:.2f}, energy {a['energy']:.2f}, peak {'in' if a['pointing'] else 'off'} mask")
+                         f"IoU {a['iou']:.2f}, energy {a['energy']:.2f}, lift {lift}, "
+                         f"peak {'in' if a['pointing'] else 'off'} mask")
     lines += ["", "shortcut alarm: " + ("RAISED" if report.shortcut_flagged else "quiet")]
     for a in report.shortcut:
         lines.append(f"  {a.camera}: {'FLAGGED ' if a.flagged else ''}{a.note}")

@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
 )
 
 from app.widgets.explain_panels import ShortcutPanel, SideBySide, summary_html
-from app.widgets.explain_table import AgreementTable
+from app.widgets.explain_table import LIFT_COLUMN, AgreementTable
 from app.worker import Worker
 from labeling.progress import Progress
 from labeling.types import ROI
@@ -132,7 +132,7 @@ class ExplainView(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.table)
         split.addWidget(right)
-        split.setSizes([640, 960])
+        split.setSizes([720, 880])  # nine columns, "pointing" unclipped at 1600 px
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addLayout(top)
@@ -258,7 +258,8 @@ class ExplainView(QWidget):
     def _report(self, rep: dict[str, Any]) -> None:
         self.report = rep
         self.table.set_rows(rep["rows"])
-        self.table.sortByColumn(5, Qt.SortOrder.AscendingOrder)  # worst IoU first
+        # least looked-at defect first: the lift compares thin cracks and large spots alike (IoU does not)
+        self.table.sortByColumn(LIFT_COLUMN, Qt.SortOrder.AscendingOrder)
         self.summary.setText(summary_html(rep))
         self.alarm.show_alarms(rep.get("shortcut") or [])
         flagged = " · SHORTCUT ALARM" if rep.get("shortcut_flagged") else ""

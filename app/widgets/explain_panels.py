@@ -112,15 +112,20 @@ def summary_html(report: dict[str, Any]) -> str:
     t = report.get("totals") or {}
     head = (f"<b>{report.get('parts', 0)} parts, {report.get('views', 0)} views</b> · layer "
             f"<code>{report.get('layer', '?')}</code> · overall IoU {_fmt(t.get('iou'))} · "
-            f"energy in mask {_fmt(t.get('energy'))} · pointing {_fmt(t.get('pointing'))}")
-    rows = [("<tr><th>class</th><th>views</th><th>IoU</th><th>energy in mask</th><th>pointing</th>"
-             "<th>centroid (x, y)</th></tr>")]
+            f"energy in mask {_fmt(t.get('energy'))} · lift {_fmt(t.get('lift'))} · "
+            f"pointing {_fmt(t.get('pointing'))}")
+    rows = [("<tr><th>class</th><th>views</th><th>IoU</th><th>energy in mask</th><th>lift (× flat)</th>"
+             "<th>pointing</th><th>centroid (x, y)</th></tr>")]
     for cls, s in (report.get("summary") or {}).items():
         c = s.get("centroid")
         cen = f"{c[0]:.2f}, {c[1]:.2f}" if c else "—"
         rows.append(f"<tr><td>{cls}</td><td>{s.get('views')}</td><td>{_fmt(s.get('iou'))}</td>"
-                    f"<td>{_fmt(s.get('energy'))}</td><td>{_fmt(s.get('pointing'))}</td><td>{cen}</td></tr>")
-    return f"{head}<table cellspacing=6>{''.join(rows)}</table>"
+                    f"<td>{_fmt(s.get('energy'))}</td><td>{_fmt(s.get('lift'))}</td>"
+                    f"<td>{_fmt(s.get('pointing'))}</td><td>{cen}</td></tr>")
+    legend = ("<br><small>lift: energy in the mask over the mask's share of the view (1 = no more than a flat "
+              "map; thin cracks score a low IoU and energy even when looked at). Pointing: the peak in the mask "
+              "or within half a cell of the layer's map of it.</small>")
+    return f"{head}<table cellspacing=6>{''.join(rows)}</table>{legend}"
 
 
 class ShortcutPanel(QGroupBox):

@@ -1,4 +1,4 @@
-"""The agreement table of the Explain view: one row per view (part, camera, IoU, energy, pointing).
+"""The agreement table of the Explain view: one row per view (part, camera, IoU, energy, lift, pointing).
 
 A thin QAbstractTableModel over the report's rows (training.explain ViewRow objects or dicts),
 behind a QSortFilterProxyModel so every column sorts numerically; missing values sort last.
@@ -18,7 +18,18 @@ from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 COLUMNS = [("part", "part_id"), ("view", "view"), ("camera", "camera"), ("class", "cls"),
-           ("score", "score"), ("IoU", "iou"), ("energy", "energy"), ("pointing", "pointing")]
+           ("score", "score"), ("IoU", "iou"), ("energy", "energy"), ("lift", "lift"), ("pointing", "pointing")]
+LIFT_COLUMN = 7  # the view starts sorted on it, least looked-at defect first
+TIPS = {
+    "score": "The model's probability for the class explained",
+    "IoU": "Overlap of the highlighted (thresholded) heatmap with the mask. Small for thin defects even when "
+           "the model looks at them: the map is as coarse as the layer's cells",
+    "energy": "Share of the heatmap's heat inside the mask",
+    "lift": "Energy in the mask over the mask's share of the view: 1 = no more heat on the defect than a flat "
+            "map puts there, 3 = three times. Comparable between thin cracks and large spots",
+    "pointing": "hit: the heatmap's peak lies in the mask or within half a cell of the layer's map of it "
+                "(the finest place the map can point at)",
+}
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
@@ -45,8 +56,12 @@ class AgreementModel(QAbstractTableModel):
         return 0 if parent is not None and parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section][0]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return TIPS.get(COLUMNS[section][0])
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -24,13 +24,14 @@ from training.errors import TrainingError
 from training.explain.agreement import (
     Totals,
     ViewRow,
+    cell_tolerance,
     looks_away,
     normalise_map,
     summarise,
     threshold_map,
     view_agreement,
 )
-from training.explain.cam import gradcam_and_logits, layer_names, resolve_layer
+from training.explain.cam import gradcam_and_logits, layer_names, resolve_layer, upsample
 from training.explain.recipe import CamRecipe
 from training.explain.shortcut import ShortcutDetector, ShortcutRule
 
@@ -74,6 +75,7 @@ class ExplainReport:
     shortcut: list[Any] = field(default_factory=list)  # ShortcutAlarm per camera
     stopped: bool = False
     elapsed_s: float = 0.0
+    tolerance: float | None = None  # the pointing game's, in px; None: half a cell of the layer's map
 
     @property
     def shortcut_flagged(self) -> bool:
@@ -85,6 +87,7 @@ class ExplainReport:
              "views": len(self.rows), "totals": self.totals.__dict__, "summary": self.summary,
              "looks_away": self.looks_away, "shortcut_flagged": self.shortcut_flagged,
              "shortcut": [a.to_dict() for a in self.shortcut], "stopped": self.stopped,
+             "pointing_tolerance": "cell" if self.tolerance is None else self.tolerance,
              "elapsed_s": round(self.elapsed_s, 3)}
         if rows:
             d["rows"] = [r.to_dict() for r in self.rows]
@@ -145,17 +148,18 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
                    batch_size: int = 8, progress: ProgressFn | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    on_view: Callable[[ViewExplanation], None] | None = None,
-                   tolerance: float = 0.0, rule: ShortcutRule | None = None,
+                   tolerance: float | None = None, rule: ShortcutRule | None = None,
                    reference: Callable[[Project, Part, int], np.ndarray | None] | None = None) -> ExplainReport:
     """explain_dataset for an already loaded model (any object fitting Explainable); reference:
-    the masks to compare with (training.explain.reference; default the inspectors')."""
+    the masks to compare with (training.explain.reference; default the inspectors'); tolerance:
+    the pointing game's radius in px, None for half a cell of the layer's map (cell_tolerance)."""
     recipe = recipe or CamRecipe()
     layer = recipe.layer or default_layer(loaded)
     resolve_layer(loaded.model, layer)  # a clear error before any work
     chosen = _parts(project, parts)
     classes = project.settings.classes
     todo = [(p, v) for p in chosen for v in range(len(p.views))]
-    report = ExplainReport(model_id, recipe, layer, list(loaded.class_names))
+    report = ExplainReport(model_id, recipe, layer, list(loaded.class_names), tolerance=tolerance)
     detector = ShortcutDetector(rule)
     valid_cache: dict[Any, np.ndarray] = {}
     t0 = time.monotonic()
@@ -181,9 +185,10 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
         # mixes fixed and predicted classes needs a no-grad forward first.
         cls = None if n_fixed == 0 else targets if n_fixed == len(targets) \
             else _fill_predicted(loaded.model, x, targets)
-        cams, logits, idx = gradcam_and_logits(
-            loaded.model, x, layer, cls, target=recipe.target, relu=recipe.relu,
-            size=tuple(x.shape[-2:]), mode=recipe.upsample, align_corners=recipe.align_corners)
+        grid_cams, logits, idx = gradcam_and_logits(loaded.model, x, layer, cls, target=recipe.target,
+                                                    relu=recipe.relu)
+        grid = (int(grid_cams.shape[-2]), int(grid_cams.shape[-1]))  # the finest place the map can point at
+        cams = upsample(grid_cams, tuple(x.shape[-2:]), mode=recipe.upsample, align_corners=recipe.align_corners)
         probs = logits.float().softmax(1).gather(1, idx[:, None])[:, 0].cpu().numpy()
         cams_np = cams.cpu().numpy()
         for i, (part, v, cam_name, image, geom, defect) in enumerate(items):
@@ -197,7 +202,7 @@ def explain_loaded(project: Project, loaded: Explainable, model_id: str = "",
                 mask = project.read_mask(part.id, v) if part.views[v].has_mask else None
             ng = part.verdict == Verdict.NG
             m = view_agreement(heat, mask if ng else None, rule=recipe.threshold, valid=valid,
-                               tolerance=tolerance)
+                               tolerance=cell_tolerance(grid, geom) if tolerance is None else tolerance)
             row = ViewRow(part.id, v, cam_name, "NG" if ng else "OK",
                           (defect or "NG") if ng else "OK", float(probs[i]), **m)
             report.rows.append(row)
@@ -255,7 +260,7 @@ def explain_dataset(project: Project | str | Path, model_id: str = "active",
                     batch_size: int = 8, progress: ProgressFn | None = None,
                     should_stop: Callable[[], bool] | None = None,
                     on_view: Callable[[ViewExplanation], None] | None = None,
-                    device: str = "auto", tolerance: float = 0.0) -> ExplainReport:
+                    device: str = "auto", tolerance: float | None = None) -> ExplainReport:
     """Grad-CAM of a project model over labelled parts (all by default) and its agreement
     with the masks: per-view rows, per-class summary, looks-away list, shortcut alarm.
 

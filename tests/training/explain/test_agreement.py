@@ -8,7 +8,9 @@ import pytest
 
 from training.explain.agreement import (
     ViewRow,
+    cell_tolerance,
     energy_in_mask,
+    energy_lift,
     highlight_stats,
     looks_away,
     normalise_map,
@@ -127,3 +129,38 @@ def test_pooled_spread_equals_direct_computation():
     assert s["centroid"][0] == pytest.approx(allx.mean())
     assert s["spread"][0] == pytest.approx(allx.std())
     assert not math.isnan(s["spread"][1])
+
+
+def test_thin_defects_lift_and_pointing_at_the_maps_resolution():
+    """A KolektorSDD-like view: a 2 px crack across a 1263x500 view, a Grad-CAM of a 7x7 grid
+    stretched over it. Energy and IoU stay tiny even with the map on the crack; the lift (energy
+    over the mask's share) and a pointing game at the map's own resolution tell on from off."""
+    from training.data import fit_geometry
+    geom = fit_geometry((1263, 500), None, (224, 224), "resize")
+    half = cell_tolerance((7, 7), geom)
+    assert half == pytest.approx((0.5 * 1263 / 7, 0.5 * 500 / 7))  # half a cell of the view, per axis
+    crack = np.zeros((1263, 500), np.uint8)
+    crack[600:602, 150:350] = 1  # 0.06 % of the view
+    grid_on = np.zeros((7, 7), np.float32)
+    grid_on[3, 2:5] = 1.0  # the cells the crack runs through
+    on = geom.to_image(np.kron(grid_on, np.ones((32, 32), np.float32)))
+    off = np.zeros_like(on)
+    off[100:300, 380:480] = 1.0  # the top corner
+    assert energy_in_mask(on, crack) < 0.02  # reads as "looks away" on energy alone
+    assert energy_lift(on, crack) > 5 and energy_lift(off, crack) == 0.0
+    assert energy_lift(np.ones_like(on), crack) == pytest.approx(1.0)  # a flat map
+    valid = np.zeros(crack.shape, bool)
+    valid[:, :250] = True  # the model saw the left half: a flat map over it lifts the crack 1x there too
+    flat_left = valid.astype(np.float32)
+    assert energy_lift(flat_left, crack, valid) == pytest.approx(1.0)
+    peak = on.copy()
+    peak[560, 250] = 2.0  # the peak 40 px above the crack, inside its cell
+    assert pointing_game(peak, crack) is False and pointing_game(peak, crack, half) is True
+    assert pointing_game(off, crack, half) is False
+    rows = [ViewRow(1, 0, "cam0", "NG", "crack", **{k: v for k, v in view_agreement(
+                on, crack, tolerance=half).items()}),
+            ViewRow(2, 0, "cam0", "NG", "crack", **{k: v for k, v in view_agreement(
+                off, crack, tolerance=half).items()})]
+    assert rows[0].pointing and rows[0].energy < 0.5 and rows[0].lift > 2
+    assert [a["part_id"] for a in looks_away(rows)] == [2]  # the one looking at the corner
+    assert summarise(rows)["crack"]["lift"]["n"] == 2

@@ -40,6 +40,13 @@ def test_explain_text_layers_and_errors(trained, capsys):
     assert main(["explain", str(trained), "--layer", "layer3", "--target", "softmax"]) == 0
     text = capsys.readouterr().out
     assert "layer layer3" in text and "target softmax" in text and "shortcut alarm:" in text
+    assert "lift (x flat)" in text and "within half a cell of the layer's map" in text
+    assert main(["explain", str(trained), "--tolerance", "0", "--json", "--parts", "1-2"]) == 0
+    assert json.loads(capsys.readouterr().out)["pointing_tolerance"] == 0.0
+    for bad in ("near", "-3"):
+        with pytest.raises(SystemExit) as exc:
+            main(["explain", str(trained), "--tolerance", bad])
+        assert exc.value.code == 2 and "--tolerance" in capsys.readouterr().err
     assert main(["explain", str(trained), "--list-layers"]) == 0
     assert capsys.readouterr().out.split() == ["conv1", "layer1", "layer2", "layer3", "layer4", "(default)"]
     for argv, msg in ((["--threshold", "half"], "threshold"), (["--layer", "layer9"], "no layer"),

@@ -51,13 +51,14 @@ def test_attention_on_the_defects(tmp_path, make_project):
     masked = [r for r in rep.rows if r.iou is not None]
     assert len(masked) == 6 and all(r.cls == BOLT_CLASSES[0].name for r in masked)
     assert min(r.iou for r in masked) > 0.5 and all(r.pointing for r in masked)
-    assert min(r.energy for r in masked) > 0.3
+    assert min(r.energy for r in masked) > 0.3 and min(r.lift for r in masked) > 1.5
     assert rep.summary[BOLT_CLASSES[0].name]["iou"]["mean"] > 0.5
     assert rep.totals.masked_views == 6 and rep.looks_away == []
     assert not rep.shortcut_flagged and {a.camera for a in rep.shortcut} == {"cam0", "cam1"}
     assert [p.done for p in seen] == [5, 10, 15, 20, 24] and seen[-1].total == 24
     d = json.loads(json.dumps(rep.to_dict()))
     assert d["recipe"]["threshold"] == "fixed:0.5" and d["recipe"]["align_corners"] is False
+    assert d["pointing_tolerance"] == "cell" and d["totals"]["lift"]["n"] == 6
     assert d["views"] == 24 and len(d["rows"]) == 24
     assert len(written.written) == 24
     png = cv2.imread(str(written.written[1]))
