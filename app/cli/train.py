@@ -11,12 +11,16 @@ from typing import Any
 
 from app.cli.common import ProgressBar, print_json
 from app.cli.pretrain import parse_duration
+from training.config import TrainConfig
+
+DEFAULTS = TrainConfig()  # the Train view's form starts from the same values
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model on the project's labelled parts")
     p.add_argument("project", type=Path)
-    p.add_argument("--arch", default="resnet18", help="backbone (resnet18, mobilenet_v3_small, vgg16, ...)")
+    p.add_argument("--arch", default=DEFAULTS.arch, help=f"backbone (default {DEFAULTS.arch}; mobilenet_v3_small, "
+                   "vgg16, ...)")
     p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel", "segment"),
                    help="verdict: OK/NG; classes: OK or one defect class (softmax); multilabel: every "
                         "defect class a part holds (one sigmoid each, thresholds chosen on validation); "
@@ -42,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=int, default=None,
                    help="model input side in pixels (default: the backbone's with ImageNet weights, "
                    "from the data from scratch: views stretched to a square of 224 px, 128-224)")
-    p.add_argument("--batch-size", type=int, default=32,
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
                    help="the global batch: with --nproc N (or under torchrun) each optimiser step takes "
                         "this many views split across the processes, so the result does not depend on N")
     p.add_argument("--lr", type=float, default=None)
@@ -146,7 +150,7 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "task", "verdict") == "segment":
         return {"task": "segment", "encoder": args.encoder, "decoder": args.decoder, "epochs": args.epochs,
                 "time_budget_s": args.budget,
-                "input_size": args.input_size, "batch_size": min(args.batch_size, 8) if args.batch_size == 32
+                "input_size": args.input_size, "batch_size": min(args.batch_size, 8) if args.batch_size == DEFAULTS.batch_size
                 else args.batch_size, "lr": args.lr, "warm_start": args.warm_start, "seed": args.seed,
                 "patience": 0 if args.patience == 5 else args.patience, "device": args.device,
                 "pretrained": args.freeze != "scratch", "val_fraction": args.val_fraction,

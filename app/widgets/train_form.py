@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
 
 from app.widgets.train_procs import ProcsSpin
 from training.backbones import BACKBONES
+from training.config import TrainConfig
 from training.mask_guide import DEFAULT_TASKS, MASK_WEIGHT
 from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
@@ -58,6 +59,7 @@ RECIPE_HELP = {
     "manual": "exactly the settings below",
 }
 DEFAULT_AUG = ("hflip", "vflip", "brightness_contrast")
+DEFAULTS = TrainConfig()  # the form starts where `okng train` does
 
 
 def _backbones() -> tuple[list[str], dict[str, tuple[int, int]]]:
@@ -74,7 +76,9 @@ class TrainForm(QWidget):
         names, self.default_sizes = _backbones()
         self.arch = QComboBox()
         self.arch.addItems(names)
-        self.arch.setCurrentText("mobilenet_v3_small" if "mobilenet_v3_small" in names else names[0])
+        # The window's one click trains what `okng train` trains (TrainConfig's defaults: the backbone
+        # and batch the from-scratch recipe was measured with), not a lighter model of its own.
+        self.arch.setCurrentText(DEFAULTS.arch if DEFAULTS.arch in names else names[0])
         self.task = QComboBox()
         for name, task in TASKS.items():  # the registry: a new task shows up here by itself
             self.task.addItem(name)
@@ -111,10 +115,11 @@ class TrainForm(QWidget):
         self.encoder.addItems(["", "latest"])
         self.encoder.setToolTip("Start from this project's self-supervised encoder (okng pretrain): "
                                 "latest or an encoder id; empty = ImageNet weights or random init")
-        self.batch = QSpinBox(minimum=1, maximum=512, value=16)
-        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=1e-3)
+        self.batch = QSpinBox(minimum=1, maximum=512, value=DEFAULTS.batch_size)
+        self.lr = QDoubleSpinBox(decimals=5, minimum=1e-5, maximum=1.0, singleStep=1e-4, value=DEFAULTS.lr)
         self.optimizer = QComboBox()
         self.optimizer.addItems(["adam", "sgd"])
+        self.optimizer.setCurrentText(DEFAULTS.optimizer)
         self.size = QSpinBox(minimum=0, maximum=1024, singleStep=16, value=0)
         self.size.setSuffix(" px")
         self.size.setSpecialValueText("auto")

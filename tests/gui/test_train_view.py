@@ -194,6 +194,26 @@ def test_form_offers_the_tasks_and_passes_the_choice_to_the_session(qtbot):
     assert not form.form.isRowVisible(form.use_masks)
 
 
+def test_the_forms_one_click_trains_what_okng_train_trains(qtbot):
+    """The window's defaults and `okng train PROJECT`'s give the same run settings (a lighter
+    backbone or another batch in the window would give a model the recipe was never measured with)."""
+    from app.cli import build_parser
+    from app.cli.train import form_values
+    from app.widgets.train_form import TrainForm
+    from training.session import make_config
+    form = TrainForm()
+    qtbot.addWidget(form)
+    args = build_parser().parse_args(["train", "p.okng"])
+    args.group_by = None  # resolved from the project's fields by the CLI (training.grouping); none here
+    window, cli = make_config(form.values()), make_config(form_values(args))
+    for key in ("task", "arch", "freeze", "recipe", "batch_size", "lr", "optimizer", "epochs",
+                "input_size", "test_fraction", "val_fraction", "mask_weight", "group_by"):
+        assert getattr(window, key) == getattr(cli, key), key
+    assert window.arch == "resnet18" and window.batch_size == 32
+    # "Train for 10 min" is the CLI's default budget of a from-scratch run (the loop's, when none is given)
+    assert window.budget_s == 600 and cli.budget_s is None
+
+
 def test_group_by_starts_on_the_parts_item_field_and_keeps_the_users_choice(qtbot):
     """An item field (training.grouping.suggest: by name, not the repeating height column) is the
     Group-parts-by choice when the fields arrive; a field the user picked stays on a refill."""
