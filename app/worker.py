@@ -60,8 +60,8 @@ class Worker(QObject):
     failed = pyqtSignal(str)
     cancelled = pyqtSignal(object)  # what the function returned for the work it finished, or None
 
-    #: Progress callbacks closer together than this are dropped (the last one is always sent),
-    #: so a function reporting per frame cannot flood the GUI's event queue.
+    #: Progress callbacks of one stage closer together than this are dropped (the last one is
+    #: always sent), so a function reporting per frame cannot flood the GUI's event queue.
     min_progress_interval_s: float = 0.03
 
     def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -71,6 +71,7 @@ class Worker(QObject):
         self._stop = threading.Event()
         self._thread: _Thread | None = None
         self._last_progress = 0.0
+        self._last_stage: str | None = None  # the stage of the last report emitted
         # Set by the thread just before its last signal: the run has ended for the views although
         # the QThread may still be winding down when the signal's slot runs in the GUI thread.
         self._ended = False
@@ -106,12 +107,19 @@ class Worker(QObject):
 
     # ------------------------------------------------------------------ thread side
     def _emit_progress(self, value: Progress) -> None:
+        """Reports of one stage closer than min_progress_interval_s are coalesced (the newest
+        wins); a new stage passes at once, after the last report of the stage before it, so a
+        stage's one report (a run's start, an epoch's end) is never coalesced away: the Train
+        view lost "this run starts from scratch" to the step reports that followed it."""
         now = time.monotonic()
-        if now - self._last_progress < self.min_progress_interval_s:
+        stage = getattr(value, "stage", None)  # the rig reports frames, not Progress
+        pending, self._pending = self._pending, None
+        if pending is not None and getattr(pending, "stage", None) != stage:
+            self.progress.emit(pending)
+        if stage == self._last_stage and now - self._last_progress < self.min_progress_interval_s:
             self._pending = value
             return
-        self._last_progress = now
-        self._pending = None
+        self._last_progress, self._last_stage = now, stage
         self.progress.emit(value)
 
     def _run(self) -> None:

@@ -102,6 +102,28 @@ class Timings:
     epoch_seconds: list[float] = field(default_factory=list)
 
 
+def start_kind(pretrained: bool, source: str | None) -> str:
+    """Where a model's weights started: imagenet (sha256 verified), custom, parent, encoder,
+    scratch, or unchecked (a card from before training.weights checked provenance). A card and a
+    run that has not stored one yet (training.loop.RunStart) answer alike."""
+    src = source or ""
+    if not pretrained and not src.startswith("model:"):
+        return "scratch"
+    for prefix, name in (("ImageNet", "imagenet"), ("custom weights", "custom"), ("model:", "parent"),
+                         ("self-supervised", "encoder")):
+        if src.startswith(prefix):
+            return name
+    return "unchecked"
+
+
+def origin_of(kind: str, source: str | None) -> str:
+    """The words for a start_kind (the CLI, status bar and Train view)."""
+    src = source or ""
+    return {"imagenet": src, "custom": src, "parent": f"warm start from {src.removeprefix('model:')}",
+            "scratch": "trained from scratch", "encoder": src,
+            "unchecked": f"weights {src or '?'} (provenance not checked)"}[kind]
+
+
 @dataclass
 class ModelCard:
     """Everything needed to use and to judge a stored model later."""
@@ -200,16 +222,8 @@ class ModelCard:
 
     @property
     def start(self) -> str:
-        """Where the weights started: imagenet (sha256 verified), custom, parent, scratch, or
-        unchecked (a card from before training.weights checked provenance)."""
-        src = self.pretrained_source or ""
-        if not self.pretrained and not src.startswith("model:"):
-            return "scratch"
-        for prefix, name in (("ImageNet", "imagenet"), ("custom weights", "custom"), ("model:", "parent"),
-                             ("self-supervised", "encoder")):
-            if src.startswith(prefix):
-                return name
-        return "unchecked"
+        """Where the weights started (start_kind)."""
+        return start_kind(self.pretrained, self.pretrained_source)
 
     @property
     def imagenet(self) -> bool:
@@ -219,10 +233,7 @@ class ModelCard:
     @property
     def origin(self) -> str:
         """What the CLI, status bar and Train view say about the starting weights."""
-        src = self.pretrained_source or ""
-        return {"imagenet": src, "custom": src, "parent": f"warm start from {src.removeprefix('model:')}",
-                "scratch": "trained from scratch", "encoder": src,
-                "unchecked": f"weights {src or '?'} (provenance not checked)"}[self.start]
+        return origin_of(self.start, self.pretrained_source)
 
     # ------------------------------------------------------------------ storing
     def to_meta(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from app.worker import Worker
 from labeling.progress import Progress
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.grouping import suggest
-from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
+from training.loop import RunStart, TrainResult, TrainStep  # torch & co. imported at window start: see preload
 from training.recipe import frozen_warning
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview
@@ -190,6 +190,7 @@ class TrainView(QWidget):
         self.acc_plot.reset()
         self._epoch_points.clear()
         self.bar.setValue(0)
+        self.scratch.setText("")  # it spoke of the model shown before; the run says where it starts (RunStart)
         self.last_result, self.last_error = None, ""
         address, nproc = self.form.cluster(), self.form.processes(values.get("task"))  # nproc 1 with Ray
         spec = run_spec(TrainSpec(str(proj.path), values), address, nproc)
@@ -222,6 +223,8 @@ class TrainView(QWidget):
         if p.stage in ("train", "eval") and p.fraction is not None:
             self.bar.setValue(int(1000 * p.fraction))
         text = f"{p.stage} · {p.message}" if p.message else p.stage
+        if isinstance(p.payload, RunStart):
+            self.scratch.setText(start_warning(p.payload, run=True))
         if isinstance(p.payload, TrainStep):
             t = p.payload
             self.loss_plot.add("train loss", t.epoch - 1 + (t.step / t.steps if t.steps else 1.0), t.loss)

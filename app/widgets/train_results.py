@@ -352,12 +352,16 @@ def draw_dice_history(plot: CurvePlot, card: ModelCard) -> None:
         plot.set_series(f"dice {name}", epochs, [float(r["dice_per_class"][name]) for r in rows])
 
 
-def start_warning(card: ModelCard | None) -> str:
-    """A loud line under the results when a model did not start from verified ImageNet weights."""
-    if card is None or card.imagenet or card.start == "parent":
+def start_warning(card: Any, run: bool = False) -> str:
+    """A loud line under the results when a model (a ModelCard), or the run now training
+    (run=True: training.loop.RunStart), did not start from verified ImageNet weights."""
+    if card is None or card.start in ("imagenet", "parent"):
         return ""
+    who, was, started = ("This run", "is", "starts") if run else (f"Model {card.id}", "was", "started")
     if card.start == "custom":
-        return f"⚠ Model {card.id} started from {card.origin}: not torchvision's ImageNet weights."
+        return f"⚠ {who} {started} from {card.origin}: not torchvision's ImageNet weights."
     if card.start == "unchecked":
-        return f"⚠ Model {card.id}: {card.origin}."
-    return f"⚠ Model {card.id} was {card.origin}: no ImageNet weights were available."
+        return f"⚠ {who}: {card.origin}."
+    if card.start == "encoder":
+        return f"⚠ {who} {started} from {card.origin}: no ImageNet weights."
+    return f"⚠ {who} {was} {card.origin}: no ImageNet weights were available for {card.arch}."

@@ -9,6 +9,7 @@ import pytest
 
 from app.views.train_view import TrainView
 from labeling.store import Project
+from training.loop import RunStart
 
 TINY = {"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1, "batch_size": 16,
         "input_size": (32, 32), "folds": 1, "augment": ["hflip"]}
@@ -64,9 +65,15 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     view.form.set_group_fields([])
     view.extra_config = {"num_threads": 1}
     view.form.set_values(TINY)
+    view.scratch.setText("⚠ Model old-one was trained from scratch: …")  # what a shown model said
+    begun = []
     with qtbot.waitSignal(view.run_finished, timeout=120000) as sig:
         view.start()
+        assert view.scratch.text() == ""  # the line spoke of another model
+        view.worker.progress.connect(lambda p: isinstance(p.payload, RunStart) and begun.append(view.scratch.text()))
     assert sig.args[0] == "done", view.last_error
+    # once the run knows its starting weights (before its first step) the line speaks of the run
+    assert begun == ["⚠ This run is trained from scratch: no ImageNet weights were available for mobilenet_v3_small."]
     mid = view.last_result.model_id
     qtbot.waitUntil(lambda: any(c.id == mid for c in view.cards), timeout=20000)
     assert [m["id"] for m in Project.open(ctx.project.path, readonly=True).models()] == [mid]

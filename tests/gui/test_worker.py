@@ -33,6 +33,29 @@ def test_result_comes_back_from_another_thread(qtbot):
     assert w.wait(10000) and not w.is_running()
 
 
+def _stages(progress=None, should_stop=None):
+    """A run's shape: a burst of reads, its one start report, a burst of steps, one epoch end."""
+    for i in range(50):
+        progress(Progress("load", i + 1, 50))
+    progress(Progress("start", 1, 1, "trained from scratch", payload="start"))
+    for i in range(200):
+        progress(Progress("train", i + 1, 200))
+    progress(Progress("eval", 1, 1, "epoch 1 done", payload="epoch"))
+    progress(Progress("train", 1, 200))
+
+
+def test_progress_bursts_are_coalesced_but_no_stage_is_lost(qtbot):
+    w = Worker(_stages)
+    w.min_progress_interval_s = 10.0  # everything below is one burst
+    seen = []
+    w.progress.connect(seen.append)
+    with qtbot.waitSignal(w.finished, timeout=5000):
+        w.start()
+    assert [p.stage for p in seen] == ["load", "load", "start", "train", "train", "eval", "train"]
+    assert [p.done for p in seen if p.stage == "load"] == [1, 50]  # the first, then the stage's last
+    assert [p.payload for p in seen if p.payload] == ["start", "epoch"]
+
+
 def test_failure_is_a_clear_message(qtbot):
     def bad(progress=None, should_stop=None):
         raise ProjectError("part 7 has no view 3")
