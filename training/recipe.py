@@ -232,6 +232,26 @@ def frozen_message(freeze: str, arch: str) -> str:
             "random initialisation and only the rest learns; choose freeze auto or none to train every layer")
 
 
+def planned_scratch_recipe(values: dict[str, Any]) -> bool:
+    """Before a run (the Train view's form): will the scratch recipe set its optimiser, LR and
+    augmentation (use_scratch_recipe, with "pretrained" read as frozen_warning reads it: a local
+    weights file for the backbone)? A segment run has its own loop: no."""
+    if values.get("task") == "segment":
+        return False
+    recipe, freeze = values.get("recipe") or "auto", values.get("freeze") or "auto"
+    if recipe == "scratch":
+        return True
+    if recipe == "manual" or values.get("warm_start"):
+        return False
+    pretrained = False
+    if freeze != "scratch" and not values.get("encoder"):  # an encoder start is no ImageNet start
+        from .weights import candidate_paths
+        pretrained = any(p.is_file() for p in candidate_paths(str(values.get("arch") or "resnet18")))
+    if freeze == "auto":
+        freeze = "last-block" if pretrained else "none"
+    return not pretrained and freeze in ("none", "scratch")
+
+
 def frozen_warning(values: dict[str, Any]) -> str:
     """Before a run (CLI, Train view): the warning for a frozen policy asked for without ImageNet
     weights, "" when there is none to give (looks for local weight files only)."""

@@ -22,6 +22,7 @@ from labeling.progress import ProgressFn, StopFn
 
 from .config import AugmentConfig, TrainConfig
 from .errors import TrainingError
+from .recipe import SCRATCH_AUGMENT, planned_scratch_recipe
 
 # A toggle of the form -> the AugmentConfig fields it sets. Strengths are the `light` and
 # `strong` presets' (the form's rotation was 15 degrees, the CLI's `light` 10: one value now).
@@ -141,5 +142,8 @@ def preview(project: Any, values: dict[str, Any], n: int = 6, progress: Progress
         [p for p in project.parts() if p.views]
     if not parts:
         return []
-    return preview_augmentations(project, parts[0].id, make_config(values), n)
+    config = make_config(values)
+    if planned_scratch_recipe(values):  # what the run will do: the recipe's augmentation replaces the form's
+        config.augment = SCRATCH_AUGMENT
+    return preview_augmentations(project, parts[0].id, config, n)
 

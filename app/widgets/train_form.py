@@ -29,6 +29,7 @@ from app.widgets.train_procs import ProcsSpin
 from training.backbones import BACKBONES
 from training.config import TrainConfig
 from training.mask_guide import DEFAULT_TASKS, MASK_WEIGHT
+from training.recipe import SCRATCH_VALUES, planned_scratch_recipe
 from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
 
@@ -205,6 +206,25 @@ class TrainForm(QWidget):
             s.valueChanged.connect(self.changed.emit)
         self._arch_changed(self.arch.currentText())
         self._task_changed(self.task.currentText())
+        for w in (self.task, self.arch, self.freeze, self.recipe, self.encoder):
+            w.currentTextChanged.connect(self._recipe_changed)
+        self._recipe_changed()
+
+    def _recipe_changed(self, *_: Any) -> None:
+        """Grey out what the from-scratch recipe sets (optimiser, LR, augmentation) when it will
+        run, and say so: the run replaces them, and a box ticked for nothing misleads."""
+        scratch = planned_scratch_recipe(self.values())
+        self.scratch_recipe = scratch
+        for w in (self.optimizer, self.lr, *self.aug.values()):
+            w.setEnabled(not scratch)
+        why = (f"Set by the from-scratch recipe (no ImageNet weights for {self.arch.currentText()}): AdamW "
+               f"{SCRATCH_VALUES['lr']:g} with warm-up and cosine. Recipe manual uses this field.")
+        self.lr.setToolTip(why if scratch else "")
+        self.optimizer.setToolTip(why if scratch else "")
+        if not self.segment:  # a short title: a group box's title does not wrap and widens the form
+            self.box.setTitle("Augmentations: set by the recipe" if scratch else "Augmentations")
+        self.box.setToolTip("The from-scratch recipe trains with flips, brightness/contrast and a small shift "
+                            "(flips only in a short run); Recipe manual uses the boxes" if scratch else "")
 
     @property
     def segment(self) -> bool:

@@ -221,6 +221,26 @@ def test_the_forms_one_click_trains_what_okng_train_trains(qtbot):
     assert window.budget_s == 600 and cli.budget_s is None
 
 
+def test_fields_the_scratch_recipe_replaces_are_greyed_out_and_say_so(qtbot, monkeypatch, tmp_path):
+    """Without ImageNet weights the run's optimiser, LR and augmentation are the recipe's: the form
+    shows that (disabled, said in the box title and tooltips) until Recipe manual hands them back."""
+    import training.weights as w
+    from app.widgets.train_form import TrainForm
+    monkeypatch.setattr(w, "candidate_paths", lambda arch: [tmp_path / "absent.pth"])
+    form = TrainForm()
+    qtbot.addWidget(form)
+    assert form.scratch_recipe and not form.lr.isEnabled() and not form.optimizer.isEnabled()
+    assert not any(cb.isEnabled() for cb in form.aug.values())
+    assert "set by the recipe" in form.box.title() and "small shift" in form.box.toolTip()
+    assert "AdamW" in form.lr.toolTip()
+    form.recipe.setCurrentText("manual")
+    assert not form.scratch_recipe and form.lr.isEnabled() and all(cb.isEnabled() for cb in form.aug.values())
+    assert form.box.title() == "Augmentations" and form.lr.toolTip() == ""
+    form.recipe.setCurrentText("auto")
+    form.task.setCurrentText("segment")  # its own loop and flips: the recipe does not apply
+    assert not form.scratch_recipe and form.box.title().startswith("Augmentations (segment")
+
+
 def test_group_by_starts_on_the_parts_item_field_and_keeps_the_users_choice(qtbot):
     """An item field (training.grouping.suggest: by name, not the repeating height column) is the
     Group-parts-by choice when the fields arrive; a field the user picked stays on a refill."""

@@ -226,6 +226,24 @@ def test_train_view_form_warns_before_a_frozen_run(no_imagenet):
     assert frozen_warning({"arch": "resnet18", "freeze": "head", "encoder": "latest"}) == ""
 
 
+def test_the_form_knows_before_a_run_whether_the_scratch_recipe_sets_its_fields(tmp_path, monkeypatch):
+    """training.recipe.planned_scratch_recipe: what resolve() will decide, from the form's values
+    and the local weight files alone (the Train view greys out what the recipe replaces)."""
+    from training.recipe import planned_scratch_recipe
+    monkeypatch.setenv("OKNG_HOME", str(tmp_path))
+    import training.weights as w
+    monkeypatch.setattr(w, "_torchvision_filename", lambda arch: None)  # this machine's hub cache aside
+    base = {"task": "verdict", "arch": "resnet18", "freeze": "auto", "recipe": "auto"}
+    assert planned_scratch_recipe(base) and planned_scratch_recipe({**base, "encoder": "latest"})
+    for other in ({"recipe": "manual"}, {"warm_start": "m1"}, {"task": "segment"}, {"freeze": "last-block"}):
+        assert not planned_scratch_recipe({**base, **other}), other  # the user's own settings run
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "resnet18.pth").write_bytes(b"weights")
+    assert not planned_scratch_recipe(base)  # an ImageNet fine-tune keeps the form's settings
+    assert planned_scratch_recipe({**base, "arch": "mobilenet_v3_small"})  # no file for that one
+    assert planned_scratch_recipe({**base, "freeze": "scratch"}) and planned_scratch_recipe({**base, "recipe": "scratch"})
+
+
 def test_gray_views_train_a_one_channel_stem_that_inference_feeds_as_any_model(tmp_path, no_imagenet):
     path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(40, 72))
     res = train(path, TrainConfig(**TINY))
