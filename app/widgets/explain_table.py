@@ -81,6 +81,8 @@ class AgreementModel(QAbstractTableModel):
             if value is None:
                 return None
             return float(value) if isinstance(value, (int, float, bool)) else str(value)
+        if role == Qt.ItemDataRole.ToolTipRole and isinstance(value, str):
+            return value  # a long class name the column cuts short
         if role == Qt.ItemDataRole.ForegroundRole and isinstance(value, bool):
             return QColor("#2ecc71" if value else "#ff4d4d")
         if role == Qt.ItemDataRole.TextAlignmentRole:
@@ -118,7 +120,17 @@ class AgreementTable(QTableView):
         self.setSortingEnabled(True)
         self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        # The class column takes the room left (defect names are long); the others are as wide as
+        # their title or a figure ("0.000"), plus room for the sort arrow. ResizeToContents gave
+        # each the theme's padding and left the class column a few pixels.
+        header = self.horizontalHeader()
+        fm = header.fontMetrics()
+        for i, (title, key) in enumerate(COLUMNS):
+            if key == "cls":
+                header.setSectionResizeMode(i, QHeaderView.ResizeMode.Stretch)
+                continue
+            header.setSectionResizeMode(i, QHeaderView.ResizeMode.Fixed)
+            header.resizeSection(i, max(fm.horizontalAdvance(title), fm.horizontalAdvance("0.000")) + 28)
         self.verticalHeader().setVisible(False)
         self.selectionModel().currentRowChanged.connect(self._current)
 
