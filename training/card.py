@@ -105,7 +105,7 @@ class Timings:
 def start_kind(pretrained: bool, source: str | None) -> str:
     """Where a model's weights started: imagenet (sha256 verified), custom, parent, encoder,
     scratch, or unchecked (a card from before training.weights checked provenance). A card and a
-    run that has not stored one yet (training.loop.RunStart) answer alike."""
+    run that has not stored one yet (training.start.RunStart) answer alike."""
     src = source or ""
     if not pretrained and not src.startswith("model:"):
         return "scratch"

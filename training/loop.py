@@ -32,7 +32,7 @@ from .backbones import (
     set_train_mode,
     single_channel_stem,
 )
-from .card import EpochMetrics, ModelCard, origin_of, start_kind
+from .card import EpochMetrics, ModelCard
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .distributed import Local, join, on_main
@@ -63,24 +63,6 @@ class TrainStep:
     steps: int
     loss: float
     eta_s: float
-
-
-@dataclass(frozen=True)
-class RunStart:
-    """Payload of the loop's Progress("start"), sent once the run knows its starting weights
-    (before the first step): the Train view then speaks of this run, not of the model before it."""
-
-    arch: str
-    pretrained: bool
-    source: str | None
-
-    @property
-    def start(self) -> str:
-        return start_kind(self.pretrained, self.source)
-
-    @property
-    def origin(self) -> str:
-        return origin_of(self.start, self.source)
 
 
 @dataclass
@@ -519,9 +501,6 @@ def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None,
         return dataclasses.replace(prep, init=None)
     prep = on_main(sync, read)
     config, pretrained, source, warnings, snap = prep.config, prep.pretrained, prep.source, prep.warnings, prep.snap
-    if progress is not None and snap is not None:
-        began = RunStart(config.arch, pretrained, source)
-        progress(Progress("start", 1, 1, f"{config.arch}: {began.origin}", began))
     if snap is None:
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0)
     template = prep.template

@@ -15,14 +15,33 @@ from pathlib import Path
 
 from torch import nn
 
-from labeling.progress import ProgressFn, StopFn
+from labeling.progress import Progress, ProgressFn, StopFn
 
 from .backbones import BackboneSpec, get_backbone
+from .card import origin_of, start_kind
 from .config import TrainConfig
 from .errors import TrainingError
 from .recipe import project_views, resolve
 from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
 from .tasks import get_task
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """Payload of prepare's Progress("start"), sent once the run knows its starting weights
+    (before the first step): the Train view then speaks of this run, not of the model before it."""
+
+    arch: str
+    pretrained: bool
+    source: str | None
+
+    @property
+    def start(self) -> str:
+        return start_kind(self.pretrained, self.source)
+
+    @property
+    def origin(self) -> str:
+        return origin_of(self.start, self.source)
 
 
 @dataclass
@@ -62,6 +81,9 @@ def prepare(project_path: Path, config: TrainConfig, progress: ProgressFn | None
                         "learns classes)")
     if snap is not None and len(snap.output_names) != n_outputs:
         raise TrainingError("the project's defect classes changed while training started: train again")
+    if progress is not None and snap is not None:
+        began = RunStart(config.arch, pretrained, source)
+        progress(Progress("start", 1, 1, f"{config.arch}: {began.origin}", began))
     template = init() if world_size > 1 and snap is not None else None
     return Start(config, note, pretrained, source, warnings, snap, init, template)
 

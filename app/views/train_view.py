@@ -38,10 +38,11 @@ from app.worker import Worker
 from labeling.progress import Progress
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.grouping import suggest
-from training.loop import RunStart, TrainResult, TrainStep  # torch & co. imported at window start: see preload
+from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
 from training.recipe import frozen_warning
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview
+from training.start import RunStart
 
 
 def preload() -> None:

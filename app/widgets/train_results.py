@@ -354,7 +354,7 @@ def draw_dice_history(plot: CurvePlot, card: ModelCard) -> None:
 
 def start_warning(card: Any, run: bool = False) -> str:
     """A loud line under the results when a model (a ModelCard), or the run now training
-    (run=True: training.loop.RunStart), did not start from verified ImageNet weights."""
+    (run=True: training.start.RunStart), did not start from verified ImageNet weights."""
     if card is None or card.start in ("imagenet", "parent"):
         return ""
     who, was, started = ("This run", "is", "starts") if run else (f"Model {card.id}", "was", "started")

@@ -9,7 +9,7 @@ import pytest
 
 from app.views.train_view import TrainView
 from labeling.store import Project
-from training.loop import RunStart
+from training.start import RunStart
 
 TINY = {"arch": "mobilenet_v3_small", "freeze": "scratch", "epochs": 1, "batch_size": 16,
         "input_size": (32, 32), "folds": 1, "augment": ["hflip"]}
