@@ -234,22 +234,23 @@ def frozen_message(freeze: str, arch: str) -> str:
 
 def planned_scratch_recipe(values: dict[str, Any]) -> bool:
     """Before a run (the Train view's form): will the scratch recipe set its optimiser, LR and
-    augmentation (use_scratch_recipe, with "pretrained" read as frozen_warning reads it: a local
-    weights file for the backbone)? A segment run has its own loop: no."""
+    augmentation? resolve()'s own decision (resolve_freeze, use_scratch_recipe), with
+    "pretrained" read as frozen_warning reads it: a local weights file for the backbone. A
+    segment run has its own loop: no."""
     if values.get("task") == "segment":
         return False
-    recipe, freeze = values.get("recipe") or "auto", values.get("freeze") or "auto"
-    if recipe == "scratch":
-        return True
-    if recipe == "manual" or values.get("warm_start"):
-        return False
-    pretrained = False
-    if freeze != "scratch" and not values.get("encoder"):  # an encoder start is no ImageNet start
-        from .weights import candidate_paths
-        pretrained = any(p.is_file() for p in candidate_paths(str(values.get("arch") or "resnet18")))
-    if freeze == "auto":
-        freeze = "last-block" if pretrained else "none"
-    return not pretrained and freeze in ("none", "scratch")
+    config = TrainConfig(arch=str(values.get("arch") or "resnet18"), freeze=values.get("freeze") or "auto",
+                         recipe=values.get("recipe") or "auto", warm_start=values.get("warm_start"))
+    # an encoder start is no ImageNet start; "scratch" never loads weights
+    pretrained = config.freeze != "scratch" and not values.get("encoder") and _local_weights(config.arch)
+    config = dataclasses.replace(config, freeze=resolve_freeze(config, pretrained, []))
+    return use_scratch_recipe(config, pretrained)
+
+
+def _local_weights(arch: str) -> bool:
+    """A weights file for `arch` where training.weights looks (not opened: a check before a run)."""
+    from .weights import candidate_paths
+    return any(p.is_file() for p in candidate_paths(arch))
 
 
 def frozen_warning(values: dict[str, Any]) -> str:
@@ -258,8 +259,7 @@ def frozen_warning(values: dict[str, Any]) -> str:
     freeze, arch = values.get("freeze"), str(values.get("arch") or "resnet18")
     if freeze not in ("head", "last-block") or values.get("warm_start") or values.get("encoder"):
         return ""
-    from .weights import candidate_paths
-    if any(p.is_file() for p in candidate_paths(arch)):
+    if _local_weights(arch):
         return ""
     return frozen_message(freeze, arch)
 
