@@ -19,7 +19,7 @@ from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 COLUMNS = [("part", "part_id"), ("view", "view"), ("camera", "camera"), ("class", "cls"),
            ("score", "score"), ("IoU", "iou"), ("energy", "energy"), ("lift", "lift"), ("pointing", "pointing")]
-LIFT_COLUMN = 7  # the view starts sorted on it, least looked-at defect first
+LIFT_COLUMN = [key for _title, key in COLUMNS].index("lift")  # the view starts sorted on it, least looked-at first
 TIPS = {
     "score": "The model's probability for the class explained",
     "IoU": "Overlap of the highlighted (thresholded) heatmap with the mask. Small for thin defects even when "
