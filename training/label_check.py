@@ -10,8 +10,10 @@ other folds read the other way (label_issues.find_multilabel_issues).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from labeling.progress import Progress, ProgressFn, StopFn
 from labeling.store import Project
 from labeling.types import LabelCheck, Verdict
 
+from .config import TrainConfig
 from .errors import TrainingError
 from .label_issues import find_label_issues, find_multilabel_issues
 
@@ -54,40 +57,56 @@ class LabelCheckResult:
     run: str
     seconds: float
     stopped: bool = False
+    warnings: list[str] = field(default_factory=list)  # what the folds' training said (e.g. from scratch)
+    group_by: str | None = None  # the part field whose values stayed in one fold
+    fold_parts: list[int] = field(default_factory=list)  # parts validated by each fold
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "folds": self.folds, "parts": self.parts, "recorded": self.recorded,
                 "run": self.run, "seconds": round(self.seconds, 2), "stopped": self.stopped,
+                "warnings": list(self.warnings), "group_by": self.group_by, "fold_parts": list(self.fold_parts),
                 "issues": [r.__dict__ for r in self.issues]}
 
 
+def fold_config(config: TrainConfig, folds: int) -> TrainConfig:
+    """The config each fold trains with: a time budget (given, or the from-scratch recipe's
+    default) is the whole check's, shared by the folds as cross-validation shares it
+    (training.loop.cross_validate); epochs stay per fold."""
+    if config.budget_s is None:
+        return config
+    return dataclasses.replace(config, budget_s=config.budget_s / folds)
+
+
 def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None = None,
-                              should_stop: StopFn | None = None) -> tuple[Any, np.ndarray, np.ndarray] | None:
-    """(snapshot, part labels (n,) or (n, K) multilabel, out-of-fold probabilities (n, outputs));
-    None when stopped."""
-    from .backbones import get_backbone
+                              should_stop: StopFn | None = None, warnings: list[str] | None = None,
+                              ) -> tuple[Any, np.ndarray, np.ndarray, list[int]] | None:
+    """(snapshot, part labels (n,) or (n, K) multilabel, out-of-fold probabilities (n, outputs),
+    parts per fold); None when stopped. `warnings` receives what the run says about itself (trained from scratch,
+    a frozen policy without weights...), as `okng train` says it."""
     from .loop import Cancelled, fit_split
-    from .recipe import project_views, resolve
     from .session import make_config
-    from .snapshot import load_snapshot, stratified_kfold
-    from .start import initializer, task_outputs
-    config = make_config({**spec.values, "folds": 0})
+    from .splits import kfold
+    from .start import prepare
     if spec.folds < 2:
         raise TrainingError("a label check needs --folds 2 or more")
-    backbone = get_backbone(config.arch)
-    warnings: list[str] = []
-    # As the loop's train(): the starting weights decide the recipe (freeze auto, epochs or budget,
-    # input size), which the snapshot's input size follows.
-    init, pretrained, _ = initializer(backbone, config, spec.project_path, warnings,  # type: ignore[arg-type]
-                                      task_outputs(spec.project_path, config.task))
-    config, _note = resolve(config, pretrained, project_views(spec.project_path), warnings)
-    snap = load_snapshot(spec.project_path, config.input_hw(backbone.input_size), config.fit, progress,
-                         should_stop, task=config.task)
+    # Each fold's model is trained as `okng train` trains one (training.start.prepare: the same
+    # starting weights, the same from-scratch recipe without them, the same grouping): a check
+    # whose folds trained frozen random layers (the old default, freeze last-block offline)
+    # judged labels with a model that had barely learnt.
+    config = make_config({**spec.values, "folds": 0, "val_fraction": 1.0 / spec.folds, "test_fraction": 0.0})
+    start = prepare(Path(spec.project_path), config, progress, should_stop, 1)
+    if warnings is not None:
+        warnings.extend(start.warnings)
+    snap, init = start.snap, start.init
     if snap is None:
         return None
+    assert init is not None
+    config = fold_config(start.config, spec.folds)
     labels = snap.part_labels(range(len(snap.parts))) if snap.task == "multilabel" else snap.part_targets()
     probs = np.full((len(snap.parts), len(snap.output_names)), np.nan)
-    folds = stratified_kfold(snap.part_targets(), spec.folds, config.seed)  # by (main) class
+    # By (main) class, and pictures of one item in one fold: a sibling photo in the judging
+    # model's training set would vouch for the label instead of the defect.
+    folds = kfold(snap.part_targets(), spec.folds, config.seed, snap.part_groups())
     try:
         for k, (tr, va) in enumerate(folds):
             _, rep, _, _, _ = fit_split(snap, tr, va, config, init, progress, should_stop,
@@ -101,7 +120,7 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
                 probs[va] = np.stack([1.0 - s, s], axis=1)
     except Cancelled:
         return None
-    return snap, labels, probs
+    return snap, labels, probs, [len(va) for _, va in folds]
 
 
 Findings = tuple[list[LabelIssueRow], dict[int, LabelCheck]]
@@ -146,10 +165,12 @@ def run_label_check(spec: LabelCheckSpec, progress: ProgressFn | None = None,
     t0 = time.monotonic()
     run = f"label-check-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     task = str(spec.values.get("task", "verdict"))
-    out = out_of_fold_probabilities(spec, progress, should_stop)
+    warnings: list[str] = []
+    out = out_of_fold_probabilities(spec, progress, should_stop, warnings)
     if out is None:
-        return LabelCheckResult(task, spec.folds, 0, [], False, run, time.monotonic() - t0, stopped=True)
-    snap, labels, probs = out
+        return LabelCheckResult(task, spec.folds, 0, [], False, run, time.monotonic() - t0, stopped=True,
+                                warnings=warnings)
+    snap, labels, probs, fold_parts = out
     project = Project.open(spec.project_path, readonly=not spec.record)
     find = _multilabel_findings if snap.task == "multilabel" else _class_findings
     rows, findings = find(snap, project, labels, probs, run, time.time())
@@ -158,4 +179,5 @@ def run_label_check(spec: LabelCheckSpec, progress: ProgressFn | None = None,
         project.set_label_checks(findings, run=run, user=User(spec.user, Role.SUPERVISOR))
     if progress is not None:
         progress(Progress("label-check", 1, 1, f"{len(rows)} likely label errors in {len(snap.parts)} parts"))
-    return LabelCheckResult(snap.task, spec.folds, len(snap.parts), rows, spec.record, run, time.monotonic() - t0)
+    return LabelCheckResult(snap.task, spec.folds, len(snap.parts), rows, spec.record, run, time.monotonic() - t0,
+                            warnings=warnings, group_by=snap.group_by, fold_parts=fold_parts)

@@ -40,6 +40,9 @@ class PartSplit:
                 for name in ("train", "val", "test")}
 
 
+KFOLD_TRIES = 50  # draws of the round robin before kfold gives up on a fold per class
+
+
 def _groups(n: int, groups: Sequence[object] | None) -> np.ndarray:
     """Group index per part; a part without a group value is a group of its own."""
     keys: dict[object, int] = {}
@@ -94,33 +97,42 @@ def split_parts(targets: np.ndarray, val_fraction: float, test_fraction: float, 
 def kfold(targets: np.ndarray, k: int, seed: int, groups: Sequence[object] | None = None,
           ) -> list[tuple[np.ndarray, np.ndarray]]:
     """k (train, val) splits of the given parts, stratified by verdict, groups kept whole;
-    every part is validated exactly once."""
+    every part is validated exactly once, and every fold validates every verdict (or class).
+
+    Counted at the part level, not by each group's worst verdict: a KolektorSDD commutator holds
+    one cracked photo among eight, so every item is an NG group and a group-level count found no
+    OK group at all, although every fold gets OK photos."""
     targets = np.asarray(targets, dtype=np.int64)
     gid = _groups(len(targets), groups)
     n_groups = int(gid.max()) + 1 if len(gid) else 0
     g_target = np.zeros(n_groups, dtype=np.int64)
     np.maximum.at(g_target, gid, targets)
-    # Only the strata present count: a class task's targets are class indices (0 = OK) and a
+    # Only the classes present count: a class task's targets are class indices (0 = OK) and a
     # class nobody labelled is no reason to refuse.
-    values, counts = np.unique(g_target, return_counts=True)
-    if len(values) < 2 or counts.min() < k:
+    values = np.unique(targets)
+    holding = np.array([np.unique(gid[targets == v]).size for v in values], dtype=np.int64)
+    if len(values) < 2 or holding.min() < k:
         what = "groups" if groups is not None else "parts"
         if values.size and values.max() > 1:
-            have = ", ".join(f"{'OK' if v == 0 else f'class {v}'}: {c}" for v, c in zip(values, counts))
+            have = ", ".join(f"{'OK' if v == 0 else f'class {v}'}: {c}" for v, c in zip(values, holding))
             raise TrainingError(f"{k}-fold cross-validation needs at least {k} {what} of each verdict or class "
                                 f"outside the test split (have {have})")
-        full = np.bincount(g_target, minlength=2)
+        full = dict(zip(values.tolist(), holding.tolist()))
         raise TrainingError(f"{k}-fold cross-validation needs at least {k} {what} of each verdict "
-                            f"outside the test split (have {full[0]} OK, {full[1]} NG)")
+                            f"outside the test split (have {full.get(0, 0)} OK, {full.get(1, 0)} NG)")
     rng = np.random.default_rng(seed)
-    fold_of_group = np.empty(n_groups, dtype=np.int64)
-    for c in np.unique(g_target):
-        order = np.flatnonzero(g_target == c)
-        rng.shuffle(order)
-        fold_of_group[order] = np.arange(len(order)) % k
-    fold_of = fold_of_group[gid]
     idx = np.arange(len(targets))
-    return [(idx[fold_of != f], idx[fold_of == f]) for f in range(k)]
+    for _ in range(KFOLD_TRIES):
+        # Round robin over the groups, stratum by stratum (each group's worst verdict), the
+        # count running on across strata so that the folds come out the same size.
+        order = np.concatenate([rng.permutation(np.flatnonzero(g_target == c)) for c in np.unique(g_target)])
+        fold_of_group = np.empty(n_groups, dtype=np.int64)
+        fold_of_group[order] = np.arange(n_groups) % k
+        fold_of = fold_of_group[gid]
+        if all(np.unique(targets[fold_of == f]).size == values.size for f in range(k)):
+            return [(idx[fold_of != f], idx[fold_of == f]) for f in range(k)]
+    raise TrainingError(f"no {k}-fold split of these groups validates every verdict or class in every fold: "
+                        f"fewer folds, or more groups of the rare classes")
 
 
 def check_split(split: PartSplit, targets: np.ndarray) -> list[str]:

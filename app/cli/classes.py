@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from app.cli.common import print_json
+from app.cli.pretrain import parse_duration
 
 ACTIONS = ("list", "add", "rename", "color", "hotkey", "merge", "retire", "restore")  # _edits has all but list
 
@@ -39,8 +41,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="verdict", choices=("verdict", "classes", "multilabel"),
                    help="multilabel: every class of a part checked one-vs-rest")
     p.add_argument("--arch", default="resnet18")
-    p.add_argument("--freeze", default="last-block", choices=("head", "last-block", "none", "scratch"))
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--freeze", default="auto", choices=("auto", "head", "last-block", "none", "scratch"),
+                   help="as okng train: auto fine-tunes the last block on ImageNet weights and trains every "
+                        "layer (the from-scratch recipe) without them")
+    p.add_argument("--budget", type=parse_duration, default=None,
+                   help="the whole check's time, shared by the folds (default from scratch: 10m; with "
+                        "ImageNet weights: 10 epochs a fold)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of each fold's model")
+    p.add_argument("--group-by", default="auto", metavar="FIELD",
+                   help="pictures sharing this imported field's value (e.g. item) stay in one fold, so that "
+                        "no sibling picture vouches for a label; auto (default): the parts' item field "
+                        "where they have one; none: each part alone")
     p.add_argument("--input-size", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
@@ -102,18 +113,27 @@ def cmd_classes(args: argparse.Namespace) -> int:
 
 def cmd_label_issues(args: argparse.Namespace) -> int:
     from app.cli.common import ProgressBar
+    from training.grouping import resolve as resolve_group_by
     from training.label_check import LabelCheckSpec, run_label_check
+    group_by, _ = resolve_group_by(args.group_by, args.project)
+    if group_by and args.group_by == "auto":
+        print(f"okng label-issues: folds grouped by the parts' {group_by!r} field: the pictures of one {group_by} "
+              "are judged by a model that saw none of them (--group-by none: each part alone)", file=sys.stderr)
     values = {"task": args.task, "arch": args.arch, "freeze": args.freeze, "epochs": args.epochs,
-              "input_size": args.input_size, "batch_size": args.batch_size, "seed": args.seed,
-              "device": args.device, "patience": 0}
+              "budget_s": args.budget, "input_size": args.input_size, "batch_size": args.batch_size,
+              "seed": args.seed, "device": args.device, "patience": 0, "group_by": group_by}
     bar = ProgressBar("label-issues", quiet=args.json)
     res = run_label_check(LabelCheckSpec(str(args.project), values, args.folds, not args.no_record),
                           progress=bar.report)
     bar.close()
+    for w in res.warnings:  # trained from scratch, a frozen policy without weights...
+        print(f"okng label-issues: warning: {w}", file=sys.stderr)
     if args.json:
         print_json(res.to_dict())
         return 1 if res.stopped else 0
-    print(f"{len(res.issues)} likely label errors in {res.parts} parts ({res.folds} folds, task {res.task}"
+    grouped = f", grouped by {res.group_by}" if res.group_by else ""
+    print(f"{len(res.issues)} likely label errors in {res.parts} parts ({res.folds} folds of "
+          f"{'/'.join(map(str, res.fold_parts))} parts{grouped}, task {res.task}"
           f"{', recorded as ' + res.run if res.recorded else ''})")
     for r in res.issues:
         print(f"  part {r.part_id:>6} {r.name:<24} labelled {r.given!r}, the other folds say {r.suggested!r} "

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import torch
 from toykit import make_toy_project
 
 from labeling.queue import FILTERS
 from labeling.store import Project
-from labeling.types import Verdict
+from labeling.types import Label, Settings, Verdict
 
 
 def test_label_issues_finds_flipped_labels_and_records_them(tmp_path, capsys):
@@ -73,3 +74,38 @@ def test_label_issues_checks_multilabel_parts_class_by_class(tmp_path, capsys):
     if ok[1] in hit:  # the OK part given a class: the folds say it holds none
         check = again.part(ok[1]).label_check
         assert check.verdict == Verdict.OK and check.classes == () and row["suggested"] == "OK"
+
+
+def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_train(tmp_path, capsys):
+    """Shaped like KolektorSDD as imported: several pictures of each item (field `item`), one of
+    them NG. Every item is then an "NG group": the folds used to be refused for lack of OK groups,
+    although every fold gets OK pictures. The check groups by the item field unless told, and its
+    folds train as `okng train` trains (from scratch here: said on stderr and in the JSON)."""
+    from app.cli import main
+    from training.config import TrainConfig
+    from training.label_check import fold_config
+    torch.set_num_threads(1)
+    path = tmp_path / "items.okng"
+    proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
+    rng = np.random.default_rng(4)
+    for i in range(48):
+        ng = i % 4 == 1  # the second picture of each item holds the defect
+        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+        if ng:
+            img[8:20, 8:20] = 250
+        proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}},
+                      label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK), name=f"p{i}")
+    tiny = ["--folds", "3", "--epochs", "3", "--input-size", "32", "--batch-size", "8", "--seed", "1"]
+    assert main(["label-issues", str(path), *tiny, "--no-record", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert "folds grouped by the parts' 'item' field" in captured.err
+    assert "trained from scratch" in captured.err and any("trained from scratch" in w for w in out["warnings"])
+    assert out["group_by"] == "item" and out["parts"] == 48
+    assert sorted(out["fold_parts"]) == [16, 16, 16]  # 12 items of 4 pictures, 4 items a fold
+    assert main(["label-issues", str(path), *tiny, "--no-record", "--json", "--group-by", "none"]) == 0
+    alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert alone["group_by"] is None and sum(alone["fold_parts"]) == 48
+    # a time budget is the whole check's: the folds share it, as cross-validation's folds do
+    assert fold_config(TrainConfig(budget_s=600.0), 5).budget_s == 120.0
+    assert fold_config(TrainConfig(epochs=4), 5).epochs == 4

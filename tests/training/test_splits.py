@@ -55,6 +55,25 @@ def test_groups_never_straddle_two_sets():
         assert not {groups[i] for i in tr} & {groups[i] for i in va}
 
 
+def test_kfold_counts_verdicts_by_part_when_every_group_holds_an_ng_picture():
+    """KolektorSDD's shape: eight pictures of each item, one of them NG, so every group's worst
+    verdict is NG. Each fold still validates OK and NG pictures, groups whole, every part once."""
+    groups = [f"kos{i // 8}" for i in range(80)]
+    t = np.array([int(i % 8 == 3) for i in range(80)])
+    for seed in range(3):
+        folds = kfold(t, 5, seed, groups)
+        seen = np.concatenate([va for _, va in folds])
+        assert sorted(seen.tolist()) == list(range(80))
+        for tr, va in folds:
+            assert set(t[va].tolist()) == {0, 1} and set(t[tr].tolist()) == {0, 1}
+            assert not {groups[i] for i in tr} & {groups[i] for i in va}
+            assert len(va) == 16
+    # NG pictures in only three items cannot fill five folds: refused, saying what it counted
+    t3 = np.array([int(i % 8 == 3 and i < 24) for i in range(80)])
+    with pytest.raises(TrainingError, match=r"at least 5 groups of each verdict .*have 10 OK, 3 NG"):
+        kfold(t3, 5, 0, groups)
+
+
 def test_a_warm_started_child_keeps_its_parents_split_and_splits_only_new_parts():
     t = np.array([0] * 60 + [1] * 40)
     ids = list(range(100, 200))
