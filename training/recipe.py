@@ -68,6 +68,7 @@ SHORT_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5)
 STEPS_PER_EPOCH = 16  # as training.loop keeps over cached features
 BATCH_MIN, BATCH_MAX = 16, 32
 DEFAULT_BUDGET_S = 600.0  # a from-scratch run with neither --budget nor --epochs: 10 minutes
+FINE_TUNE_EPOCHS = 10  # an ImageNet fine-tuning run with neither: the epochs it was tuned with
 NO_BF16 = ("mobilenet",)  # measured 2x slower under bf16 autocast on this CPU
 
 
@@ -247,6 +248,16 @@ def planned_scratch_recipe(values: dict[str, Any]) -> bool:
     return use_scratch_recipe(config, pretrained)
 
 
+def planned_length(values: dict[str, Any]) -> tuple[float | None, int | None]:
+    """Before a classifier run: the (time budget in s, epochs) it will train for. The form's own
+    where it gives either; where it gives neither, resolve()'s default for the start the run
+    will have: DEFAULT_BUDGET_S from scratch, FINE_TUNE_EPOCHS fine-tuning ImageNet weights."""
+    budget, epochs = values.get("budget_s") or None, values.get("epochs") or None
+    if budget or epochs:
+        return budget, epochs
+    return (DEFAULT_BUDGET_S, None) if planned_scratch_recipe(values) else (None, FINE_TUNE_EPOCHS)
+
+
 def _local_weights(arch: str) -> bool:
     """A weights file for `arch` where training.weights looks (not opened: a check before a run)."""
     from .weights import candidate_paths
@@ -317,7 +328,7 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
                               "no pretrained weights: every layer trains (frozen random layers learn nothing)")
     if not use_scratch_recipe(cfg, pretrained):
         if cfg.budget_s is None and cfg.epochs is None:
-            cfg.epochs = 10
+            cfg.epochs = FINE_TUNE_EPOCHS
         return cfg, note
     # The recipe's optimiser, schedule and augmentation replace the form's (tuned for ImageNet
     # fine-tuning); recipe "manual" keeps the form's values.

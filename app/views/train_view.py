@@ -39,7 +39,7 @@ from labeling.progress import Progress
 from training.card import EpochMetrics, ModelCard, project_cards
 from training.grouping import suggest
 from training.loop import TrainResult, TrainStep  # torch & co. imported at window start: see preload
-from training.recipe import frozen_warning
+from training.recipe import frozen_warning, planned_length
 from training.segment.loop import SegEpoch
 from training.session import TrainSpec, preview
 from training.start import RunStart
@@ -201,9 +201,11 @@ class TrainView(QWidget):
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
         self._idle(False)
-        budget = values.get("budget_s") or values.get("time_budget_s")
+        # a classifier left at "auto" length: the one its start gives (10 min scratch, 10 epochs ImageNet)
+        budget, epochs = ((values.get("time_budget_s"), values.get("epochs")) if "time_budget_s" in values
+                          else planned_length(values))
         length = [f"{budget / 60:g} min"] if budget else []
-        length += [f"{values['epochs']} epoch(s)"] if values.get("epochs") else []
+        length += [f"{epochs} epoch(s)"] if epochs else []
         warn = frozen_warning(values)
         self._say(f"Training {self.form.summary()}, {' or '.join(length) or 'default length'}"
                   + (f" on the Ray cluster at {address}" if address else "")

@@ -29,7 +29,7 @@ from app.widgets.train_procs import ProcsSpin
 from training.backbones import BACKBONES
 from training.config import TrainConfig
 from training.mask_guide import DEFAULT_TASKS, MASK_WEIGHT
-from training.recipe import SCRATCH_VALUES, planned_scratch_recipe
+from training.recipe import SCRATCH_VALUES, planned_length, planned_scratch_recipe
 from training.segment.models import DECODERS, ENCODERS
 from training.tasks import TASKS
 
@@ -103,13 +103,14 @@ class TrainForm(QWidget):
         self.recipe.addItems(list(RECIPE_HELP))
         for i, help_ in enumerate(RECIPE_HELP.values()):
             self.recipe.setItemData(i, help_, 3)
-        self.minutes = QSpinBox(minimum=0, maximum=24 * 60, value=10)
-        self.minutes.setSpecialValueText("no limit")
+        # Both start at 0: with neither limit the run takes okng train's default for its start
+        # (10 minutes from scratch, 10 epochs fine-tuning ImageNet weights), which the boxes then
+        # name (_length_changed) instead of a fixed "10 min" that an ImageNet run would not mean.
+        self.minutes = QSpinBox(minimum=0, maximum=24 * 60, value=0)
         self.minutes.setSuffix(" min")
         self.minutes.setToolTip("Train for this long: the LR schedule fits the time and the best epoch on "
                                 "validation is kept (with an epoch limit too: whichever ends first)")
         self.epochs = QSpinBox(minimum=0, maximum=500, value=0)
-        self.epochs.setSpecialValueText("no limit")
         self.epochs.setToolTip("Stop after this many epochs (with neither limit: 10 epochs with ImageNet "
                                "weights, 10 minutes from scratch)")
         self.encoder = QComboBox(editable=True)
@@ -208,13 +209,26 @@ class TrainForm(QWidget):
         self._task_changed(self.task.currentText())
         for w in (self.task, self.arch, self.freeze, self.recipe, self.encoder):
             w.currentTextChanged.connect(self._recipe_changed)
+        for s in (self.minutes, self.epochs):
+            s.valueChanged.connect(self._length_changed)
         self._recipe_changed()
+
+    def _length_changed(self, *_: Any) -> None:
+        """Name the length a run left at 0/0 will take (training.recipe.planned_length)."""
+        if self.segment:
+            budget, epochs = None, (None if self.minutes.value() else SEG_EPOCHS)
+        else:
+            budget, epochs = planned_length(self.classifier_values())
+        auto = not self.minutes.value() and not self.epochs.value()
+        self.minutes.setSpecialValueText(f"auto: {budget / 60:g} min" if auto and budget else "no limit")
+        self.epochs.setSpecialValueText(f"auto: {epochs}" if auto and epochs else "no limit")
 
     def _recipe_changed(self, *_: Any) -> None:
         """Grey out what the from-scratch recipe sets (optimiser, LR, augmentation) when it will
         run, and say so: the run replaces them, and a box ticked for nothing misleads."""
         scratch = planned_scratch_recipe(self.values())
         self.scratch_recipe = scratch
+        self._length_changed()
         for w in (self.optimizer, self.lr, *self.aug.values()):
             w.setEnabled(not scratch)
         why = (f"Set by the from-scratch recipe (no ImageNet weights for {self.arch.currentText()}): AdamW "

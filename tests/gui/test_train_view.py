@@ -98,9 +98,13 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     metrics.show_model(short)
     qtbot.waitUntil(lambda: f"<b>augmentation</b> {why}" in metrics.summary.text(), timeout=5000)
     assert f"<b>mask guide</b> {guide}" in metrics.summary.text()
+    # this 1-epoch run: the recipe cut augmentation to flips, and its own card says so
     metrics.show_model(card)
+    qtbot.waitUntil(lambda: "mask guide" not in metrics.summary.text(), timeout=5000)  # no masks here
+    assert "<b>augmentation</b> short run (" in metrics.summary.text()
+    plain = {k: v for k, v in card.extra["recipe"].items() if k != "augment_why"}
+    metrics.show_model(dataclasses.replace(card, extra={**card.extra, "recipe": plain}))
     qtbot.waitUntil(lambda: "augmentation" not in metrics.summary.text(), timeout=5000)
-    assert "mask guide" not in metrics.summary.text()  # this project has no masks: nothing to say
     assert not any(w.is_running() for w in view._side)
     table = view.results.models
     assert table.table.rowCount() == 1 and table.current_id() == mid
@@ -217,8 +221,37 @@ def test_the_forms_one_click_trains_what_okng_train_trains(qtbot):
                 "input_size", "test_fraction", "val_fraction", "mask_weight", "group_by"):
         assert getattr(window, key) == getattr(cli, key), key
     assert window.arch == "resnet18" and window.batch_size == 32
-    # "Train for 10 min" is the CLI's default budget of a from-scratch run (the loop's, when none is given)
-    assert window.budget_s == 600 and cli.budget_s is None
+    # neither limit, as the CLI: the run's start decides (10 min from scratch, 10 epochs fine-tuning)
+    assert window.budget_s is None and cli.budget_s is None and window.epochs is None
+
+
+def test_the_length_boxes_name_what_a_run_at_auto_will_take(qtbot, monkeypatch, tmp_path):
+    """Left at 0, "Train for" and "Epochs" say what the run's start gives: 10 min from scratch,
+    10 epochs where ImageNet weights exist (a file in torchvision's cache); a limit set by hand
+    turns the other box to "no limit"."""
+    import torch
+    import torchvision
+
+    import training.weights as w
+    from app.widgets.train_form import TrainForm
+    from training.recipe import planned_length
+    absent, present = tmp_path / "absent.pth", tmp_path / "resnet18.pth"
+    paths = {"file": absent}
+    monkeypatch.setattr(w, "candidate_paths", lambda arch: [paths["file"]])
+    form = TrainForm()
+    qtbot.addWidget(form)
+    assert (form.minutes.text(), form.epochs.text()) == ("auto: 10 min", "no limit")
+    assert planned_length(form.values()) == (600.0, None)
+    torch.save(torchvision.models.resnet18().state_dict(), present)
+    paths["file"] = present
+    form.arch.currentTextChanged.emit("resnet18")  # the form re-reads its plan on a change
+    assert (form.minutes.text(), form.epochs.text()) == ("no limit", "auto: 10")
+    assert planned_length(form.values()) == (None, 10)
+    form.epochs.setValue(4)
+    assert form.minutes.text() == "no limit" and planned_length(form.values()) == (None, 4)
+    form.epochs.setValue(0)
+    form.minutes.setValue(3)
+    assert form.epochs.text() == "no limit" and planned_length(form.values()) == (180.0, None)
 
 
 def test_fields_the_scratch_recipe_replaces_are_greyed_out_and_say_so(qtbot, monkeypatch, tmp_path):
