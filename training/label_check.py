@@ -106,21 +106,36 @@ def out_of_fold_probabilities(spec: LabelCheckSpec, progress: ProgressFn | None 
     probs = np.full((len(snap.parts), len(snap.output_names)), np.nan)
     # By (main) class, and pictures of one item in one fold: a sibling photo in the judging
     # model's training set would vouch for the label instead of the defect.
-    folds = kfold(snap.part_targets(), spec.folds, config.seed, snap.part_groups())
+    targets, groups = snap.part_targets(), snap.part_groups()
+    folds = kfold(targets, spec.folds, config.seed, groups)
     try:
-        for k, (tr, va) in enumerate(folds):
-            _, rep, _, _, _ = fit_split(snap, tr, va, config, init, progress, should_stop,
-                                     label=f"label check fold {k + 1}/{len(folds)}: ")
+        for k, (tr, held) in enumerate(folds):
+            fit, val = inner_split(targets, groups, tr, spec.folds, config.seed + k)
+            # The held-out fold is only scored (fit_split's test parts): its labels are the ones
+            # on trial, so they must not choose the epoch either.
+            *_, rep = fit_split(snap, fit, val, config, init, progress, should_stop,
+                                label=f"label check fold {k + 1}/{len(folds)}: ", test_parts=held)
+            assert rep is not None
             if "_part_class_max" in rep:
-                probs[va] = rep["_part_class_max"]
+                probs[held] = rep["_part_class_max"]
             elif "_part_probs" in rep:
-                probs[va] = rep["_part_probs"]
+                probs[held] = rep["_part_probs"]
             else:  # a verdict model: P(NG) per part
                 s = np.asarray(rep["_part_scores"], dtype=np.float64)
-                probs[va] = np.stack([1.0 - s, s], axis=1)
+                probs[held] = np.stack([1.0 - s, s], axis=1)
     except Cancelled:
         return None
-    return snap, labels, probs, [len(va) for _, va in folds]
+    return snap, labels, probs, [len(held) for _, held in folds]
+
+
+def inner_split(targets: np.ndarray, groups: list[str | None] | None, train: np.ndarray, folds: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) part positions within one fold's training parts: a share the size of
+    one fold, stratified, groups kept whole (training.splits.split_parts), that chooses the
+    epoch in place of the held-out fold."""
+    from .splits import split_parts
+    sub = split_parts(targets[train], 1.0 / folds, 0.0, seed, None if groups is None else [groups[i] for i in train])
+    return train[sub.train], train[sub.val]
 
 
 Findings = tuple[list[LabelIssueRow], dict[int, LabelCheck]]

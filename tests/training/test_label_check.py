@@ -76,6 +76,20 @@ def test_label_issues_checks_multilabel_parts_class_by_class(tmp_path, capsys):
         assert check.verdict == Verdict.OK and check.classes == () and row["suggested"] == "OK"
 
 
+def _items_project(path):
+    """12 items of 4 pictures (field `item`), the second of each NG, as KolektorSDD is shaped."""
+    proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
+    rng = np.random.default_rng(4)
+    for i in range(48):
+        ng = i % 4 == 1
+        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+        if ng:
+            img[8:20, 8:20] = 250
+        proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}},
+                      label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK), name=f"p{i}")
+    return path
+
+
 def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_train(tmp_path, capsys):
     """Shaped like KolektorSDD as imported: several pictures of each item (field `item`), one of
     them NG. Every item is then an "NG group": the folds used to be refused for lack of OK groups,
@@ -85,16 +99,7 @@ def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_tra
     from training.config import TrainConfig
     from training.label_check import fold_config
     torch.set_num_threads(1)
-    path = tmp_path / "items.okng"
-    proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
-    rng = np.random.default_rng(4)
-    for i in range(48):
-        ng = i % 4 == 1  # the second picture of each item holds the defect
-        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
-        if ng:
-            img[8:20, 8:20] = 250
-        proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}},
-                      label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK), name=f"p{i}")
+    path = _items_project(tmp_path / "items.okng")
     tiny = ["--folds", "3", "--epochs", "3", "--input-size", "32", "--batch-size", "8", "--seed", "1"]
     assert main(["label-issues", str(path), *tiny, "--no-record", "--json"]) == 0
     captured = capsys.readouterr()
@@ -109,3 +114,32 @@ def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_tra
     # a time budget is the whole check's: the folds share it, as cross-validation's folds do
     assert fold_config(TrainConfig(budget_s=600.0), 5).budget_s == 120.0
     assert fold_config(TrainConfig(epochs=4), 5).epochs == 4
+
+
+def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monkeypatch):
+    """Each fold's model picks its epoch on a share of its own training parts: the held-out
+    fold's labels are the ones on trial, and choosing the epoch on them would favour a model that
+    agrees with them (flipped ones included). The real fit_split runs; the wrapper only records."""
+    from training import loop
+    from training.label_check import LabelCheckSpec, out_of_fold_probabilities
+    torch.set_num_threads(1)
+    path = _items_project(tmp_path / "items.okng")
+    calls = []
+    real = loop.fit_split
+
+    def recording(snap, train, val, config, init, *args, **kw):
+        calls.append((np.asarray(train), np.asarray(val), np.asarray(kw["test_parts"]), snap))
+        return real(snap, train, val, config, init, *args, **kw)
+    monkeypatch.setattr(loop, "fit_split", recording)
+    values = {"epochs": 2, "input_size": (32, 32), "batch_size": 8, "seed": 1, "group_by": "item"}
+    snap, _, probs, fold_parts = out_of_fold_probabilities(LabelCheckSpec(str(path), values, folds=3))
+    assert len(calls) == 3 and not np.isnan(probs).any()  # every part scored, by the fold that held it out
+    items = np.array(snap.part_groups())
+    scored = np.concatenate([held for *_, held, _ in calls])
+    assert sorted(scored) == list(range(48)) and sorted(fold_parts) == [16, 16, 16]
+    for train, val, held, _ in calls:
+        assert len(val) and not set(val) & set(held) and not set(train) & set(held) and not set(train) & set(val)
+        assert len(train) + len(val) + len(held) == 48
+        # whole items everywhere: no sibling picture on the other side of a line
+        assert not set(items[val]) & set(items[train]) and not set(items[held]) & set(items[train])
+        assert not set(items[held]) & set(items[val])
