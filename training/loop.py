@@ -318,10 +318,14 @@ def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> Non
 def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
               init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
               label: str = "", test_parts: np.ndarray | None = None, now: Callable[[], float] | None = None,
-              sync: Local | None = None, info: dict[str, Any] | None = None,
+              sync: Local | None = None, info: dict[str, Any] | None = None, keep_last: bool = False,
               ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
     """Train on one split; returns (best model, validation report at its threshold, history, best
     epoch, test report at that same threshold or None without test parts).
+
+    ``keep_last``: the last epoch's model, whatever validation says, and no early stop: the
+    validation parts are then only scored, never chosen on (the label check's held-out fold,
+    whose labels are on trial).
 
     The test parts take no part in choosing the epoch or the threshold: they are scored once, at
     the end. Reports keep the part scores and targets (keys "_part_scores", "_part_targets") for
@@ -334,13 +338,13 @@ def fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, co
     The run takes its fair share of this machine's cores while it trains (training.core_share)."""
     with core_share.session(config.num_threads):
         return _fit_split(snap, train_parts, val_parts, config, init, progress, should_stop, label, test_parts,
-                          now, sync, info)
+                          now, sync, info, keep_last)
 
 
 def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, config: TrainConfig,
                init: Callable[[], nn.Module], progress: ProgressFn | None, should_stop: StopFn | None,
                label: str, test_parts: np.ndarray | None, now: Callable[[], float] | None,
-               sync: Local | None, info: dict[str, Any] | None,
+               sync: Local | None, info: dict[str, Any] | None, keep_last: bool = False,
                ) -> tuple[nn.Module, dict[str, Any], list[EpochMetrics], int, dict[str, Any] | None]:
     sync = sync or Local()
     spec = get_backbone(config.arch)
@@ -435,7 +439,7 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
                                opt.param_groups[0]["lr"], time.monotonic() - t0, rep.get("macro_f1"))
             history.append(row)
             key = _selection_key(snap.task, rep)
-            if best_key is None or key > best_key:
+            if keep_last or best_key is None or key > best_key:
                 best_key, best_epoch, stale = key, epoch, 0
                 best_state = copy.deepcopy(model.state_dict())
             else:

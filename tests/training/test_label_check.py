@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 from toykit import make_toy_project
 
@@ -117,9 +118,9 @@ def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_tra
 
 
 def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monkeypatch):
-    """Each fold's model picks its epoch on a share of its own training parts: the held-out
-    fold's labels are the ones on trial, and choosing the epoch on them would favour a model that
-    agrees with them (flipped ones included). The real fit_split runs; the wrapper only records."""
+    """The held-out fold's labels are the ones on trial: each fold's model is its last epoch's,
+    trained on every other fold, and no early stop reads the held-out labels. The real fit_split
+    runs; the wrapper only records."""
     from training import loop
     from training.label_check import LabelCheckSpec, out_of_fold_probabilities
     torch.set_num_threads(1)
@@ -127,19 +128,38 @@ def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monk
     calls = []
     real = loop.fit_split
 
-    def recording(snap, train, val, config, init, *args, **kw):
-        calls.append((np.asarray(train), np.asarray(val), np.asarray(kw["test_parts"]), snap))
-        return real(snap, train, val, config, init, *args, **kw)
+    def recording(snap, train, held, config, init, *args, **kw):
+        out = real(snap, train, held, config, init, *args, **kw)
+        calls.append((np.asarray(train), np.asarray(held), kw.get("keep_last"), out[2], out[3], snap))
+        return out
     monkeypatch.setattr(loop, "fit_split", recording)
-    values = {"epochs": 2, "input_size": (32, 32), "batch_size": 8, "seed": 1, "group_by": "item"}
+    values = {"epochs": 3, "input_size": (32, 32), "batch_size": 8, "seed": 1, "group_by": "item", "patience": 1}
     snap, _, probs, fold_parts = out_of_fold_probabilities(LabelCheckSpec(str(path), values, folds=3))
     assert len(calls) == 3 and not np.isnan(probs).any()  # every part scored, by the fold that held it out
     items = np.array(snap.part_groups())
-    scored = np.concatenate([held for *_, held, _ in calls])
-    assert sorted(scored) == list(range(48)) and sorted(fold_parts) == [16, 16, 16]
-    for train, val, held, _ in calls:
-        assert len(val) and not set(val) & set(held) and not set(train) & set(held) and not set(train) & set(val)
-        assert len(train) + len(val) + len(held) == 48
-        # whole items everywhere: no sibling picture on the other side of a line
-        assert not set(items[val]) & set(items[train]) and not set(items[held]) & set(items[train])
-        assert not set(items[held]) & set(items[val])
+    assert sorted(np.concatenate([c[1] for c in calls])) == list(range(48)) and sorted(fold_parts) == [16, 16, 16]
+    for train, held, keep_last, history, best_epoch, _ in calls:
+        assert keep_last and len(train) + len(held) == 48 and not set(items[held]) & set(items[train])
+        # every epoch ran (patience 1 stops nothing) and the last one's model judged the fold
+        assert len(history) == 3 and best_epoch == 3
+
+
+def test_keep_last_keeps_the_last_epoch_where_validation_preferred_an_earlier_one(tmp_path):
+    """fit_split's keep_last, on a run whose validation peaks before its end (lr 0.3 wrecks the
+    tiny model after its first epochs): without it the best epoch is kept, with it the last."""
+    from training.config import TrainConfig
+    from training.loop import fit_split
+    from training.start import prepare
+    torch.set_num_threads(1)
+    path = _items_project(tmp_path / "items.okng")
+    cfg = TrainConfig(arch="mobilenet_v3_small", freeze="scratch", epochs=6, batch_size=8, input_size=(32, 32),
+                      patience=0, lr=0.3, optimizer="sgd", seed=3, recipe="manual")
+    start = prepare(path, cfg, None, None, 1)
+    train, val = np.arange(0, 36), np.arange(36, 48)
+    _, rep, hist, best, _ = fit_split(start.snap, train, val, start.config, start.init, None, None)
+    _, last_rep, last_hist, last, _ = fit_split(start.snap, train, val, start.config, start.init, None, None,
+                                                keep_last=True)
+    assert last == len(last_hist) == 6 and best < 6, [h.val_loss for h in hist]
+    assert [h.val_loss for h in hist] == [h.val_loss for h in last_hist]  # the same run, seeded
+    assert last_rep["loss"] == pytest.approx(last_hist[-1].val_loss, rel=1e-4)
+    assert rep["loss"] == pytest.approx(hist[best - 1].val_loss, rel=1e-4)
