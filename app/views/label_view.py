@@ -15,6 +15,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import QScrollArea, QSplitter, QVBoxLayout, QWidget
 
 from app.child import TRAIN_NICE, in_child
+from app.views.label_check import LabelCheckRunner
 from app.widgets.canvas import MaskCanvas
 from app.widgets.keys import ViewKeys
 from app.widgets.label_keys import label_keymap
@@ -85,6 +86,7 @@ class LabelView(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(split)
+        self.label_check = LabelCheckRunner(ctx, self.panel.check_btn, self.parts.set_filter, self)
         self.keys = ViewKeys(self, label_keymap(self))
         self._wire()
         self.set_tool("brush")
@@ -355,10 +357,12 @@ class LabelView(QWidget):
             self.load(self.part_id)
 
     def shutdown(self) -> None:
-        """Window closing: stop a pre-labeling run (what it finished is stored)."""
+        """Window closing: stop a pre-labeling run (what it finished is stored) and a label check
+        (nothing recorded)."""
         if self._predictor is not None and self._predictor.is_running():
             self._predictor.cancel()
             self._predictor.wait(15000)
+        self.label_check.shutdown()
 
     def set_review(self, status: str, comment: str) -> None:
         if self.project is None or self.part_id is None:

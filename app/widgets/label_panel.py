@@ -125,6 +125,8 @@ class LabelPanel(QWidget):
         ml.addWidget(self.heatmap)
         ml.addWidget(self.accept_btn)
         ml.addWidget(self.predict_btn)
+        self.check_btn = QPushButton()  # text, tooltip and job: app.views.label_check
+        ml.addWidget(self.check_btn)
         lay.addWidget(model)
 
     # ------------------------------------------------------------------ binding values
