@@ -88,8 +88,8 @@ class LabelCheckRunner(QObject):
         return True
 
     def _progress(self, p: Progress) -> None:
-        # "label check fold 2/5: epoch 3/10" names where it is; the button keeps its stop hint
-        where = p.message.split(":")[0] if p.message.startswith("label check") else p.stage
+        # "label check fold 2/5: epoch 3/10" -> "fold 2/5"; the button keeps its stop hint
+        where = p.message.split(":")[0].removeprefix("label check ") if p.message.startswith("label check") else p.stage
         self.button.setText(f"Checking labels… {where} (press to stop)")
 
     def _done(self, res: LabelCheckResult) -> None:

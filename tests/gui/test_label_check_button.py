@@ -73,7 +73,7 @@ def test_a_second_press_stops_the_check_and_records_nothing(items, qtbot):
     view.label_check.values["epochs"] = 50
     with qtbot.waitSignal(view.label_check.finished, timeout=120000) as sig:
         assert view.label_check.toggle()
-        qtbot.waitUntil(lambda: "fold 1/5" in view.panel.check_btn.text(), timeout=60000)
+        qtbot.waitUntil(lambda: "Checking labels… fold 1/5 (press" in view.panel.check_btn.text(), timeout=60000)
         assert not view.label_check.toggle()  # the second press
     assert sig.args[0] is None and said[-1] == "Label check stopped: nothing was recorded."
     assert view.panel.check_btn.text() == IDLE_TEXT
