@@ -31,6 +31,29 @@ def bsdata() -> Path:
     return BSDATA
 
 
+@pytest.fixture
+def items_project():
+    """make(path, flipped=()): 12 items of 4 pictures (field `item`), the second of each NG, as
+    KolektorSDD is shaped; the parts at the positions in `flipped` labelled the wrong way."""
+    import numpy as np
+
+    from labeling.store import Project
+    from labeling.types import Label, Settings, Verdict
+
+    def make(path: Path, flipped: tuple[int, ...] = ()) -> Path:
+        proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
+        rng = np.random.default_rng(4)
+        for i in range(48):
+            ng = i % 4 == 1
+            img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
+            if ng:
+                img[8:20, 8:20] = 250
+            proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}}, name=f"p{i}",
+                          label=Label(Verdict.NG, 1) if ng != (i in flipped) else Label(Verdict.OK))
+        return path
+    return make
+
+
 def pytest_configure(config):
     try:
         import torch

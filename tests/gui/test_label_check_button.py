@@ -2,7 +2,6 @@
 real project, in a real child process; the findings land in the store and the queue shows them."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from PyQt6.QtCore import Qt
 
@@ -11,26 +10,13 @@ from app.station import StationSettings
 from app.views.label_check import FILTER, IDLE_TEXT
 from app.views.label_view import LabelView
 from labeling.store import Project
-from labeling.types import Label, Settings, Verdict
 
 TINY = {"task": "verdict", "epochs": 2, "input_size": (32, 32), "batch_size": 8, "seed": 1, "num_threads": 1}
 
 
 @pytest.fixture
-def items(tmp_path):
-    """12 items of 4 pictures (field `item`), the second of each NG; two labels flipped."""
-    path = tmp_path / "items.okng"
-    proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
-    rng = np.random.default_rng(4)
-    for i in range(48):
-        ng = i % 4 == 1
-        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
-        if ng:
-            img[8:20, 8:20] = 250
-        flipped = i in (5, 10)
-        proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}}, name=f"p{i}",
-                      label=Label(Verdict.NG, 1) if ng != flipped else Label(Verdict.OK))
-    return path
+def items(tmp_path, items_project):
+    return items_project(tmp_path / "items.okng", flipped=(5, 10))  # two labels the wrong way
 
 
 def _view(path, qtbot):

@@ -10,7 +10,7 @@ from toykit import make_toy_project
 
 from labeling.queue import FILTERS
 from labeling.store import Project
-from labeling.types import Label, Settings, Verdict
+from labeling.types import Verdict
 
 
 def test_label_issues_finds_flipped_labels_and_records_them(tmp_path, capsys):
@@ -77,21 +77,7 @@ def test_label_issues_checks_multilabel_parts_class_by_class(tmp_path, capsys):
         assert check.verdict == Verdict.OK and check.classes == () and row["suggested"] == "OK"
 
 
-def _items_project(path):
-    """12 items of 4 pictures (field `item`), the second of each NG, as KolektorSDD is shaped."""
-    proj = Project.create(path, Settings(name="items", cameras=["cam0"]))
-    rng = np.random.default_rng(4)
-    for i in range(48):
-        ng = i % 4 == 1
-        img = rng.normal(70, 10, (32, 32)).clip(0, 255).astype(np.uint8)
-        if ng:
-            img[8:20, 8:20] = 250
-        proj.add_part([img], meta={"fields": {"item": f"item{i // 4}"}},
-                      label=Label(Verdict.NG, 1) if ng else Label(Verdict.OK), name=f"p{i}")
-    return path
-
-
-def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_train(tmp_path, capsys):
+def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_train(tmp_path, capsys, items_project):
     """Shaped like KolektorSDD as imported: several pictures of each item (field `item`), one of
     them NG. Every item is then an "NG group": the folds used to be refused for lack of OK groups,
     although every fold gets OK pictures. The check groups by the item field unless told, and its
@@ -100,7 +86,7 @@ def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_tra
     from training.config import TrainConfig
     from training.label_check import fold_config
     torch.set_num_threads(1)
-    path = _items_project(tmp_path / "items.okng")
+    path = items_project(tmp_path / "items.okng")
     tiny = ["--folds", "3", "--epochs", "3", "--input-size", "32", "--batch-size", "8", "--seed", "1"]
     assert main(["label-issues", str(path), *tiny, "--no-record", "--json"]) == 0
     captured = capsys.readouterr()
@@ -117,14 +103,14 @@ def test_label_issues_keeps_an_items_pictures_in_one_fold_and_trains_as_okng_tra
     assert fold_config(TrainConfig(epochs=4), 5).epochs == 4
 
 
-def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monkeypatch):
+def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monkeypatch, items_project):
     """The held-out fold's labels are the ones on trial: each fold's model is its last epoch's,
     trained on every other fold, and no early stop reads the held-out labels. The real fit_split
     runs; the wrapper only records."""
     from training import loop
     from training.label_check import LabelCheckSpec, out_of_fold_probabilities
     torch.set_num_threads(1)
-    path = _items_project(tmp_path / "items.okng")
+    path = items_project(tmp_path / "items.okng")
     calls = []
     real = loop.fit_split
 
@@ -144,14 +130,14 @@ def test_the_held_out_fold_is_only_scored_never_chooses_the_epoch(tmp_path, monk
         assert len(history) == 3 and best_epoch == 3
 
 
-def test_keep_last_keeps_the_last_epoch_where_validation_preferred_an_earlier_one(tmp_path):
+def test_keep_last_keeps_the_last_epoch_where_validation_preferred_an_earlier_one(tmp_path, items_project):
     """fit_split's keep_last, on a run whose validation peaks before its end (lr 0.3 wrecks the
     tiny model after its first epochs): without it the best epoch is kept, with it the last."""
     from training.config import TrainConfig
     from training.loop import fit_split
     from training.start import prepare
     torch.set_num_threads(1)
-    path = _items_project(tmp_path / "items.okng")
+    path = items_project(tmp_path / "items.okng")
     cfg = TrainConfig(arch="mobilenet_v3_small", freeze="scratch", epochs=6, batch_size=8, input_size=(32, 32),
                       patience=0, lr=0.3, optimizer="sgd", seed=3, recipe="manual")
     start = prepare(path, cfg, None, None, 1)
