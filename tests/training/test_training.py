@@ -193,3 +193,18 @@ def test_kfold_cross_validation_reports_mean_and_std(tmp_path):
     assert bal["mean"] == pytest.approx(np.mean(vals)) and bal["std"] == pytest.approx(np.std(vals))
     card = read_card(Project.open(path, readonly=True), res.model_id)
     assert card.cv["summary"]["balanced_accuracy"]["n"] == 2
+
+
+@pytest.mark.parametrize("batch_size, refreshed", [(8, True), (2, False)])
+def test_batchnorm_refresh_only_while_epochs_are_too_short_to_settle(tmp_path, batch_size, refreshed):
+    """PreciseBN (a pass over the training views that recomputes BatchNorm's statistics) runs
+    after an epoch of under 10 steps and is skipped at 10+: there the moving averages have settled
+    and the pass cost a quarter of each epoch. Its mark: the refreshed statistics count one chunk
+    of <= 64 views, the moving ones every training step."""
+    torch.set_num_threads(1)
+    path = make_toy_project(tmp_path / "bn.okng", n_ok=20, n_ng=20, size=(32, 32), views=1)
+    res = train(path, TrainConfig(arch="resnet18", freeze="none", epochs=2, input_size=32,
+                                  batch_size=batch_size, seed=0, test_fraction=0.0))
+    net = load_model(path, res.model_id, device="cpu").model
+    tracked = {int(m.num_batches_tracked) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert tracked == {1} if refreshed else min(tracked) >= 10, tracked
