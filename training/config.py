@@ -98,7 +98,7 @@ class TrainConfig:
     encoder: str | None = None  # self-supervised encoder of this project to start from ("latest" or id)
     sampler: str | None = None  # "balanced": draw OK and NG views 50/50 each epoch
     gray_stem: bool | None = None  # one-channel stem (None: when every view is gray, scratch recipe)
-    bf16: bool | None = None  # bf16 autocast + channels_last on a CPU with native bf16 (None: recipe)
+    bf16: bool | None = None  # CPU fast paths: channels_last, + bf16 autocast where native (None: recipe)
     amp: bool = True  # CUDA: float16 autocast with a GradScaler (training.accel); no effect on a CPU
     # The classifier head (training.backbones.Head): 0 / 0 is torchvision's one Linear, as before.
     head_dropout: float = 0.0

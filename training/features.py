@@ -147,7 +147,7 @@ class Forward:
         self.model, self.spec, self.snap = model, spec, snap
         self.mean, self.std, self.device = mean, std, device
         self.cache, self.start = cache, start_group
-        self.channels_last = device.type == "cuda"  # also on a bf16 CPU run (training.loop)
+        self.channels_last = device.type == "cuda"  # also on a CPU run that asks (training.loop)
         self.net: nn.Module = Net(model, spec, start_group if cache is not None else 0)
         self.step_net: nn.Module = self.net
 
