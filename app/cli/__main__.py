@@ -1,5 +1,4 @@
-import sys
-
 from app.cli import main
+from app.cli.launch import leave
 
-sys.exit(main())
+leave(main())

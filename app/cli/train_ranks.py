@@ -27,7 +27,7 @@ from typing import Any
 
 from labeling.progress import ProgressFn, StopFn
 
-from .launch import GRACE_S, ranks_env, signal_group, stop_on_signals, torchrun_command
+from .launch import GRACE_S, leave, ranks_env, signal_group, stop_on_signals, torchrun_command
 
 TAG = "@okng-rank0 "  # a line of rank 0's answers on stdout (other output there is not ours)
 
@@ -150,4 +150,4 @@ def _wait(proc: subprocess.Popen, should_stop: StopFn | None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(rank_main(sys.argv[1]))
+    leave(rank_main(sys.argv[1]))

@@ -211,3 +211,22 @@ def test_ranks_share_no_gpu_under_auto_and_say_so_when_cuda_is_asked_for():
         ranks_on_cuda("cuda", local_world=2, gpus=1)
     with pytest.raises(TrainingError, match="no CUDA GPU"):
         ranks_on_cuda("cuda", local_world=1, gpus=0)
+
+
+@pytest.mark.parametrize("world, teardown", [("2", False), ("1", True), ("", True)])
+def test_a_rank_leaves_with_its_code_and_its_output_but_without_the_teardown(world, teardown):
+    """app.cli.launch.leave: a torchrun rank skips the interpreter's teardown (where gloo's threads
+    aborted a finished rank) yet keeps its exit code and everything it wrote; a lone process exits
+    normally (its atexit handlers run)."""
+    code = ("import atexit, sys\n"
+            "from app.cli.launch import leave\n"
+            "atexit.register(lambda: print('teardown', flush=True))\n"
+            "print('result line')\n"  # buffered: a pipe is not a terminal
+            "sys.stderr.write('progress line')\n"
+            "leave(3)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WORLD_SIZE": world}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+                          timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == ["result line"] + (["teardown"] if teardown else [])
+    assert proc.stderr.endswith("progress line")
