@@ -18,9 +18,13 @@ BSDATA = SHARED / "data" / "bsdata"
 
 @pytest.fixture(autouse=True)
 def _okng_home(tmp_path_factory, monkeypatch):
-    """Station settings, recent files and weights go to a temp dir, never the user's home."""
+    """Station settings, recent files and weights go to a temp dir, never the user's home; the
+    test's training runs (and its subprocesses') share the cores only among themselves: a bench
+    or another suite on the machine changed a seeded run's thread count mid-run (training.core_share),
+    and with it the run's floating-point sums."""
     home = tmp_path_factory.mktemp("okng-home")
     monkeypatch.setenv("OKNG_HOME", str(home))
+    monkeypatch.setenv("OKNG_RUNS_DIR", str(home / "runs"))
     yield home
 
 
