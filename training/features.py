@@ -143,11 +143,13 @@ class Forward:
     in a data-parallel run (evaluation and BatchNorm refreshes use ``net``: no collectives)."""
 
     def __init__(self, model: nn.Module, spec: BackboneSpec, snap: Snapshot, mean: Sequence[float],
-                 std: Sequence[float], device: torch.device, cache: FeatureCache | None, start_group: int) -> None:
+                 std: Sequence[float], device: torch.device, cache: FeatureCache | None, start_group: int,
+                 channels_last: bool = False) -> None:
         self.model, self.spec, self.snap = model, spec, snap
         self.mean, self.std, self.device = mean, std, device
         self.cache, self.start = cache, start_group
-        self.channels_last = device.type == "cuda"  # also on a CPU run that asks (training.loop)
+        # Pixels in the model's memory format: always on CUDA, on a CPU when the run asks (accel)
+        self.channels_last = channels_last or device.type == "cuda"
         self.net: nn.Module = Net(model, spec, start_group if cache is not None else 0)
         self.step_net: nn.Module = self.net
 

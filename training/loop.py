@@ -32,11 +32,12 @@ from .backbones import (
     set_train_mode,
     single_channel_stem,
 )
+from .batchnorm import needs_bn_refresh, refresh_batchnorm
 from .card import EpochMetrics, ModelCard
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .distributed import Local, join, on_main
-from .errors import TrainingError
+from .errors import Cancelled, TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
 from .mask_guide import MaskGuide
@@ -86,14 +87,6 @@ class TrainResult:
         d = {k: v for k, v in self.__dict__.items() if k != "card"}
         d["history"] = [asdict(h) for h in self.history]
         return d
-
-
-class Cancelled(Exception):
-    """A stop request seen mid-run; args[0] (when given) is the history finished so far."""
-
-    @property
-    def history(self) -> list[EpochMetrics]:
-        return list(self.args[0]) if self.args else []
 
 
 @dataclass
@@ -272,47 +265,6 @@ def _selection_key(task: str, rep: dict[str, Any]) -> tuple:
 
 # Unsettled moving averages scored a 6-epoch run's first epochs at macro F1 0.07, a budgeted
 # bolt-demo run's at val loss 32-112 (3 steps an epoch), so the first 300 steps were refreshed.
-# With 10+ steps an epoch BatchNorm's own averages (momentum 0.1) keep under 35 % of the epoch
-# before, and the refresh's forward pass over 256 views was a quarter of the time: on a CPU
-# without bf16, 17 s of KolektorSDD's 62 s epochs (16 steps each); without it the same 10-minute
-# run made 12 epochs instead of 9 and scored test 0.928 against 0.870 (validation 0.944 / 0.873).
-BN_SETTLED_STEPS = 10
-
-
-def needs_bn_refresh(cached: bool, steps_per_epoch: int, epochs_done: int) -> bool:
-    """PreciseBN after this epoch: always over cached features (few large steps), else only
-    while an epoch is too short for the moving averages to settle, in the first 300 steps."""
-    return cached or (steps_per_epoch < BN_SETTLED_STEPS and steps_per_epoch * epochs_done < 300)
-
-
-def refresh_batchnorm(run: _Run, should_stop: StopFn | None, limit: int | None = None) -> None:
-    """Exact running statistics for the trainable BatchNorm layers (PreciseBN).
-
-    Over cached features an epoch is few large steps, too few for BatchNorm's moving averages
-    to settle; one forward pass over the training features (cheap: the tail only) fixes them.
-    So do any run's first few hundred steps: then over <= `limit` views spread through the set."""
-    bns = [m for n, m in run.model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-           and any(p.requires_grad for p in m.parameters())]
-    if not bns:
-        return
-    saved = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over this pass
-    set_train_mode(run.model, run.spec, run.config.freeze)
-    every = -(-len(run.train_views) // limit) if limit else 1  # ceil: at most `limit` views
-    chunks = batches(run.sync.shard(run.train_views[::every]), max(run.batch_size, 64), None)
-    with torch.no_grad():
-        for k in range(run.sync.count(len(chunks))):
-            if should_stop is not None and should_stop():
-                raise Cancelled()
-            if k < len(chunks):
-                run.forward(chunks[k], None, None, any_variant=True)
-    run.sync.average_bn(bns, len(chunks))
-    for m, mom in zip(bns, saved):
-        m.momentum = mom
-
-
 def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> None:
     """After the first epoch of a budgeted run: too few steps ahead for the photometric and shift
     augmentations to pay (training.recipe.SHORT_RUN_STEPS), so flips only from here. The clock
@@ -396,8 +348,7 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
     if cache is not None:
         # Larger batches over cached features, but keep >= ~16 steps an epoch on small projects.
         batch_size = max(config.batch_size, min(config.frozen_batch_size, len(train_views) // 16))
-    forward = Forward(model, spec, snap, mean, std, device, cache, n_frozen)
-    forward.channels_last = forward.channels_last or channels_last
+    forward = Forward(model, spec, snap, mean, std, device, cache, n_frozen, channels_last)
     # Before the first step (and the cache's first trunk pass): DDP gives every rank rank 0's weights.
     forward.step_net = sync.wrap(forward.net, device)
     sample_p = balanced_p(train_targets) if config.sampler == "balanced" else None
@@ -421,6 +372,7 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
     history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
     per_epoch = len(train_views) + n_val_views
+    steps_per_epoch = len(batches(train_views, batch_size, None))  # a single run's count (the plan's sizes)
     eta = EtaClock((epochs or 1) * per_epoch)
     clock.start()
     epoch = 0
@@ -430,7 +382,7 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
             if not clock.more_epochs(epoch):
                 break
             if epoch == 1:
-                _maybe_short(run, len(batches(train_views, batch_size, None)), info)
+                _maybe_short(run, steps_per_epoch, info)
             epoch += 1
             base = (epoch - 1) * per_epoch
 
@@ -443,8 +395,9 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
             t0 = time.monotonic()
             loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
             run.epochs_done = epoch
-            if needs_bn_refresh(cache is not None, len(batches(train_views, batch_size, None)), epoch):
-                refresh_batchnorm(run, should_stop, None if cache is not None else 256)
+            if needs_bn_refresh(cache is not None, steps_per_epoch, epoch):
+                refresh_batchnorm(model, spec, config.freeze, forward, train_views, batch_size, sync, should_stop,
+                                  None if cache is not None else 256)
             if sched is not None:
                 sched.step()
             rep = evaluate(run, val_parts, 0.5, should_stop)

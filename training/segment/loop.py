@@ -18,15 +18,12 @@ from torch import nn
 
 from labeling.progress import Progress, ProgressFn, StopFn
 
+from ..errors import Cancelled
 from .data import SegSnapshot, make_batch
 from .metrics import SegScores, verdict_report
 from .postprocess import AreaRule, apply_rules, component_areas, content_only, verdict_score
 
 THRESHOLD_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)
-
-
-class Cancelled(Exception):
-    """A stop request seen mid-run; args[0] is the history finished so far."""
 
 
 @dataclass(frozen=True)
