@@ -98,7 +98,7 @@ class Local:
     def average_bn(self, bns: Sequence[nn.Module], weight: float) -> None:
         return None
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
         return None
 
 
@@ -198,12 +198,16 @@ class Ranks(Local):
                 self.dist.all_reduce(t)
                 buf.copy_((t / max(total, 1e-12)).to(buf.device, buf.dtype))
 
-    def close(self) -> None:
+    def close(self, finished: bool = True) -> None:
+        """Leave the process group; `finished`: every rank got here from the run's end."""
         if self.owned and self.dist.is_initialized():
-            # Every rank past its last collective before any tears gloo down: rank 0 leaving
-            # straight after its broadcast of the result closed the pair rank 1 was still reading,
-            # and rank 1 aborted ("terminate called without an active exception", ~1 run in 10).
-            self.dist.barrier()
+            if finished:
+                # Every rank past its last collective before any tears gloo down: rank 0 leaving
+                # straight after its broadcast of the result closed the pair rank 1 was still
+                # reading, and rank 1 aborted ("terminate called without an active exception").
+                # Not after an error of this rank alone: the others, waiting in another collective,
+                # would not come to it, and it would hang for TIMEOUT.
+                self.dist.barrier()
             self.dist.destroy_process_group()
 
 

@@ -453,12 +453,15 @@ def train(project_path: str | Path, config: TrainConfig, progress: ProgressFn | 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     sync = join(config.device)
+    finished = False
     try:
         # registered from the first read of the project to the stored model, not only while fitting
         with core_share.session(config.num_threads):
-            return _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0, extra)
+            res = _train(Path(project_path), config, progress if sync.main else None, should_stop, sync, t0, extra)
+        finished = True
+        return res
     finally:
-        sync.close()
+        sync.close(finished)
 
 
 def _train(project_path: Path, config: TrainConfig, progress: ProgressFn | None, should_stop: StopFn | None,
