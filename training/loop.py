@@ -263,8 +263,6 @@ def _selection_key(task: str, rep: dict[str, Any]) -> tuple:
     return (rep["macro_f1"], rep["balanced_accuracy"], -rep["loss"])
 
 
-# Unsettled moving averages scored a 6-epoch run's first epochs at macro F1 0.07, a budgeted
-# bolt-demo run's at val loss 32-112 (3 steps an epoch), so the first 300 steps were refreshed.
 def _maybe_short(run: _Run, steps_done: int, info: dict[str, Any] | None) -> None:
     """After the first epoch of a budgeted run: too few steps ahead for the photometric and shift
     augmentations to pay (training.recipe.SHORT_RUN_STEPS), so flips only from here. The clock

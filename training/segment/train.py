@@ -84,7 +84,7 @@ def train(project_path: str | Path, config: SegConfig, progress: ProgressFn | No
         model, history, best_epoch = fit(model, snap, train_p, val_p, config, rules, device, progress, should_stop, t0)
     except Cancelled as exc:
         return TrainResult(None, {}, True, pretrained, warnings=warnings, seconds=time.monotonic() - t0,
-                           history=[_epoch_row(h) for h in (exc.args[0] if exc.args else [])])
+                           history=[_epoch_row(h) for h in exc.history])
     if should_stop is not None and should_stop():
         return TrainResult(None, {}, True, pretrained, [_epoch_row(h) for h in history], warnings=warnings,
                            seconds=time.monotonic() - t0)
