@@ -199,3 +199,24 @@ def test_min_area_tuned_on_validation_drops_specks_on_clean_views():
     # the letterbox padding never counts: a blob there is cut before the rule
     padded = np.ones((1, 8, 8), np.float32)
     assert content_only(padded, (2, 0), (4, 8))[0, :2].sum() == 0 and content_only(padded, (2, 0), (4, 8)).sum() == 32
+
+
+def test_a_segmentation_run_stopped_after_its_first_epoch_stores_nothing_and_keeps_that_epoch(tmp_path):
+    """A stop request mid-fit (the Train view's Cancel) ends the run at the next step: nothing is
+    registered, and the epochs it finished come back for the view's chart."""
+    from labeling.progress import Progress
+    from training.segment.config import SegConfig
+    from training.segment.train import train
+    path = make_toy_project(tmp_path / "t.okng", n_ok=4, n_ng=4, size=(32, 32), views=1, masks=True)
+    evals: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        if p.stage == "eval":
+            evals.append(p)
+
+    res = train(path, SegConfig(encoder="resnet18", epochs=5, batch_size=2, input_size=(32, 32), seed=0,
+                                num_threads=1),
+                progress=progress, should_stop=lambda: len(evals) >= 1)
+    assert res.cancelled and res.model_id is None and res.card is None
+    assert len(evals) == 1 and len(res.history) == 1  # the first epoch, no second one begun and kept
+    assert Project.open(path, readonly=True).models() == []
