@@ -173,6 +173,7 @@ def card_summary(res: Any, curve: EpochCurve) -> dict:
             "train_s": round(res.seconds, 1), "input_size": list(card.input_size), "freeze": card.freeze,
             "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
             "bf16": card.config.get("bf16"), "batch_size": card.config.get("batch_size"),
+            "ema_epochs": card.config.get("ema_epochs"),
             "augment_why": card.extra.get("recipe", {}).get("augment_why"),  # the short-run rule fired
             "mask_guide": card.extra.get("recipe", {}).get("mask_guide"),
             "train_loss": [round(h.loss, 3) for h in card.history],

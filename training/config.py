@@ -106,6 +106,9 @@ class TrainConfig:
     # Mask-guided training (training.mask_guide): the weight of the defect-mask loss beside the
     # task's loss (None: its default wherever the project's masks allow; 0: off).
     mask_weight: float | None = None
+    # Validate and deliver the moving average of the weights over about this many epochs of
+    # steps (training.ema; 0: the weights as they are; None: 1 in the from-scratch recipe, else 0).
+    ema_epochs: float | None = None
 
     def validate(self) -> TrainConfig:
         """Clear errors for bad values (the CLI and the UI show them as they are)."""
@@ -137,6 +140,8 @@ class TrainConfig:
             raise TrainingError("start from an encoder or warm-start from a model, not both")
         if self.mask_weight is not None and not 0.0 <= self.mask_weight <= 100.0:
             raise TrainingError(f"mask weight must be in [0, 100], got {self.mask_weight}")
+        if self.ema_epochs is not None and not 0.0 <= self.ema_epochs <= 100.0:
+            raise TrainingError(f"EMA window must be in [0, 100] epochs, got {self.ema_epochs}")
         if not self.lr > 0:
             raise TrainingError(f"learning rate must be positive, got {self.lr}")
         if not 0.0 < self.val_fraction < 0.9:

@@ -8,6 +8,7 @@ figures) and stores the model in the project's registry. Cancelling stores nothi
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import random
@@ -37,6 +38,7 @@ from .card import EpochMetrics, ModelCard
 from .config import AugmentConfig, TrainConfig
 from .data import IMAGENET_MEAN, IMAGENET_STD
 from .distributed import Local, join, on_main
+from .ema import WeightAverage, decay_for
 from .errors import Cancelled, TrainingError
 from .features import CACHE_BUDGET_BYTES, FeatureCache, Forward, batches
 from .inference import aggregate, resolve_device
@@ -355,6 +357,10 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
     aug_rng = np.random.default_rng([config.seed, sync.rank]) if sync.world_size > 1 else None
     run = _Run(model, spec, config, device, forward, train_views, val_parts, snap, criterion, batch_size,
                clock, bf16, sample_p, sync=sync, aug_rng=aug_rng, amp=amp)
+    steps_per_epoch = len(batches(train_views, batch_size, None))  # a single run's count (the plan's sizes)
+    # Before the mask guide hooks into the model: the average's copy of it would carry the hooks.
+    average = (WeightAverage(model, decay_for(config.ema_epochs, steps_per_epoch))
+               if config.ema_epochs else None)
     run.guide, guide_why = mask_guide.build(model, spec, config, snap, train_views, cache is not None,
                                             sync.world_size)
     if info is not None:
@@ -364,13 +370,14 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
         run.guide.to(device)
         params += list(run.guide.parameters())
     opt = make_optimizer(config, params)
+    if average is not None:
+        average.follow(model, opt)
     sched = make_scheduler(config, opt)
     scaler = accel.grad_scaler(device, amp)
     rng = np.random.default_rng(config.seed)
     history: list[EpochMetrics] = []
     best_state, best_key, best_epoch, stale = None, None, 0, 0
     per_epoch = len(train_views) + n_val_views
-    steps_per_epoch = len(batches(train_views, batch_size, None))  # a single run's count (the plan's sizes)
     eta = EtaClock((epochs or 1) * per_epoch)
     clock.start()
     epoch = 0
@@ -393,21 +400,24 @@ def _fit_split(snap: Snapshot, train_parts: np.ndarray, val_parts: np.ndarray, c
             t0 = time.monotonic()
             loss = train_one_epoch(run, opt, rng, scaler, on_step, should_stop)
             run.epochs_done = epoch
-            if needs_bn_refresh(cache is not None, steps_per_epoch, epoch):
-                refresh_batchnorm(model, spec, config.freeze, forward, train_views, batch_size, sync, should_stop,
-                                  None if cache is not None else 256)
             if sched is not None:
                 sched.step()
-            rep = evaluate(run, val_parts, 0.5, should_stop)
+            # The weights validated (and kept when best) are the average's where the run keeps one;
+            # PreciseBN then refreshes the statistics of those weights.
+            with average.applied(model) if average is not None else contextlib.nullcontext():
+                if needs_bn_refresh(cache is not None, steps_per_epoch, epoch):
+                    refresh_batchnorm(model, spec, config.freeze, forward, train_views, batch_size, sync,
+                                      should_stop, None if cache is not None else 256)
+                rep = evaluate(run, val_parts, 0.5, should_stop)
+                key = _selection_key(snap.task, rep)
+                if keep_last or best_key is None or key > best_key:
+                    best_key, best_epoch, stale = key, epoch, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    stale += 1
             row = EpochMetrics(epoch, loss, rep["loss"], rep["accuracy"], rep["balanced_accuracy"], rep["roc_auc"],
                                opt.param_groups[0]["lr"], time.monotonic() - t0, rep.get("macro_f1"))
             history.append(row)
-            key = _selection_key(snap.task, rep)
-            if keep_last or best_key is None or key > best_key:
-                best_key, best_epoch, stale = key, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
             if progress is not None:
                 done, total, _ = progress_position(clock, epoch * per_epoch, per_epoch, eta)
                 progress(Progress("eval", done, total, f"{label}epoch {epoch}{epoch_suffix(epochs, clock)} done", row))

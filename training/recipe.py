@@ -47,6 +47,8 @@ SCRATCH_AUGMENT = AugmentConfig(hflip=0.5, vflip=0.5, brightness=0.2, contrast=0
 # The optimiser and sampling of bench/recipe_scratch's best run (0.928 test bal. acc., bsdata, 10 min).
 SCRATCH_VALUES = {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "schedule": "warmup-cosine",
                   "class_weights": None, "sampler": "balanced", "patience": 0}
+# The run validates and delivers the average of about its last epoch's weights (training.ema).
+SCRATCH_EMA_EPOCHS = 1.0
 RECIPE_BATCH = 32  # the batch size SCRATCH_VALUES' lr was measured with
 # Under this many optimiser steps (epochs x batches, known when --epochs is given without a
 # budget) a run is "short": the model has not fit its data yet, so the photometric and shift
@@ -367,9 +369,14 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
             cfg.gray_stem = gray
     if cfg.bf16 is None:
         cfg.bf16 = not cfg.arch.startswith(NO_BF16)
+    if cfg.ema_epochs is None:
+        cfg.ema_epochs = SCRATCH_EMA_EPOCHS
+    if cfg.ema_epochs:
+        note["ema_why"] = (f"the average of the last ~{cfg.ema_epochs:g} epoch(s) of weights is validated and "
+                           "delivered (EMA: steadier than the last step's weights in a short run)")
     if cfg.budget_s is None and cfg.epochs is None:
         cfg.budget_s = DEFAULT_BUDGET_S
     note.update(name="scratch", why="no ImageNet features: the measured from-scratch recipe "
                 "(every layer, AdamW, warm-up + cosine over the run, balanced sampling, a batch that gives "
-                "enough steps an epoch)")
+                "enough steps an epoch, the weights averaged over the last epoch's steps)")
     return cfg, note

@@ -60,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask-weight", type=float, default=None, metavar="W",
                    help="weight of the defect-mask loss beside the verdict or class loss where the project has "
                         "masks (default: on for OK/NG models where masks allow, see README 'Mask-guided training'; 0: off)")
+    p.add_argument("--ema-epochs", type=float, default=None, metavar="E",
+                   help="validate and keep the moving average of the weights over about E epochs of steps "
+                        "(default: 1 from scratch, 0 = the weights as they are with ImageNet weights)")
     p.add_argument("--target-ng-recall", type=float, default=None,
                    help="choose the threshold reaching this NG recall on validation")
     p.add_argument("--val-fraction", type=float, default=0.15,
@@ -162,7 +165,8 @@ def form_values(args: argparse.Namespace) -> dict[str, Any]:
             "val_fraction": args.val_fraction, "test_fraction": args.test_fraction, "group_by": args.group_by,
             "split_field": args.split_field, "budget_s": args.budget, "encoder": args.ssl_encoder, "recipe": args.recipe,
             "amp": getattr(args, "amp", True),
-            "head_dropout": args.head_dropout, "head_hidden": args.head_hidden, "mask_weight": args.mask_weight}
+            "head_dropout": args.head_dropout, "head_hidden": args.head_hidden, "mask_weight": args.mask_weight,
+            "ema_epochs": args.ema_epochs}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -258,7 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
               f"{recipe}input {'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
         for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation"),
-                           ("mask_guide", "mask guide")):
+                           ("ema_why", "weights"), ("mask_guide", "mask guide")):
             if note.get(key):
                 print(f"{label}: {note[key]}")
     cv = res.metrics.get("cv")

@@ -178,6 +178,8 @@ class MetricsPanel(QWidget):
         recipe = card.extra.get("recipe") or {}
         if recipe.get("augment_why"):  # e.g. a budgeted scratch run that kept flips only
             text += f"<br><b>augmentation</b> {recipe['augment_why']}"
+        if recipe.get("ema_why"):
+            text += f"<br><b>weights</b> {recipe['ema_why']}"
         if recipe.get("mask_guide", "").startswith("on"):  # the inspectors' masks steered the training
             text += f"<br><b>mask guide</b> {recipe['mask_guide']}"
         cv = card.cv or {}

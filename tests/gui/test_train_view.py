@@ -102,6 +102,7 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     metrics.show_model(card)
     qtbot.waitUntil(lambda: "mask guide" not in metrics.summary.text(), timeout=5000)  # no masks here
     assert "<b>augmentation</b> short run (" in metrics.summary.text()
+    assert "<b>weights</b> the average of the last ~1 epoch(s) of weights" in metrics.summary.text()  # EMA
     plain = {k: v for k, v in card.extra["recipe"].items() if k != "augment_why"}
     metrics.show_model(dataclasses.replace(card, extra={**card.extra, "recipe": plain}))
     qtbot.waitUntil(lambda: "augmentation" not in metrics.summary.text(), timeout=5000)

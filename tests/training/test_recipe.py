@@ -94,12 +94,16 @@ def test_auto_resolves_to_every_layer_and_the_scratch_recipe_without_weights():
     assert cfg.gray_stem is True and cfg.budget_s == 600.0 and cfg.epochs is None
     assert "4 views" in note["input_size_why"] and "M input pixels" in note["input_size_why"]
     assert cfg.batch_size == 16 and "steps an epoch" in note["batch_why"]
+    assert cfg.ema_epochs == 1.0 and "average of the last ~1 epoch(s)" in note["ema_why"]
     assert not warnings
+    cfg, note = resolve(TrainConfig(ema_epochs=0), False, lambda: ([(48, 64)] * 4, True), [])
+    assert cfg.ema_epochs == 0 and "ema_why" not in note  # asked off: off
     # colour views: three-channel stem; ImageNet weights: the fine-tuning settings as they were
     cfg, _ = resolve(TrainConfig(), False, lambda: ([(48, 64)], False), [])
     assert cfg.gray_stem is False
     cfg, note = resolve(TrainConfig(), True, lambda: pytest.fail("no data look-up"), [])
     assert (cfg.freeze, cfg.optimizer, cfg.epochs, cfg.budget_s, note["name"]) == ("last-block", "adam", 10, None, "manual")
+    assert not cfg.ema_epochs  # fine-tuning delivers its weights as they are
 
 
 def test_short_runs_keep_flips_only_and_small_batches_scale_the_lr():
@@ -189,6 +193,7 @@ def test_a_short_budgeted_run_says_so_on_its_card(tmp_path, no_imagenet, capsys,
     why = card.extra["recipe"]["augment_why"]
     assert why.startswith("short run: the first epoch took") and "flips only from epoch 2" in why
     assert f"augmentation: {why}" in out and card.config["short_run_steps"] == SHORT_RUN_STEPS
+    assert card.config["ema_epochs"] == 1.0 and f"weights: {card.extra['recipe']['ema_why']}" in out
     # the card's config records the flips that trained from epoch 2, not the full set resolved before
     assert TrainConfig.from_dict(card.config).augment.active() == ["hflip", "vflip"]
 
@@ -208,7 +213,7 @@ def test_balanced_sampler_gives_ok_half_and_each_defect_class_an_equal_share():
 def test_frozen_policy_without_weights_is_warned_in_the_cli_and_kept(tmp_path, no_imagenet, capsys):
     path = make_toy_project(tmp_path / "toy.okng", n_ok=6, n_ng=6, size=(40, 48))
     rc = cli_main(["train", str(path), "--arch", "mobilenet_v3_small", "--freeze", "last-block", "--epochs", "1",
-                   "--input-size", "32", "--batch-size", "8", "--json"])
+                   "--input-size", "32", "--batch-size", "8", "--ema-epochs", "0.5", "--json"])
     assert rc == 0
     err = capsys.readouterr().err
     said = [line for line in err.splitlines() if "freeze policy 'last-block' without pretrained weights" in line]
@@ -217,6 +222,7 @@ def test_frozen_policy_without_weights_is_warned_in_the_cli_and_kept(tmp_path, n
     card = read_card(proj, proj.models()[0]["id"])
     assert card.freeze == "last-block" and any("freeze policy" in w for w in card.warnings)
     assert card.extra["recipe"]["name"] == "manual"  # what the user asked for, as asked
+    assert card.config["ema_epochs"] == 0.5  # an average asked for on the command line, also outside the recipe
 
 
 def test_train_view_form_warns_before_a_frozen_run(no_imagenet):
