@@ -378,5 +378,5 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
         cfg.budget_s = DEFAULT_BUDGET_S
     note.update(name="scratch", why="no ImageNet features: the measured from-scratch recipe "
                 "(every layer, AdamW, warm-up + cosine over the run, balanced sampling, a batch that gives "
-                "enough steps an epoch, the weights averaged over the last epoch's steps)")
+                "enough steps an epoch)")  # the weights' average has its own line (ema_why): it can be off
     return cfg, note
