@@ -7,6 +7,7 @@ view does the store call.
 from __future__ import annotations
 
 import datetime as _dt
+import html
 from typing import Any
 
 from PyQt6.QtCore import Qt, pyqtSignal
@@ -176,12 +177,14 @@ class MetricsPanel(QWidget):
         elif card.metrics:
             text += "<br>⚠ a model from before the test split: these validation figures chose its epoch and threshold"
         recipe = card.extra.get("recipe") or {}
+        # The recipe's notes are plain text ("< 300 steps"): escaped, or rich text reads a tag there
+        # and swallows the note up to the next line's "<br>".
         if recipe.get("augment_why"):  # e.g. a budgeted scratch run that kept flips only
-            text += f"<br><b>augmentation</b> {recipe['augment_why']}"
+            text += f"<br><b>augmentation</b> {html.escape(recipe['augment_why'])}"
         if recipe.get("ema_why"):
-            text += f"<br><b>weights</b> {recipe['ema_why']}"
+            text += f"<br><b>weights</b> {html.escape(recipe['ema_why'])}"
         if recipe.get("mask_guide", "").startswith("on"):  # the inspectors' masks steered the training
-            text += f"<br><b>mask guide</b> {recipe['mask_guide']}"
+            text += f"<br><b>mask guide</b> {html.escape(recipe['mask_guide'])}"
         cv = card.cv or {}
         if isinstance(cv.get("summary"), dict) and cv["summary"]:
             text += f"<br><b>{cv.get('folds', '?')}-fold CV</b> " + "   ".join(

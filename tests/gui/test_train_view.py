@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import html
 
 import pytest
+from PyQt6.QtGui import QTextDocument
 
 from app.views.train_view import TrainView
 from labeling.store import Project
@@ -96,8 +98,11 @@ def test_finished_run_adds_a_model_and_shows_it(ctx, qtbot):
     short = dataclasses.replace(card, extra={**card.extra, "recipe": {"name": "scratch", "augment_why": why,
                                                                      "mask_guide": guide}})
     metrics.show_model(short)
-    qtbot.waitUntil(lambda: f"<b>augmentation</b> {why}" in metrics.summary.text(), timeout=5000)
+    qtbot.waitUntil(lambda: f"<b>augmentation</b> {html.escape(why)}" in metrics.summary.text(), timeout=5000)
     assert f"<b>mask guide</b> {guide}" in metrics.summary.text()
+    shown = QTextDocument()
+    shown.setHtml(metrics.summary.text())  # as the label draws it: the "< 300" kept, each note on its line
+    assert f"augmentation {why}\n" in shown.toPlainText() and f"mask guide {guide}" in shown.toPlainText()
     # this 1-epoch run: the recipe cut augmentation to flips, and its own card says so
     metrics.show_model(card)
     qtbot.waitUntil(lambda: "mask guide" not in metrics.summary.text(), timeout=5000)  # no masks here
