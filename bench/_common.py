@@ -157,6 +157,10 @@ class EpochCurve:
             self.points.append((t, float(getattr(p.payload, self.metric))))
             note({"okng_epoch": p.payload.epoch, "t": round(t, 1), self.metric: round(self.points[-1][1], 4)})
 
+    def shift(self, seconds: float) -> None:
+        """Count `seconds` spent before the first step (the side probe) in every point's time."""
+        self.points = [(t + seconds, a) for t, a in self.points]
+
     def best(self) -> float | None:
         return round(max(a for _, a in self.points), 4) if self.points else None
 
@@ -174,6 +178,8 @@ def card_summary(res: Any, curve: EpochCurve) -> dict:
             "recipe": card.extra.get("recipe", {}).get("name"), "gray_stem": card.config.get("gray_stem"),
             "bf16": card.config.get("bf16"), "batch_size": card.config.get("batch_size"),
             "ema_epochs": card.config.get("ema_epochs"),
+            "side_why": card.extra.get("recipe", {}).get("side_why"),  # the budget fitted the side
+            "side_probe_s": card.extra.get("recipe", {}).get("side_probe_s"),
             "augment_why": card.extra.get("recipe", {}).get("augment_why"),  # the short-run rule fired
             "mask_guide": card.extra.get("recipe", {}).get("mask_guide"),
             "train_loss": [round(h.loss, 3) for h in card.history],

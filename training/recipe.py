@@ -283,7 +283,8 @@ def input_size_why(shapes: Sequence[Sequence[int]], size: Sequence[int]) -> str:
     return (f"views stretched to {size[0]}x{size[1]} px (fit resize), never upscaled: the short side keeps its "
             f"detail and the long axis is squeezed, so a small defect fills more of the last feature map "
             f"(KolektorSDD learnt at 224x224, not at 544x224 aspect kept); {SQUARE_SIDE} px unless one pass over "
-            f"{n} views would exceed {EPOCH_PIXELS / 1e6:.0f} M input pixels (then down to {SHORT_MIN} px)")
+            f"{n} views would exceed {EPOCH_PIXELS / 1e6:.0f} M input pixels or a time budget buys too few steps of "
+            f"it on this machine (then down to {SHORT_MIN} px)")
 
 
 Views = Callable[[], tuple[list[tuple[int, int]], bool]]
@@ -308,6 +309,17 @@ def project_views(project_path: Any, labelled_only: bool = True) -> Views:
                 shapes.append((r.h, r.w))
                 gray = gray and (len(v.shape) == 2 or v.shape[2] == 1)
         return shapes, gray and bool(shapes)
+    return read
+
+
+def once(views: Views) -> Views:
+    """`views`, read at the first call only (the store's index is read once per run)."""
+    seen: list[tuple[list[tuple[int, int]], bool]] = []
+
+    def read() -> tuple[list[tuple[int, int]], bool]:
+        if not seen:
+            seen.append(views())
+        return seen[0]
     return read
 
 
@@ -340,12 +352,7 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
         # noisier steps, and 2e-3 at batch 8 underfit the tiny class sets that 1e-3 learnt.
         cfg.lr = SCRATCH_VALUES["lr"] * math.sqrt(cfg.batch_size / RECIPE_BATCH)
         note["lr_why"] = f"{SCRATCH_VALUES['lr']:g} at batch {RECIPE_BATCH}, square-root scaled to batch {cfg.batch_size}"
-    seen: list[tuple[list[tuple[int, int]], bool]] = []
-
-    def read_views() -> tuple[list[tuple[int, int]], bool]:  # lazily, once
-        if not seen:
-            seen.append(views())
-        return seen[0]
+    read_views = once(views)
     # After the LR's scaling to the batch asked for: the batch the recipe picks here keeps the LR
     # it was measured with (KolektorSDD: 2e-3 at batch 16).
     n_train = int(len(read_views()[0]) * (1.0 - cfg.val_fraction - cfg.test_fraction))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from .backbones import BackboneSpec, get_backbone
 from .card import origin_of, start_kind
 from .config import TrainConfig
 from .errors import TrainingError
-from .recipe import project_views, resolve
+from .recipe import Views, input_size_why, once, project_views, resolve
 from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
 from .tasks import get_task
 
@@ -70,7 +71,10 @@ def prepare(project_path: Path, config: TrainConfig, progress: ProgressFn | None
         from .pretrain import resolve_encoder_id
         config = dataclasses.replace(config, encoder=resolve_encoder_id(project_path, config.encoder, config.arch))
     init, pretrained, source = initializer(spec, config, project_path, warnings, n_outputs)
-    config, note = resolve(config, pretrained, project_views(project_path), warnings)
+    views = once(project_views(project_path))
+    config, note = resolve(config, pretrained, views, warnings)
+    if affords_probe(config, note):
+        config, note = fit_side(config, note, init, views, n_outputs, world_size)
     # The card's "pretrained": the network did not start from random init (ImageNet, a parent
     # model or this project's self-supervised encoder; pretrained_source says which).
     pretrained = pretrained or bool(config.encoder)
@@ -86,6 +90,33 @@ def prepare(project_path: Path, config: TrainConfig, progress: ProgressFn | None
         progress(Progress("start", 1, 1, f"{config.arch}: {began.origin}", began))
     template = init() if world_size > 1 and snap is not None else None
     return Start(config, note, pretrained, source, warnings, snap, init, template)
+
+
+def affords_probe(config: TrainConfig, note: dict) -> bool:
+    """A budgeted run whose side the recipe picked (not the user, not a tuner), on a CPU: its
+    side is fitted to the steps the budget buys (training.side_probe)."""
+    from .inference import resolve_device
+    return (bool(note.get("input_size_why")) and bool(config.budget_s) and config.epochs is None
+            and config.task != "segment" and resolve_device(config.device).type == "cpu")
+
+
+def fit_side(config: TrainConfig, note: dict, init: Callable[[], nn.Module], views: Views, n_outputs: int,
+             world_size: int) -> tuple[TrainConfig, dict]:
+    """The recipe's square side, shrunk where too few steps of it fit the budget on this machine."""
+    from .side_probe import choose_side, time_step
+    full = config.input_hw(224)[0]
+    n = len(views()[0])
+    n_train = max(1, int(n * (1.0 - config.val_fraction - config.test_fraction)))
+    t0 = time.monotonic()
+    per_view = time_step(init, config, full, n_outputs)
+    probe_s = time.monotonic() - t0  # before the run's clock starts, as the snapshot's reading is
+    choice = choose_side(per_view, full, config.batch_size, float(config.budget_s or 0), n_train,
+                         int(n * config.val_fraction), world_size)
+    note = {**note, "side_why": choice.why(float(config.budget_s or 0)), "side_probe_ms": round(per_view * 1e3, 2),
+            "side_probe_s": round(probe_s, 1)}
+    if choice.side != full:
+        note["input_size_why"] = input_size_why(views()[0], (choice.side, choice.side))
+    return dataclasses.replace(config, input_size=(choice.side, choice.side)), note
 
 
 def initializer(spec: BackboneSpec, config: TrainConfig, project_path: Path,

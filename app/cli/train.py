@@ -261,7 +261,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         recipe = f"recipe {note['name']}, " if note.get("name") else ""  # a segment model records none
         print(f"{len(secs)} epoch(s), {sum(secs) / len(secs):.1f} s per epoch, best epoch {card.best_epoch}; "
               f"{recipe}input {'x'.join(str(v) for v in card.input_size)}, freeze {card.freeze}")
-        for key, label in (("input_size_why", "input size"), ("augment_why", "augmentation"),
+        for key, label in (("input_size_why", "input size"), ("side_why", "input side"), ("augment_why", "augmentation"),
                            ("ema_why", "weights"), ("mask_guide", "mask guide")):
             if note.get(key):
                 print(f"{label}: {note[key]}")

@@ -179,6 +179,8 @@ class MetricsPanel(QWidget):
         recipe = card.extra.get("recipe") or {}
         # The recipe's notes are plain text ("< 300 steps"): escaped, or rich text reads a tag there
         # and swallows the note up to the next line's "<br>".
+        if recipe.get("side_why", "").startswith("fitted"):  # the budget, not the data, set the side
+            text += f"<br><b>input side</b> {html.escape(recipe['side_why'])}"
         if recipe.get("augment_why"):  # e.g. a budgeted scratch run that kept flips only
             text += f"<br><b>augmentation</b> {html.escape(recipe['augment_why'])}"
         if recipe.get("ema_why"):
