@@ -157,8 +157,10 @@ class EpochCurve:
             self.points.append((t, float(getattr(p.payload, self.metric))))
             note({"okng_epoch": p.payload.epoch, "t": round(t, 1), self.metric: round(self.points[-1][1], 4)})
 
-    def shift(self, seconds: float) -> None:
-        """Count `seconds` spent before the first step (the side probe) in every point's time."""
+    def count_probe(self, card: Any) -> None:
+        """Count the side probe's seconds (training.side_probe: before the run's clock starts, but the
+        user waited) in every point's time."""
+        seconds = float(card.extra.get("recipe", {}).get("side_probe_s") or 0.0)
         self.points = [(t + seconds, a) for t, a in self.points]
 
     def best(self) -> float | None:

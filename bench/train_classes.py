@@ -207,7 +207,7 @@ def okng_arm(trainval: Path, test: Path, budget_s: float, overrides: dict | None
     curve = EpochCurve("val_macro_f1")
     res = run_session(TrainSpec(str(trainval), {"task": "classes", "budget_s": budget_s, "num_threads": 1,
                                                 "test_fraction": 0.0, **(overrides or {})}), curve)
-    curve.shift(float(res.card.extra.get("recipe", {}).get("side_probe_s") or 0.0))  # seconds before the clock
+    curve.count_probe(res.card)
     loaded = load_model(Project.open(trainval, readonly=True), res.model_id, "cpu")
     n = len(loaded.class_names)
     items = _read_test(test)

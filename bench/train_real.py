@@ -105,8 +105,7 @@ def okng_arm(data: str, budget_s: float, workdir: Path, seed: int = 0, overrides
     with epoch_states() as states:
         res = run_session(TrainSpec(str(pool), {"budget_s": budget_s, "num_threads": 1, "test_fraction": 0.0,
                                                 "split_field": "split", "seed": seed, **(overrides or {})}), curve)
-    # The side probe ran before the run's clock: its seconds count against okng (the user waited).
-    curve.shift(float(res.card.extra.get("recipe", {}).get("side_probe_s") or 0.0))
+    curve.count_probe(res.card)
     scored = score_test_project(pool, res.model_id, test, label, [st for st, _ in states])
     scored.update(cam_agreement(pool, res.model_id, test))
     return {**scored, **card_summary(res, curve), "n_pool": n_pool, "pool_duplicates_dropped": dropped,

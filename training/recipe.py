@@ -323,6 +323,11 @@ def once(views: Views) -> Views:
     return read
 
 
+def training_views(n_views: int, cfg: TrainConfig) -> int:
+    """About how many of n_views train (before the split is drawn: the fractions' share)."""
+    return int(n_views * (1.0 - cfg.val_fraction - cfg.test_fraction))
+
+
 def planned_steps(cfg: TrainConfig, n_views: int) -> int | None:
     """Optimiser steps of a run counted in epochs (None under a time budget: unknown ahead)."""
     if cfg.epochs is None or cfg.budget_s is not None:
@@ -355,7 +360,7 @@ def resolve(config: TrainConfig, pretrained: bool, views: Views,
     read_views = once(views)
     # After the LR's scaling to the batch asked for: the batch the recipe picks here keeps the LR
     # it was measured with (KolektorSDD: 2e-3 at batch 16).
-    n_train = int(len(read_views()[0]) * (1.0 - cfg.val_fraction - cfg.test_fraction))
+    n_train = training_views(len(read_views()[0]), cfg)
     cfg.batch_size = batch_size_for(n_train, cfg.batch_size)
     note["batch_why"] = (f"{cfg.batch_size} views a step: about {n_train} training views give "
                          f"{max(1, n_train // cfg.batch_size)} steps an epoch (the recipe wants "

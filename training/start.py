@@ -22,7 +22,7 @@ from .backbones import BackboneSpec, get_backbone
 from .card import origin_of, start_kind
 from .config import TrainConfig
 from .errors import TrainingError
-from .recipe import Views, input_size_why, once, project_views, resolve
+from .recipe import Views, input_size_why, once, project_views, resolve, training_views
 from .snapshot import CLASS_NAMES, Snapshot, load_snapshot
 from .tasks import get_task
 
@@ -106,7 +106,7 @@ def fit_side(config: TrainConfig, note: dict, init: Callable[[], nn.Module], vie
     from .side_probe import choose_side, time_step
     full = config.input_hw(224)[0]
     n = len(views()[0])
-    n_train = max(1, int(n * (1.0 - config.val_fraction - config.test_fraction)))
+    n_train = max(1, training_views(n, config))
     t0 = time.monotonic()
     per_view = time_step(init, config, full, n_outputs)
     probe_s = time.monotonic() - t0  # before the run's clock starts, as the snapshot's reading is
